@@ -1,0 +1,15 @@
+// mint: mechanistic-interpretability algorithms over any tensor type and any
+// model runtime. This umbrella includes every public header except the toy
+// runtime (mint/toy/...), which is opt-in.
+#pragma once
+
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/progress.hpp"
+#include "mint/core/random.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/core/tensor_view.hpp"
+
+#include "mint/adapters/eigen.hpp"
+#include "mint/adapters/span.hpp"
+#include "mint/adapters/xtensor.hpp"
