@@ -124,8 +124,8 @@ void train_task(benchmark::State& state, const Task& task, const mint::toy::tran
 }
 
 void train_induction(benchmark::State& state) {
-  const mint::toy::induction_task task{.vocab = 16, .length = 8};
-  train_task(state, task, {.vocab = 16, .context = task.context(), .d_model = 64, .layers = 2, .heads = 4, .d_head = 16}, 32);
+  const mint::toy::induction_task task{.vocab = 16, .length = 6, .sequence = 24};
+  train_task(state, task, {.vocab = 16, .context = task.context(), .d_model = 64, .layers = 2, .heads = 4, .d_head = 16}, 64);
 }
 
 void train_modular_addition(benchmark::State& state) {

@@ -1,68 +1,83 @@
-// A first look at mint: the same activations held by Eigen (column-major) and
-// by xtensor (row-major) enter mint as views, and mint reads both the same way.
-// We find the top principal direction of the activations by power iteration,
-// reporting progress through mint's progress hook.
+// A tour of mint on its reference runtime, in a few seconds:
+//   1. any tensor type enters mint as a view (Eigen and xtensor here);
+//   2. a toy transformer learns the induction task;
+//   3. the activation cache finds the induction heads by their attention patterns;
+//   4. ablating those heads with a hook breaks the task; ablating the others does not.
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include <xtensor/xarray.hpp>
 
 #include <mint/mint.hpp>
+#include <mint/toy.hpp>
 
 namespace {
 
 void describe(const char* name, const mint::tensor_view<const float>& v) {
-  std::printf("%-22s extents %s  strides %s  contiguous %s\n", name, mint::detail::shape_string(v.extents()).c_str(),
-              mint::detail::shape_string(v.strides()).c_str(), v.is_contiguous() ? "yes" : "no");
+  std::printf("  %-20s extents %-12s strides %s\n", name, mint::detail::shape_string(v.extents()).c_str(),
+              mint::detail::shape_string(v.strides()).c_str());
 }
 
-// Top principal direction of the rows of x (centred), by power iteration on X^T X.
-template <mint::tensor X>
-mint::vectord top_direction(const X& x, int iterations, const mint::progress_callback& on_progress) {
-  const mint::matrixd centred = [&] {
-    mint::matrixd m = mint::to_matrix<double>(x);
-    return mint::matrixd(m.rowwise() - m.colwise().mean());
-  }();
-  const mint::matrixd gram = centred.transpose() * centred;
-  mint::vectord v = mint::vectord::Ones(gram.cols()).normalized();
-  mint::progress_reporter progress(on_progress, "power iteration", iterations, 0.0);
-  for (int step = 1; step <= iterations; ++step) {
-    const mint::vectord next = (gram * v).normalized();
-    const double change = (next - v).norm();
-    v = next;
-    progress.report(step, {{"change", change}, {"eigenvalue", v.dot(gram * v)}});
+// Mean attention from each scored position to the position after the earlier copy of its token.
+double induction_score(const mint::tensor_view<const float>& pattern, int head, const mint::toy::labelled_batch& batch) {
+  double sum = 0;
+  for (std::size_t i = 0; i < batch.targets.size(); ++i) {
+    const mint::index b = batch.rows[i], q = batch.positions[i];
+    for (mint::index j = 1; j < q; ++j)
+      if (batch.tokens(b, j - 1) == batch.tokens(b, q)) sum += pattern(b, head, q, j);
   }
-  return v;
+  return sum / double(batch.targets.size());
 }
 
 }  // namespace
 
 int main() {
-  // 200 examples of a 6-dimensional activation with most variance along one direction.
-  const mint::index n = 200, d = 6;
-  mint::rng rng(2026);
-  Eigen::VectorXf direction(d);
-  direction << 3, -1, 0, 2, 0.5f, 1;
-  direction.normalize();
-  Eigen::MatrixXf eigen_acts(n, d);  // column-major, as Eigen stores by default
-  rng.fill_normal(eigen_acts, 0.0, 0.3);
-  for (mint::index i = 0; i < n; ++i) eigen_acts.row(i) += float(rng.normal(0.0, 2.0)) * direction.transpose();
+  std::printf("1. Views: the same data from Eigen (column-major) and xtensor (row-major)\n");
+  Eigen::MatrixXf eigen_data = Eigen::MatrixXf::Random(4, 3);
+  xt::xarray<float> xt_data = xt::zeros<float>({4, 3});
+  mint::copy(eigen_data, xt_data);
+  describe("Eigen::MatrixXf", mint::view(std::as_const(eigen_data)));
+  describe("xt::xarray<float>", mint::view(std::as_const(xt_data)));
+  std::printf("  equal through mint::as_matrix: %s\n\n",
+              mint::as_matrix(eigen_data) == mint::as_matrix(xt_data) ? "yes" : "no");
 
-  xt::xarray<float> xt_acts = xt::zeros<float>({std::size_t(n), std::size_t(d)});  // row-major
-  mint::copy(eigen_acts, xt_acts);
+  std::printf("2. Training a 2-layer attention-only transformer on induction (a sequence repeated at a random distance)\n");
+  const mint::toy::induction_task task{.vocab = 16, .length = 6, .sequence = 24};
+  mint::toy::transformer<float> model({.vocab = task.vocab, .context = task.context(), .d_model = 64, .layers = 2,
+                                       .heads = 4, .d_head = 16});
+  model.initialize(1);
+  mint::toy::trainer trainer(model, task, {.steps = 400, .batch = 64, .optimizer = {.lr = 3e-3, .warmup = 50}, .seed = 3});
+  const auto report = trainer.run(mint::print_progress(std::cout));
+  mint::rng held_out(2026);
+  const auto test = task.sample(held_out, 256);
+  const auto trained = mint::toy::evaluate(model, test);
+  std::printf("  held-out accuracy %.1f%% (chance %.1f%%), %.0f tokens/s\n\n", 100 * trained.accuracy,
+              100.0 / (task.vocab - 1), report.tokens_per_second);
 
-  std::printf("The same activations, two layouts:\n");
-  describe("Eigen::MatrixXf", mint::view(std::as_const(eigen_acts)));
-  describe("xt::xarray<float>", mint::view(std::as_const(xt_acts)));
-  describe("a block of 3 rows", mint::view(std::as_const(eigen_acts).middleRows(10, 3)));
-  describe("xtensor, reshaped", mint::view(std::as_const(xt_acts)).reshape({4, 50, 6}));
+  std::printf("3. Caching layer 1's attention pattern to find the induction heads\n");
+  auto run = mint::run_with_cache(model, test.tokens, {"blocks.1.attn.hook_pattern"}, /*stop_early=*/true);
+  const auto pattern = run.cache["blocks.1.attn.hook_pattern"];
+  std::vector<int> induction_heads, other_heads;
+  for (int h = 0; h < 4; ++h) {
+    const double score = induction_score(pattern, h, test);
+    std::printf("  L1H%d induction score %.3f\n", h, score);
+    (score > 0.5 ? induction_heads : other_heads).push_back(h);
+  }
 
-  std::printf("\nTop principal direction, from each:\n");
-  const mint::vectord from_eigen = top_direction(eigen_acts, 8, mint::print_progress(std::cout));
-  const mint::vectord from_xtensor = top_direction(xt_acts, 8, {});
-  const double agreement = std::abs(from_eigen.dot(from_xtensor));
-  const double recovered = std::abs(from_eigen.dot(direction.cast<double>()));
-  std::printf("\n|cos(from Eigen, from xtensor)| = %.12f\n", agreement);
-  std::printf("|cos(found, planted direction)|  = %.4f\n", recovered);
-  return agreement > 1 - 1e-9 && recovered > 0.99 ? 0 : 1;
+  std::printf("\n4. Zero-ablating heads' outputs with a hook\n");
+  for (const auto& heads : {induction_heads, other_heads}) {
+    mint::hook_set<float> ablate(model.sites());
+    std::string names;
+    for (int h : heads) {
+      ablate.add("blocks.1.attn.hook_z", [](mint::hook_call<float>& c) { mint::fill(c.activation, 0.0f); },
+                 {.needs = mint::access::write, .only = {.head_begin = h, .head_end = h + 1}});
+      names += " L1H" + std::to_string(h);
+    }
+    const auto logits = model.forward(test.tokens, ablate);
+    std::printf("  without%s: accuracy %.1f%%\n", names.empty() ? " nothing" : names.c_str(),
+                100 * mint::toy::accuracy(logits, test));
+  }
+  return trained.accuracy > 0.95 ? 0 : 1;
 }

@@ -70,7 +70,7 @@ TEST_CASE("previous-token copy predicts the previous token, through its two edge
 
 TEST_CASE("the induction circuit predicts repeated sequences, through its five edges") {
   auto c = mint::toy::induction_circuit(12, 24);
-  const mint::toy::induction_task task{.vocab = 12, .length = 8};
+  const mint::toy::induction_task task{.vocab = 12, .length = 6, .sequence = 24};
   mint::rng r(4);
   const auto batch = task.sample(r, 8);
   const auto logits = c.model.forward(batch.tokens);

@@ -27,27 +27,38 @@ struct labelled_batch {
   }
 };
 
-/// [BOS, r_1 .. r_n, r_1 .. r_n] with r drawn from [1, vocab) without repeats; the second
-/// copy's next tokens are scored, which only an induction circuit predicts.
+/// Induction: BOS, then random filler with two copies of a sequence r_1 .. r_n at random
+/// offsets; the second copy's next tokens are scored. The distance between the copies
+/// varies, so no positional shortcut solves it: only an induction circuit does.
+/// Tokens: 0 is BOS; r and the fillers are distinct tokens from [1, vocab).
 struct induction_task {
-  int vocab = 16;      ///< token 0 is BOS
-  int length = 8;      ///< n, the length of the random part
+  int vocab = 16;
+  int length = 6;     ///< n, the repeated sequence's length
+  int sequence = 24;  ///< positions per example, BOS included
 
-  int context() const noexcept { return 1 + 2 * length; }
+  int context() const noexcept { return sequence; }
 
   labelled_batch sample(rng& r, index batch) const {
-    if (vocab - 1 < length || length < 2)
-      throw argument_error("mint::toy::induction_task", "length", mint::detail::str("is ", length),
-                           mint::detail::str("needs 2 <= length <= vocab - 1 (", vocab - 1, ")"));
-    labelled_batch out{token_batch(batch, context()), {}, {}, {}};
+    if (length < 2 || vocab - 2 < length || sequence < 2 * length + 2)
+      throw argument_error("mint::toy::induction_task", "shape",
+                           mint::detail::str("is vocab ", vocab, ", length ", length, ", sequence ", sequence),
+                           "needs 2 <= length <= vocab - 2 and sequence >= 2 * length + 2");
+    labelled_batch out{token_batch(batch, sequence), {}, {}, {}};
     std::vector<token> pool(std::size_t(vocab - 1));
     std::iota(pool.begin(), pool.end(), 1);
     for (index b = 0; b < batch; ++b) {
-      r.shuffle(pool.begin(), pool.end());
+      r.shuffle(pool.begin(), pool.end());  // pool[0, length) is r; the rest are fillers
+      const std::size_t fillers = pool.size() - std::size_t(length);
       out.tokens(b, 0) = 0;
-      for (index i = 0; i < length; ++i) out.tokens(b, 1 + i) = out.tokens(b, 1 + length + i) = pool[std::size_t(i)];
-      // Position 1 + length + i holds r_{i+1}; its next token r_{i+2} is predictable by induction.
-      for (index i = 0; i + 1 < length; ++i) out.label(b, 1 + length + i, out.tokens(b, 2 + length + i));
+      for (index t = 1; t < sequence; ++t) out.tokens(b, t) = pool[std::size_t(length) + r.below(fillers)];
+      // The distance between the copies is uniform over every value that fits, so
+      // no head can find the earlier copy by position alone.
+      const index distance = length + index(r.below(std::uint64_t(sequence - 2 * length)));
+      const index first = 1 + index(r.below(std::uint64_t(sequence - length - distance)));
+      const index second = first + distance;
+      for (index i = 0; i < length; ++i) out.tokens(b, first + i) = out.tokens(b, second + i) = pool[std::size_t(i)];
+      // Position second + i holds r_i; its next token r_{i+1} is predictable by induction.
+      for (index i = 0; i + 1 < length; ++i) out.label(b, second + i, pool[std::size_t(i) + 1]);
     }
     return out;
   }
