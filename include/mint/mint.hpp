@@ -13,3 +13,12 @@
 #include "mint/adapters/eigen.hpp"
 #include "mint/adapters/span.hpp"
 #include "mint/adapters/xtensor.hpp"
+
+#include "mint/io/atomic_file.hpp"
+#include "mint/io/dtype.hpp"
+#include "mint/io/json.hpp"
+#include "mint/io/mapped_file.hpp"
+#include "mint/io/ndarray.hpp"
+#include "mint/io/npy.hpp"
+#include "mint/io/npz.hpp"
+#include "mint/io/safetensors.hpp"
