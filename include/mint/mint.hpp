@@ -14,8 +14,11 @@
 #include "mint/adapters/span.hpp"
 #include "mint/adapters/xtensor.hpp"
 
+#include "mint/io/activation_shards.hpp"
 #include "mint/io/atomic_file.hpp"
+#include "mint/io/control_vector.hpp"
 #include "mint/io/dtype.hpp"
+#include "mint/io/gguf.hpp"
 #include "mint/io/json.hpp"
 #include "mint/io/mapped_file.hpp"
 #include "mint/io/ndarray.hpp"
