@@ -222,7 +222,7 @@ inline shape_t npy_strides(const npy_header& h) {
 
 [[noreturn]] inline void dtype_mismatch(const char* function, std::string_view name, std::string_view what, dtype got,
                                         dtype wanted) {
-  format_fail(function, name, str("holds ", what, "of ", dtype_name(got)),
+  format_fail(function, name, str("holds ", what, what.empty() ? "" : "of ", dtype_name(got)),
               str("needs ", dtype_name(wanted), ", or read_options{.convert = true} to convert"));
 }
 
@@ -252,20 +252,20 @@ template <element T>
 mapped_array<T> map_elements(const file_ptr& file, std::uint64_t offset, dtype type, std::endian order, shape_t shape,
                              shape_t strides, const char* function, std::string_view what) {
   if (type != dtype_of<T>)
-    format_fail(function, file->name(), str("holds ", what, "of ", dtype_name(type)),
+    format_fail(function, file->name(), str("holds ", what, what.empty() ? "" : "of ", dtype_name(type)),
                 str("needs ", dtype_name(dtype_of<T>), " to be mapped without a copy (read and convert instead)"));
   if (order != std::endian::native && dtype_size(type) > 1)
-    format_fail(function, file->name(), str("holds ", what, "in the other byte order"),
+    format_fail(function, file->name(), str("holds ", what, what.empty() ? "data " : "", "in the other byte order"),
                 "needs native byte order to be mapped (read it instead, which swaps the bytes)");
   const std::byte* p = file->bytes().data() + offset;
   if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
-    format_fail(function, file->name(), str("holds ", what, "at offset ", offset, ", not a multiple of ", alignof(T)),
+    format_fail(function, file->name(), str("holds ", what, what.empty() ? "data " : "", "at offset ", offset, ", not a multiple of ", alignof(T)),
                 "needs aligned data to be mapped (read it instead, which copies)");
   if constexpr (std::is_same_v<T, bool>) {
     const index n = shape_size(shape, function);
     for (index i = 0; i < n; ++i)
       if (std::to_integer<unsigned>(p[i]) > 1)
-        format_fail(function, file->name(), str("holds ", what, "with a bool byte that is neither 0 nor 1"),
+        format_fail(function, file->name(), str("holds ", what, "a bool byte that is neither 0 nor 1"),
                     "needs 0 or 1 to be mapped as bool (read it instead)");
   }
   return mapped_array<T>(file, reinterpret_cast<const T*>(p), std::move(shape), std::move(strides));
