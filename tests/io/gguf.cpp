@@ -173,6 +173,8 @@ TEST_CASE("gguf files that break llama.cpp's rules give format errors") {
   check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {33}, 2, 0); one_tensor(g, 64).open(); }, "block size 32");
   check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {std::uint64_t(1) << 63}, 0, 0); one_tensor(g, 64).open(); }, "sane shape");
   check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {std::uint64_t(1) << 62, 4}, 0, 0); one_tensor(g, 64).open(); }, "sane shape");
+  // Found by the fuzzer: 2^62 F32 elements fit an int64, their 2^64 bytes do not.
+  check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {std::uint64_t(1) << 31, std::uint64_t(1) << 31}, 0, 0); one_tensor(g, 64).open(); }, "overflows 64 bits");
   check_format_error([&] {
     gguf_builder g;
     g.header(3, 2, 0).tensor("t", {4}, 0, 0).tensor("t", {4}, 0, 32);

@@ -129,6 +129,8 @@ TEST_CASE("npy headers that lie, overflow or are cut short give format errors") 
   check_format_error([&] { open(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", 8)); }, "overflows");
   check_format_error([&] { open(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904,), }", 8)); }, "overflows 64 bits");
   check_format_error([&] { open(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,) } junk", 8)); }, "after the header's closing brace");
+  // Found by the fuzzer: an empty array whose other extents multiply past 2^63 reads as empty.
+  CHECK(open(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4611686018427387904), }", 0)).size() == 0);
   check_format_error([&] { open(npy_bytes("{'descr': '<f4, 'fortran_order': False, 'shape': (2,), }", 8)); }, "needs");
   // A header length field larger than the file, and one over the 1 MiB bound.
   auto lying = npy_bytes(ok, 24);

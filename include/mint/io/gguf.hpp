@@ -393,7 +393,8 @@ private:
       if (!t.dims.empty() && t.dims[0] % info->block_size != 0)
         r.fail(detail::str("gives tensor '", t.name, "' rows of ", t.dims[0], " ", info->name, " elements"),
                detail::str("needs a multiple of the block size ", info->block_size));
-      t.data_bytes = std::uint64_t(count) / info->block_size * info->block_bytes;
+      if (detail::mul_overflows(std::uint64_t(count) / info->block_size, info->block_bytes, t.data_bytes))
+        r.fail(detail::str("gives tensor '", t.name, "' ", count, " elements whose size overflows 64 bits"), "needs a sane shape");
       t.offset = r.read<std::uint64_t>("a tensor's offset");
       if (t.offset != expected)
         r.fail(detail::str("places tensor '", t.name, "' at data offset ", t.offset),

@@ -34,7 +34,9 @@ inline shape_t c_strides(const shape_t& shape) {
   index stride = 1;
   for (std::size_t k = shape.size(); k-- > 0;) {
     strides[k] = stride;
-    stride *= std::max<index>(shape[k], 1);
+    // Overflow is possible only when another extent is 0 (readers check the product first);
+    // an empty array's strides are never used, so 0 will do.
+    if (__builtin_mul_overflow(stride, std::max<index>(shape[k], 1), &stride)) stride = 0;
   }
   return strides;
 }
@@ -45,7 +47,7 @@ inline shape_t fortran_strides(const shape_t& shape) {
   index stride = 1;
   for (std::size_t k = 0; k < shape.size(); ++k) {
     strides[k] = stride;
-    stride *= std::max<index>(shape[k], 1);
+    if (__builtin_mul_overflow(stride, std::max<index>(shape[k], 1), &stride)) stride = 0;  // as in c_strides
   }
   return strides;
 }
