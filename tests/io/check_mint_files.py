@@ -1,8 +1,9 @@
 """Checks that NumPy reads what mint writes: runs io_write_samples (which
 writes .npy/.npz files of every dtype and layout into a folder), then loads
 each with np.load and compares with the values the C++ side wrote (element k
-in row-major order = k * 0.5 - 3 for floats, k % 100 for integers, k % 3 == 0
-for bool). Usage: check_mint_files.py WRITER FOLDER"""
+in row-major order = k * 0.5 - 3 for floats, k % 100 for integers (minus 50
+for signed ones), k % 3 == 0 for bool: make_numpy_files.py's rule).
+Usage: check_mint_files.py WRITER FOLDER"""
 
 import os
 import subprocess
@@ -10,15 +11,8 @@ import sys
 
 import numpy as np
 
-
-def expected(shape, dtype):
-    k = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return (k * 0.5 - 3).astype(dtype)
-    if dtype.kind == "b":
-        return k % 3 == 0
-    return (k % 100).astype(dtype)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_numpy_files import values as expected  # noqa: E402  (the one value rule of both sides)
 
 
 def main():

@@ -82,4 +82,5 @@ def main():
         f.write("ok\n")
 
 
-main()
+if __name__ == "__main__":
+    main()

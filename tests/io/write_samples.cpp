@@ -1,6 +1,7 @@
 // Writes .npy/.npz files of every dtype and layout for check_mint_files.py,
 // which loads them with NumPy. Element k (row-major) = k * 0.5 - 3 for floats,
-// k % 100 for integers, k % 3 == 0 for bool. Usage: io_write_samples FOLDER
+// k % 100 for integers (minus 50 for signed ones), k % 3 == 0 for bool, the
+// rule of make_numpy_files.py. Usage: io_write_samples FOLDER
 #include <mint/io/npy.hpp>
 #include <mint/io/npz.hpp>
 
@@ -16,7 +17,7 @@ mint::ndarray<T> sample(mint::shape_t shape) {
     if constexpr (std::is_same_v<T, bool>) a.data()[k] = k % 3 == 0;
     else if constexpr (std::is_same_v<T, mint::float16>) a.data()[k] = T(float(k) * 0.5f - 3);
     else if constexpr (std::is_floating_point_v<T>) a.data()[k] = T(double(k) * 0.5 - 3);
-    else a.data()[k] = T(k % 100);
+    else a.data()[k] = T(k % 100 - (std::is_signed_v<T> ? 50 : 0));
   }
   return a;
 }
