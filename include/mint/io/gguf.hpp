@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -448,8 +449,9 @@ public:
     metadata_.emplace_back(key, std::move(value));
   }
 
-  /// Adds a tensor; the array's row-major shape is written reversed, as ggml's dims. The data is
-  /// copied when commit() runs, so the array must outlive that call.
+  /// Adds a tensor; the array's row-major shape is written reversed, as ggml's dims. The elements
+  /// are copied now (in row-major order), so the array may go away before commit(); this writer
+  /// is meant for control vectors and other small files, not for multi-gigabyte models.
   void add_tensor(const std::string& name, const array_ref& array) {
     constexpr const char* function = "mint::gguf_writer::add_tensor";
     detail::check_array_ref(array, function);
@@ -458,14 +460,19 @@ public:
     if (array.shape.empty() || array.shape.size() > 4)
       throw shape_error(function, "array", detail::str("has rank ", array.shape.size()), "needs rank 1 to 4");
     for (const auto& t : tensors_)
-      if (t.first == name) throw argument_error(function, "name", detail::str("'", name, "' was added already"), "needs unique names");
+      if (t.name == name) throw argument_error(function, "name", detail::str("'", name, "' was added already"), "needs unique names");
     bool known = false;
     for (const auto& t : ggml_types)
       if (ggml_dtype(t.id) == array.type) known = true;
     if (!known)
       throw argument_error(function, "array", detail::str("holds ", dtype_name(array.type)),
                            "needs float32, float16, bfloat16, float64 or int8..int64 (ggml has no unsigned or bool types)");
-    tensors_.emplace_back(name, array);
+    tensor t{name, array.type, array.shape, {}};
+    t.bytes.reserve(std::size_t(array.size()) * dtype_size(array.type));
+    detail::for_each_chunk(array, false, [&](const void* p, std::size_t n) {
+      t.bytes.insert(t.bytes.end(), static_cast<const std::byte*>(p), static_cast<const std::byte*>(p) + n);
+    });
+    tensors_.push_back(std::move(t));
   }
 
   /// Writes the file and renames it into place.
@@ -482,25 +489,22 @@ public:
       append_value(head, value);
     }
     std::uint64_t offset = 0;
-    std::vector<std::uint64_t> sizes;
-    for (const auto& [name, a] : tensors_) {
-      append_string(head, name);
-      detail::append_le(head, std::uint32_t(a.shape.size()));
-      for (std::size_t d = a.shape.size(); d-- > 0;) detail::append_le(head, std::uint64_t(a.shape[d]));
+    for (const auto& t : tensors_) {
+      append_string(head, t.name);
+      detail::append_le(head, std::uint32_t(t.shape.size()));
+      for (std::size_t d = t.shape.size(); d-- > 0;) detail::append_le(head, std::uint64_t(t.shape[d]));
       std::uint32_t type = 0;
-      for (const auto& t : ggml_types)
-        if (ggml_dtype(t.id) == a.type) type = t.id;
+      for (const auto& g : ggml_types)
+        if (ggml_dtype(g.id) == t.type) type = g.id;
       detail::append_le(head, type);
       detail::append_le(head, offset);
-      const std::uint64_t bytes = std::uint64_t(a.size()) * dtype_size(a.type);
-      sizes.push_back(bytes);
-      offset += (bytes + alignment_ - 1) / alignment_ * alignment_;
+      offset += (t.bytes.size() + alignment_ - 1) / alignment_ * alignment_;
     }
     out.write(head);
     out.write_zeros((alignment_ - head.size() % alignment_) % alignment_);
-    for (std::size_t k = 0; k < tensors_.size(); ++k) {
-      detail::for_each_chunk(tensors_[k].second, false, [&](const void* p, std::size_t n) { out.write(p, n); });
-      out.write_zeros(std::size_t((alignment_ - sizes[k] % alignment_) % alignment_));  // llama.cpp reads this padding too
+    for (const auto& t : tensors_) {
+      out.write(std::span<const std::byte>(t.bytes));
+      out.write_zeros((alignment_ - t.bytes.size() % alignment_) % alignment_);  // llama.cpp reads this padding too
     }
     out.commit();
   }
@@ -541,7 +545,13 @@ private:
   std::string path_;
   std::uint32_t alignment_ = detail::gguf_default_alignment;
   std::vector<std::pair<std::string, gguf_value>> metadata_;
-  std::vector<std::pair<std::string, array_ref>> tensors_;
+  struct tensor {
+    std::string name;
+    dtype type;
+    shape_t shape;
+    std::vector<std::byte> bytes;
+  };
+  std::vector<tensor> tensors_;
 };
 
 }  // namespace mint
