@@ -143,6 +143,8 @@ TEST_CASE("bad extents, strides and indices are shape errors with clear messages
                        mint::shape_error);
   CHECK_THROWS_WITH_AS(tensor_view<float>(&x, {2, 2}, {-2, 1}), doctest::Contains("strides >= 0"), mint::shape_error);
   CHECK_THROWS_AS(tensor_view<float>(&x, {index(1) << 40, index(1) << 40}), mint::shape_error);
+  // No elements, but the strides of the other axes would overflow.
+  CHECK_THROWS_AS(tensor_view<float>(&x, {0, index(1) << 40, index(1) << 40}), mint::shape_error);
 
   auto data = iota(6);
   tensor_view<float> v(data.data(), {2, 3});

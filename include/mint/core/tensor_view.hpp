@@ -49,10 +49,11 @@ public:
   /// A contiguous row-major view of `extents` starting at `data`.
   tensor_view(T* data, std::span<const index> extents) : data_(data) {
     set_extents(extents, "mint::tensor_view");
+    // Checked: with an extent of 0 elsewhere, the product of the others may still overflow.
     index stride = 1;
     for (int axis = rank_ - 1; axis >= 0; --axis) {
       strides_[axis] = stride;
-      stride *= std::max<index>(extents_[axis], 1);
+      if (axis > 0) stride = detail::checked_multiply(stride, std::max<index>(extents_[axis], 1), "mint::tensor_view");
     }
   }
 

@@ -1,0 +1,69 @@
+// JSON files through nlohmann-json: parsing that reports bad input as a
+// mint::format_error naming the file (and rejects duplicate keys, which the
+// library would otherwise resolve silently), and an atomic writer. Used for
+// safetensors headers and SAELens cfg.json files. O(bytes).
+#pragma once
+
+#include <cstddef>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mint/core/error.hpp"
+#include "mint/io/atomic_file.hpp"
+#include "mint/io/detail/bytes.hpp"
+#include "mint/io/mapped_file.hpp"
+
+namespace mint {
+
+/// nlohmann-json's value type, as mint's readers return it.
+using json = nlohmann::json;
+
+/// Parses JSON text; a format_error (naming `name`, the function and the position) when it is not
+/// valid JSON, holds a key twice in one object, or nests deeper than `max_depth`.
+inline json parse_json(std::string_view text, std::string_view name, const char* function = "mint::parse_json",
+                       int max_depth = 64) {
+  std::vector<std::set<std::string>> open;  // the keys seen in each open object
+  std::string duplicate;
+  bool too_deep = false;
+  const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > max_depth) too_deep = true;
+    if (event == json::parse_event_t::object_start) open.emplace_back();
+    else if (event == json::parse_event_t::object_end && !open.empty()) open.pop_back();
+    else if (event == json::parse_event_t::key && !open.empty() && duplicate.empty() &&
+             !open.back().insert(parsed.get<std::string>()).second)
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  json out;
+  try {
+    out = json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/true);
+  } catch (const json::exception& e) {
+    detail::format_fail(function, name, detail::str("is not valid JSON (", e.what(), ")"), "needs valid UTF-8 JSON");
+  }
+  if (too_deep) detail::format_fail(function, name, detail::str("nests JSON deeper than ", max_depth, " levels"), "needs a flatter document");
+  if (!duplicate.empty())
+    detail::format_fail(function, name, detail::str("holds the key '", duplicate, "' twice in one object"), "needs unique keys");
+  return out;
+}
+
+/// Reads a JSON file (checked as parse_json does).
+inline json read_json(const std::string& path) {
+  const auto file = mapped_file::open(path);
+  const auto bytes = file->bytes();
+  return parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path, "mint::read_json");
+}
+
+/// Writes a JSON value to a file atomically, indented by `indent` spaces (-1: one line).
+inline void write_json(const std::string& path, const json& value, int indent = 2) {
+  atomic_file out(path);
+  out.write(value.dump(indent));
+  out.write("\n");
+  out.commit();
+}
+
+}  // namespace mint
