@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../toy/instantiations.hpp"
+
 #include "mint/core/eigen.hpp"
 #include "mint/toy/transformer.hpp"
 

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../toy/instantiations.hpp"
+
 #include <string>
 #include <vector>
 

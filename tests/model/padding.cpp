@@ -1,6 +1,8 @@
 // Batches of prompts of different lengths give the numbers each prompt gives alone.
 #include <doctest/doctest.h>
 
+#include "../toy/instantiations.hpp"
+
 #include <vector>
 
 #include "mint/core/eigen.hpp"

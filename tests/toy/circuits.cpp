@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../toy/instantiations.hpp"
+
 #include <set>
 
 #include "mint/core/eigen.hpp"

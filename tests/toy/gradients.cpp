@@ -2,6 +2,8 @@
 // at every site and at entries of every parameter, for several shapes.
 #include <doctest/doctest.h>
 
+#include "../toy/instantiations.hpp"
+
 #include <cmath>
 #include <string>
 #include <vector>

@@ -1,0 +1,4 @@
+#include "instantiations.hpp"
+
+template class mint::toy::transformer<float>;
+template class mint::toy::transformer<double>;
