@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mint/toy/circuits.hpp"
+#include "mint/toy/files.hpp"
 #include "mint/toy/tasks.hpp"
 #include "mint/toy/train.hpp"
 #include "mint/toy/transformer.hpp"

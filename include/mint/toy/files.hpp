@@ -1,0 +1,143 @@
+// The toy transformer on disk, as safetensors: every weight under its
+// TransformerLens name and shape (so Python reads it with safetensors.numpy
+// or torch), the config as JSON in the metadata under "mint.toy.config".
+// Checkpoints add Adam's moments and step, so a training run resumes exactly.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mint/core/adam.hpp"
+#include "mint/core/error.hpp"
+#include "mint/io/json.hpp"
+#include "mint/io/safetensors.hpp"
+#include "mint/toy/transformer.hpp"
+
+namespace mint::toy {
+
+namespace detail {
+
+inline json config_to_json(const transformer_config& c) {
+  const char* activations[] = {"gelu", "gelu_tanh", "relu"};
+  return {{"vocab", c.vocab}, {"context", c.context}, {"d_model", c.d_model}, {"layers", c.layers},
+          {"heads", c.heads}, {"kv_heads", c.kv_heads}, {"d_head", c.d_head}, {"d_mlp", c.d_mlp},
+          {"activation", activations[int(c.activation)]}, {"layer_norm", c.layer_norm},
+          {"split_qkv_input", c.split_qkv_input}, {"layer_norm_eps", c.layer_norm_eps}};
+}
+
+inline transformer_config config_from_json(const std::string& text, const std::string& path) {
+  const json j = parse_json(text, path, "mint::toy::load_transformer");
+  try {
+    transformer_config c;
+    c.vocab = j.at("vocab").get<int>();
+    c.context = j.at("context").get<int>();
+    c.d_model = j.at("d_model").get<int>();
+    c.layers = j.at("layers").get<int>();
+    c.heads = j.at("heads").get<int>();
+    c.kv_heads = j.at("kv_heads").get<int>();
+    c.d_head = j.at("d_head").get<int>();
+    c.d_mlp = j.at("d_mlp").get<int>();
+    const auto act = j.at("activation").get<std::string>();
+    if (act == "gelu") c.activation = activation_fn::gelu;
+    else if (act == "gelu_tanh") c.activation = activation_fn::gelu_tanh;
+    else if (act == "relu") c.activation = activation_fn::relu;
+    else throw format_error("mint::toy::load_transformer", "file '" + path + "'", "names activation '" + act + "'",
+                            "needs gelu, gelu_tanh or relu");
+    c.layer_norm = j.at("layer_norm").get<bool>();
+    c.split_qkv_input = j.at("split_qkv_input").get<bool>();
+    c.layer_norm_eps = j.at("layer_norm_eps").get<double>();
+    return c;
+  } catch (const json::exception& e) {
+    throw format_error("mint::toy::load_transformer", "file '" + path + "'",
+                       std::string("has a config that does not parse (") + e.what() + ")",
+                       "needs the mint.toy.config metadata save() writes");
+  }
+}
+
+template <class T>
+std::vector<std::pair<std::string, array_ref>> weight_refs(const transformer<T>& model) {
+  std::vector<std::pair<std::string, array_ref>> out;
+  const auto& p = model.parameters();
+  for (const auto& e : p.entries()) out.emplace_back(e.name, array_ref(p.view_of(e)));
+  return out;
+}
+
+template <class T>
+void read_weights(const safetensors_file& file, const std::string& path, transformer<T>& model) {
+  auto& p = model.parameters();
+  for (const auto& e : p.entries()) {
+    if (!file.contains(e.name))
+      throw format_error("mint::toy::load_transformer", "file '" + path + "'", "has no tensor '" + e.name + "'",
+                         "needs every weight of the model its config describes");
+    const auto a = file.read<T>(e.name, {.convert = true});
+    if (a.shape() != e.extents)
+      throw format_error("mint::toy::load_transformer", "file '" + path + "'",
+                         "holds '" + e.name + "' with shape " + mint::detail::shape_string(std::span<const index>(a.shape())),
+                         "needs " + mint::detail::shape_string(std::span<const index>(e.extents)));
+    std::copy(a.values().begin(), a.values().end(), p.view_of(e).data());
+  }
+}
+
+}  // namespace detail
+
+/// Writes the model's weights and config to a safetensors file, atomically.
+template <class T>
+void save(const transformer<T>& model, const std::string& path) {
+  write_safetensors(path, detail::weight_refs(model), {{"mint.toy.config", detail::config_to_json(model.config()).dump()}});
+}
+
+/// A model read from a file save() or save_checkpoint() wrote (F16/BF16/F64 weights convert to float).
+inline transformer<float> load_transformer(const std::string& path) {
+  const safetensors_file file(path);
+  const auto it = file.metadata().find("mint.toy.config");
+  if (it == file.metadata().end())
+    throw format_error("mint::toy::load_transformer", "file '" + path + "'", "has no 'mint.toy.config' metadata",
+                       "needs a file written by mint::toy::save");
+  transformer<float> model(detail::config_from_json(it->second, path));
+  detail::read_weights(file, path, model);
+  return model;
+}
+
+/// Writes weights, config, and Adam's moments and step (tensors optimizer.m, optimizer.v).
+template <class T>
+void save_checkpoint(const transformer<T>& model, const adam<T>& optimizer, const std::string& path) {
+  auto tensors = detail::weight_refs(model);
+  const auto n = index(optimizer.first_moment().size());
+  tensors.emplace_back("optimizer.m", array_ref(dtype::float64, {n}, optimizer.first_moment().data()));
+  tensors.emplace_back("optimizer.v", array_ref(dtype::float64, {n}, optimizer.second_moment().data()));
+  write_safetensors(path, tensors,
+                    {{"mint.toy.config", detail::config_to_json(model.config()).dump()},
+                     {"mint.optimizer.step", std::to_string(optimizer.steps())}});
+}
+
+/// Restores weights and Adam's state from save_checkpoint(); the model's shape must match the file's.
+inline void load_checkpoint(const std::string& path, transformer<float>& model, adam<float>& optimizer) {
+  const char* fn = "mint::toy::load_checkpoint";
+  const safetensors_file file(path);
+  const auto& meta = file.metadata();
+  if (!meta.count("mint.toy.config") || !meta.count("mint.optimizer.step"))
+    throw format_error(fn, "file '" + path + "'", "lacks mint.toy.config or mint.optimizer.step metadata",
+                       "needs a file written by mint::toy::save_checkpoint");
+  const auto config = detail::config_from_json(meta.at("mint.toy.config"), path);
+  if (detail::config_to_json(config) != detail::config_to_json(model.config()))
+    throw argument_error(fn, "model", "has config " + detail::config_to_json(model.config()).dump(),
+                         "needs the checkpoint's, " + detail::config_to_json(config).dump());
+  detail::read_weights(file, path, model);
+  for (const auto& [name, moment] : {std::pair{"optimizer.m", optimizer.first_moment()},
+                                     std::pair{"optimizer.v", optimizer.second_moment()}}) {
+    if (!file.contains(name)) throw format_error(fn, "file '" + path + "'", std::string("has no '") + name + "'", "needs Adam's moments");
+    const auto a = file.read<double>(name);
+    if (a.size() != index(moment.size()))
+      throw format_error(fn, "file '" + path + "'", mint::detail::str("holds ", a.size(), " values in '", name, "'"),
+                         mint::detail::str("needs ", moment.size(), ", one per parameter"));
+    std::copy(a.values().begin(), a.values().end(), moment.begin());
+  }
+  try {
+    optimizer.set_steps(std::stoll(meta.at("mint.optimizer.step")));
+  } catch (const std::exception&) {
+    throw format_error(fn, "file '" + path + "'", "has step '" + meta.at("mint.optimizer.step") + "'", "needs an integer");
+  }
+}
+
+}  // namespace mint::toy
