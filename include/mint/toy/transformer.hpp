@@ -524,8 +524,12 @@ private:
       for (index h = 0; h < H; ++h)
         s.result.middleCols(h * d, d).noalias() = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
       if (!visit_heads(hooks, id.result, s.result.data(), H, d, H * d)) return false;
-      s.attn_out = s.result.middleCols(0, d);
-      for (index h = 1; h < H; ++h) s.attn_out += s.result.middleCols(h * d, d);
+      // One pass over the results, row by row, in the same order of heads as below.
+      for (index n = 0; n < N; ++n) {
+        auto out = s.attn_out.row(n);
+        out = s.result.row(n).segment(0, d);
+        for (index h = 1; h < H; ++h) out += s.result.row(n).segment(h * d, d);
+      }
     } else {
       for (index h = 0; h < H; ++h) {
         const auto product = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
