@@ -1,4 +1,3 @@
 #include "instantiations.hpp"
 
 template class mint::toy::transformer<float>;
-template class mint::toy::transformer<double>;

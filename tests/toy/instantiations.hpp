@@ -1,5 +1,5 @@
 // The toy transformer is instantiated once for the whole test executable (in
-// instantiations.cpp) instead of in every file that uses it: compile time.
+// instantiations*.cpp) instead of in every file that uses it: compile time.
 #pragma once
 
 #include "mint/toy/transformer.hpp"
