@@ -13,3 +13,5 @@
 #include "mint/adapters/eigen.hpp"
 #include "mint/adapters/span.hpp"
 #include "mint/adapters/xtensor.hpp"
+
+#include "mint/similarity.hpp"
