@@ -3,8 +3,12 @@
 // runtime (mint/toy/...), which is opt-in.
 #pragma once
 
+#include "mint/core/adam.hpp"
+#include "mint/core/array.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
+#include "mint/core/parallel.hpp"
+#include "mint/core/parameters.hpp"
 #include "mint/core/progress.hpp"
 #include "mint/core/random.hpp"
 #include "mint/core/tensor.hpp"
@@ -14,4 +18,6 @@
 #include "mint/adapters/span.hpp"
 #include "mint/adapters/xtensor.hpp"
 
+#include "mint/model.hpp"
+#include "mint/patching/edge_patching.hpp"
 #include "mint/similarity.hpp"

@@ -89,4 +89,15 @@ void copy(const Src& src, Dst&& dst) {
   }
 }
 
+/// Sets every element of a tensor to `value`.
+template <mutable_tensor Dst>
+void fill(Dst&& dst, typename view_t<Dst>::value_type value) {
+  const auto to = mint::view(dst);
+  if (to.rank() == 1) {
+    for (index i = 0; i < to.extent(0); ++i) to(i) = value;
+  } else {
+    for (index i = 0; i < to.extent(0); ++i) mint::fill(to.subview(i), value);
+  }
+}
+
 }  // namespace mint

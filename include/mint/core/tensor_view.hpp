@@ -180,6 +180,39 @@ public:
     return out;
   }
 
+  /// Positions [begin, end) of any axis, same rank (torch's narrow).
+  tensor_view narrow(int axis, index begin, index end) const {
+    check_axis(axis, "mint::tensor_view::narrow");
+    if (begin < 0 || end < begin || end > extents_[axis])
+      throw shape_error("mint::tensor_view::narrow", "range",
+                        detail::str("[", begin, ", ", end, ") of axis ", axis),
+                        detail::str("needs 0 <= begin <= end <= ", extents_[axis]));
+    tensor_view out = *this;
+    out.data_ = data_ + (end > begin ? begin * strides_[axis] : 0);
+    out.extents_[axis] = end - begin;
+    return out;
+  }
+
+  /// Position `i` of any axis, one rank lower (torch's select).
+  tensor_view select(int axis, index i) const {
+    check_axis(axis, "mint::tensor_view::select");
+    if (rank_ < 2)
+      throw shape_error("mint::tensor_view::select", "view", "has rank 1", "needs rank 2 or more");
+    if (i < 0 || i >= extents_[axis])
+      throw shape_error("mint::tensor_view::select", "i", detail::str("is ", i, " on axis ", axis),
+                        detail::str("needs 0 <= i < ", extents_[axis]));
+    tensor_view out;
+    out.data_ = data_ + i * strides_[axis];
+    out.rank_ = rank_ - 1;
+    for (int a = 0, b = 0; a < rank_; ++a) {
+      if (a == axis) continue;
+      out.extents_[b] = extents_[a];
+      out.strides_[b] = strides_[a];
+      ++b;
+    }
+    return out;
+  }
+
   /// The same elements under new extents, without a copy; a shape_error when the layout forbids it.
   tensor_view reshape(std::span<const index> new_extents) const;
   tensor_view reshape(std::initializer_list<index> new_extents) const {
@@ -214,6 +247,11 @@ private:
       extents_[axis] = extents[axis];
     }
     rank_ = int(extents.size());
+  }
+
+  void check_axis(int axis, const char* function) const {
+    if (axis < 0 || axis >= rank_)
+      throw shape_error(function, "axis", detail::str("is ", axis), detail::str("needs 0 <= axis < ", rank_));
   }
 
   void check_first_axis(index begin, index end, const char* function) const {

@@ -1,0 +1,101 @@
+// Adam with decoupled weight decay (AdamW; Loshchilov and Hutter 2019) over one
+// flat parameter buffer, with linear warm-up, optional linear or cosine decay,
+// and clipping by the global gradient norm. O(parameters) per step, no allocation.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <span>
+#include <vector>
+
+#include "mint/core/error.hpp"
+
+namespace mint {
+
+/// How the learning rate moves after warm-up.
+enum class lr_decay : std::uint8_t { none, linear, cosine };
+
+/// Adam's knobs; the defaults are the usual ones.
+struct adam_options {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double epsilon = 1e-8;
+  double weight_decay = 0.0;    ///< decoupled: p -= lr * weight_decay * p
+  double clip_norm = 0.0;       ///< clip the global gradient norm to this (0: off)
+  std::int64_t warmup = 0;      ///< steps of linear warm-up from 0 to lr
+  lr_decay decay = lr_decay::none;
+  std::int64_t total_steps = 0; ///< for linear/cosine decay: lr reaches 0 at this step
+};
+
+/// Adam's state for one flat parameter buffer; step() updates parameters in place.
+template <class T>
+class adam {
+public:
+  adam() = default;
+  adam(std::size_t size, adam_options options) : options_(options), m_(size, 0.0), v_(size, 0.0) {
+    if (options.lr <= 0 || options.beta1 < 0 || options.beta1 >= 1 || options.beta2 < 0 || options.beta2 >= 1)
+      throw argument_error("mint::adam", "options",
+                           detail::str("has lr ", options.lr, ", beta1 ", options.beta1, ", beta2 ", options.beta2),
+                           "needs lr > 0 and betas in [0, 1)");
+    if (options.decay != lr_decay::none && options.total_steps <= options.warmup)
+      throw argument_error("mint::adam", "options.total_steps", detail::str("is ", options.total_steps),
+                           "needs more steps than warmup when the rate decays");
+  }
+
+  /// The learning rate at a step (1-based), after warm-up and decay.
+  double learning_rate(std::int64_t step) const {
+    double lr = options_.lr;
+    if (options_.warmup > 0 && step <= options_.warmup) return lr * double(step) / double(options_.warmup);
+    if (options_.decay == lr_decay::none) return lr;
+    const double progress =
+        std::clamp(double(step - options_.warmup) / double(options_.total_steps - options_.warmup), 0.0, 1.0);
+    if (options_.decay == lr_decay::linear) return lr * (1.0 - progress);
+    return lr * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+  }
+
+  /// One update of `parameters` from `gradients` (same layout). Returns the gradient norm before clipping.
+  double step(std::span<T> parameters, std::span<const T> gradients) {
+    if (parameters.size() != m_.size() || gradients.size() != m_.size())
+      throw shape_error("mint::adam::step", "parameters",
+                        detail::str("has ", parameters.size(), " values and gradients ", gradients.size()),
+                        detail::str("needs ", m_.size(), " each, as the optimizer was made for"));
+    double norm2 = 0;
+    for (const T g : gradients) norm2 += double(g) * double(g);
+    const double norm = std::sqrt(norm2);
+    if (!std::isfinite(norm))
+      throw numeric_error("mint::adam::step", "gradients", "hold a NaN or infinity", "needs finite gradients");
+    const double scale = options_.clip_norm > 0 && norm > options_.clip_norm ? options_.clip_norm / norm : 1.0;
+    ++steps_;
+    const double lr = learning_rate(steps_);
+    const double correction1 = 1.0 - std::pow(options_.beta1, double(steps_));
+    const double correction2 = 1.0 - std::pow(options_.beta2, double(steps_));
+    const double b1 = options_.beta1, b2 = options_.beta2, decay = lr * options_.weight_decay;
+    for (std::size_t i = 0; i < m_.size(); ++i) {
+      const double g = double(gradients[i]) * scale;
+      m_[i] = b1 * m_[i] + (1 - b1) * g;
+      v_[i] = b2 * v_[i] + (1 - b2) * g * g;
+      const double update = lr * (m_[i] / correction1) / (std::sqrt(v_[i] / correction2) + options_.epsilon);
+      parameters[i] = T(double(parameters[i]) - update - decay * double(parameters[i]));
+    }
+    return norm;
+  }
+
+  std::int64_t steps() const noexcept { return steps_; }
+  const adam_options& options() const noexcept { return options_; }
+  /// The moment estimates, for checkpoints.
+  std::span<double> first_moment() noexcept { return m_; }
+  std::span<double> second_moment() noexcept { return v_; }
+  std::span<const double> first_moment() const noexcept { return m_; }
+  std::span<const double> second_moment() const noexcept { return v_; }
+  void set_steps(std::int64_t steps) noexcept { steps_ = steps; }
+
+private:
+  adam_options options_{};
+  std::vector<double> m_, v_;
+  std::int64_t steps_ = 0;
+};
+
+}  // namespace mint

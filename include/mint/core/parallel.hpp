@@ -1,0 +1,31 @@
+// Threading: mint splits work across examples with OpenMP when the build has
+// it (-fopenmp), and runs serially otherwise. Each thread writes its own
+// outputs, so results do not depend on the schedule. Parallel regions open only
+// when the loop carries enough work: on a busy machine a region waits for every
+// thread to get a core, which costs far more than a small loop saves.
+#pragma once
+
+#if defined(_OPENMP)
+#include <omp.h>
+#define MINT_PRAGMA(x) _Pragma(#x)
+/// Runs the following for-loop across OpenMP threads when `work` (about flops) is large.
+#define MINT_PARALLEL_FOR(work) MINT_PRAGMA(omp parallel for schedule(static) if ((work) >= ::mint::parallel_threshold))
+#else
+#define MINT_PARALLEL_FOR(work)
+#endif
+
+namespace mint {
+
+/// Work (about floating-point operations) below which a loop stays on one thread.
+inline constexpr double parallel_threshold = 2e6;
+
+/// Threads mint's parallel loops use: OpenMP's maximum, or 1 without OpenMP.
+inline int thread_count() noexcept {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+}  // namespace mint

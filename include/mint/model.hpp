@@ -1,0 +1,10 @@
+// The model layer: sites, hook sets, the runtime concepts, the activation
+// cache, metrics with gradients, and the residual edge graph.
+#pragma once
+
+#include "mint/model/cache.hpp"
+#include "mint/model/graph.hpp"
+#include "mint/model/hooks.hpp"
+#include "mint/model/metrics.hpp"
+#include "mint/model/runtime.hpp"
+#include "mint/model/site.hpp"

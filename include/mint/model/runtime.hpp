@@ -1,0 +1,97 @@
+// The runtime concepts: what mint needs of a model. A runtime lists its sites
+// and runs forward(tokens, hooks), calling the hooks at each site and returning
+// logits [batch, pos, vocab]. A differentiable runtime also runs
+// backward(dlogits, grad_hooks) after a forward, handing each grad hook
+// d(metric)/d(activation). mint computes dmetric/dlogits itself.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "mint/core/error.hpp"
+#include "mint/core/tensor_view.hpp"
+#include "mint/model/hooks.hpp"
+#include "mint/model/site.hpp"
+
+namespace mint {
+
+/// Token ids as runtimes take them.
+using token = std::int32_t;
+
+/// A batch of token sequences, right-padded to one length, with each row's true length.
+class token_batch {
+public:
+  token_batch() = default;
+  /// `batch` rows of `positions` tokens, all zero, every row full length.
+  token_batch(index batch, index positions) : batch_(batch), positions_(positions) {
+    if (batch < 0 || positions < 0)
+      throw shape_error("mint::token_batch", "extents", detail::str("are [", batch, ", ", positions, "]"),
+                        "needs batch >= 0 and positions >= 0");
+    ids_.assign(std::size_t(batch * positions), 0);
+    lengths_.assign(std::size_t(batch), positions);
+  }
+
+  /// Rows of different lengths, padded on the right with `pad`.
+  static token_batch from_rows(const std::vector<std::vector<token>>& rows, token pad = 0) {
+    index longest = 0;
+    for (const auto& r : rows) longest = std::max(longest, index(r.size()));
+    token_batch out(index(rows.size()), longest);
+    for (index b = 0; b < out.batch(); ++b) {
+      const auto& r = rows[std::size_t(b)];
+      for (index t = 0; t < longest; ++t) out(b, t) = t < index(r.size()) ? r[std::size_t(t)] : pad;
+      out.lengths_[std::size_t(b)] = index(r.size());
+    }
+    return out;
+  }
+
+  index batch() const noexcept { return batch_; }
+  index positions() const noexcept { return positions_; }
+  token& operator()(index b, index t) { return ids_[std::size_t(b * positions_ + t)]; }
+  token operator()(index b, index t) const { return ids_[std::size_t(b * positions_ + t)]; }
+
+  /// Valid positions per row.
+  std::span<const index> lengths() const noexcept { return lengths_; }
+  index length(index b) const { return lengths_.at(std::size_t(b)); }
+  void set_length(index b, index length) {
+    if (length < 0 || length > positions_)
+      throw shape_error("mint::token_batch::set_length", "length", detail::str("is ", length),
+                        detail::str("needs 0 <= length <= ", positions_));
+    lengths_.at(std::size_t(b)) = length;
+  }
+
+  /// The ids as a [batch, positions] view.
+  tensor_view<const token> ids() const { return tensor_view<const token>(ids_.data(), {batch_, positions_}); }
+  tensor_view<token> ids() { return tensor_view<token>(ids_.data(), {batch_, positions_}); }
+
+private:
+  index batch_ = 0, positions_ = 0;
+  std::vector<token> ids_;
+  std::vector<index> lengths_;
+};
+
+/// A model mint can run: sites() lists its sites, forward(tokens, hooks) runs it,
+/// calling hooks at sites and returning logits [batch, pos, vocab] (valid until the next call).
+template <class R>
+concept runtime = requires(R& r, const R& cr, const token_batch& tokens,
+                           hook_set<typename R::scalar_type>& hooks) {
+  typename R::scalar_type;
+  { cr.sites() } -> std::same_as<const site_table&>;
+  { r.forward(tokens, hooks) } -> std::convertible_to<tensor_view<const typename R::scalar_type>>;
+};
+
+/// A runtime that also propagates d(metric)/d(logits) back through the last forward,
+/// calling grad hooks with d(metric)/d(activation) at each site.
+template <class R>
+concept differentiable_runtime =
+    runtime<R> && requires(R& r, tensor_view<const typename R::scalar_type> dlogits,
+                           hook_set<typename R::scalar_type>& grad_hooks) {
+      r.backward(dlogits, grad_hooks);
+    };
+
+/// The scalar type of a runtime's activations.
+template <runtime R>
+using scalar_t = typename R::scalar_type;
+
+}  // namespace mint

@@ -1,0 +1,789 @@
+// The reference runtime: a small pre-LN transformer in Eigen with every
+// TransformerLens site, an exact hand-written backward to every site and
+// parameter, grouped-query attention, optional split q/k/v inputs per head,
+// optional MLP and layer norm. Parameters carry TransformerLens state-dict
+// names and shapes. Forward cost O(batch * pos * (layers * d_model * (heads *
+// d_head + d_mlp) + d_model * vocab) + batch * layers * heads * pos^2 * d_head).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/parallel.hpp"
+#include "mint/core/parameters.hpp"
+#include "mint/core/random.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/core/tensor_view.hpp"
+#include "mint/model/graph.hpp"
+#include "mint/model/hooks.hpp"
+#include "mint/model/runtime.hpp"
+#include "mint/model/site.hpp"
+#include "mint/toy/detail/kernels.hpp"
+
+namespace mint::toy {
+
+/// The shape of a toy transformer.
+struct transformer_config {
+  int vocab = 0;
+  int context = 0;            ///< longest sequence (positional embeddings)
+  int d_model = 0;
+  int layers = 1;
+  int heads = 1;
+  int kv_heads = 0;           ///< key/value heads for grouped-query attention; 0: as many as heads
+  int d_head = 0;
+  int d_mlp = 0;              ///< 0: attention only
+  activation_fn activation = activation_fn::gelu;
+  bool layer_norm = true;     ///< pre-LN before attention, MLP and unembedding
+  bool split_qkv_input = false;  ///< each head's q, k and v input is its own site (needed for edge graphs)
+  double layer_norm_eps = 1e-5;
+
+  int key_value_heads() const noexcept { return kv_heads ? kv_heads : heads; }
+  bool has_mlp() const noexcept { return d_mlp > 0; }
+  /// Attention inputs per position in split mode: q per head, then k and v per kv head.
+  int input_groups() const noexcept { return heads + 2 * key_value_heads(); }
+
+  void validate() const {
+    const char* fn = "mint::toy::transformer";
+    auto need = [&](bool ok, const char* what, int value, const char* needs) {
+      if (!ok) throw argument_error(fn, std::string("config.") + what, mint::detail::str("is ", value), needs);
+    };
+    need(vocab > 0, "vocab", vocab, "needs > 0");
+    need(context > 0, "context", context, "needs > 0");
+    need(d_model > 0, "d_model", d_model, "needs > 0");
+    need(layers > 0, "layers", layers, "needs > 0");
+    need(heads > 0, "heads", heads, "needs > 0");
+    need(d_head > 0, "d_head", d_head, "needs > 0");
+    need(d_mlp >= 0, "d_mlp", d_mlp, "needs >= 0 (0 for attention only)");
+    need(kv_heads >= 0 && heads % key_value_heads() == 0, "kv_heads", kv_heads,
+         "needs to divide heads (0 for as many as heads)");
+  }
+};
+
+/// A small transformer: a mint::differentiable_runtime with every site of the TransformerLens naming.
+template <class T = float>
+class transformer {
+public:
+  using scalar_type = T;
+
+  /// A model of that shape with zero weights (layer-norm gains one); see initialize().
+  explicit transformer(const transformer_config& config) : config_(config) {
+    config_.validate();
+    declare_parameters();
+    declare_sites();
+    reset_layer_norms();
+  }
+
+  /// Random weights, N(0, (0.8 / sqrt(d_model))^2) as TransformerLens initializes small models; biases zero.
+  void initialize(std::uint64_t seed) {
+    rng r(seed);
+    const double std = 0.8 / std::sqrt(double(config_.d_model));
+    for (const auto& e : params_.entries()) {
+      const bool weight = e.name.find(".W_") != std::string::npos;
+      auto v = params_.view_of(e);
+      if (weight) r.fill_normal(v, 0.0, std);
+      else std::fill(v.data(), v.data() + v.size(), T(0));
+    }
+    reset_layer_norms();
+  }
+
+  const transformer_config& config() const noexcept { return config_; }
+  /// Every site, in the order the forward pass reaches them.
+  const site_table& sites() const noexcept { return *sites_; }
+  /// Weights by TransformerLens name ("embed.W_E", "blocks.0.attn.W_Q", ...).
+  parameter_store<T>& parameters() noexcept { return params_; }
+  const parameter_store<T>& parameters() const noexcept { return params_; }
+
+  /// The residual edge graph (needs split_qkv_input, so each head's inputs are sites).
+  edge_graph graph() const {
+    if (!config_.split_qkv_input)
+      throw argument_error("mint::toy::transformer::graph", "config.split_qkv_input", "is false",
+                           "needs true, so each head's q/k/v input is a receiver");
+    return transformer_graph(*sites_, {config_.layers, config_.heads, config_.key_value_heads(), config_.has_mlp()});
+  }
+
+  /// Runs the model, calling hooks at each site; returns logits [batch, pos, vocab], valid until the next forward.
+  /// An empty view means a hook stopped the pass.
+  tensor_view<const T> forward(const token_batch& tokens, hook_set<T>& hooks) {
+    check_tokens(tokens);
+    if (hooks.sites() && hooks.sites() != sites_.get())
+      throw argument_error("mint::toy::transformer::forward", "hooks", "were made for another runtime's sites",
+                           "needs hook_set(model.sites())");
+    if (hooks.phase() != hook_phase::forward)
+      throw argument_error("mint::toy::transformer::forward", "hooks", "are gradient hooks",
+                           "needs a hook set for the forward phase");
+    forward_done_ = false;
+    prepare(tokens);
+    if (!embed(tokens, hooks)) return {};
+    for (int l = 0; l < config_.layers; ++l) {
+      if (l > 0 && !visit(hooks, ids_.layer[l].resid_pre, resid_[l])) return {};
+      if (!attention_forward(l, hooks)) return {};
+      if (!mlp_forward(l, hooks)) return {};
+    }
+    if (!unembed(hooks)) return {};
+    forward_done_ = true;
+    return tensor_view<const T>(logits_.data(), {batch_, positions_, index(config_.vocab)});
+  }
+
+  tensor_view<const T> forward(const token_batch& tokens) {
+    hook_set<T> none;
+    return forward(tokens, none);
+  }
+
+  /// Propagates d(metric)/d(logits) back through the last forward, calling grad hooks with
+  /// d(metric)/d(activation) at each site, and adding parameter gradients into `gradients` when given.
+  void backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, parameter_store<T>* gradients = nullptr) {
+    const char* fn = "mint::toy::transformer::backward";
+    if (!forward_done_)
+      throw argument_error(fn, "model", "has no completed forward pass", "needs forward() to run to the end first");
+    if (dlogits.rank() != 3 || dlogits.extent(0) != batch_ || dlogits.extent(1) != positions_ ||
+        dlogits.extent(2) != config_.vocab)
+      throw shape_error(fn, "dlogits", "has extents " + mint::detail::shape_string(dlogits.extents()),
+                        mint::detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
+    if (grad_hooks.sites() && grad_hooks.sites() != sites_.get())
+      throw argument_error(fn, "grad_hooks", "were made for another runtime's sites", "needs hook_set(model.sites(), hook_phase::backward)");
+    if (gradients && gradients->size() != params_.size())
+      throw shape_error(fn, "gradients", mint::detail::str("hold ", gradients->size(), " values"),
+                        mint::detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
+    T* grad = gradients ? gradients->flat().data() : nullptr;
+    d_logits_.resize(rows(), config_.vocab);
+    copy(dlogits, tensor_view<T>(d_logits_.data(), {batch_, positions_, index(config_.vocab)}));
+    if (!unembed_backward(grad_hooks, grad)) return;
+    for (int l = config_.layers - 1; l >= 0; --l) {
+      if (!visit(grad_hooks, ids_.layer[l].resid_post, d_resid_)) return;
+      if (!mlp_backward(l, grad_hooks, grad)) return;
+      if (!attention_backward(l, grad_hooks, grad)) return;
+      if (!visit(grad_hooks, ids_.layer[l].resid_pre, d_resid_)) return;
+    }
+    embed_backward(grad_hooks, grad);
+  }
+
+  void backward(tensor_view<const T> dlogits, parameter_store<T>& gradients) {
+    hook_set<T> none;
+    backward(dlogits, none, &gradients);
+  }
+
+  /// Folds each layer norm's gain and bias into the weights that read it (W_Q/W_K/W_V,
+  /// W_in, W_U and their biases), leaving gains of one and biases of zero: the same function.
+  void fold_layer_norm() {
+    if (!config_.layer_norm) return;
+    const index d = config_.d_model;
+    auto fold = [&](const std::string& ln, const std::string& weight, const std::string& bias, index outer) {
+      auto w = params_[ln + ".w"], b = params_[ln + ".b"];
+      auto W = params_[weight], B = params_[bias];
+      const index cols = W.size() / (outer * d);
+      for (index o = 0; o < outer; ++o) {
+        Eigen::Map<matrix<T>> Wo(W.data() + o * d * cols, d, cols);
+        Eigen::Map<vector<T>> Bo(B.data() + o * cols, cols);
+        const Eigen::Map<const vector<T>> wv(w.data(), d), bv(b.data(), d);
+        Bo += (bv.transpose() * Wo).transpose();
+        Wo = wv.asDiagonal() * Wo;
+      }
+    };
+    for (int l = 0; l < config_.layers; ++l) {
+      const std::string block = "blocks." + std::to_string(l);
+      fold(block + ".ln1", block + ".attn.W_Q", block + ".attn.b_Q", config_.heads);
+      fold(block + ".ln1", block + ".attn.W_K", block + ".attn.b_K", config_.key_value_heads());
+      fold(block + ".ln1", block + ".attn.W_V", block + ".attn.b_V", config_.key_value_heads());
+      if (config_.has_mlp()) fold(block + ".ln2", block + ".mlp.W_in", block + ".mlp.b_in", 1);
+    }
+    fold("ln_final", "unembed.W_U", "unembed.b_U", 1);
+    reset_layer_norms();
+  }
+
+  /// The same model in another scalar type (for example double, for gradient checks).
+  template <class U>
+  transformer<U> cast() const {
+    transformer<U> out(config_);
+    auto dst = out.parameters().flat();
+    const auto src = params_.flat();
+    for (std::size_t i = 0; i < src.size(); ++i) dst[i] = U(src[i]);
+    return out;
+  }
+
+private:
+  struct layer_sites {
+    site_id resid_pre = -1, q_input = -1, k_input = -1, v_input = -1, ln1_scale = -1, ln1_normalized = -1;
+    site_id q = -1, k = -1, v = -1, pattern = -1, z = -1, result = -1, attn_out = -1;
+    site_id resid_mid = -1, mlp_in = -1, ln2_scale = -1, ln2_normalized = -1, mlp_pre = -1, mlp_post = -1;
+    site_id mlp_out = -1, resid_post = -1;
+  };
+  struct site_ids {
+    site_id embed = -1, pos_embed = -1, ln_final_scale = -1, ln_final_normalized = -1, logits = -1;
+    std::vector<layer_sites> layer;
+  };
+  // Offsets of each parameter in the flat store (stable under copies of the model).
+  struct layer_params {
+    index W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O, ln1_w, ln1_b, ln2_w, ln2_b, W_in, b_in, W_out, b_out;
+  };
+  struct layer_state {
+    matrix<T> qkv_in, ln1_out, q, k, v, z, result, attn_out, resid_mid, mlp_in, ln2_out, pre, post, mlp_out;
+    std::vector<T> ln1_mean, ln1_raw, ln1_scale, ln2_mean, ln2_raw, ln2_scale, pattern, pattern_raw;
+    bool pattern_hooked = false;
+  };
+
+  using rows_map = detail::rows_map<T>;
+  using const_rows_map = detail::const_rows_map<T>;
+  using const_matrix_map = Eigen::Map<const matrix<T>>;
+  using const_vector_map = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+  using vector_map = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+
+  index rows() const noexcept { return batch_ * positions_; }
+  const T* p(index offset) const noexcept { return params_.flat().data() + offset; }
+  static T* g(T* grad, index offset) noexcept { return grad ? grad + offset : nullptr; }
+
+  // ---- declarations ----------------------------------------------------------------
+
+  void declare_parameters() {
+    const index V = config_.vocab, C = config_.context, d = config_.d_model, H = config_.heads,
+                K = config_.key_value_heads(), dh = config_.d_head, m = config_.d_mlp;
+    auto offset = [&](const std::string& name, std::vector<index> extents) {
+      params_.add(name, std::move(extents));
+      return params_.entries().back().offset;
+    };
+    embed_W_ = offset("embed.W_E", {V, d});
+    pos_W_ = offset("pos_embed.W_pos", {C, d});
+    for (int l = 0; l < config_.layers; ++l) {
+      const std::string b = "blocks." + std::to_string(l);
+      layer_params lp{};
+      if (config_.layer_norm) lp.ln1_w = offset(b + ".ln1.w", {d}), lp.ln1_b = offset(b + ".ln1.b", {d});
+      lp.W_Q = offset(b + ".attn.W_Q", {H, d, dh});
+      lp.b_Q = offset(b + ".attn.b_Q", {H, dh});
+      lp.W_K = offset(b + ".attn.W_K", {K, d, dh});
+      lp.b_K = offset(b + ".attn.b_K", {K, dh});
+      lp.W_V = offset(b + ".attn.W_V", {K, d, dh});
+      lp.b_V = offset(b + ".attn.b_V", {K, dh});
+      lp.W_O = offset(b + ".attn.W_O", {H, dh, d});
+      lp.b_O = offset(b + ".attn.b_O", {d});
+      if (config_.has_mlp()) {
+        if (config_.layer_norm) lp.ln2_w = offset(b + ".ln2.w", {d}), lp.ln2_b = offset(b + ".ln2.b", {d});
+        lp.W_in = offset(b + ".mlp.W_in", {d, m});
+        lp.b_in = offset(b + ".mlp.b_in", {m});
+        lp.W_out = offset(b + ".mlp.W_out", {m, d});
+        lp.b_out = offset(b + ".mlp.b_out", {d});
+      }
+      layer_.push_back(lp);
+    }
+    if (config_.layer_norm) final_w_ = offset("ln_final.w", {d}), final_b_ = offset("ln_final.b", {d});
+    unembed_W_ = offset("unembed.W_U", {d, V});
+    unembed_b_ = offset("unembed.b_U", {V});
+  }
+
+  void reset_layer_norms() {
+    if (!config_.layer_norm) return;
+    for (const auto& e : params_.entries()) {
+      const auto& n = e.name;
+      const bool gain = n.size() > 2 && n.compare(n.size() - 2, 2, ".w") == 0;
+      const bool bias = n.size() > 2 && n.compare(n.size() - 2, 2, ".b") == 0;
+      if (!gain && !bias) continue;
+      auto v = params_.view_of(e);
+      std::fill(v.data(), v.data() + v.size(), gain ? T(1) : T(0));
+    }
+  }
+
+  void declare_sites() {
+    auto table = std::make_shared<site_table>();
+    const index d = config_.d_model, H = config_.heads, K = config_.key_value_heads(), dh = config_.d_head,
+                G = config_.input_groups(), m = config_.d_mlp, V = config_.vocab;
+    using a = axis;
+    auto add = [&](std::string name, int layer, site_role role, std::vector<axis> axes, std::vector<index> sizes) {
+      return table->add({std::move(name), layer, role, config_.heads, int(K), std::move(axes), std::move(sizes), full_access});
+    };
+    const std::vector<axis> bpd = {a::batch, a::pos, a::d_model};
+    const std::vector<index> sd = {0, 0, d};
+    ids_.embed = add("hook_embed", -1, site_role::embed, bpd, sd);
+    ids_.pos_embed = add("hook_pos_embed", -1, site_role::pos_embed, bpd, sd);
+    for (int l = 0; l < config_.layers; ++l) {
+      const std::string b = "blocks." + std::to_string(l) + ".";
+      layer_sites s;
+      s.resid_pre = add(b + "hook_resid_pre", l, site_role::resid_pre, bpd, sd);
+      if (config_.split_qkv_input) {
+        s.q_input = add(b + "hook_q_input", l, site_role::q_input, {a::batch, a::pos, a::head, a::d_model}, {0, 0, H, d});
+        s.k_input = add(b + "hook_k_input", l, site_role::k_input, {a::batch, a::pos, a::kv_head, a::d_model}, {0, 0, K, d});
+        s.v_input = add(b + "hook_v_input", l, site_role::v_input, {a::batch, a::pos, a::kv_head, a::d_model}, {0, 0, K, d});
+      }
+      if (config_.layer_norm) {
+        if (config_.split_qkv_input) {
+          s.ln1_scale = add(b + "ln1.hook_scale", l, site_role::ln_scale, {a::batch, a::pos, a::qkv_head}, {0, 0, G});
+          s.ln1_normalized = add(b + "ln1.hook_normalized", l, site_role::ln_normalized,
+                                 {a::batch, a::pos, a::qkv_head, a::d_model}, {0, 0, G, d});
+        } else {
+          s.ln1_scale = add(b + "ln1.hook_scale", l, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
+          s.ln1_normalized = add(b + "ln1.hook_normalized", l, site_role::ln_normalized, bpd, sd);
+        }
+      }
+      s.q = add(b + "attn.hook_q", l, site_role::attn_q, {a::batch, a::pos, a::head, a::d_head}, {0, 0, H, dh});
+      s.k = add(b + "attn.hook_k", l, site_role::attn_k, {a::batch, a::pos, a::kv_head, a::d_head}, {0, 0, K, dh});
+      s.v = add(b + "attn.hook_v", l, site_role::attn_v, {a::batch, a::pos, a::kv_head, a::d_head}, {0, 0, K, dh});
+      s.pattern = add(b + "attn.hook_pattern", l, site_role::attn_pattern, {a::batch, a::head, a::pos, a::key_pos},
+                      {0, H, 0, 0});
+      s.z = add(b + "attn.hook_z", l, site_role::attn_z, {a::batch, a::pos, a::head, a::d_head}, {0, 0, H, dh});
+      s.result = add(b + "attn.hook_result", l, site_role::attn_result, {a::batch, a::pos, a::head, a::d_model},
+                     {0, 0, H, d});
+      s.attn_out = add(b + "hook_attn_out", l, site_role::attn_out, bpd, sd);
+      if (config_.has_mlp()) {
+        s.resid_mid = add(b + "hook_resid_mid", l, site_role::resid_mid, bpd, sd);
+        s.mlp_in = add(b + "hook_mlp_in", l, site_role::mlp_in, bpd, sd);
+        if (config_.layer_norm) {
+          s.ln2_scale = add(b + "ln2.hook_scale", l, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
+          s.ln2_normalized = add(b + "ln2.hook_normalized", l, site_role::ln_normalized, bpd, sd);
+        }
+        s.mlp_pre = add(b + "mlp.hook_pre", l, site_role::mlp_pre, {a::batch, a::pos, a::d_mlp}, {0, 0, m});
+        s.mlp_post = add(b + "mlp.hook_post", l, site_role::mlp_post, {a::batch, a::pos, a::d_mlp}, {0, 0, m});
+        s.mlp_out = add(b + "hook_mlp_out", l, site_role::mlp_out, bpd, sd);
+      }
+      s.resid_post = add(b + "hook_resid_post", l, site_role::resid_post, bpd, sd);
+      ids_.layer.push_back(s);
+    }
+    if (config_.layer_norm) {
+      ids_.ln_final_scale = add("ln_final.hook_scale", -1, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
+      ids_.ln_final_normalized = add("ln_final.hook_normalized", -1, site_role::ln_normalized, bpd, sd);
+    }
+    ids_.logits = add("hook_logits", -1, site_role::logits, {a::batch, a::pos, a::vocab}, {0, 0, V});
+    sites_ = std::move(table);
+  }
+
+  // ---- forward -----------------------------------------------------------------------
+
+  void check_tokens(const token_batch& tokens) const {
+    const char* fn = "mint::toy::transformer::forward";
+    if (tokens.batch() < 1 || tokens.positions() < 1)
+      throw shape_error(fn, "tokens", mint::detail::str("are [", tokens.batch(), ", ", tokens.positions(), "]"),
+                        "needs at least one row of one token");
+    if (tokens.positions() > config_.context)
+      throw shape_error(fn, "tokens", mint::detail::str("have ", tokens.positions(), " positions"),
+                        mint::detail::str("needs at most the context, ", config_.context));
+    for (index b = 0; b < tokens.batch(); ++b) {
+      if (tokens.length(b) < 1)
+        throw argument_error(fn, "tokens", mint::detail::str("row ", b, " has length 0"), "needs every row to hold a token");
+      for (index t = 0; t < tokens.positions(); ++t)
+        if (tokens(b, t) < 0 || tokens(b, t) >= config_.vocab)
+          throw argument_error(fn, "tokens", mint::detail::str("hold id ", tokens(b, t), " at [", b, ", ", t, "]"),
+                               mint::detail::str("needs ids in [0, ", config_.vocab, ")"));
+    }
+  }
+
+  void prepare(const token_batch& tokens) {
+    batch_ = tokens.batch();
+    positions_ = tokens.positions();
+    lengths_.assign(tokens.lengths().begin(), tokens.lengths().end());
+    ids_in_.assign(std::size_t(rows()), 0);
+    for (index b = 0; b < batch_; ++b)
+      for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
+    states_.resize(std::size_t(config_.layers));
+    resid_.resize(std::size_t(config_.layers) + 1);
+  }
+
+  /// Calls the hooks at a site whose activation is a [batch*pos, ...] buffer; false: stop.
+  bool visit(hook_set<T>& hooks, site_id id, T* data, std::span<const index> extents,
+             std::span<const index> strides = {}) {
+    if (!hooks.wants(id)) return true;
+    const tensor_view<T> v = strides.empty() ? tensor_view<T>(data, extents) : tensor_view<T>(data, extents, strides);
+    return hooks.call(id, v, lengths_);
+  }
+  bool visit(hook_set<T>& hooks, site_id id, matrix<T>& m) {
+    const index extents[] = {batch_, positions_, index(m.cols())};
+    return visit(hooks, id, m.data(), extents);
+  }
+  bool visit_heads(hook_set<T>& hooks, site_id id, T* data, index heads, index width, index row_stride) {
+    const index extents[] = {batch_, positions_, heads, width};
+    const index strides[] = {positions_ * row_stride, row_stride, width, 1};
+    return visit(hooks, id, data, extents, strides);
+  }
+
+  bool embed(const token_batch& tokens, hook_set<T>& hooks) {
+    (void)tokens;
+    const index d = config_.d_model;
+    embed_.resize(rows(), d);
+    pos_.resize(rows(), d);
+    const const_matrix_map WE(p(embed_W_), config_.vocab, d), Wpos(p(pos_W_), config_.context, d);
+    for (index n = 0; n < rows(); ++n) {
+      embed_.row(n) = WE.row(ids_in_[std::size_t(n)]);
+      pos_.row(n) = Wpos.row(n % positions_);
+    }
+    if (!visit(hooks, ids_.embed, embed_) || !visit(hooks, ids_.pos_embed, pos_)) return false;
+    resid_[0] = embed_ + pos_;
+    return visit(hooks, ids_.layer[0].resid_pre, resid_[0]);
+  }
+
+  /// Layer norm over `count` rows of width d at `in` (row stride d), into `out`, calling the scale and normalized sites.
+  bool layer_norm_forward(hook_set<T>& hooks, const T* in, index count, index w, index b, std::vector<T>& mean,
+                          std::vector<T>& raw, std::vector<T>& scale, matrix<T>& out, site_id scale_site,
+                          site_id normalized_site, index groups) {
+    const index d = config_.d_model;
+    out.resize(count, d);
+    const const_rows_map x(in, count, d, Eigen::OuterStride<>(d));
+    if (!config_.layer_norm) {
+      out = x;
+      return true;
+    }
+    mean.resize(std::size_t(count));
+    raw.resize(std::size_t(count));
+    detail::layer_norm_stats<T>(x, config_.layer_norm_eps, mean.data(), raw.data());
+    scale = raw;
+    if (groups > 0) {
+      const index se[] = {batch_, positions_, groups}, ne[] = {batch_, positions_, groups, d};
+      if (!visit(hooks, scale_site, scale.data(), se)) return false;
+      detail::layer_norm_apply<T>(x, mean.data(), scale.data(), p(w), p(b), rows_map(out.data(), count, d, Eigen::OuterStride<>(d)));
+      return visit(hooks, normalized_site, out.data(), ne);
+    }
+    const index se[] = {batch_, positions_};
+    if (!visit(hooks, scale_site, scale.data(), se)) return false;
+    detail::layer_norm_apply<T>(x, mean.data(), scale.data(), p(w), p(b), rows_map(out.data(), count, d, Eigen::OuterStride<>(d)));
+    return visit(hooks, normalized_site, out);
+  }
+
+  /// Rows of the attention input that head-group `group` reads (all groups read one matrix unless split).
+  const_rows_map attention_input(const layer_state& s, index group) const {
+    const index d = config_.d_model;
+    if (!config_.split_qkv_input) return const_rows_map(s.ln1_out.data(), rows(), d, Eigen::OuterStride<>(d));
+    return const_rows_map(s.ln1_out.data() + group * d, rows(), d, Eigen::OuterStride<>(config_.input_groups() * d));
+  }
+
+  bool attention_forward(int l, hook_set<T>& hooks) {
+    layer_state& s = states_[std::size_t(l)];
+    const layer_sites& id = ids_.layer[std::size_t(l)];
+    const layer_params& w = layer_[std::size_t(l)];
+    const index N = rows(), d = config_.d_model, H = config_.heads, K = config_.key_value_heads(),
+                dh = config_.d_head, G = config_.input_groups(), Tn = positions_;
+    const matrix<T>& x = resid_[std::size_t(l)];
+
+    if (config_.split_qkv_input) {
+      s.qkv_in.resize(N, G * d);
+      for (index n = 0; n < N; ++n)
+        for (index gi = 0; gi < G; ++gi) s.qkv_in.row(n).segment(gi * d, d) = x.row(n);
+      if (!visit_heads(hooks, id.q_input, s.qkv_in.data(), H, d, G * d) ||
+          !visit_heads(hooks, id.k_input, s.qkv_in.data() + H * d, K, d, G * d) ||
+          !visit_heads(hooks, id.v_input, s.qkv_in.data() + (H + K) * d, K, d, G * d))
+        return false;
+      if (!layer_norm_forward(hooks, s.qkv_in.data(), N * G, w.ln1_w, w.ln1_b, s.ln1_mean, s.ln1_raw, s.ln1_scale,
+                              s.ln1_out, id.ln1_scale, id.ln1_normalized, G))
+        return false;
+    } else if (!layer_norm_forward(hooks, x.data(), N, w.ln1_w, w.ln1_b, s.ln1_mean, s.ln1_raw, s.ln1_scale, s.ln1_out,
+                                   id.ln1_scale, id.ln1_normalized, 0)) {
+      return false;
+    }
+
+    s.q.resize(N, H * dh);
+    s.k.resize(N, K * dh);
+    s.v.resize(N, K * dh);
+    for (index h = 0; h < H; ++h) {
+      s.q.middleCols(h * dh, dh).noalias() = attention_input(s, h) * const_matrix_map(p(w.W_Q) + h * d * dh, d, dh);
+      s.q.middleCols(h * dh, dh).rowwise() += const_vector_map(p(w.b_Q) + h * dh, dh);
+    }
+    for (index kv = 0; kv < K; ++kv) {
+      s.k.middleCols(kv * dh, dh).noalias() = attention_input(s, H + kv) * const_matrix_map(p(w.W_K) + kv * d * dh, d, dh);
+      s.k.middleCols(kv * dh, dh).rowwise() += const_vector_map(p(w.b_K) + kv * dh, dh);
+      s.v.middleCols(kv * dh, dh).noalias() =
+          attention_input(s, H + K + kv) * const_matrix_map(p(w.W_V) + kv * d * dh, d, dh);
+      s.v.middleCols(kv * dh, dh).rowwise() += const_vector_map(p(w.b_V) + kv * dh, dh);
+    }
+    if (!visit_heads(hooks, id.q, s.q.data(), H, dh, H * dh) || !visit_heads(hooks, id.k, s.k.data(), K, dh, K * dh) ||
+        !visit_heads(hooks, id.v, s.v.data(), K, dh, K * dh))
+      return false;
+
+    s.pattern.resize(std::size_t(batch_ * H * Tn * Tn));
+    const double attention_work = 2.0 * double(batch_ * H * Tn * Tn * dh);
+    const T scale = T(1) / std::sqrt(T(dh));
+    const index per_group = H / K;
+    MINT_PARALLEL_FOR(attention_work)
+    for (index b = 0; b < batch_; ++b)
+      for (index h = 0; h < H; ++h) {
+        Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+        P.noalias() = (s.q.block(b * Tn, h * dh, Tn, dh) * s.k.block(b * Tn, (h / per_group) * dh, Tn, dh).transpose());
+        P *= scale;
+        detail::causal_softmax<T>(P, lengths_[std::size_t(b)]);
+      }
+    s.pattern_hooked = hooks.wants(id.pattern);
+    if (s.pattern_hooked) {
+      s.pattern_raw = s.pattern;  // the softmax's own output, for its backward
+      const index pe[] = {batch_, H, Tn, Tn};
+      if (!visit(hooks, id.pattern, s.pattern.data(), pe)) return false;
+    }
+
+    s.z.resize(N, H * dh);
+    MINT_PARALLEL_FOR(attention_work)
+    for (index b = 0; b < batch_; ++b)
+      for (index h = 0; h < H; ++h) {
+        const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+        s.z.block(b * Tn, h * dh, Tn, dh).noalias() = P * s.v.block(b * Tn, (h / per_group) * dh, Tn, dh);
+      }
+    if (!visit_heads(hooks, id.z, s.z.data(), H, dh, H * dh)) return false;
+
+    // attn_out sums the heads' results one head at a time, the same way whether or not
+    // the per-head results are hooked, so reading them never changes a bit of the output.
+    s.attn_out.resize(N, d);
+    if (hooks.wants(id.result)) {
+      s.result.resize(N, H * d);
+      for (index h = 0; h < H; ++h)
+        s.result.middleCols(h * d, d).noalias() = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
+      if (!visit_heads(hooks, id.result, s.result.data(), H, d, H * d)) return false;
+      s.attn_out = s.result.middleCols(0, d);
+      for (index h = 1; h < H; ++h) s.attn_out += s.result.middleCols(h * d, d);
+    } else {
+      for (index h = 0; h < H; ++h) {
+        const auto product = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
+        if (h == 0) s.attn_out.noalias() = product;
+        else s.attn_out.noalias() += product;
+      }
+    }
+    s.attn_out.rowwise() += const_vector_map(p(w.b_O), d);
+    return visit(hooks, id.attn_out, s.attn_out);
+  }
+
+  bool mlp_forward(int l, hook_set<T>& hooks) {
+    layer_state& s = states_[std::size_t(l)];
+    const layer_sites& id = ids_.layer[std::size_t(l)];
+    const layer_params& w = layer_[std::size_t(l)];
+    matrix<T>& out = resid_[std::size_t(l) + 1];
+    if (!config_.has_mlp()) {
+      out = resid_[std::size_t(l)] + s.attn_out;
+      return visit(hooks, id.resid_post, out);
+    }
+    const index d = config_.d_model, m = config_.d_mlp;
+    s.resid_mid = resid_[std::size_t(l)] + s.attn_out;
+    if (!visit(hooks, id.resid_mid, s.resid_mid)) return false;
+    s.mlp_in = s.resid_mid;
+    if (!visit(hooks, id.mlp_in, s.mlp_in)) return false;
+    if (!layer_norm_forward(hooks, s.mlp_in.data(), rows(), w.ln2_w, w.ln2_b, s.ln2_mean, s.ln2_raw, s.ln2_scale,
+                            s.ln2_out, id.ln2_scale, id.ln2_normalized, 0))
+      return false;
+    s.pre.noalias() = s.ln2_out * const_matrix_map(p(w.W_in), d, m);
+    s.pre.rowwise() += const_vector_map(p(w.b_in), m);
+    if (!visit(hooks, id.mlp_pre, s.pre)) return false;
+    s.post = s.pre.unaryExpr([f = config_.activation](T x) { return detail::activate(f, x); });
+    if (!visit(hooks, id.mlp_post, s.post)) return false;
+    s.mlp_out.noalias() = s.post * const_matrix_map(p(w.W_out), m, d);
+    s.mlp_out.rowwise() += const_vector_map(p(w.b_out), d);
+    if (!visit(hooks, id.mlp_out, s.mlp_out)) return false;
+    out = s.resid_mid + s.mlp_out;
+    return visit(hooks, id.resid_post, out);
+  }
+
+  bool unembed(hook_set<T>& hooks) {
+    const index d = config_.d_model, V = config_.vocab;
+    const matrix<T>& x = resid_.back();
+    if (!layer_norm_forward(hooks, x.data(), rows(), final_w_, final_b_, final_mean_, final_raw_, final_scale_,
+                            final_out_, ids_.ln_final_scale, ids_.ln_final_normalized, 0))
+      return false;
+    logits_.noalias() = final_out_ * const_matrix_map(p(unembed_W_), d, V);
+    logits_.rowwise() += const_vector_map(p(unembed_b_), V);
+    return visit(hooks, ids_.logits, logits_);
+  }
+
+  // ---- backward ----------------------------------------------------------------------
+
+  /// d(out) of a layer norm -> d(in) into `d_in` (count x d, row stride d); calls the normalized and scale grad sites.
+  bool layer_norm_backward(hook_set<T>& hooks, const T* in, index count, index w, index b, const std::vector<T>& mean,
+                           const std::vector<T>& raw, const std::vector<T>& scale, matrix<T>& d_out, matrix<T>& d_in,
+                           site_id scale_site, site_id normalized_site, index groups, T* grad) {
+    const index d = config_.d_model;
+    d_in.resize(count, d);
+    if (!config_.layer_norm) {
+      d_in = d_out;
+      return true;
+    }
+    if (groups > 0) {
+      const index ne[] = {batch_, positions_, groups, d};
+      if (!visit(hooks, normalized_site, d_out.data(), ne)) return false;
+    } else if (!visit(hooks, normalized_site, d_out)) {
+      return false;
+    }
+    const const_rows_map x(in, count, d, Eigen::OuterStride<>(d)), dout(d_out.data(), count, d, Eigen::OuterStride<>(d));
+    d_scale_.resize(std::size_t(count));
+    detail::layer_norm_backward_scale<T>(x, mean.data(), scale.data(), p(w), dout, d_scale_.data(), g(grad, w),
+                                         g(grad, b));
+    const index se2[] = {batch_, positions_}, se3[] = {batch_, positions_, groups};
+    if (!visit(hooks, scale_site, d_scale_.data(), groups > 0 ? std::span<const index>(se3) : std::span<const index>(se2)))
+      return false;
+    detail::layer_norm_backward_input<T>(x, mean.data(), scale.data(), raw.data(), p(w), dout, d_scale_.data(),
+                                         rows_map(d_in.data(), count, d, Eigen::OuterStride<>(d)), false);
+    return true;
+  }
+
+  bool unembed_backward(hook_set<T>& hooks, T* grad) {
+    const index d = config_.d_model, V = config_.vocab;
+    if (!visit(hooks, ids_.logits, d_logits_)) return false;
+    d_final_out_.noalias() = d_logits_ * const_matrix_map(p(unembed_W_), d, V).transpose();
+    if (grad) {
+      Eigen::Map<matrix<T>>(grad + unembed_W_, d, V).noalias() += final_out_.transpose() * d_logits_;
+      vector_map(grad + unembed_b_, V) += d_logits_.colwise().sum();
+    }
+    return layer_norm_backward(hooks, resid_.back().data(), rows(), final_w_, final_b_, final_mean_, final_raw_,
+                               final_scale_, d_final_out_, d_resid_, ids_.ln_final_scale, ids_.ln_final_normalized, 0,
+                               grad);
+  }
+
+  bool mlp_backward(int l, hook_set<T>& hooks, T* grad) {
+    if (!config_.has_mlp()) return true;  // d_resid passes to the attention block unchanged
+    layer_state& s = states_[std::size_t(l)];
+    const layer_sites& id = ids_.layer[std::size_t(l)];
+    const layer_params& w = layer_[std::size_t(l)];
+    const index d = config_.d_model, m = config_.d_mlp;
+    d_mlp_out_ = d_resid_;
+    if (!visit(hooks, id.mlp_out, d_mlp_out_)) return false;
+    if (grad) {
+      Eigen::Map<matrix<T>>(grad + w.W_out, m, d).noalias() += s.post.transpose() * d_mlp_out_;
+      vector_map(grad + w.b_out, d) += d_mlp_out_.colwise().sum();
+    }
+    d_post_.noalias() = d_mlp_out_ * const_matrix_map(p(w.W_out), m, d).transpose();
+    if (!visit(hooks, id.mlp_post, d_post_)) return false;
+    d_pre_ = d_post_.cwiseProduct(s.pre.unaryExpr([f = config_.activation](T x) { return detail::activate_derivative(f, x); }));
+    if (!visit(hooks, id.mlp_pre, d_pre_)) return false;
+    if (grad) {
+      Eigen::Map<matrix<T>>(grad + w.W_in, d, m).noalias() += s.ln2_out.transpose() * d_pre_;
+      vector_map(grad + w.b_in, m) += d_pre_.colwise().sum();
+    }
+    d_ln_out_.noalias() = d_pre_ * const_matrix_map(p(w.W_in), d, m).transpose();
+    if (!layer_norm_backward(hooks, s.mlp_in.data(), rows(), w.ln2_w, w.ln2_b, s.ln2_mean, s.ln2_raw, s.ln2_scale,
+                             d_ln_out_, d_ln_in_, id.ln2_scale, id.ln2_normalized, 0, grad))
+      return false;
+    if (!visit(hooks, id.mlp_in, d_ln_in_)) return false;
+    d_resid_ += d_ln_in_;
+    return visit(hooks, id.resid_mid, d_resid_);
+  }
+
+  bool attention_backward(int l, hook_set<T>& hooks, T* grad) {
+    layer_state& s = states_[std::size_t(l)];
+    const layer_sites& id = ids_.layer[std::size_t(l)];
+    const layer_params& w = layer_[std::size_t(l)];
+    const index N = rows(), d = config_.d_model, H = config_.heads, K = config_.key_value_heads(),
+                dh = config_.d_head, G = config_.input_groups(), Tn = positions_, per_group = H / K;
+
+    d_attn_out_ = d_resid_;
+    if (!visit(hooks, id.attn_out, d_attn_out_)) return false;
+    if (grad) vector_map(grad + w.b_O, d) += d_attn_out_.colwise().sum();
+    // Per head, as in the forward pass, so hooking the results changes no bit of the gradients.
+    d_z_.resize(N, H * dh);
+    const bool hooked = hooks.wants(id.result);
+    if (hooked) {
+      d_result_.resize(N, H * d);
+      for (index h = 0; h < H; ++h) d_result_.middleCols(h * d, d) = d_attn_out_;
+      if (!visit_heads(hooks, id.result, d_result_.data(), H, d, H * d)) return false;
+    }
+    for (index h = 0; h < H; ++h) {
+      const_matrix_map WO(p(w.W_O) + h * dh * d, dh, d);
+      const auto d_result_h = hooked ? d_result_.middleCols(h * d, d) : d_attn_out_.middleCols(0, d);
+      d_z_.middleCols(h * dh, dh).noalias() = d_result_h * WO.transpose();
+      if (grad)
+        Eigen::Map<matrix<T>>(grad + w.W_O + h * dh * d, dh, d).noalias() += s.z.middleCols(h * dh, dh).transpose() * d_result_h;
+    }
+    if (!visit_heads(hooks, id.z, d_z_.data(), H, dh, H * dh)) return false;
+
+    // Through z = P v, then the softmax, then the scores q k^T / sqrt(dh).
+    const double attention_work = 4.0 * double(batch_ * H * Tn * Tn * dh);
+    d_pattern_.resize(s.pattern.size());
+    d_q_.setZero(N, H * dh);
+    d_k_.setZero(N, K * dh);
+    d_v_.setZero(N, K * dh);
+    MINT_PARALLEL_FOR(attention_work)
+    for (index b = 0; b < batch_; ++b)
+      for (index h = 0; h < H; ++h) {
+        const index kv = h / per_group;
+        const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+        Eigen::Map<matrix<T>> dP(d_pattern_.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+        const auto dZ = d_z_.block(b * Tn, h * dh, Tn, dh);
+        dP.noalias() = dZ * s.v.block(b * Tn, kv * dh, Tn, dh).transpose();
+        d_v_.block(b * Tn, kv * dh, Tn, dh).noalias() += P.transpose() * dZ;
+      }
+    const index pe[] = {batch_, H, Tn, Tn};
+    if (!visit(hooks, id.pattern, d_pattern_.data(), pe)) return false;
+    const T scale = T(1) / std::sqrt(T(dh));
+    const std::vector<T>& softmax_out = s.pattern_hooked ? s.pattern_raw : s.pattern;
+    MINT_PARALLEL_FOR(attention_work)
+    for (index b = 0; b < batch_; ++b)
+      for (index h = 0; h < H; ++h) {
+        const index kv = h / per_group;
+        const Eigen::Map<const matrix<T>> P(softmax_out.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+        Eigen::Map<matrix<T>> dS(d_pattern_.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+        for (index i = 0; i < Tn; ++i) {
+          const T inner = P.row(i).dot(dS.row(i));
+          dS.row(i) = (P.row(i).array() * (dS.row(i).array() - inner)).matrix();
+        }
+        dS *= scale;
+        d_q_.block(b * Tn, h * dh, Tn, dh).noalias() = dS * s.k.block(b * Tn, kv * dh, Tn, dh);
+        d_k_.block(b * Tn, kv * dh, Tn, dh).noalias() += dS.transpose() * s.q.block(b * Tn, h * dh, Tn, dh);
+      }
+    if (!visit_heads(hooks, id.q, d_q_.data(), H, dh, H * dh) || !visit_heads(hooks, id.k, d_k_.data(), K, dh, K * dh) ||
+        !visit_heads(hooks, id.v, d_v_.data(), K, dh, K * dh))
+      return false;
+
+    // Into the (normalized) attention inputs and the q/k/v weights.
+    const index input_rows = config_.split_qkv_input ? N * G : N;
+    d_ln_out_.setZero(input_rows, d);
+    auto d_input = [&](index group) {
+      if (!config_.split_qkv_input) return rows_map(d_ln_out_.data(), N, d, Eigen::OuterStride<>(d));
+      return rows_map(d_ln_out_.data() + group * d, N, d, Eigen::OuterStride<>(G * d));
+    };
+    auto project = [&](const matrix<T>& d_act, index head, index group, index W, index B) {
+      const_matrix_map Wh(p(W) + head * d * dh, d, dh);
+      const auto dh_block = d_act.middleCols(head * dh, dh);
+      d_input(group).noalias() += dh_block * Wh.transpose();
+      if (grad) {
+        Eigen::Map<matrix<T>>(grad + W + head * d * dh, d, dh).noalias() += attention_input(s, group).transpose() * dh_block;
+        vector_map(grad + B + head * dh, dh) += dh_block.colwise().sum();
+      }
+    };
+    for (index h = 0; h < H; ++h) project(d_q_, h, h, w.W_Q, w.b_Q);
+    for (index kv = 0; kv < K; ++kv) {
+      project(d_k_, kv, H + kv, w.W_K, w.b_K);
+      project(d_v_, kv, H + K + kv, w.W_V, w.b_V);
+    }
+    const T* ln_in = config_.split_qkv_input ? s.qkv_in.data() : resid_[std::size_t(l)].data();
+    if (!layer_norm_backward(hooks, ln_in, input_rows, w.ln1_w, w.ln1_b, s.ln1_mean, s.ln1_raw, s.ln1_scale, d_ln_out_,
+                             d_ln_in_, id.ln1_scale, id.ln1_normalized, config_.split_qkv_input ? G : 0, grad))
+      return false;
+    if (!config_.split_qkv_input) {
+      d_resid_ += d_ln_in_;
+      return true;
+    }
+    if (!visit_heads(hooks, id.q_input, d_ln_in_.data(), H, d, G * d) ||
+        !visit_heads(hooks, id.k_input, d_ln_in_.data() + H * d, K, d, G * d) ||
+        !visit_heads(hooks, id.v_input, d_ln_in_.data() + (H + K) * d, K, d, G * d))
+      return false;
+    for (index n = 0; n < N; ++n)
+      for (index gi = 0; gi < G; ++gi) d_resid_.row(n) += d_ln_in_.row(n * G + gi);
+    return true;
+  }
+
+  void embed_backward(hook_set<T>& hooks, T* grad) {
+    const index d = config_.d_model;
+    d_embed_ = d_resid_;
+    d_pos_ = d_resid_;
+    if (!visit(hooks, ids_.pos_embed, d_pos_) || !visit(hooks, ids_.embed, d_embed_) || !grad) return;
+    Eigen::Map<matrix<T>> dWE(grad + embed_W_, config_.vocab, d), dWpos(grad + pos_W_, config_.context, d);
+    for (index n = 0; n < rows(); ++n) {
+      dWE.row(ids_in_[std::size_t(n)]) += d_embed_.row(n);
+      dWpos.row(n % positions_) += d_pos_.row(n);
+    }
+  }
+
+  transformer_config config_;
+  parameter_store<T> params_;
+  std::shared_ptr<const site_table> sites_;  // shared by copies, so hook sets stay valid
+  site_ids ids_;
+  std::vector<layer_params> layer_;
+  index embed_W_ = 0, pos_W_ = 0, final_w_ = 0, final_b_ = 0, unembed_W_ = 0, unembed_b_ = 0;
+
+  // The last forward pass, kept for backward; buffers are reused across calls.
+  index batch_ = 0, positions_ = 0;
+  bool forward_done_ = false;
+  std::vector<index> lengths_;
+  std::vector<token> ids_in_;
+  matrix<T> embed_, pos_, final_out_, logits_;
+  std::vector<matrix<T>> resid_;
+  std::vector<layer_state> states_;
+  std::vector<T> final_mean_, final_raw_, final_scale_;
+  // Backward buffers.
+  matrix<T> d_logits_, d_final_out_, d_resid_, d_mlp_out_, d_post_, d_pre_, d_ln_out_, d_ln_in_, d_attn_out_,
+      d_result_, d_z_, d_q_, d_k_, d_v_, d_embed_, d_pos_;
+  std::vector<T> d_pattern_, d_scale_;
+};
+
+}  // namespace mint::toy

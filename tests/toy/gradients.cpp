@@ -1,0 +1,132 @@
+// The toy transformer's backward against central finite differences, in double,
+// at every site and at entries of every parameter, for several shapes.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "mint/model/cache.hpp"
+#include "mint/toy/transformer.hpp"
+
+
+using model_t = mint::toy::transformer<double>;
+
+namespace {
+
+// f(logits) = sum of R * logits, with R random at valid positions and zero at padding.
+struct linear_objective {
+  mint::array<double> weights;
+
+  linear_objective(const mint::token_batch& tokens, int vocab, std::uint64_t seed)
+      : weights({tokens.batch(), tokens.positions(), mint::index(vocab)}) {
+    mint::rng r(seed);
+    for (mint::index b = 0; b < tokens.batch(); ++b)
+      for (mint::index t = 0; t < tokens.length(b); ++t)
+        for (mint::index j = 0; j < vocab; ++j) weights(b, t, j) = r.normal();
+  }
+
+  double operator()(model_t& model, const mint::token_batch& tokens, mint::hook_set<double>& hooks) const {
+    const auto logits = model.forward(tokens, hooks);
+    double f = 0;
+    for (mint::index b = 0; b < logits.extent(0); ++b)
+      for (mint::index t = 0; t < logits.extent(1); ++t)
+        for (mint::index j = 0; j < logits.extent(2); ++j) f += weights(b, t, j) * logits(b, t, j);
+    return f;
+  }
+};
+
+std::vector<mint::index> random_element(const mint::tensor_view<const double>& v, mint::rng& r) {
+  std::vector<mint::index> at(std::size_t(v.rank()));
+  for (int a = 0; a < v.rank(); ++a) at[std::size_t(a)] = mint::index(r.below(std::uint64_t(v.extent(a))));
+  return at;
+}
+
+template <class V>
+auto& element(const V& v, const std::vector<mint::index>& at) {
+  mint::index offset = 0;
+  for (int a = 0; a < v.rank(); ++a) offset += at[std::size_t(a)] * v.stride(a);
+  return v.data()[offset];
+}
+
+// Relative agreement with an absolute floor: central differences at eps = 1e-5 in
+// double carry truncation error ~1e-10 and rounding ~1e-11 of the objective's scale.
+void check_close(double analytic, double numeric, const std::string& where) {
+  const double tolerance = 1e-6 * std::max(1.0, std::abs(numeric));
+  INFO(where << ": analytic " << analytic << ", finite difference " << numeric);
+  CHECK(std::abs(analytic - numeric) <= tolerance);
+}
+
+void check_model(const mint::toy::transformer_config& config, std::uint64_t seed) {
+  model_t model(config);
+  model.initialize(seed);
+  // Random layer-norm gains and biases, so their gradients are exercised away from 1 and 0.
+  mint::rng r(seed + 1);
+  for (const auto& e : model.parameters().entries())
+    if (e.name.find("ln") != std::string::npos) r.fill_normal(model.parameters().view_of(e), 0.5, 0.3);
+
+  std::vector<std::vector<mint::token>> rows = {{1, 4, 2, 7, 3, 5}, {6, 0, 2}, {3, 3, 1, 2, 5}};
+  const auto tokens = mint::token_batch::from_rows(rows);
+  const linear_objective f(tokens, config.vocab, seed + 2);
+
+  // Analytic: one backward, every site's gradient cached, parameter gradients accumulated.
+  std::vector<std::string> all;
+  for (const auto& s : model.sites()) all.push_back(s.name);
+  mint::activation_cache<double> grads(model.sites(), all);
+  grads.reserve(tokens.batch(), tokens.positions());
+  mint::hook_set<double> grad_hooks(model.sites(), mint::hook_phase::backward);
+  grads.attach(grad_hooks);
+  mint::hook_set<double> none(model.sites());
+  (void)f(model, tokens, none);
+  auto param_grads = model.parameters().zeros_like();
+  model.backward(f.weights.view(), grad_hooks, &param_grads);
+
+  const double eps = 1e-5;
+  for (const auto& site : model.sites()) {
+    const auto g = grads[site.name];
+    for (int trial = 0; trial < 4; ++trial) {
+      const auto at = random_element(g, r);
+      auto perturbed = [&](double delta) {
+        mint::hook_set<double> hooks(model.sites());
+        hooks.add(site.name, [&](mint::hook_call<double>& c) { element(c.activation, at) += delta; },
+                  {.needs = mint::access::add});
+        return f(model, tokens, hooks);
+      };
+      const double numeric = (perturbed(eps) - perturbed(-eps)) / (2 * eps);
+      check_close(element(g, at), numeric, "site " + site.name);
+    }
+  }
+  for (const auto& e : model.parameters().entries()) {
+    auto w = model.parameters().view_of(e);
+    const auto dw = param_grads.view_of(param_grads.find(e.name));
+    for (int trial = 0; trial < 3; ++trial) {
+      const mint::index i = mint::index(r.below(std::uint64_t(w.size())));
+      const double saved = w.data()[i];
+      w.data()[i] = saved + eps;
+      const double up = f(model, tokens, none);
+      w.data()[i] = saved - eps;
+      const double down = f(model, tokens, none);
+      w.data()[i] = saved;
+      check_close(dw.data()[i], (up - down) / (2 * eps), "parameter " + e.name);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("gradients at every site and parameter: layer norm, GELU MLP, two layers") {
+  check_model({.vocab = 9, .context = 8, .d_model = 12, .layers = 2, .heads = 3, .d_head = 4, .d_mlp = 20}, 10);
+}
+
+TEST_CASE("gradients with split q/k/v inputs and grouped-query attention") {
+  check_model({.vocab = 9, .context = 8, .d_model = 10, .layers = 2, .heads = 4, .kv_heads = 2, .d_head = 3,
+               .d_mlp = 16, .activation = mint::toy::activation_fn::gelu_tanh, .split_qkv_input = true},
+              20);
+}
+
+TEST_CASE("gradients without layer norm, attention only, and with ReLU") {
+  check_model({.vocab = 9, .context = 8, .d_model = 8, .layers = 2, .heads = 2, .d_head = 4, .layer_norm = false}, 30);
+  check_model({.vocab = 9, .context = 8, .d_model = 8, .layers = 1, .heads = 2, .d_head = 4, .d_mlp = 12,
+               .activation = mint::toy::activation_fn::relu, .split_qkv_input = true},
+              40);
+}
