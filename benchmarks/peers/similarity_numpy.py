@@ -2,10 +2,12 @@
 them, on the same inputs (n = 10,000 examples, d = 768 features, float32 activations written by
 bench_similarity; RSA's Kendall tau on the first 3,000 examples), timed in the same run.
 
-Each row first checks that both sides give the same value (the tolerance is printed), then prints
-NumPy's time over mint's as a speedup, twice: with both sides on float64 data and with both on
-float32 data (NumPy then multiplies in float32 throughout; mint multiplies float32 within blocks of
-rows and sums in double). Run with scripts/bench peers similarity_numpy [--only REGEX] [--quick].
+Each row first checks that both sides give the same value (every mint value within the printed
+tolerance of NumPy's float64 value), then prints NumPy's time over mint's as a speedup, twice: with
+both sides on float64 data and with both on float32 data (NumPy then multiplies in float32
+throughout; mint multiplies float32 within blocks of rows and sums in double). The last column says
+how far each side's float32 result lands from the float64 one. Run with
+scripts/bench peers similarity_numpy [--only REGEX] [--quick].
 """
 
 import argparse
@@ -267,24 +269,27 @@ def main():
     mint_times, mint_counters = common.run_mint(binary, "^(" + "|".join(re.escape(n.split("/")[0]) for n in names) + ")/",
                                                 counters=True)
 
-    header = ["measure", "tolerance"] + [c for t in dtypes for c in (f"NumPy {t}", f"mint {t}", f"speedup {t}")] + ["agree"]
+    header = (["measure", "tolerance"] + [c for t in dtypes for c in (f"NumPy {t}", f"mint {t}", f"speedup {t}")]
+              + ["|error| f32: mint / NumPy", "agree"])
     table, failed = [], False
     for label, bench, peer, tolerance, n in rows:
-        row, agree = [label, f"{tolerance:g}"], True
-        reference = None
+        row, agree, values = [label, f"{tolerance:g}"], True, {}
         for t in dtypes:
             x, y = (x64, y64) if t == "f64" else (x32, y32)
-            value, seconds = time_peer(lambda: peer(x[:n], y[:n]))
+            values[f"numpy {t}"], seconds = time_peer(lambda: peer(x[:n], y[:n]))
             name = f"{bench}_{t}/real_time"
-            mint_value, mint_seconds = mint_counters[name]["value"], mint_times[name]
-            reference = value if t == "f64" else (reference if reference is not None else value)
-            # Both sides against NumPy's float64 value (NumPy's float32 one where only it ran).
-            agree = agree and abs(mint_value - reference) <= tolerance
-            row += [f"{seconds * 1e3:.0f} ms", f"{mint_seconds * 1e3:.0f} ms", common.speedup(seconds, mint_seconds)]
-        row.append("yes" if agree else "NO")
+            values[f"mint {t}"] = mint_counters[name]["value"]
+            row += [f"{seconds * 1e3:.0f} ms", f"{mint_times[name] * 1e3:.0f} ms", common.speedup(seconds, mint_times[name])]
+        # Every mint value against NumPy's float64 one (NumPy's float32 one with --quick).
+        reference = values.get("numpy f64", values["numpy f32"])
+        agree = all(abs(values[f"mint {t}"] - reference) <= tolerance for t in dtypes)
+        # How far each side's float32 run lands from the float64 answer: the precision actually delivered.
+        errors = "-" if "numpy f64" not in values else (
+            f"{abs(values['mint f32'] - reference):.0e} / {abs(values['numpy f32'] - reference):.0e}")
+        row += [errors, "yes" if agree else "NO"]
         failed = failed or not agree
         table.append(row)
-        print(f"  {label}: NumPy {reference:.8f}, mint {mint_value:.8f}", flush=True)
+        print(f"  {label}: " + ", ".join(f"{k} {v:.10f}" for k, v in values.items()), flush=True)
     print()
     common.print_table(header, table)
     sys.exit(1 if failed else 0)
