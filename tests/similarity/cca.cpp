@@ -10,20 +10,8 @@
 
 using namespace similarity_test;
 
-namespace {
-// rng(3): X [300, 12] + 2, Y [300, 9], Y[:, :6] += 0.7 X[:, :6]. NumPy: Qx, Qy from QR of the centred
-// data, rho = svd(Qx^T Qy); PWCCA weights |H^T Xc| summed over features, H the unit canonical variates of X.
-struct reference_data {
-  mint::matrixd x{300, 12}, y{300, 9};
-  reference_data() {
-    mint::rng rng(3);
-    rng.fill_normal(x);
-    rng.fill_normal(y);
-    y.leftCols(6) += 0.7 * x.leftCols(6);
-    x.array() += 2.0;
-  }
-};
-}  // namespace
+// linear_reference() (common.hpp): NumPy computed rho = svd(Qx^T Qy), Qx and Qy from QR of the centred
+// data, and PWCCA with weights |H^T Xc| summed over features, H the unit canonical variates of X.
 
 TEST_CASE("canonical correlations are exact on data built with known correlations") {
   Eigen::VectorXd rho(4), scale(4);
@@ -62,7 +50,7 @@ TEST_CASE("CCA is invariant to invertible linear maps and translations of either
 }
 
 TEST_CASE("mean CCA and PWCCA match NumPy on the same data") {
-  const reference_data d;
+  const auto d = linear_reference();
   const mint::vectord rho = mint::canonical_correlations(d.x, d.y, {.epsilon = 0});
   CHECK(rho(0) == doctest::Approx(0.7016368819239589).epsilon(1e-10));
   CHECK(rho(8) == doctest::Approx(0.09946632226664921).epsilon(1e-10));

@@ -49,4 +49,28 @@ inline canonical_pair with_correlations(mint::index n, const Eigen::VectorXd& rh
   return out;
 }
 
+/// Two related representations for checks against reference values computed in NumPy on the
+/// same numbers: X [n, dx] and Y [n, dy] Gaussian from rng(seed), Y's first `shared` features plus
+/// `weight` x X's, then X shifted by `offset`.
+struct reference_pair {
+  mint::matrixd x, y;
+};
+
+inline reference_pair related(mint::index n, mint::index dx, mint::index dy, mint::index shared, double weight,
+                              double offset, std::uint64_t seed) {
+  reference_pair p{mint::matrixd(n, dx), mint::matrixd(n, dy)};
+  mint::rng rng(seed);
+  rng.fill_normal(p.x);
+  rng.fill_normal(p.y);
+  p.y.leftCols(shared) += weight * p.x.leftCols(shared);
+  p.x.array() += offset;
+  return p;
+}
+
+/// rng(3): X [300, 12] + 2, Y [300, 9] with Y[:, :6] += 0.7 X[:, :6] (CCA family, Procrustes, shape, R^2).
+inline reference_pair linear_reference() { return related(300, 12, 9, 6, 0.7, 2.0, 3); }
+
+/// rng(1): X [200, 30], Y [200, 20] with Y[:, :10] += 0.5 X[:, :10] (Kornblith et al.'s CKA code).
+inline reference_pair cka_reference() { return related(200, 30, 20, 10, 0.5, 0.0, 1); }
+
 }  // namespace similarity_test

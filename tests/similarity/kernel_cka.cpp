@@ -14,11 +14,7 @@ using namespace similarity_test;
 TEST_CASE("RBF CKA matches Kornblith et al.'s reference code on the same data") {
   // rng(1): X [200, 30], Y [200, 20], Y[:, :10] += 0.5 X[:, :10]; their gram_rbf(x, 0.8) (median over
   // all n^2 squared distances) with center_gram and cka, in NumPy float64.
-  mint::rng rng(1);
-  mint::matrixd x(200, 30), y(200, 20);
-  rng.fill_normal(x);
-  rng.fill_normal(y);
-  y.leftCols(10) += 0.5 * x.leftCols(10);
+  const auto [x, y] = cka_reference();
   CHECK(mint::kernel_cka(x, y, {.bandwidth = 0.8}) == doctest::Approx(0.27064366181846494).epsilon(1e-10));
   CHECK(mint::kernel_cka(x, y, {.bandwidth = 0.8, .estimator = mint::hsic_estimator::unbiased}) ==
         doctest::Approx(0.06578109954660516).epsilon(1e-10));

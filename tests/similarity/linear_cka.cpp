@@ -84,11 +84,7 @@ TEST_CASE("feature-space and Gram-space linear CKA agree to 1e-10 in double, bia
 TEST_CASE("linear CKA matches Kornblith et al.'s reference code on the same data") {
   // rng(1): X [200, 30], Y [200, 20] Gaussian, Y[:, :10] += 0.5 X[:, :10]; values from their NumPy
   // functions (gram_linear, center_gram, cka) on this data.
-  mint::rng rng(1);
-  mint::matrixd x(200, 30), y(200, 20);
-  rng.fill_normal(x);
-  rng.fill_normal(y);
-  y.leftCols(10) += 0.5 * x.leftCols(10);
+  const auto [x, y] = cka_reference();
   CHECK(mint::linear_cka(x, y) == doctest::Approx(0.16686837300072163).epsilon(1e-10));
   CHECK(mint::debiased_linear_cka(x, y) == doctest::Approx(0.06658096056948726).epsilon(1e-10));
 }

@@ -20,12 +20,7 @@ TEST_CASE("Procrustes distance is 0 for rotated, translated, scaled copies and p
 }
 
 TEST_CASE("Procrustes distance equals the residual of the optimal rotation, and NumPy's value") {
-  mint::rng rng(3);
-  mint::matrixd x(300, 12), y(300, 9);
-  rng.fill_normal(x);
-  rng.fill_normal(y);
-  y.leftCols(6) += 0.7 * x.leftCols(6);
-  x.array() += 2.0;
+  const auto [x, y] = linear_reference();
   const double distance = mint::procrustes_distance(x, y);
   // NumPy: sqrt(2 - 2 * svd(Xn^T Yn).sum()) with Xn, Yn centred and unit-norm.
   CHECK(distance == doctest::Approx(1.069009062672487).epsilon(1e-10));

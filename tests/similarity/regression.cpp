@@ -15,12 +15,7 @@ TEST_CASE("R^2 is 1 when Y is a linear map of X, near 0 for independent data, an
   CHECK(mint::linear_regression_r2(x, y, {.ridge = 0}) == doctest::Approx(1.0).epsilon(1e-10));
   // Independent: R^2 is d1 / (n - 1) in expectation (= 0.025 here).
   CHECK(mint::linear_regression_r2(x, gaussian(400, 6, 83), {.ridge = 0}) < 0.06);
-  mint::rng rng(3);
-  mint::matrixd a(300, 12), b(300, 9);
-  rng.fill_normal(a);
-  rng.fill_normal(b);
-  b.leftCols(6) += 0.7 * a.leftCols(6);
-  a.array() += 2.0;
+  const auto [a, b] = linear_reference();
   // NumPy: 1 - ||Yc - Xc lstsq(Xc, Yc)||^2 / ||Yc||^2, and the ridge (0.1 x mean variance) by solve.
   CHECK(mint::linear_regression_r2(a, b, {.ridge = 0}) == doctest::Approx(0.2979932546870877).epsilon(1e-10));
   CHECK(mint::linear_regression_r2(a, b, {.ridge = 0.1}) == doctest::Approx(0.2955926770030476).epsilon(1e-10));

@@ -13,12 +13,7 @@
 using namespace similarity_test;
 
 TEST_CASE("the shape metric matches netrep's LinearMetric (angular) on the same data") {
-  mint::rng rng(3);
-  mint::matrixd x(300, 12), y(300, 9);
-  rng.fill_normal(x);
-  rng.fill_normal(y);
-  y.leftCols(6) += 0.7 * x.leftCols(6);
-  x.array() += 2.0;
+  const auto [x, y] = linear_reference();
   // netrep's whiten (eigenvalues of Xc^T Xc clipped at 1e-7, variance preserved) and angular
   // distance after the optimal rotation, with Y zero-padded to 12 features, in NumPy float64.
   CHECK(mint::shape_distance(x, y, {.alpha = 1.0}) == doctest::Approx(1.1278427996646625).epsilon(1e-10));

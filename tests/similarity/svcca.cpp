@@ -11,12 +11,7 @@
 using namespace similarity_test;
 
 TEST_CASE("SVCCA keeping every direction is mean CCA; keeping the top ones matches NumPy") {
-  mint::rng rng(3);
-  mint::matrixd x(300, 12), y(300, 9);
-  rng.fill_normal(x);
-  rng.fill_normal(y);
-  y.leftCols(6) += 0.7 * x.leftCols(6);
-  x.array() += 2.0;
+  const auto [x, y] = linear_reference();
   CHECK(mint::svcca(x, y, {.variance = 1.0}) == doctest::Approx(mint::mean_cca(x, y, {.epsilon = 0})).epsilon(1e-10));
   // NumPy: project each centred side on its top 5 eigenvectors of X^T X, then mean CCA.
   CHECK(mint::svcca(x, y, {.directions = 5}) == doctest::Approx(0.395660030534339).epsilon(1e-10));

@@ -28,24 +28,15 @@ namespace detail {
 
 /// Per-layer CCA work: the centred covariance (sums, not divided by n) and its ridged Cholesky factor.
 template <class T>
-struct cca_prepared {
-  tensor_view<const T> rows;
-  similarity_context where;
-  row_moments moments;
+struct cca_prepared : layer_moments<T> {
   dense covariance;
   Eigen::LLT<dense> cholesky;
 };
 
 template <tensor X>
 auto cca_prepare(const X& x, const similarity_context& where, double epsilon, product_precision precision) {
-  using T = value_t<const X>;
-  const tensor_view<const T> rows = example_rows(x, where);
-  require_examples(rows, 2, where);
   require_ridge(epsilon, "epsilon", where);
-  cca_prepared<T> p{rows, where, {}, {}, {}};
-  with_product_type<T, T>(precision, [&](auto s) {
-    p.moments = compute_row_moments<decltype(s)>(rows, {.gram = true});
-  });
+  cca_prepared<value_t<const X>> p{prepare_layer_moments(x, where, precision, {.gram = true}), {}, {}};
   p.covariance = p.moments.centred_gram();
   require_finite(p.covariance.trace(), where);
   p.cholesky = ridged_cholesky(p.covariance, relative_ridge(p.covariance, epsilon), where, "epsilon");
@@ -55,11 +46,7 @@ auto cca_prepare(const X& x, const similarity_context& where, double epsilon, pr
 /// Lx^-1 Cxy Ly^-T: the cross-covariance in whitened coordinates; its singular values are the rho_i.
 template <class T, class U>
 dense whitened_cross(const cca_prepared<T>& a, const cca_prepared<U>& b, product_precision precision) {
-  require_same_examples(a.rows.extent(0), a.where, b.rows.extent(0), b.where);
-  const dense cross = with_product_type<T, U>(precision, [&](auto s) {
-    return compute_cross_moments<decltype(s)>(a.rows, a.moments, b.rows, b.moments, false).centred(a.moments, b.moments);
-  });
-  const dense left = a.cholesky.matrixL().solve(cross);
+  const dense left = a.cholesky.matrixL().solve(centred_cross(a, b, precision));
   return b.cholesky.matrixL().solve(left.transpose()).transpose();
 }
 

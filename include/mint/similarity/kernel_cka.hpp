@@ -91,9 +91,7 @@ struct kernel_cka_options {
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
     using T = value_t<const X>;
-    const tensor_view<const T> rows = detail::example_rows(x, where);
-    const bool unbiased = estimator == hsic_estimator::unbiased;
-    detail::require_examples(rows, unbiased ? 4 : 2, where, unbiased ? " for the unbiased HSIC" : "");
+    const tensor_view<const T> rows = detail::hsic_rows(x, estimator, where);
     if (!(bandwidth > 0.0) || !std::isfinite(bandwidth))
       throw argument_error(where.function, "bandwidth", detail::str("is ", bandwidth), "needs a finite value > 0");
     prepared p{where, {}, rows.extent(0), 0.0};

@@ -50,9 +50,7 @@ struct linear_cka_options {
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
     using T = value_t<const X>;
-    const tensor_view<const T> rows = detail::example_rows(x, where);
-    const bool unbiased = estimator == hsic_estimator::unbiased;
-    detail::require_examples(rows, unbiased ? 4 : 2, where, unbiased ? " for the unbiased HSIC" : "");
+    const tensor_view<const T> rows = detail::hsic_rows(x, estimator, where);
     prepared<T> p{rows, where, {}, std::nullopt, 0.0};
     const bool use_gram =
         route == cka_route::gram || (route == cka_route::automatic && rows.extent(1) > rows.extent(0));
@@ -63,7 +61,7 @@ struct linear_cka_options {
         p.gram = detail::make_kernel_statistics(detail::row_gram<S, double>(rows, p.moments.shift));
         p.self_hsic = detail::kernel_hsic(*p.gram, *p.gram, estimator);
       } else {
-        p.moments = detail::compute_row_moments<S>(rows, {.gram = true, .rows = unbiased});
+        p.moments = detail::compute_row_moments<S>(rows, {.gram = true, .rows = estimator == hsic_estimator::unbiased});
         p.self_hsic = self_hsic_of(p.moments);
       }
     });

@@ -32,22 +32,13 @@ struct procrustes_options {
 
   /// Per-layer work: the shift, sums and squared norm (one pass, no products).
   template <class T>
-  struct prepared {
-    tensor_view<const T> rows;
-    similarity_context where;
-    detail::row_moments moments;
+  struct prepared : detail::layer_moments<T> {
     double norm = 0.0;  ///< ||X - mean||_F
   };
 
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
-    using T = value_t<const X>;
-    const tensor_view<const T> rows = detail::example_rows(x, where);
-    detail::require_examples(rows, 2, where);
-    prepared<T> p{rows, where, {}, 0.0};
-    detail::with_product_type<T, T>(precision, [&](auto s) {
-      p.moments = detail::compute_row_moments<decltype(s)>(rows, {});
-    });
+    prepared<value_t<const X>> p{detail::prepare_layer_moments(x, where, precision, {}), 0.0};
     p.norm = std::sqrt(detail::require_finite(p.moments.centred_sum_squares(), where));
     if (!(p.norm > 0.0))
       throw numeric_error(where.function, where.argument, "has no variance across examples",
@@ -58,11 +49,7 @@ struct procrustes_options {
   /// The centred cross-product X^T Y (d1 x d2).
   template <class T, class U>
   detail::dense cross(const prepared<T>& a, const prepared<U>& b) const {
-    detail::require_same_examples(a.rows.extent(0), a.where, b.rows.extent(0), b.where);
-    return detail::with_product_type<T, U>(precision, [&](auto s) {
-      return detail::compute_cross_moments<decltype(s)>(a.rows, a.moments, b.rows, b.moments, false)
-          .centred(a.moments, b.moments);
-    });
+    return detail::centred_cross(a, b, precision);
   }
 
   template <class T, class U>

@@ -33,10 +33,7 @@ struct linear_regression_options {
 
   /// Per-layer work: covariance sums and the ridged Cholesky factor (used when the layer predicts).
   template <class T>
-  struct prepared {
-    tensor_view<const T> rows;
-    similarity_context where;
-    detail::row_moments moments;
+  struct prepared : detail::layer_moments<T> {
     Eigen::LLT<detail::dense> cholesky;
     std::optional<numeric_error> singular;  ///< why the layer cannot predict (thrown only if it is asked to)
     double ridge = 0.0;            ///< absolute ridge
@@ -45,14 +42,8 @@ struct linear_regression_options {
 
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
-    using T = value_t<const X>;
-    const tensor_view<const T> rows = detail::example_rows(x, where);
-    detail::require_examples(rows, 2, where);
     detail::require_ridge(ridge, "ridge", where);
-    prepared<T> p{rows, where, {}, {}, std::nullopt, 0.0, 0.0};
-    detail::with_product_type<T, T>(precision, [&](auto s) {
-      p.moments = detail::compute_row_moments<decltype(s)>(rows, {.gram = true});
-    });
+    prepared<value_t<const X>> p{detail::prepare_layer_moments(x, where, precision, {.gram = true}), {}, std::nullopt, 0.0, 0.0};
     const detail::dense covariance = p.moments.centred_gram();
     p.total_variance = detail::require_finite(covariance.trace(), where);
     if (!(p.total_variance > 0.0))
@@ -71,10 +62,7 @@ struct linear_regression_options {
   double compare(const prepared<T>& x, const prepared<U>& y) const {
     detail::require_same_examples(x.rows.extent(0), x.where, y.rows.extent(0), y.where);
     if (x.singular) throw *x.singular;
-    const detail::dense cross = detail::with_product_type<T, U>(precision, [&](auto s) {
-      return detail::compute_cross_moments<decltype(s)>(x.rows, x.moments, y.rows, y.moments, false)
-          .centred(x.moments, y.moments);
-    });
+    const detail::dense cross = detail::centred_cross(x, y, precision);
     // With L L^T = Xc^T Xc + r I and W = L^-1 Xc^T Yc, B = L^-T W and the explained sum of squares
     // 2 tr(B^T Xc^T Yc) - tr(B^T Xc^T Xc B) is ||W||^2 + r ||B||^2.
     const detail::dense w = x.cholesky.matrixL().solve(cross);

@@ -39,26 +39,17 @@ struct shape_metric_options {
 
   /// Per-layer work: the partial whitening Z (identity when alpha = 1) and ||X Z||_F.
   template <class T>
-  struct prepared {
-    tensor_view<const T> rows;
-    similarity_context where;
-    detail::row_moments moments;
+  struct prepared : detail::layer_moments<T> {
     detail::dense whitening;  ///< Z, d x d; empty when alpha = 1
     double norm = 0.0;        ///< ||Xc Z||_F
   };
 
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
-    using T = value_t<const X>;
-    const tensor_view<const T> rows = detail::example_rows(x, where);
-    detail::require_examples(rows, 2, where);
     if (!(alpha >= 0.0 && alpha <= 1.0))
       throw argument_error(where.function, "alpha", detail::str("is ", alpha), "needs a value in [0, 1]");
-    prepared<T> p{rows, where, {}, {}, 0.0};
     const bool whiten = alpha < 1.0;
-    detail::with_product_type<T, T>(precision, [&](auto s) {
-      p.moments = detail::compute_row_moments<decltype(s)>(rows, {.gram = whiten});
-    });
+    prepared<value_t<const X>> p{detail::prepare_layer_moments(x, where, precision, {.gram = whiten}), {}, 0.0};
     if (!whiten) {
       p.norm = std::sqrt(detail::require_finite(p.moments.centred_sum_squares(), where));
     } else {
@@ -79,11 +70,7 @@ struct shape_metric_options {
 
   template <class T, class U>
   double compare(const prepared<T>& a, const prepared<U>& b) const {
-    detail::require_same_examples(a.rows.extent(0), a.where, b.rows.extent(0), b.where);
-    detail::dense c = detail::with_product_type<T, U>(precision, [&](auto s) {
-      return detail::compute_cross_moments<decltype(s)>(a.rows, a.moments, b.rows, b.moments, false)
-          .centred(a.moments, b.moments);
-    });
+    detail::dense c = detail::centred_cross(a, b, precision);
     if (a.whitening.size() > 0) c = a.whitening * c;
     if (b.whitening.size() > 0) c = c * b.whitening;
     const double cosine = detail::normalized_nuclear_norm(c, a.norm * b.norm);

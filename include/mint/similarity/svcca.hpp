@@ -43,26 +43,17 @@ struct svcca_options {
 
   /// Per-layer work: the kept principal directions, scaled to whiten (v_k / sqrt(lambda_k)).
   template <class T>
-  struct prepared {
-    tensor_view<const T> rows;
-    similarity_context where;
-    detail::row_moments moments;
+  struct prepared : detail::layer_moments<T> {
     detail::dense whitening;  ///< d x k
   };
 
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
-    using T = value_t<const X>;
-    const tensor_view<const T> rows = detail::example_rows(x, where);
-    detail::require_examples(rows, 2, where);
     if (!(variance > 0.0 && variance <= 1.0))
       throw argument_error(where.function, "variance", detail::str("is ", variance), "needs a fraction in (0, 1]");
     if (directions < 0)
       throw argument_error(where.function, "directions", detail::str("is ", directions), "needs a count >= 0");
-    prepared<T> p{rows, where, {}, {}};
-    detail::with_product_type<T, T>(precision, [&](auto s) {
-      p.moments = detail::compute_row_moments<decltype(s)>(rows, {.gram = true});
-    });
+    prepared<value_t<const X>> p{detail::prepare_layer_moments(x, where, precision, {.gram = true}), {}};
     const detail::dense covariance = p.moments.centred_gram();
     detail::require_finite(covariance.trace(), where);
     Eigen::SelfAdjointEigenSolver<detail::dense> eig(covariance);
@@ -89,11 +80,7 @@ struct svcca_options {
   /// The canonical correlations between the reduced representations, descending.
   template <class T, class U>
   vectord correlations(const prepared<T>& a, const prepared<U>& b) const {
-    detail::require_same_examples(a.rows.extent(0), a.where, b.rows.extent(0), b.where);
-    const detail::dense cross = detail::with_product_type<T, U>(precision, [&](auto s) {
-      return detail::compute_cross_moments<decltype(s)>(a.rows, a.moments, b.rows, b.moments, false)
-          .centred(a.moments, b.moments);
-    });
+    const detail::dense cross = detail::centred_cross(a, b, precision);
     const detail::dense whitened = a.whitening.transpose() * cross * b.whitening;
     return squared_to_correlations(detail::squared_singular_values(whitened));
   }

@@ -8,11 +8,22 @@
 #include <Eigen/Core>
 
 #include "mint/core/eigen.hpp"
+#include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
 #include "mint/similarity/detail/moments.hpp"
 #include "mint/similarity/detail/rows.hpp"
+#include "mint/similarity/measure.hpp"
 
 namespace mint::detail {
+
+/// The rows of a layer whose HSIC is taken: the unbiased estimator needs n >= 4, the biased one n >= 2.
+template <tensor X>
+auto hsic_rows(const X& x, hsic_estimator estimator, const similarity_context& where) {
+  const auto rows = example_rows(x, where);
+  const bool unbiased = estimator == hsic_estimator::unbiased;
+  require_examples(rows, unbiased ? 4 : 2, where, unbiased ? " for the unbiased HSIC" : "");
+  return rows;
+}
 
 /// The four sums the unbiased estimator needs.
 struct hsic_terms {

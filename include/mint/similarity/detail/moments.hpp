@@ -10,8 +10,10 @@
 #include <Eigen/Core>
 
 #include "mint/core/eigen.hpp"
+#include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
 #include "mint/similarity/detail/rows.hpp"
+#include "mint/similarity/measure.hpp"
 
 namespace mint::detail {
 
@@ -47,39 +49,51 @@ vectord product_shift(const tensor_view<const T>& rows) {
   return leading_mean(rows, count).template cast<S>().template cast<double>();
 }
 
-/// One pass over the rows: the moments `what` asks for, products in S, sums in double.
+/// One pass over the rows: the moments `what` asks for, products in S, sums in double. The shift
+/// is the mean of the first block, taken from that block once it is loaded (no second read).
 template <class S, class T>
 row_moments compute_row_moments(const tensor_view<const T>& rows, moment_request what) {
   const index n = rows.extent(0), d = rows.extent(1);
   row_moments m;
   m.n = n;
-  m.shift = product_shift<S>(rows);
   m.sum = vectord::Zero(d);
+  m.shift = vectord::Zero(d);
   if (what.gram) m.gram = dense::Zero(d, d);
   if (what.rows) {
     m.row_norms.resize(n);
     m.norm_weighted_sum = vectord::Zero(d);
   }
-  const vector<S> shift = m.shift.template cast<S>();
-  const index step = block_rows(d);
+  const index step = std::min(n, block_rows(d));
+  const vector<S> ones = vector<S>::Ones(step);
+  vector<S> shift = vector<S>::Zero(d);
   matrix<S> block;
   dense_of<S> partial;
   for (index begin = 0; begin < n; begin += step) {
     const index count = std::min(step, n - begin);
     load_rows(rows, begin, count, shift, block);
-    const auto b = block.topRows(count);
+    auto b = block.topRows(count);
+    if (begin == 0 && count > 0) {
+      shift = b.transpose() * ones.head(count) / S(count);
+      b.rowwise() -= shift.transpose();
+      m.shift = shift.template cast<double>();
+    }
     // Sums within a block in S (the data are shifted, so they stay small), across blocks in double.
-    m.sum += b.colwise().sum().transpose().template cast<double>();
-    const vector<S> norms = b.rowwise().squaredNorm();
-    m.sum_squares += norms.template cast<double>().sum();
-    if (what.rows) {
-      m.row_norms.segment(begin, count) = norms.template cast<double>();
-      m.norm_weighted_sum += (b.transpose() * norms).template cast<double>();
-      m.sum_row_norms_squared += m.row_norms.segment(begin, count).squaredNorm();
+    m.sum += (b.transpose() * ones.head(count)).template cast<double>();
+    if (what.rows || !what.gram) {
+      const vector<S> norms = b.rowwise().squaredNorm();
+      m.sum_squares += norms.template cast<double>().sum();
+      if (what.rows) {
+        m.row_norms.segment(begin, count) = norms.template cast<double>();
+        m.norm_weighted_sum += (b.transpose() * norms).template cast<double>();
+        m.sum_row_norms_squared += m.row_norms.segment(begin, count).squaredNorm();
+      }
     }
     if (what.gram) add_gram<S>(m.gram, b, partial);
   }
-  if (what.gram) symmetrize_lower(m.gram);
+  if (what.gram) {
+    symmetrize_lower(m.gram);
+    if (!what.rows) m.sum_squares = m.gram.trace();
+  }
   return m;
 }
 
@@ -131,6 +145,34 @@ cross_moments compute_cross_moments(const tensor_view<const T>& x, const row_mom
     }
   }
   return c;
+}
+
+/// A layer's rows and moments: the per-layer work every linear measure starts from.
+template <class T>
+struct layer_moments {
+  tensor_view<const T> rows;
+  similarity_context where;
+  row_moments moments;
+};
+
+/// Checks a layer (at least `minimum` examples) and makes its pass, products in the precision asked.
+template <tensor X>
+auto prepare_layer_moments(const X& x, const similarity_context& where, product_precision precision,
+                           moment_request what, index minimum = 2) {
+  using T = value_t<const X>;
+  layer_moments<T> out{example_rows(x, where), where, {}};
+  require_examples(out.rows, minimum, where);
+  with_product_type<T, T>(precision, [&](auto s) { out.moments = compute_row_moments<decltype(s)>(out.rows, what); });
+  return out;
+}
+
+/// sum_i (x_i - mean_x)(y_i - mean_y)^T of two prepared layers of the same examples (d1 x d2).
+template <class T, class U>
+dense centred_cross(const layer_moments<T>& a, const layer_moments<U>& b, product_precision precision) {
+  require_same_examples(a.rows.extent(0), a.where, b.rows.extent(0), b.where);
+  return with_product_type<T, U>(precision, [&](auto s) {
+    return compute_cross_moments<decltype(s)>(a.rows, a.moments, b.rows, b.moments, false).centred(a.moments, b.moments);
+  });
 }
 
 }  // namespace mint::detail

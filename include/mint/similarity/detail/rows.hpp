@@ -102,7 +102,8 @@ template <class T>
 vectord leading_mean(const tensor_view<const T>& rows, index count) {
   if (count == 0) return vectord::Zero(rows.extent(1));
   return visit_matrix(rows, [&](const auto& m) -> vectord {
-    return m.topRows(count).template cast<double>().colwise().sum().transpose() / double(count);
+    using V = typename std::remove_cvref_t<decltype(m)>::Scalar;
+    return (m.topRows(count).transpose() * vector<V>::Ones(count)).template cast<double>() / double(count);
   });
 }
 
