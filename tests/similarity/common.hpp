@@ -10,6 +10,13 @@
 
 namespace similarity_test {
 
+/// The test matrices are small: one Eigen thread is faster than several (whose hand-offs dominate,
+/// and stall on a busy machine). tests/similarity/threads.cpp checks the threaded paths agree.
+inline const bool single_threaded = [] {
+  Eigen::setNbThreads(1);
+  return true;
+}();
+
 inline mint::matrixd gaussian(mint::index rows, mint::index cols, std::uint64_t seed) {
   mint::matrixd m(rows, cols);
   mint::rng(seed).fill_normal(m);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
@@ -33,13 +34,18 @@ struct cca_prepared : layer_moments<T> {
   Eigen::LLT<dense> cholesky;
 };
 
-template <tensor X>
-auto cca_prepare(const X& x, const similarity_context& where, double epsilon, product_precision precision) {
+/// The pass CCA needs, after checking the ridge.
+inline linear_plan cca_plan(double epsilon, const similarity_context& where) {
   require_ridge(epsilon, "epsilon", where);
-  cca_prepared<value_t<const X>> p{prepare_layer_moments(x, where, precision, {.gram = true}), {}, {}};
+  return {{.gram = true}};
+}
+
+template <class T>
+cca_prepared<T> cca_prepare_from(layer_moments<T> layer, double epsilon) {
+  cca_prepared<T> p{std::move(layer), {}, {}};
   p.covariance = p.moments.centred_gram();
-  require_finite(p.covariance.trace(), where);
-  p.cholesky = ridged_cholesky(p.covariance, relative_ridge(p.covariance, epsilon), where, "epsilon");
+  require_finite(p.covariance.trace(), p.where);
+  p.cholesky = ridged_cholesky(p.covariance, relative_ridge(p.covariance, epsilon), p.where, "epsilon");
   return p;
 }
 
@@ -66,9 +72,16 @@ struct cca_options {
   static constexpr bool is_symmetric = true;
   std::string name() const { return "mean CCA"; }
 
+  detail::linear_plan plan(const similarity_context& where, index, index) const { return detail::cca_plan(epsilon, where); }
+
+  template <class T>
+  detail::cca_prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    return detail::cca_prepare_from(std::move(layer), epsilon);
+  }
+
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
-    return detail::cca_prepare(x, where, epsilon, precision);
+    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
   }
 
   /// The min(d1, d2) canonical correlations, descending.
@@ -94,9 +107,16 @@ struct pwcca_options {
   static constexpr bool is_symmetric = false;
   std::string name() const { return "PWCCA"; }
 
+  detail::linear_plan plan(const similarity_context& where, index, index) const { return detail::cca_plan(epsilon, where); }
+
+  template <class T>
+  detail::cca_prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    return detail::cca_prepare_from(std::move(layer), epsilon);
+  }
+
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
-    return detail::cca_prepare(x, where, epsilon, precision);
+    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
   }
 
   template <class T, class U>
@@ -127,8 +147,12 @@ vectord canonical_correlations(const X& x, const Y& y, const cca_options& option
   const auto rows_x = detail::example_rows(x, where_x);
   const auto rows_y = detail::example_rows(y, where_y);
   detail::require_same_examples(rows_x.extent(0), where_x, rows_y.extent(0), where_y);
-  const auto prepared_x = options.prepare(rows_x, where_x);
-  return options.correlations(prepared_x, options.prepare(rows_y, where_y));
+  detail::require_examples(rows_x, 2, where_x);
+  detail::require_examples(rows_y, 2, where_y);
+  auto [layer_x, layer_y] = detail::prepare_layer_pair(rows_x, where_x, rows_y, where_y, options.precision,
+                                                       options.plan(where_x, 0, 0).what);
+  const auto prepared_x = options.prepare_from(std::move(layer_x));
+  return options.correlations(prepared_x, options.prepare_from(std::move(layer_y)));
 }
 
 /// Mean canonical correlation of X [n, d1] and Y [n, d2] (same examples).

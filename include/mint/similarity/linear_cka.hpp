@@ -39,38 +39,41 @@ struct linear_cka_options {
 
   /// Per-layer work: shifted moments (feature route) or the Gram matrix, and HSIC(K, K).
   template <class T>
-  struct prepared {
-    tensor_view<const T> rows;
-    similarity_context where;
-    detail::row_moments moments;                          ///< feature route (shift always set)
+  struct prepared : detail::layer_moments<T> {
     std::optional<detail::kernel_statistics<double>> gram;  ///< Gram route
     double self_hsic = 0.0;
   };
+
+  /// The pass a layer of n examples and d features needs (the Gram route takes none).
+  detail::linear_plan plan(const similarity_context&, index n, index d) const {
+    const bool unbiased = estimator == hsic_estimator::unbiased;
+    const bool features = route == cka_route::features || (route == cka_route::automatic && d <= n);
+    return {{.gram = true, .rows = unbiased}, unbiased ? 4 : 2, features, unbiased ? " for the unbiased HSIC" : ""};
+  }
 
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
     using T = value_t<const X>;
     const tensor_view<const T> rows = detail::hsic_rows(x, estimator, where);
-    prepared<T> p{rows, where, {}, std::nullopt, 0.0};
-    const bool use_gram =
-        route == cka_route::gram || (route == cka_route::automatic && rows.extent(1) > rows.extent(0));
+    const detail::linear_plan p = plan(where, rows.extent(0), rows.extent(1));
+    if (p.moments) return prepare_from(detail::prepare_layer_moments(rows, where, precision, p));
+    prepared<T> out{{rows, where, {}}, std::nullopt, 0.0};
     detail::with_product_type<T, T>(precision, [&](auto s) {
-      using S = decltype(s);
-      if (use_gram) {
-        p.moments.shift = detail::product_shift<S>(rows);
-        p.gram = detail::make_kernel_statistics(detail::row_gram<S, double>(rows, p.moments.shift));
-        p.self_hsic = detail::kernel_hsic(*p.gram, *p.gram, estimator);
-      } else {
-        p.moments = detail::compute_row_moments<S>(rows, {.gram = true, .rows = estimator == hsic_estimator::unbiased});
-        p.self_hsic = self_hsic_of(p.moments);
-      }
+      out.moments.shift = detail::product_shift<decltype(s)>(rows);
+      out.gram = detail::make_kernel_statistics(detail::row_gram<decltype(s), double>(rows, out.moments.shift));
     });
-    detail::require_finite(p.self_hsic, where);
-    const double spread = p.gram ? detail::centred_kernel_dot(*p.gram, *p.gram) : p.moments.centred_sum_squares();
-    if (!(spread > 0.0))
-      throw numeric_error(where.function, where.argument, "has no variance across examples",
-                          "needs examples that differ; CKA is 0/0 for a constant representation");
-    return p;
+    out.self_hsic = detail::kernel_hsic(*out.gram, *out.gram, estimator);
+    return checked(std::move(out), detail::centred_kernel_dot(*out.gram, *out.gram));
+  }
+
+  /// The feature route's per-layer work from the layer's moments.
+  template <class T>
+  prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    prepared<T> out{std::move(layer), std::nullopt, 0.0};
+    const detail::row_moments& m = out.moments;
+    out.self_hsic = estimator == hsic_estimator::biased ? m.centred_gram().squaredNorm()
+                                                        : detail::unbiased_hsic(m.n, detail::linear_hsic_terms(m));
+    return checked(std::move(out), m.centred_sum_squares());
   }
 
   /// HSIC(K, L) for two prepared layers (the biased one times (n-1)^2).
@@ -78,15 +81,12 @@ struct linear_cka_options {
   double hsic(const prepared<T>& a, const prepared<U>& b) const {
     detail::require_same_examples(a.rows.extent(0), a.where, b.rows.extent(0), b.where);
     if (!a.gram && !b.gram) {
-      return detail::with_product_type<T, U>(precision, [&](auto s) {
-        using S = decltype(s);
-        const bool unbiased = estimator == hsic_estimator::unbiased;
-        const auto c = detail::compute_cross_moments<S>(a.rows, a.moments, b.rows, b.moments, unbiased);
-        if (!unbiased) return c.centred(a.moments, b.moments).squaredNorm();
-        return detail::unbiased_hsic(
-            a.rows.extent(0),
-            detail::linear_hsic_terms(a.moments, b.moments, c.product, c.x_weighted, c.y_weighted, c.sum_norm_products));
-      });
+      const bool unbiased = estimator == hsic_estimator::unbiased;
+      const detail::cross_moments c = detail::cross_of(a, b, precision, unbiased);
+      if (!unbiased) return c.centred(a.moments, b.moments).squaredNorm();
+      return detail::unbiased_hsic(
+          a.rows.extent(0),
+          detail::linear_hsic_terms(a.moments, b.moments, c.product, c.x_weighted, c.y_weighted, c.sum_norm_products));
     }
     // One or both on the Gram route: compare n x n kernels, building the missing one.
     std::optional<detail::kernel_statistics<double>> built_a, built_b;
@@ -117,9 +117,13 @@ private:
     });
   }
 
-  double self_hsic_of(const detail::row_moments& m) const {
-    if (estimator == hsic_estimator::biased) return m.centred_gram().squaredNorm();
-    return detail::unbiased_hsic(m.n, detail::linear_hsic_terms(m));
+  template <class T>
+  static prepared<T> checked(prepared<T> p, double spread) {
+    detail::require_finite(p.self_hsic, p.where);
+    if (!(spread > 0.0))
+      throw numeric_error(p.where.function, p.where.argument, "has no variance across examples",
+                          "needs examples that differ; CKA is 0/0 for a constant representation");
+    return p;
   }
 };
 

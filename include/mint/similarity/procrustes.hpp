@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include <Eigen/Core>
 #include <Eigen/SVD>
@@ -36,9 +37,17 @@ struct procrustes_options {
     double norm = 0.0;  ///< ||X - mean||_F
   };
 
+  detail::linear_plan plan(const similarity_context&, index, index) const { return {}; }
+
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
-    prepared<value_t<const X>> p{detail::prepare_layer_moments(x, where, precision, {}), 0.0};
+    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+  }
+
+  template <class T>
+  prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    prepared<T> p{std::move(layer), 0.0};
+    const similarity_context& where = p.where;
     p.norm = std::sqrt(detail::require_finite(p.moments.centred_sum_squares(), where));
     if (!(p.norm > 0.0))
       throw numeric_error(where.function, where.argument, "has no variance across examples",

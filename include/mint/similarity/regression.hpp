@@ -6,6 +6,7 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
@@ -40,10 +41,20 @@ struct linear_regression_options {
     double total_variance = 0.0;   ///< ||Xc||_F^2
   };
 
+  detail::linear_plan plan(const similarity_context& where, index, index) const {
+    detail::require_ridge(ridge, "ridge", where);
+    return {{.gram = true}};
+  }
+
   template <tensor X>
   auto prepare(const X& x, const similarity_context& where) const {
-    detail::require_ridge(ridge, "ridge", where);
-    prepared<value_t<const X>> p{detail::prepare_layer_moments(x, where, precision, {.gram = true}), {}, std::nullopt, 0.0, 0.0};
+    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+  }
+
+  template <class T>
+  prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    prepared<T> p{std::move(layer), {}, std::nullopt, 0.0, 0.0};
+    const similarity_context& where = p.where;
     const detail::dense covariance = p.moments.centred_gram();
     p.total_variance = detail::require_finite(covariance.trace(), where);
     if (!(p.total_variance > 0.0))

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
@@ -44,12 +45,23 @@ struct shape_metric_options {
     double norm = 0.0;        ///< ||Xc Z||_F
   };
 
-  template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  /// The pass the metric needs (Gram matrices to whiten unless alpha = 1), after checking alpha.
+  detail::linear_plan plan(const similarity_context& where, index, index) const {
     if (!(alpha >= 0.0 && alpha <= 1.0))
       throw argument_error(where.function, "alpha", detail::str("is ", alpha), "needs a value in [0, 1]");
+    return {{.gram = alpha < 1.0}};
+  }
+
+  template <tensor X>
+  auto prepare(const X& x, const similarity_context& where) const {
+    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+  }
+
+  template <class T>
+  prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    prepared<T> p{std::move(layer), {}, 0.0};
+    const similarity_context& where = p.where;
     const bool whiten = alpha < 1.0;
-    prepared<value_t<const X>> p{detail::prepare_layer_moments(x, where, precision, {.gram = whiten}), {}, 0.0};
     if (!whiten) {
       p.norm = std::sqrt(detail::require_finite(p.moments.centred_sum_squares(), where));
     } else {

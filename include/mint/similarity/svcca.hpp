@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
@@ -47,13 +48,25 @@ struct svcca_options {
     detail::dense whitening;  ///< d x k
   };
 
-  template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  /// The pass SVCCA needs, after checking the options.
+  detail::linear_plan plan(const similarity_context& where, index, index) const {
     if (!(variance > 0.0 && variance <= 1.0))
       throw argument_error(where.function, "variance", detail::str("is ", variance), "needs a fraction in (0, 1]");
     if (directions < 0)
       throw argument_error(where.function, "directions", detail::str("is ", directions), "needs a count >= 0");
-    prepared<value_t<const X>> p{detail::prepare_layer_moments(x, where, precision, {.gram = true}), {}};
+    return {{.gram = true}};
+  }
+
+  template <tensor X>
+  auto prepare(const X& x, const similarity_context& where) const {
+    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+  }
+
+  /// The kept directions from the layer's covariance.
+  template <class T>
+  prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    prepared<T> p{std::move(layer), {}};
+    const similarity_context& where = p.where;
     const detail::dense covariance = p.moments.centred_gram();
     detail::require_finite(covariance.trace(), where);
     Eigen::SelfAdjointEigenSolver<detail::dense> eig(covariance);

@@ -127,16 +127,14 @@ dense_of<Acc> row_gram(const tensor_view<const T>& rows, const vectord& shift) {
     }
     return out;
   } else {
-    dense out = dense::Zero(n, n);
-    dense_of<S> partial;
+    product_sum<S> out(n, n, true);
     const index step = block_rows(n);
     for (index begin = 0; begin < d; begin += step) {
       const index count = std::min(step, d - begin);
       load_columns(rows, begin, count, s, block);
-      add_gram<S>(out, block.leftCols(count).transpose(), partial);
+      out.add_gram(block.leftCols(count).transpose());
     }
-    symmetrize_lower(out);
-    return out;
+    return out.finish();
   }
 }
 

@@ -107,12 +107,18 @@ vectord leading_mean(const tensor_view<const T>& rows, index count) {
   });
 }
 
-/// block[0:count) = rows[begin, begin+count) - shift, converted to S (block is row-major, d columns).
+/// block[0:count, column:column+d) = rows[begin, begin+count) - shift, converted to S; the
+/// block (row-major) must be at least count x (column + d); by default it is sized to count x d.
 template <class S, class T>
-void load_rows(const tensor_view<const T>& rows, index begin, index count, const vector<S>& shift, matrix<S>& block) {
-  if (block.rows() < count || block.cols() != rows.extent(1)) block.resize(count, rows.extent(1));
+void load_rows(const tensor_view<const T>& rows, index begin, index count, const vector<S>& shift, matrix<S>& block,
+               index column = -1) {
+  const index d = rows.extent(1);
+  if (column < 0) {
+    column = 0;
+    if (block.rows() < count || block.cols() != d) block.resize(count, d);
+  }
   visit_matrix(rows, [&](const auto& m) {
-    block.topRows(count) = m.middleRows(begin, count).template cast<S>().rowwise() - shift.transpose();
+    block.block(0, column, count, d) = m.middleRows(begin, count).template cast<S>().rowwise() - shift.transpose();
   });
 }
 
@@ -137,29 +143,76 @@ inline bool prefer_symmetric_products() {
 #endif
 }
 
-/// acc (lower triangle at least) += b^T b for a block b of rows; float32 products are
-/// formed per block in `partial`, then summed in double.
-template <class S, class Block>
-void add_gram(dense& acc, const Block& b, dense_of<S>& partial) {
-  const bool symmetric = prefer_symmetric_products();
-  if constexpr (std::is_same_v<S, double>) {
-    if (symmetric)
-      acc.selfadjointView<Eigen::Lower>().rankUpdate(b.transpose());
-    else
-      acc.noalias() += b.transpose() * b;
-  } else {
-    if (symmetric) {
-      partial.setZero(acc.rows(), acc.cols());
-      partial.template selfadjointView<Eigen::Lower>().rankUpdate(b.transpose());
-      acc.triangularView<Eigen::Lower>() += partial.template cast<double>();
+/// Rows whose float32 products are summed in float32 before they join the double sum: enough
+/// to make the double update rare, few enough to keep ~1e-7 relative accuracy in practice.
+inline constexpr index float_sum_rows = 8192;
+
+/// A sum of products over blocks of rows: sum_b b^T b (symmetric) or sum_b a^T b (cross), with
+/// products formed in S and summed in double (float32 partial sums over float_sum_rows rows first).
+template <class S>
+class product_sum {
+public:
+  product_sum(index rows, index cols, bool symmetric)
+      : symmetric_(symmetric), syrk_(symmetric && prefer_symmetric_products()), sum_(dense::Zero(rows, cols)) {}
+
+  /// += b^T b for a block b of rows.
+  template <class B>
+  void add_gram(const B& b) {
+    if constexpr (std::is_same_v<S, double>) {
+      if (syrk_)
+        sum_.selfadjointView<Eigen::Lower>().rankUpdate(b.transpose());
+      else
+        sum_.noalias() += b.transpose() * b;
     } else {
-      partial.noalias() = b.transpose() * b;
-      acc += partial.template cast<double>();
+      start(b.rows());
+      if (syrk_)
+        partial_.template selfadjointView<Eigen::Lower>().rankUpdate(b.transpose());
+      else
+        partial_.noalias() += b.transpose() * b;
+      stop();
     }
   }
-}
 
-/// Fills the upper triangle of a matrix whose lower triangle add_gram built.
-inline void symmetrize_lower(dense& acc) { acc.triangularView<Eigen::StrictlyUpper>() = acc.transpose(); }
+  /// += a^T b for blocks a and b of the same rows.
+  template <class A, class B>
+  void add_cross(const A& a, const B& b) {
+    if constexpr (std::is_same_v<S, double>) {
+      sum_.noalias() += a.transpose() * b;
+    } else {
+      start(a.rows());
+      partial_.noalias() += a.transpose() * b;
+      stop();
+    }
+  }
+
+  /// The sum, in double (symmetric sums with both triangles filled).
+  dense finish() {
+    flush();
+    if (symmetric_) sum_.triangularView<Eigen::StrictlyUpper>() = sum_.transpose();
+    return std::move(sum_);
+  }
+
+private:
+  void start(index rows) {
+    if (pending_ == 0) partial_.setZero(sum_.rows(), sum_.cols());
+    pending_ += rows;
+  }
+  void stop() {
+    if (pending_ >= float_sum_rows) flush();
+  }
+  void flush() {
+    if (pending_ == 0) return;
+    if (syrk_)
+      sum_.triangularView<Eigen::Lower>() += partial_.template cast<double>();
+    else
+      sum_ += partial_.template cast<double>();
+    pending_ = 0;
+  }
+
+  bool symmetric_, syrk_;
+  dense sum_;
+  dense_of<S> partial_;
+  index pending_ = 0;
+};
 
 }  // namespace mint::detail
