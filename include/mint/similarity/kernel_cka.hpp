@@ -17,6 +17,7 @@
 #include "mint/similarity/detail/hsic.hpp"
 #include "mint/similarity/detail/moments.hpp"
 #include "mint/similarity/detail/pair.hpp"
+#include "mint/similarity/detail/rank.hpp"
 #include "mint/similarity/detail/rows.hpp"
 #include "mint/similarity/measure.hpp"
 
@@ -27,17 +28,17 @@ namespace detail {
 /// The median of all n^2 entries of a matrix of squared distances, diagonal zeros included
 /// (as Kornblith et al.'s code takes it), from the n(n-1)/2 values above the diagonal.
 template <class S>
-double median_with_diagonal(std::vector<S>& upper, index n) {
+double median_with_diagonal(const std::vector<S>& upper, index n) {
   const index total = n * n;
-  // Sorted, the n^2 entries are n zeros, then every value above the diagonal twice.
-  const auto at = [&](index position) -> double {
-    if (position < n) return 0.0;
-    const auto k = std::size_t((position - n) / 2);
-    std::nth_element(upper.begin(), upper.begin() + std::ptrdiff_t(k), upper.end());
-    return double(upper[k]);
+  // Sorted, the n^2 entries are n zeros, then every value above the diagonal twice: entry p >= n
+  // is the ((p - n) / 2)-th smallest value above the diagonal.
+  const auto entry = [&](index position) {
+    return position < n ? 0.0 : double(kth_smallest(upper, std::size_t((position - n) / 2)));
   };
-  if (total % 2 == 1) return at(total / 2);
-  return 0.5 * (at(total / 2 - 1) + at(total / 2));
+  const index high = total / 2;
+  if (total % 2 == 1) return entry(high);
+  const double above = entry(high);
+  return 0.5 * (((high - n) % 2 == 1 && high > n) ? above : entry(high - 1)) + 0.5 * above;
 }
 
 /// The RBF kernel of the rows: products in S, sigma^2 = bandwidth^2 x median squared distance.

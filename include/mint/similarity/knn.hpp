@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -62,35 +60,53 @@ knn_lists knn_prepare(const X& x, const similarity_context& where, index k, knn_
         if (norms(i) > S(0)) z.row(i) /= norms(i);
     }
     const vector<S> half_norms = S(0.5) * z.rowwise().squaredNorm();
-    const index step = std::clamp<index>((index(1) << 21) / std::max<index>(n, 1), 16, 512);
-    matrix<S> scores;
-    std::vector<S> row_scores(static_cast<std::size_t>(n));
-    std::vector<std::uint32_t> chosen;
-    for (index begin = 0; begin < n; begin += step) {
-      const index count = std::min(step, n - begin);
-      scores.noalias() = z.middleRows(begin, count) * z.transpose();
-      // Euclidean: rank by x_i.x_j - |x_j|^2 / 2, which orders j as -|x_i - x_j|^2 does.
-      if (metric == knn_metric::euclidean) scores.rowwise() -= half_norms.transpose();
-      for (index r = 0; r < count; ++r) {
-        const index i = begin + r;
-        const S* score = scores.row(r).data();
-        for (index j = 0; j < n; ++j) {
-          if (!std::isfinite(score[j])) require_finite(double(score[j]), where);
-          row_scores[std::size_t(j)] = score[j];
-        }
-        row_scores[std::size_t(i)] = -std::numeric_limits<S>::infinity();
-        // The k-th largest score, then everything above it and the lowest indices tied with it.
-        std::nth_element(row_scores.begin(), row_scores.begin() + (k - 1), row_scores.end(), std::greater<S>());
-        const S threshold = row_scores[std::size_t(k - 1)];
-        chosen.clear();
-        for (index j = 0; j < n; ++j)
-          if (j != i && score[j] > threshold) chosen.push_back(std::uint32_t(j));
-        for (index j = 0; j < n && index(chosen.size()) < k; ++j)
-          if (j != i && score[j] == threshold) chosen.push_back(std::uint32_t(j));
-        std::sort(chosen.begin(), chosen.end());
-        std::copy(chosen.begin(), chosen.end(), out.neighbours.begin() + std::ptrdiff_t(i * k));
+    // Each row keeps its k best (score descending, index ascending on ties). Tiles of the upper
+    // triangle of Z Z^T serve the rows of both their row block and their column block, so every
+    // product is formed once.
+    std::vector<S> best_score(std::size_t(n * k));
+    std::vector<std::uint32_t> best_index(std::size_t(n * k));
+    std::vector<index> filled(std::size_t(n), 0);
+    const auto offer = [&](index i, index j, S score) {
+      S* scores = best_score.data() + i * k;
+      std::uint32_t* indices = best_index.data() + i * k;
+      index& count = filled[std::size_t(i)];
+      const auto better = [&](index at) {
+        return score > scores[at] || (score == scores[at] && std::uint32_t(j) < indices[at]);
+      };
+      if (count == k && !better(k - 1)) return;
+      index at = count < k ? count++ : k - 1;
+      for (; at > 0 && better(at - 1); --at) {
+        scores[at] = scores[at - 1];
+        indices[at] = indices[at - 1];
+      }
+      scores[at] = score;
+      indices[at] = std::uint32_t(j);
+    };
+    constexpr index tile = 512;
+    matrix<S> g, g_t;
+    for (index bi = 0; bi < n; bi += tile) {
+      const index rows_i = std::min(tile, n - bi);
+      for (index bj = bi; bj < n; bj += tile) {
+        const index rows_j = std::min(tile, n - bj);
+        g.noalias() = z.middleRows(bi, rows_i) * z.middleRows(bj, rows_j).transpose();
+        if (!g.allFinite())
+          throw numeric_error(where.function, where.argument, "holds NaN or infinity", "needs finite activations");
+        // Euclidean: rank j for i by x_i.x_j - |x_j|^2 / 2, which orders j as -|x_i - x_j|^2 does.
+        const bool euclidean = metric == knn_metric::euclidean;
+        for (index r = 0; r < rows_i; ++r)
+          for (index c = 0; c < rows_j; ++c)
+            if (bi + r != bj + c) offer(bi + r, bj + c, euclidean ? g(r, c) - half_norms(bj + c) : g(r, c));
+        if (bj == bi) continue;
+        g_t = g.transpose();
+        for (index c = 0; c < rows_j; ++c)
+          for (index r = 0; r < rows_i; ++r) offer(bj + c, bi + r, euclidean ? g_t(c, r) - half_norms(bi + r) : g_t(c, r));
       }
     }
+    for (index i = 0; i < n; ++i) {
+      const auto row = best_index.begin() + std::ptrdiff_t(i * k);
+      std::sort(row, row + std::ptrdiff_t(k));
+    }
+    out.neighbours = std::move(best_index);
   });
   return out;
 }

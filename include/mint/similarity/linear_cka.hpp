@@ -1,7 +1,7 @@
 // Linear centred kernel alignment (Kornblith et al. 2019): ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)
 // on centred X [n, d1], Y [n, d2], or its debiased form from the unbiased HSIC (Song et al. 2012).
-// Feature space when n > d: cost n (d1^2 + d2^2 + d1 d2), memory d^2, no n x n matrix; Gram
-// matrices when d > n: cost n^2 (d1 + d2), memory n^2. Products summed in double.
+// Feature space when n >= 2d: cost n (d1 + d2)^2 / 2, memory d^2, no n x n matrix; Gram matrices
+// otherwise: cost n^2 (d1 + d2) / 2, memory n^2. Products summed in double.
 #pragma once
 
 #include <cmath>
@@ -22,7 +22,7 @@ namespace mint {
 
 /// Where linear CKA does its products.
 enum class cka_route {
-  automatic,  ///< feature space (d x d) when examples outnumber features, Gram matrices (n x n) otherwise
+  automatic,  ///< feature space (d x d) when n >= 2 d, else Gram matrices (n x n), whichever costs less
   features,   ///< X^T X, Y^T Y, X^T Y: cost n d^2, memory d^2
   gram,       ///< X X^T, Y Y^T: cost n^2 d, memory n^2
 };
@@ -47,7 +47,8 @@ struct linear_cka_options {
   /// The pass a layer of n examples and d features needs (the Gram route takes none).
   detail::linear_plan plan(const similarity_context&, index n, index d) const {
     const bool unbiased = estimator == hsic_estimator::unbiased;
-    const bool features = route == cka_route::features || (route == cka_route::automatic && d <= n);
+    // A pair costs n (d1 + d2)^2 / 2 in feature space and n^2 (d1 + d2) / 2 through Gram matrices.
+    const bool features = route == cka_route::features || (route == cka_route::automatic && 2 * d <= n);
     return {{.gram = true, .rows = unbiased}, unbiased ? 4 : 2, features, unbiased ? " for the unbiased HSIC" : ""};
   }
 

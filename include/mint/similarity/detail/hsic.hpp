@@ -108,31 +108,29 @@ double kernel_hsic(const kernel_statistics<A>& a, const kernel_statistics<B>& b,
   return estimator == hsic_estimator::biased ? centred_kernel_dot(a, b) : unbiased_hsic(a.n(), kernel_hsic_terms(a, b));
 }
 
-/// X'X'^T (n x n) of the shifted rows, products in S, summed over blocks of features in Acc.
+/// X'X'^T (n x n) of the shifted rows, products in S. Acc = S: one product over all features
+/// (float32 kernels for float32 data); Acc = double: float32 partial sums over float_sum_rows
+/// features at a time, summed in double.
 template <class S, class Acc, class T>
 dense_of<Acc> row_gram(const tensor_view<const T>& rows, const vectord& shift) {
   const index n = rows.extent(0), d = rows.extent(1);
-  const vector<S> s = shift.template cast<S>();
-  dense_of<S> block;
+  matrix<S> z;  // row-major: each example's features contiguous, as most inputs store them
+  load_rows(rows, 0, n, vector<S>(shift.template cast<S>()), z);
   if constexpr (std::is_same_v<S, Acc>) {
-    // One product over all features (float32 kernels for float32 data).
-    load_columns(rows, 0, d, s, block);
     dense_of<S> out;
     if (prefer_symmetric_products()) {
       out.setZero(n, n);
-      out.template selfadjointView<Eigen::Lower>().rankUpdate(block);
-      out.template triangularView<Eigen::StrictlyUpper>() = out.transpose();
+      out.template selfadjointView<Eigen::Lower>().rankUpdate(z);
+      symmetrize_from_lower(out);
     } else {
-      out.noalias() = block * block.transpose();
+      out.noalias() = z * z.transpose();
     }
     return out;
   } else {
     product_sum<S> out(n, n, true);
-    const index step = block_rows(n);
-    for (index begin = 0; begin < d; begin += step) {
-      const index count = std::min(step, d - begin);
-      load_columns(rows, begin, count, s, block);
-      out.add_gram(block.leftCols(count).transpose());
+    for (index begin = 0; begin < d; begin += float_sum_rows) {
+      const index count = std::min(float_sum_rows, d - begin);
+      out.add_gram(z.middleCols(begin, count).transpose());
     }
     return out.finish();
   }

@@ -122,16 +122,6 @@ void load_rows(const tensor_view<const T>& rows, index begin, index count, const
   });
 }
 
-/// block = rows[:, begin, begin+count) - shift[begin, ...), converted to S (n x count, column-major).
-template <class S, class T>
-void load_columns(const tensor_view<const T>& rows, index begin, index count, const vector<S>& shift,
-                  dense_of<S>& block) {
-  if (block.rows() != rows.extent(0) || block.cols() < count) block.resize(rows.extent(0), count);
-  visit_matrix(rows, [&](const auto& m) {
-    block.leftCols(count) = m.middleCols(begin, count).template cast<S>().rowwise() - shift.segment(begin, count).transpose();
-  });
-}
-
 /// Whether X^T X goes to a symmetric rank-k update (syrk: half the work of a product) or to
 /// a full product. Eigen runs its own syrk on one thread; with several OpenMP threads and no
 /// BLAS, a full product, which Eigen splits across threads, finishes first.
@@ -141,6 +131,24 @@ inline bool prefer_symmetric_products() {
 #else
   return Eigen::nbThreads() <= 1;
 #endif
+}
+
+/// Copies the lower triangle onto the upper one, in tiles (a plain transposed copy of a large
+/// matrix misses the cache on every element).
+template <class M>
+void symmetrize_from_lower(M& m) {
+  constexpr index tile = 64;
+  const index n = m.rows();
+  for (index j = 0; j < n; j += tile)
+    for (index i = j; i < n; i += tile) {
+      const index rows = std::min(tile, n - i), cols = std::min(tile, n - j);
+      if (i == j) {
+        auto t = m.block(i, j, rows, cols);
+        t.template triangularView<Eigen::StrictlyUpper>() = t.transpose();
+      } else {
+        m.block(j, i, cols, rows) = m.block(i, j, rows, cols).transpose();
+      }
+    }
 }
 
 /// Rows whose float32 products are summed in float32 before they join the double sum: enough
@@ -188,7 +196,7 @@ public:
   /// The sum, in double (symmetric sums with both triangles filled).
   dense finish() {
     flush();
-    if (symmetric_) sum_.triangularView<Eigen::StrictlyUpper>() = sum_.transpose();
+    if (symmetric_) symmetrize_from_lower(sum_);
     return std::move(sum_);
   }
 
