@@ -57,8 +57,9 @@ def best_seconds(fn, repeat=5, min_seconds=0.2):
     return statistics.median(samples)
 
 
-def run_mint(binary, benchmark_filter, repetitions=3):
-    """Runs a Google Benchmark binary; returns {name: seconds per iteration} (median of repetitions)."""
+def run_mint(binary, benchmark_filter, repetitions=3, counters=False):
+    """Runs a Google Benchmark binary; returns {name: seconds per iteration} (median of repetitions),
+    and with counters=True also {name: {counter: value}} (the median run's user counters)."""
     if not os.path.exists(binary):
         sys.exit(f"{binary} not found: build the benchmarks first (meson compile -C build)")
     out = subprocess.run(
@@ -66,11 +67,14 @@ def run_mint(binary, benchmark_filter, repetitions=3):
          f"--benchmark_repetitions={repetitions}", "--benchmark_report_aggregates_only=true"],
         check=True, capture_output=True, text=True).stdout
     scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-    times = {}
+    times, values = {}, {}
+    skip = {"name", "family_index", "per_family_instance_index", "run_name", "run_type", "repetitions",
+            "threads", "aggregate_name", "aggregate_unit", "iterations", "real_time", "cpu_time", "time_unit"}
     for b in json.loads(out)["benchmarks"]:
         if b.get("aggregate_name") == "median":
             times[b["run_name"]] = b["real_time"] * scale[b["time_unit"]]
-    return times
+            values[b["run_name"]] = {k: v for k, v in b.items() if k not in skip}
+    return (times, values) if counters else times
 
 
 def speedup(peer_seconds, mint_seconds):

@@ -31,3 +31,4 @@
 #include "mint/io/npy.hpp"
 #include "mint/io/npz.hpp"
 #include "mint/io/safetensors.hpp"
+#include "mint/similarity.hpp"

@@ -1,0 +1,170 @@
+// Canonical correlation analysis between X [n, d1] and Y [n, d2]: the correlations rho_i are the
+// singular values of Lx^-1 Sxy Ly^-T, with Lx Lx^T = Sxx + ridge (any whitening gives the same rho).
+// Mean CCA averages them; PWCCA (Morcos et al. 2018) weights each by how much of X its canonical
+// variate accounts for. Cost n (d1^2 + d2^2 + d1 d2) for the covariances, then (d1 + d2)^3.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <Eigen/Eigenvalues>
+
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/core/tensor_view.hpp"
+#include "mint/similarity/detail/moments.hpp"
+#include "mint/similarity/detail/pair.hpp"
+#include "mint/similarity/detail/rows.hpp"
+#include "mint/similarity/detail/spectral.hpp"
+#include "mint/similarity/measure.hpp"
+
+namespace mint {
+
+namespace detail {
+
+/// Per-layer CCA work: the centred covariance (sums, not divided by n) and its ridged Cholesky factor.
+template <class T>
+struct cca_prepared : layer_moments<T> {
+  dense covariance;
+  Eigen::LLT<dense> cholesky;
+};
+
+/// The pass CCA needs, after checking the ridge.
+inline linear_plan cca_plan(double epsilon, const similarity_context& where) {
+  require_ridge(epsilon, "epsilon", where);
+  return {{.gram = true}};
+}
+
+template <class T>
+cca_prepared<T> cca_prepare_from(layer_moments<T> layer, double epsilon) {
+  cca_prepared<T> p{std::move(layer), {}, {}};
+  p.covariance = p.moments.centred_gram();
+  require_finite(p.covariance.trace(), p.where);
+  p.cholesky = ridged_cholesky(p.covariance, relative_ridge(p.covariance, epsilon), p.where, "epsilon");
+  return p;
+}
+
+/// Lx^-1 Cxy Ly^-T: the cross-covariance in whitened coordinates; its singular values are the rho_i.
+template <class T, class U>
+dense whitened_cross(const cca_prepared<T>& a, const cca_prepared<U>& b, product_precision precision) {
+  const dense left = a.cholesky.matrixL().solve(centred_cross(a, b, precision));
+  return b.cholesky.matrixL().solve(left.transpose()).transpose();
+}
+
+/// Canonical correlations, descending, clamped to [0, 1].
+inline vectord correlations_of(const dense& whitened) {
+  return squared_singular_values(whitened).cwiseMin(1.0).cwiseSqrt();
+}
+
+}  // namespace detail
+
+/// Mean canonical correlation; also the measure similarity_matrix runs.
+struct cca_options {
+  double epsilon = 1e-6;  ///< ridge on each covariance, times its mean variance (0: exact CCA, needs full rank)
+  product_precision precision = product_precision::input;
+
+  static constexpr bool is_distance = false;
+  static constexpr bool is_symmetric = true;
+  std::string name() const { return "mean CCA"; }
+
+  detail::linear_plan plan(const similarity_context& where, index, index) const { return detail::cca_plan(epsilon, where); }
+
+  template <class T>
+  detail::cca_prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    return detail::cca_prepare_from(std::move(layer), epsilon);
+  }
+
+  template <tensor X>
+  auto prepare(const X& x, const similarity_context& where) const {
+    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+  }
+
+  /// The min(d1, d2) canonical correlations, descending.
+  template <class T, class U>
+  vectord correlations(const detail::cca_prepared<T>& a, const detail::cca_prepared<U>& b) const {
+    return detail::correlations_of(detail::whitened_cross(a, b, precision));
+  }
+
+  template <class T, class U>
+  double compare(const detail::cca_prepared<T>& a, const detail::cca_prepared<U>& b) const {
+    return detail::require_finite(correlations(a, b).mean(), b.where);
+  }
+};
+
+/// Projection-weighted CCA (Morcos et al. 2018): sum_i w_i rho_i with w_i proportional to
+/// sum_j |<h_i, x_j>|, h_i the unit canonical variates of X and x_j its centred features.
+/// Not symmetric: the weights come from X (swap the arguments for Y's).
+struct pwcca_options {
+  double epsilon = 1e-6;  ///< ridge on each covariance, times its mean variance
+  product_precision precision = product_precision::input;
+
+  static constexpr bool is_distance = false;
+  static constexpr bool is_symmetric = false;
+  std::string name() const { return "PWCCA"; }
+
+  detail::linear_plan plan(const similarity_context& where, index, index) const { return detail::cca_plan(epsilon, where); }
+
+  template <class T>
+  detail::cca_prepared<T> prepare_from(detail::layer_moments<T> layer) const {
+    return detail::cca_prepare_from(std::move(layer), epsilon);
+  }
+
+  template <tensor X>
+  auto prepare(const X& x, const similarity_context& where) const {
+    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+  }
+
+  template <class T, class U>
+  double compare(const detail::cca_prepared<T>& a, const detail::cca_prepared<U>& b) const {
+    const detail::dense m = detail::whitened_cross(a, b, precision);
+    const index k = std::min(m.rows(), m.cols());
+    // Left singular vectors of m from the eigenvectors of m m^T, largest first.
+    Eigen::SelfAdjointEigenSolver<detail::dense> eig(m * m.transpose());
+    const detail::dense u = eig.eigenvectors().rowwise().reverse().leftCols(k);
+    const vectord rho = eig.eigenvalues().reverse().head(k).cwiseMax(0.0).cwiseMin(1.0).cwiseSqrt();
+    // Canonical directions of X: a_i = Lx^-T u_i; <h_i, x_j> = (Cxx a_i)_j / sqrt(a_i' Cxx a_i).
+    const detail::dense directions = a.cholesky.matrixU().solve(u);
+    const detail::dense projections = a.covariance * directions;
+    const vectord lengths = (directions.array() * projections.array()).colwise().sum().cwiseMax(0.0).sqrt().transpose();
+    vectord weights = projections.cwiseAbs().colwise().sum().transpose();
+    for (index i = 0; i < k; ++i) weights(i) = lengths(i) > 0.0 ? weights(i) / lengths(i) : 0.0;
+    const double total = weights.sum();
+    if (!(total > 0.0)) detail::require_finite(total, b.where);
+    return detail::require_finite(weights.dot(rho) / total, b.where);
+  }
+};
+
+/// The canonical correlations of X [n, d1] and Y [n, d2], descending (min(d1, d2) of them).
+template <tensor X, tensor Y>
+vectord canonical_correlations(const X& x, const Y& y, const cca_options& options = {}) {
+  const char* function = "mint::canonical_correlations";
+  const similarity_context where_x{function, "x"}, where_y{function, "y"};
+  const auto rows_x = detail::example_rows(x, where_x);
+  const auto rows_y = detail::example_rows(y, where_y);
+  detail::require_same_examples(rows_x.extent(0), where_x, rows_y.extent(0), where_y);
+  detail::require_examples(rows_x, 2, where_x);
+  detail::require_examples(rows_y, 2, where_y);
+  auto [layer_x, layer_y] = detail::prepare_layer_pair(rows_x, where_x, rows_y, where_y, options.precision,
+                                                       options.plan(where_x, 0, 0).what);
+  const auto prepared_x = options.prepare_from(std::move(layer_x));
+  return options.correlations(prepared_x, options.prepare_from(std::move(layer_y)));
+}
+
+/// Mean canonical correlation of X [n, d1] and Y [n, d2] (same examples).
+template <tensor X, tensor Y>
+double mean_cca(const X& x, const Y& y, const cca_options& options = {}) {
+  return detail::compare_pair(options, x, y, "mint::mean_cca");
+}
+
+/// Projection-weighted CCA of X [n, d1] and Y [n, d2], weighted by X's canonical variates.
+template <tensor X, tensor Y>
+double pwcca(const X& x, const Y& y, const pwcca_options& options = {}) {
+  return detail::compare_pair(options, x, y, "mint::pwcca");
+}
+
+}  // namespace mint

@@ -1,0 +1,122 @@
+// Minibatch CKA (Nguyen et al. 2021): the unbiased HSIC of each minibatch, averaged over batches,
+// CKA = mean HSIC(K, L) / sqrt(mean HSIC(K, K) mean HSIC(L, L)). It never holds more than one batch,
+// so n can exceed memory, and it converges to the population CKA. Cost per batch of m examples:
+// linear CKA's on m (feature space m d^2 or Gram m^2 d, whichever is smaller).
+#pragma once
+
+#include <cmath>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/similarity/linear_cka.hpp"
+#include "mint/similarity/measure.hpp"
+
+namespace mint {
+
+/// Options of minibatch CKA.
+struct minibatch_cka_options {
+  product_precision precision = product_precision::input;
+};
+
+/// Accumulates unbiased HSIC over minibatches for every pair of layers of two models
+/// (one pair by default): add() each batch, read value() or values() at any time.
+class minibatch_cka {
+public:
+  /// A layers_a x layers_b matrix of CKAs (1 x 1 for two representations).
+  explicit minibatch_cka(index layers_a = 1, index layers_b = 1, minibatch_cka_options options = {})
+      : options_(options) {
+    if (layers_a < 1 || layers_b < 1)
+      throw argument_error("mint::minibatch_cka", layers_a < 1 ? "layers_a" : "layers_b",
+                           detail::str("is ", layers_a < 1 ? layers_a : layers_b), "needs at least 1 layer");
+    cross_ = matrixd::Zero(layers_a, layers_b);
+    self_a_ = vectord::Zero(layers_a);
+    self_b_ = vectord::Zero(layers_b);
+  }
+
+  /// Adds one batch of the two representations (the same m >= 4 examples; the 1 x 1 case).
+  template <tensor X, tensor Y>
+  void add(const X& x_batch, const Y& y_batch) {
+    if (cross_.size() != 1)
+      throw argument_error("mint::minibatch_cka::add", "x_batch",
+                           detail::str("is one layer, but this accumulator holds ", cross_.rows(), " x ", cross_.cols()),
+                           "needs add_layers with every layer's batch");
+    const std::vector<tensor_view<const value_t<const X>>> a{mint::view(x_batch)};
+    const std::vector<tensor_view<const value_t<const Y>>> b{mint::view(y_batch)};
+    add_layers(a, b);
+  }
+
+  /// Adds one batch for every layer: a_batches[i] is layer i of model A on the batch, b_batches[j]
+  /// layer j of model B on the same examples. Per-layer HSIC(K, K) is computed once per batch.
+  template <std::ranges::forward_range A, std::ranges::forward_range B>
+    requires tensor<std::ranges::range_value_t<A>> && tensor<std::ranges::range_value_t<B>>
+  void add_layers(const A& a_batches, const B& b_batches) {
+    const char* function = "mint::minibatch_cka::add_layers";
+    const linear_cka_options measure{.estimator = hsic_estimator::unbiased, .precision = options_.precision};
+    const auto prepare_all = [&](const auto& layers, const char* name, index expected) {
+      using L = std::remove_cvref_t<std::ranges::range_value_t<decltype(layers)>>;
+      std::vector<decltype(measure.prepare(std::declval<const L&>(), similarity_context{}))> out;
+      index i = 0;
+      for (const auto& layer : layers) out.push_back(measure.prepare(layer, {function, detail::str(name, "[", i++, "]")}));
+      if (i != expected)
+        throw shape_error(function, name, detail::str("holds ", i, " layers"),
+                          detail::str("needs ", expected, ", as the accumulator was built with"));
+      return out;
+    };
+    const auto a = prepare_all(a_batches, "a_batches", cross_.rows());
+    const auto b = prepare_all(b_batches, "b_batches", cross_.cols());
+    // Check every layer holds the batch's examples before any sum changes.
+    for (const auto& p : b) detail::require_same_examples(a[0].rows.extent(0), a[0].where, p.rows.extent(0), p.where);
+    for (const auto& p : a) detail::require_same_examples(a[0].rows.extent(0), a[0].where, p.rows.extent(0), p.where);
+    matrixd cross(cross_.rows(), cross_.cols());
+    for (index i = 0; i < cross.rows(); ++i)
+      for (index j = 0; j < cross.cols(); ++j) cross(i, j) = measure.hsic(a[std::size_t(i)], b[std::size_t(j)]);
+    for (index i = 0; i < cross.rows(); ++i) self_a_(i) += a[std::size_t(i)].self_hsic;
+    for (index j = 0; j < cross.cols(); ++j) self_b_(j) += b[std::size_t(j)].self_hsic;
+    cross_ += cross;
+    ++batches_;
+  }
+
+  /// Batches added so far.
+  index batches() const noexcept { return batches_; }
+
+  /// The CKA so far (the 1 x 1 case).
+  double value() const { return values()(0, 0); }
+
+  /// Every pair's CKA so far, layers_a x layers_b.
+  matrixd values() const {
+    if (batches_ == 0)
+      throw argument_error("mint::minibatch_cka::values", "batches", "is 0", "needs at least one add() first");
+    for (index i = 0; i < self_a_.size() + self_b_.size(); ++i) {
+      const bool in_a = i < self_a_.size();
+      if (!((in_a ? self_a_(i) : self_b_(i - self_a_.size())) > 0.0))
+        throw numeric_error("mint::minibatch_cka::values", in_a ? "a_batches" : "b_batches",
+                            detail::str("layer ", in_a ? i : i - self_a_.size(), " has a summed HSIC(K, K) <= 0"),
+                            "needs more (or larger) batches, of examples that differ");
+    }
+    matrixd out(cross_.rows(), cross_.cols());
+    for (index i = 0; i < out.rows(); ++i)
+      for (index j = 0; j < out.cols(); ++j) out(i, j) = cross_(i, j) / std::sqrt(self_a_(i) * self_b_(j));
+    return out;
+  }
+
+  /// Forgets every batch.
+  void reset() {
+    cross_.setZero();
+    self_a_.setZero();
+    self_b_.setZero();
+    batches_ = 0;
+  }
+
+private:
+  minibatch_cka_options options_;
+  matrixd cross_;
+  vectord self_a_, self_b_;
+  index batches_ = 0;
+};
+
+}  // namespace mint
