@@ -43,20 +43,20 @@ public:
   explicit synthetic_features(const synthetic_options& options) : options_(options) {
     const char* fn = "mint::dictionary::synthetic_features";
     if (options.features < 1 || options.dims < 1)
-      throw argument_error(fn, "options", detail::str("has features ", options.features, " and dims ", options.dims),
+      throw argument_error(fn, "options", mint::detail::str("has features ", options.features, " and dims ", options.dims),
                            "needs both >= 1");
     if (!(options.firing_probability > 0 && options.firing_probability <= 1))
-      throw argument_error(fn, "options.firing_probability", detail::str("is ", options.firing_probability),
+      throw argument_error(fn, "options.firing_probability", mint::detail::str("is ", options.firing_probability),
                            "needs a value in (0, 1]");
     if (!(options.correlation >= 0 && options.correlation < 1))
-      throw argument_error(fn, "options.correlation", detail::str("is ", options.correlation), "needs a value in [0, 1)");
+      throw argument_error(fn, "options.correlation", mint::detail::str("is ", options.correlation), "needs a value in [0, 1)");
     if (!(options.probability_decay > 0 && options.probability_decay <= 1))
-      throw argument_error(fn, "options.probability_decay", detail::str("is ", options.probability_decay),
+      throw argument_error(fn, "options.probability_decay", mint::detail::str("is ", options.probability_decay),
                            "needs a value in (0, 1]");
     if (options.correlation > 0 && options.groups < 1)
-      throw argument_error(fn, "options.groups", detail::str("is ", options.groups), "needs >= 1 with a correlation");
+      throw argument_error(fn, "options.groups", mint::detail::str("is ", options.groups), "needs >= 1 with a correlation");
     if (!(options.min_coefficient >= 0 && options.max_coefficient > options.min_coefficient))
-      throw argument_error(fn, "options", detail::str("has coefficients in [", options.min_coefficient, ", ",
+      throw argument_error(fn, "options", mint::detail::str("has coefficients in [", options.min_coefficient, ", ",
                                                       options.max_coefficient, ")"),
                            "needs 0 <= min_coefficient < max_coefficient");
 
@@ -128,7 +128,7 @@ private:
 
   void sample_into(mint::rng& r, index n, matrixf& x, matrixf* coefficients) const {
     if (n < 0)
-      throw argument_error("mint::dictionary::synthetic_features::sample", "n", detail::str("is ", n), "needs n >= 0");
+      throw argument_error("mint::dictionary::synthetic_features::sample", "n", mint::detail::str("is ", n), "needs n >= 0");
     const index m = options_.features;
     x.setZero(n, options_.dims);
     if (coefficients) coefficients->setZero(n, m);
@@ -164,13 +164,13 @@ double mmcs(const A& learned, const B& truth) {
   const char* fn = "mint::dictionary::mmcs";
   const auto lv = mint::view(learned);
   const auto tv = mint::view(truth);
-  if (lv.rank() != 2) throw shape_error(fn, "learned", detail::str("has rank ", lv.rank()), "needs rank 2 [features, dims]");
-  if (tv.rank() != 2) throw shape_error(fn, "truth", detail::str("has rank ", tv.rank()), "needs rank 2 [features, dims]");
+  if (lv.rank() != 2) throw shape_error(fn, "learned", mint::detail::str("has rank ", lv.rank()), "needs rank 2 [features, dims]");
+  if (tv.rank() != 2) throw shape_error(fn, "truth", mint::detail::str("has rank ", tv.rank()), "needs rank 2 [features, dims]");
   if (lv.extent(1) != tv.extent(1))
-    throw shape_error(fn, "learned", detail::str("has ", lv.extent(1), " columns"),
-                      detail::str("needs ", tv.extent(1), ", the columns (dims) of truth"));
+    throw shape_error(fn, "learned", mint::detail::str("has ", lv.extent(1), " columns"),
+                      mint::detail::str("needs ", tv.extent(1), ", the columns (dims) of truth"));
   if (lv.extent(0) < 1 || tv.extent(0) < 1)
-    throw shape_error(fn, "learned", detail::str("has ", lv.extent(0), " rows and truth ", tv.extent(0)),
+    throw shape_error(fn, "learned", mint::detail::str("has ", lv.extent(0), " rows and truth ", tv.extent(0)),
                       "needs at least one row each");
   auto unit_rows = [](auto&& v) {
     matrixd m = as_matrix(v).template cast<double>();
