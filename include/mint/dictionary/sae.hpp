@@ -98,7 +98,7 @@ public:
 private:
   friend class basic_sae<T>;
   matrix<T> xc_, pre_, a_, b_, c_, xhat_, g_, ga_, scratch_;
-  vector<T> sums_, sums2_, norms_;
+  vector<T> sums_, sums2_, norms_, db_, dx_, db_mag_;
   detail::sparse_codes<T> codes_, aux_codes_;
   std::vector<T> dots_, boundary_;
   std::vector<index> select_scratch_;
@@ -422,6 +422,11 @@ private:
     ws.a_.resize(n, m);
     if (arch == sae_architecture::gated) ws.b_.resize(n, m);
     const auto benc = b_enc();
+    // Per-latent constants, looked up once: theta (jumprelu), exp(r_mag) and b_mag (gated).
+    const T* theta = arch == sae_architecture::jumprelu ? threshold().data() : nullptr;
+    const T* bmag = gated() ? b_mag().data() : nullptr;
+    if (gated()) ws.sums2_ = r_mag().array().exp();
+    const T* emag = gated() ? ws.sums2_.data() : nullptr;
     for (index i = 0; i < n; ++i) {
       for (index j = 0; j < m; ++j) {
         const T pre = ws.pre_(i, j) + benc(j);
@@ -429,9 +434,9 @@ private:
         if (arch == sae_architecture::relu) {
           z = std::max(pre, T(0));
         } else if (arch == sae_architecture::jumprelu) {
-          z = pre > threshold()(j) && pre > 0 ? pre : T(0);
+          z = pre > theta[j] && pre > 0 ? pre : T(0);
         } else {
-          const T mag = std::exp(r_mag()(j)) * ws.pre_(i, j) + b_mag()(j);
+          const T mag = emag[j] * ws.pre_(i, j) + bmag[j];
           z = pre > 0 && mag > 0 ? mag : T(0);
           ws.b_(i, j) = std::max(pre, T(0));
         }
@@ -473,11 +478,13 @@ private:
     ws.a_.noalias() = ws.g_ * dec.transpose();
     if (arch == sae_architecture::gated) ws.b_.noalias() = ws.ga_ * dec.transpose();
     const T lambda1 = T(o.l1_coefficient), eps = T(o.bandwidth), lambda0 = T(o.l0_coefficient);
-    ws.sums2_.setZero(m);  // jumprelu: dtheta; gated: dr_mag
-    vector<T> db(m);  // small, per call (d_sae values)
-    db.setZero();
-    vector<T> db_mag;
-    if (arch == sae_architecture::gated) db_mag.setZero(m);
+    // Per-latent sums: db (b_enc or b_gate), dx (jumprelu: dtheta; gated: dr_mag), db_mag.
+    ws.db_.setZero(m);
+    ws.dx_.setZero(m);
+    ws.db_mag_.setZero(gated() ? m : 0);
+    T* db = ws.db_.data();
+    T* dx = ws.dx_.data();
+    T* db_mag = ws.db_mag_.data();
     for (index i = 0; i < n; ++i) {
       for (index j = 0; j < m; ++j) {
         const T h = ws.pre_(i, j), pre = h + benc(j), dz = ws.a_(i, j);
@@ -485,19 +492,18 @@ private:
         if (arch == sae_architecture::relu) {
           dh = pre > 0 ? dz + lambda1 * ws.norms_(j) : T(0);
         } else if (arch == sae_architecture::jumprelu) {
-          const T theta = threshold()(j);
-          dh = pre > theta && pre > 0 ? dz : T(0);
-          if (std::abs(pre - theta) < eps / 2) ws.sums2_(j) += -(theta / eps) * dz - lambda0 / eps;
+          dh = pre > theta[j] && pre > 0 ? dz : T(0);
+          if (std::abs(pre - theta[j]) < eps / 2) dx[j] += -(theta[j] / eps) * dz - lambda0 / eps;
         } else {
-          const T e = std::exp(r_mag()(j)), mag = e * h + b_mag()(j);
+          const T e = emag[j], mag = e * h + bmag[j];
           const T dmag = pre > 0 && mag > 0 ? dz : T(0);
-          db_mag(j) += dmag;
-          ws.sums2_(j) += dmag * e * h;
+          db_mag[j] += dmag;
+          dx[j] += dmag * e * h;
           const T dpi = pre > 0 ? ws.b_(i, j) + lambda1 * ws.norms_(j) : T(0);
-          db(j) += dpi;
+          db[j] += dpi;
           dh = dmag * e + dpi;
         }
-        if (arch != sae_architecture::gated) db(j) += dh;
+        if (arch != sae_architecture::gated) db[j] += dh;
         ws.a_(i, j) = dh;
       }
     }
@@ -505,12 +511,12 @@ private:
     ws.sums_ = ws.a_.colwise().sum().transpose();  // dL/dh summed over rows
     if (options_.apply_b_dec_to_input) db_dec.noalias() -= W_enc() * ws.sums_;
     if (arch == sae_architecture::gated) {
-      grad_vec(*gradient, "b_gate") += db;
-      grad_vec(*gradient, "b_mag") += db_mag;
-      grad_vec(*gradient, "r_mag") += ws.sums2_;
+      grad_vec(*gradient, "b_gate") += ws.db_;
+      grad_vec(*gradient, "b_mag") += ws.db_mag_;
+      grad_vec(*gradient, "r_mag") += ws.dx_;
     } else {
-      grad_vec(*gradient, "b_enc") += db;
-      if (arch == sae_architecture::jumprelu) grad_vec(*gradient, "threshold") += ws.sums2_;
+      grad_vec(*gradient, "b_enc") += ws.db_;
+      if (arch == sae_architecture::jumprelu) grad_vec(*gradient, "threshold") += ws.dx_;
     }
     return out;
   }
