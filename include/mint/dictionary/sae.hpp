@@ -102,7 +102,8 @@ private:
   detail::sparse_codes<T> codes_, aux_codes_;
   std::vector<T> dots_, boundary_;
   std::vector<index> select_scratch_;
-  std::vector<std::int64_t> histogram_, fires_;
+  std::vector<std::int64_t> histogram_, fires_, tally_;
+  std::vector<T> sum_tally_;
   T batch_threshold_ = 0;
 };
 
@@ -427,23 +428,41 @@ private:
     const T* bmag = gated() ? b_mag().data() : nullptr;
     if (gated()) ws.sums2_ = r_mag().array().exp();
     const T* emag = gated() ? ws.sums2_.data() : nullptr;
+    // Rows split across threads; each thread counts firings in its own slice of `tally_`.
+    const int threads = thread_count();
+    ws.tally_.assign(std::size_t(threads) * std::size_t(m), 0);
+    const T* be = benc.data();
+    MINT_PARALLEL_FOR(double(n) * double(m) * 4)
     for (index i = 0; i < n; ++i) {
-      for (index j = 0; j < m; ++j) {
-        const T pre = ws.pre_(i, j) + benc(j);
-        T z;
-        if (arch == sae_architecture::relu) {
-          z = std::max(pre, T(0));
-        } else if (arch == sae_architecture::jumprelu) {
-          z = pre > theta[j] && pre > 0 ? pre : T(0);
-        } else {
-          const T mag = emag[j] * ws.pre_(i, j) + bmag[j];
-          z = pre > 0 && mag > 0 ? mag : T(0);
-          ws.b_(i, j) = std::max(pre, T(0));
+      std::int64_t* fired = ws.tally_.data() + std::size_t(detail::thread_id()) * std::size_t(m);
+      const T* h = &ws.pre_(i, 0);
+      T* a = &ws.a_(i, 0);
+      if (arch == sae_architecture::relu) {
+        for (index j = 0; j < m; ++j) {
+          const T z = std::max(h[j] + be[j], T(0));
+          a[j] = z;
+          fired[j] += z > 0;
         }
-        ws.a_(i, j) = z;
-        ws.fires_[std::size_t(j)] += z > 0;
+      } else if (arch == sae_architecture::jumprelu) {
+        for (index j = 0; j < m; ++j) {
+          const T pre = h[j] + be[j];
+          const T z = pre > theta[j] && pre > 0 ? pre : T(0);
+          a[j] = z;
+          fired[j] += z > 0;
+        }
+      } else {
+        T* g = &ws.b_(i, 0);
+        for (index j = 0; j < m; ++j) {
+          const T pre = h[j] + be[j], mag = emag[j] * h[j] + bmag[j];
+          const T z = pre > 0 && mag > 0 ? mag : T(0);
+          a[j] = z;
+          g[j] = std::max(pre, T(0));
+          fired[j] += z > 0;
+        }
       }
     }
+    for (int t = 0; t < threads; ++t)
+      for (index j = 0; j < m; ++j) ws.fires_[std::size_t(j)] += ws.tally_[std::size_t(t) * std::size_t(m) + std::size_t(j)];
     ws.xhat_.resize(n, options_.d_in);
     ws.xhat_.noalias() = ws.a_ * dec;
     ws.xhat_.rowwise() += b_dec().transpose();
@@ -478,37 +497,60 @@ private:
     ws.a_.noalias() = ws.g_ * dec.transpose();
     if (arch == sae_architecture::gated) ws.b_.noalias() = ws.ga_ * dec.transpose();
     const T lambda1 = T(o.l1_coefficient), eps = T(o.bandwidth), lambda0 = T(o.l0_coefficient);
-    // Per-latent sums: db (b_enc or b_gate), dx (jumprelu: dtheta; gated: dr_mag), db_mag.
-    ws.db_.setZero(m);
-    ws.dx_.setZero(m);
-    ws.db_mag_.setZero(gated() ? m : 0);
-    T* db = ws.db_.data();
-    T* dx = ws.dx_.data();
-    T* db_mag = ws.db_mag_.data();
+    const T* norms = ws.norms_.data();
+    // Per-latent sums, per thread then added: db (b_enc or b_gate), dx (jumprelu: dtheta; gated:
+    // dr_mag), db_mag, dh (dL/dh summed over rows, for b_dec's input path).
+    ws.sum_tally_.assign(std::size_t(threads) * 4 * std::size_t(m), T(0));
+    MINT_PARALLEL_FOR(double(n) * double(m) * 4)
     for (index i = 0; i < n; ++i) {
-      for (index j = 0; j < m; ++j) {
-        const T h = ws.pre_(i, j), pre = h + benc(j), dz = ws.a_(i, j);
-        T dh = 0;
-        if (arch == sae_architecture::relu) {
-          dh = pre > 0 ? dz + lambda1 * ws.norms_(j) : T(0);
-        } else if (arch == sae_architecture::jumprelu) {
-          dh = pre > theta[j] && pre > 0 ? dz : T(0);
+      T* db = ws.sum_tally_.data() + std::size_t(detail::thread_id()) * 4 * std::size_t(m);
+      T* dx = db + m;
+      T* db_mag = dx + m;
+      T* dh_sum = db_mag + m;
+      const T* hrow = &ws.pre_(i, 0);
+      T* dzrow = &ws.a_(i, 0);  // dz in, dL/dh out
+      if (arch == sae_architecture::relu) {
+        for (index j = 0; j < m; ++j) {
+          const T dh = hrow[j] + be[j] > 0 ? dzrow[j] + lambda1 * norms[j] : T(0);
+          db[j] += dh;
+          dzrow[j] = dh;
+        }
+      } else if (arch == sae_architecture::jumprelu) {
+        for (index j = 0; j < m; ++j) {
+          const T pre = hrow[j] + be[j], dz = dzrow[j];
+          const T dh = pre > theta[j] && pre > 0 ? dz : T(0);
           if (std::abs(pre - theta[j]) < eps / 2) dx[j] += -(theta[j] / eps) * dz - lambda0 / eps;
-        } else {
-          const T e = emag[j], mag = e * h + bmag[j];
-          const T dmag = pre > 0 && mag > 0 ? dz : T(0);
+          db[j] += dh;
+          dzrow[j] = dh;
+        }
+      } else {
+        const T* dgrow = &ws.b_(i, 0);
+        for (index j = 0; j < m; ++j) {
+          const T h = hrow[j], pre = h + be[j], e = emag[j], mag = e * h + bmag[j];
+          const T dmag = pre > 0 && mag > 0 ? dzrow[j] : T(0);
+          const T dpi = pre > 0 ? dgrow[j] + lambda1 * norms[j] : T(0);
           db_mag[j] += dmag;
           dx[j] += dmag * e * h;
-          const T dpi = pre > 0 ? ws.b_(i, j) + lambda1 * ws.norms_(j) : T(0);
           db[j] += dpi;
-          dh = dmag * e + dpi;
+          const T dh = dmag * e + dpi;
+          dh_sum[j] += dh;
+          dzrow[j] = dh;
         }
-        if (arch != sae_architecture::gated) db[j] += dh;
-        ws.a_(i, j) = dh;
       }
     }
+    ws.db_.setZero(m);
+    ws.dx_.setZero(m);
+    ws.db_mag_.setZero(m);
+    ws.sums_.setZero(m);
+    for (int t = 0; t < threads; ++t) {
+      const T* base = ws.sum_tally_.data() + std::size_t(t) * 4 * std::size_t(m);
+      ws.db_ += const_vmap(base, m);
+      ws.dx_ += const_vmap(base + m, m);
+      ws.db_mag_ += const_vmap(base + 2 * m, m);
+      ws.sums_ += const_vmap(base + 3 * m, m);
+    }
+    if (!gated()) ws.sums_ = ws.db_;
     dW_enc.noalias() += ws.xc_.transpose() * ws.a_;
-    ws.sums_ = ws.a_.colwise().sum().transpose();  // dL/dh summed over rows
     if (options_.apply_b_dec_to_input) db_dec.noalias() -= W_enc() * ws.sums_;
     if (arch == sae_architecture::gated) {
       grad_vec(*gradient, "b_gate") += ws.db_;

@@ -16,6 +16,15 @@
 
 namespace mint::dictionary::detail {
 
+/// This thread's number inside a parallel loop (0 outside one or without OpenMP).
+inline int thread_id() noexcept {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 /// Latents chosen per row: entries [start[i], start[i+1]) of `latent`, with a value
 /// (the code z) and a gradient slot. `by_latent` lists the same entries grouped by
 /// latent (rows ascending), for per-latent sums that need no atomics.
@@ -107,7 +116,8 @@ void add_outer(const sparse_codes<T>& codes, const std::vector<T>& values, const
 
 /// The k largest entries of each row of `pre` (among latents where `allowed` is nonzero when
 /// given), as codes with value relu(pre): SAELens's order, k chosen on the raw value first.
-/// Entries are in ascending latent order within a row. `scratch` holds threads x latents indices.
+/// Ties go to the lower latent. Entries are in ascending latent order within a row. One scan
+/// per row with a k-entry min-heap: O(m + k log k log(m/k)) a row. `scratch` is per-thread space.
 template <class T, class P>
 void select_topk(const P& pre, index k, const std::uint8_t* allowed, sparse_codes<T>& codes,
                  std::vector<index>& scratch) {
@@ -122,27 +132,37 @@ void select_topk(const P& pre, index k, const std::uint8_t* allowed, sparse_code
   codes.value.resize(std::size_t(n * kk));
   if (kk == 0) return;
   const int threads = thread_count();
-  scratch.resize(std::size_t(threads) * std::size_t(candidates));
+  scratch.resize(std::size_t(threads) * std::size_t(kk));
   MINT_PARALLEL_FOR(double(n) * double(m) * 4)
   for (index i = 0; i < n; ++i) {
-#if defined(_OPENMP)
-    const int t = omp_get_thread_num();
-#else
-    const int t = 0;
-#endif
-    index* ids = scratch.data() + std::size_t(t) * std::size_t(candidates);
-    index c = 0;
-    for (index j = 0; j < m; ++j)
-      if (!allowed || allowed[j]) ids[c++] = j;
-    const auto row = pre.row(i);
-    // Larger value first; ties go to the lower latent, so the choice never depends on the library.
-    auto before = [&](index a, index b) { return row(a) > row(b) || (row(a) == row(b) && a < b); };
-    std::nth_element(ids, ids + (kk - 1), ids + c, before);
-    std::sort(ids, ids + kk);
+    const int t = thread_id();
+    index* heap = scratch.data() + std::size_t(t) * std::size_t(kk);
+    const T* row = &pre(i, 0);  // row-major: the row is contiguous
+    // A min-heap on (value, then higher latent first): its top is the entry to evict. Latents
+    // arrive in ascending order, so a later latent only enters on a strictly larger value.
+    auto worse = [row](index a, index b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+    index size = 0, j = 0;
+    for (; j < m && size < kk; ++j)
+      if (!allowed || allowed[j]) heap[size++] = j;
+    std::make_heap(heap, heap + kk, worse);
+    T floor = row[heap[0]];
+    auto enter = [&](index c) {
+      std::pop_heap(heap, heap + kk, worse);
+      heap[kk - 1] = c;
+      std::push_heap(heap, heap + kk, worse);
+      floor = row[heap[0]];
+    };
+    if (allowed) {
+      for (; j < m; ++j)
+        if (row[j] > floor && allowed[j]) enter(j);
+    } else {
+      for (; j < m; ++j)
+        if (row[j] > floor) enter(j);
+    }
+    std::sort(heap, heap + kk);
     for (index e = 0; e < kk; ++e) {
-      const index j = ids[e];
-      codes.latent[std::size_t(i * kk + e)] = j;
-      codes.value[std::size_t(i * kk + e)] = std::max(row(j), T(0));
+      codes.latent[std::size_t(i * kk + e)] = heap[e];
+      codes.value[std::size_t(i * kk + e)] = std::max(row[heap[e]], T(0));
     }
   }
 }
