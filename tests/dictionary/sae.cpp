@@ -60,13 +60,17 @@ mint::matrixd random_rows(mint::index n, mint::index d, std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("relu, jumprelu, batchtopk and topk gradients match finite differences") {
+TEST_CASE("relu, jumprelu, batchtopk and topk gradients match finite differences (dense and sparse paths)") {
   for (auto arch : {sae_architecture::relu, sae_architecture::jumprelu, sae_architecture::batchtopk, sae_architecture::topk}) {
     CAPTURE(dict::to_string(arch));
-    for (bool b_dec_in : {true, false}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool b_dec_in = variant % 2 == 0;
+      const double sparse_density = variant < 2 ? 0.0 : 1.0;  // relu/jumprelu: dense, then sparse
+      CAPTURE(sparse_density);
       auto s = random_sae(arch, 5, 8, 3, 11, b_dec_in);
       const mint::matrixd x = random_rows(6, 5, 3);
-      const dict::sae_loss_options o{.l1_coefficient = 0.3, .l0_coefficient = 0.05, .bandwidth = 0.8};
+      const dict::sae_loss_options o{
+          .l1_coefficient = 0.3, .l0_coefficient = 0.05, .bandwidth = 0.8, .sparse_density = sparse_density};
       dict::sae_workspace<double> ws;
       auto g = s.parameters().zeros_like();
       const auto l = s.loss(x, o, ws, &g);

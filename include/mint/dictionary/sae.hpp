@@ -62,6 +62,9 @@ struct sae_loss_options {
   double bandwidth = 0.001;        ///< JumpReLU: width epsilon of the rectangle kernel
   double auxk_coefficient = 1.0 / 32;  ///< TopK/BatchTopK: alpha of AuxK (needs a dead mask)
   index k_aux = 0;                 ///< TopK/BatchTopK: dead latents used by AuxK (0: d_in / 2)
+  /// ReLU/JumpReLU: below this fraction of active latents, the step goes sparse after the encoder
+  /// product, as TopK's does (0: always dense; 1: always sparse).
+  double sparse_density = 0.05;
 };
 
 /// The loss terms of a batch, summed over its rows (divide by `rows` for means).
@@ -101,7 +104,7 @@ private:
   vector<T> sums_, sums2_, norms_, db_, dx_, db_mag_;
   detail::sparse_codes<T> codes_, aux_codes_;
   std::vector<T> dots_, boundary_;
-  std::vector<index> select_scratch_;
+  std::vector<index> select_scratch_, row_counts_;
   std::vector<std::int64_t> histogram_, fires_, tally_;
   std::vector<T> sum_tally_;
   T batch_threshold_ = 0;
@@ -335,7 +338,12 @@ public:
       throw argument_error(fn, "o.bandwidth", mint::detail::str("is ", o.bandwidth), "needs > 0");
     ws.fires_.assign(std::size_t(options_.d_sae), 0);
     if (xn.rows() == 0) return {};
-    if (uses_k()) return sparse_loss(xn, o, ws, gradient, dead);
+    const index n = xn.rows(), m = options_.d_sae;
+    ws.xc_ = input_of(xn);
+    ws.pre_.resize(n, m);
+    ws.pre_.noalias() = ws.xc_ * W_enc();  // h; pre = h + b_enc
+    if (uses_k() || (!gated() && o.sparse_density > 0 && density(o, ws) < o.sparse_density))
+      return sparse_loss(xn, o, ws, gradient, dead);
     return dense_loss(xn, o, ws, gradient);
   }
 
@@ -408,15 +416,35 @@ private:
     }
   }
 
+  // The fraction of (row, latent) pairs a ReLU/JumpReLU code would touch (pre = h + b_enc).
+  double density(const sae_loss_options& o, const sae_workspace<T>& ws) const {
+    const index n = ws.pre_.rows(), m = ws.pre_.cols();
+    const T* be = b_enc().data();
+    const T* theta = options_.architecture == sae_architecture::jumprelu ? threshold().data() : nullptr;
+    const T half = T(o.bandwidth) / 2;
+    std::int64_t count = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for reduction(+ : count) if (double(n) * double(m) >= parallel_threshold)
+#endif
+    for (index i = 0; i < n; ++i) {
+      const T* h = &ws.pre_(i, 0);
+      std::int64_t c = 0;
+      if (theta) {
+        for (index j = 0; j < m; ++j) c += (h[j] + be[j] > theta[j]) | (std::abs(h[j] + be[j] - theta[j]) < half);
+      } else {
+        for (index j = 0; j < m; ++j) c += h[j] + be[j] > T(0);
+      }
+      count += c;
+    }
+    return double(count) / (double(n) * double(m));
+  }
+
   // ReLU, JumpReLU and Gated: dense products throughout.
   sae_loss dense_loss(const matrix<T>& xn, const sae_loss_options& o, sae_workspace<T>& ws, parameter_store<T>* gradient) const {
     const index n = xn.rows(), m = options_.d_sae;
     const auto arch = options_.architecture;
     sae_loss out;
     out.rows = n;
-    ws.xc_ = input_of(xn);
-    ws.pre_.resize(n, m);
-    ws.pre_.noalias() = ws.xc_ * W_enc();  // h; pre = h + b_enc
     const auto dec = W_dec();
     if (arch != sae_architecture::jumprelu) penalty_weights(o, ws);
     // a = z, b = relu(pi) (gated)
@@ -563,23 +591,33 @@ private:
     return out;
   }
 
-  // TopK and BatchTopK: dense encoder product, everything after it sparse (O(n k d)).
+  // TopK, BatchTopK, and sparse enough ReLU/JumpReLU: after the encoder product, O(entries d).
   sae_loss sparse_loss(const matrix<T>& xn, const sae_loss_options& o, sae_workspace<T>& ws, parameter_store<T>* gradient,
                        std::span<const std::uint8_t> dead) const {
     const index n = xn.rows(), m = options_.d_sae, d = options_.d_in;
     sae_loss out;
     out.rows = n;
-    ws.xc_ = input_of(xn);
-    ws.pre_.resize(n, m);
-    ws.pre_.noalias() = ws.xc_ * W_enc();
+    const auto arch = options_.architecture;
     ws.pre_.rowwise() += b_enc().transpose();
     auto& codes = ws.codes_;
-    codes.reserve(n, n * options_.k, m);
-    if (options_.architecture == sae_architecture::topk) {
+    const T eps = T(o.bandwidth);
+    const T* theta = arch == sae_architecture::jumprelu ? threshold().data() : nullptr;
+    if (arch == sae_architecture::topk) {
+      codes.reserve(n, n * options_.k, m);
       detail::select_topk(ws.pre_, options_.k, nullptr, codes, ws.select_scratch_);
-    } else {
+    } else if (arch == sae_architecture::batchtopk) {
+      codes.reserve(n, n * options_.k, m);
       ws.boundary_.reserve(std::size_t(n * m));
       ws.batch_threshold_ = detail::select_batch_topk(ws.pre_, options_.k * n, codes, ws.boundary_, ws.histogram_);
+    } else if (arch == sae_architecture::relu) {
+      detail::select_where(ws.pre_, codes, ws.row_counts_, [](index, T v) { return v > T(0); });
+    } else {  // jumprelu: the active latents and those inside the kernel's window (for dtheta)
+      detail::select_where(ws.pre_, codes, ws.row_counts_,
+                           [&](index j, T v) { return (v > theta[j] && v > T(0)) || std::abs(v - theta[j]) < eps / 2; });
+      for (index e = 0; e < codes.entries(); ++e) {
+        const index j = codes.latent[std::size_t(e)];
+        if (!(codes.value[std::size_t(e)] > theta[j])) codes.value[std::size_t(e)] = 0;  // window only
+      }
     }
     for (index e = 0; e < codes.entries(); ++e)
       if (codes.value[std::size_t(e)] > 0) {
@@ -593,12 +631,21 @@ private:
     ws.g_ = ws.xhat_ - xn;
     out.reconstruction = double(ws.g_.squaredNorm());
     ws.g_ *= T(2);
+    if (arch == sae_architecture::relu) {
+      penalty_weights(o, ws);
+      double penalty = 0;
+      for (index e = 0; e < codes.entries(); ++e)
+        penalty += double(codes.value[std::size_t(e)]) * double(ws.norms_(codes.latent[std::size_t(e)]));
+      out.sparsity = o.l1_coefficient * penalty;
+    } else if (arch == sae_architecture::jumprelu) {
+      out.sparsity = o.l0_coefficient * out.l0;
+    }
 
     // AuxK: the top k_aux dead latents reconstruct the residual x - x_hat (held fixed).
     index dead_count = 0;
     for (auto f : dead) dead_count += f != 0;
     const index k_aux = o.k_aux > 0 ? o.k_aux : std::max<index>(d / 2, 1);
-    const bool aux = dead_count > 0 && o.auxk_coefficient > 0;
+    const bool aux = uses_k() && dead_count > 0 && o.auxk_coefficient > 0;
     auto& aux_codes = ws.aux_codes_;
     T aux_weight = 0;
     if (aux) {
@@ -621,17 +668,31 @@ private:
     // dW_enc^T accumulates per latent in scratch [d_sae, d_in] (contiguous rows), then transposes in.
     ws.scratch_.setZero(m, d);
     ws.sums_.setZero(m);
-    auto backward = [&](detail::sparse_codes<T>& c, const matrix<T>& g) {
+    auto backward = [&](detail::sparse_codes<T>& c, const matrix<T>& g, bool main) {
       c.group_by_latent(m);
       c.index_rows();
-      detail::add_outer(c, c.value, g, dW_dec, static_cast<T*>(nullptr));
+      ws.sums2_.setZero(m);  // per latent: the sum of z (the L1 penalty's decoder-norm gradient)
+      detail::add_outer(c, c.value, g, dW_dec, ws.sums2_.data());
       detail::dot_entries(c, g, dec, c.grad);
-      for (index e = 0; e < c.entries(); ++e)
-        if (!(c.value[std::size_t(e)] > 0)) c.grad[std::size_t(e)] = 0;  // relu after the selection
+      if (main && arch == sae_architecture::relu) add_norm_penalty_gradient(o, ws.sums2_, dW_dec);
+      const T lambda1 = T(o.l1_coefficient), lambda0 = T(o.l0_coefficient);
+      for (index e = 0; e < c.entries(); ++e) {
+        const index j = c.latent[std::size_t(e)];
+        T& dz = c.grad[std::size_t(e)];
+        const bool active = c.value[std::size_t(e)] > 0;
+        if (main && arch == sae_architecture::jumprelu) {
+          const T pre = ws.pre_(c.row_of[std::size_t(e)], j);
+          if (std::abs(pre - theta[j]) < eps / 2) ws.dx_(j) += -(theta[j] / eps) * dz - lambda0 / eps;
+        }
+        if (!active) dz = 0;  // relu after the selection; jumprelu's window-only entries
+        else if (main && arch == sae_architecture::relu) dz += lambda1 * ws.norms_(j);
+      }
       detail::add_outer(c, c.grad, ws.xc_, ws.scratch_, ws.sums_.data());
     };
-    backward(codes, ws.g_);
-    if (aux) backward(aux_codes, ws.ga_);
+    ws.dx_.setZero(arch == sae_architecture::jumprelu ? m : 0);
+    backward(codes, ws.g_, true);
+    if (aux) backward(aux_codes, ws.ga_, false);
+    if (arch == sae_architecture::jumprelu) grad_vec(*gradient, "threshold") += ws.dx_;
     dW_enc += ws.scratch_.transpose();
     db_enc += ws.sums_;
     if (options_.apply_b_dec_to_input) db_dec.noalias() -= W_enc() * ws.sums_;

@@ -167,6 +167,37 @@ void select_topk(const P& pre, index k, const std::uint8_t* allowed, sparse_code
   }
 }
 
+/// Every entry of `pre` where keep(latent, value) holds, as codes with value = pre. Two passes
+/// (count, then fill), rows split across threads.
+template <class T, class P, class Keep>
+void select_where(const P& pre, sparse_codes<T>& codes, std::vector<index>& counts, Keep keep) {
+  const index n = pre.rows(), m = pre.cols();
+  counts.assign(std::size_t(n), 0);
+  MINT_PARALLEL_FOR(double(n) * double(m))
+  for (index i = 0; i < n; ++i) {
+    const T* row = &pre(i, 0);
+    index c = 0;
+    for (index j = 0; j < m; ++j) c += keep(j, row[j]);
+    counts[std::size_t(i)] = c;
+  }
+  codes.clear();
+  codes.start.resize(std::size_t(n + 1));
+  for (index i = 0; i < n; ++i) codes.start[std::size_t(i + 1)] = codes.start[std::size_t(i)] + counts[std::size_t(i)];
+  codes.latent.resize(std::size_t(codes.start[std::size_t(n)]));
+  codes.value.resize(codes.latent.size());
+  MINT_PARALLEL_FOR(double(n) * double(m))
+  for (index i = 0; i < n; ++i) {
+    const T* row = &pre(i, 0);
+    index e = codes.start[std::size_t(i)];
+    for (index j = 0; j < m; ++j)
+      if (keep(j, row[j])) {
+        codes.latent[std::size_t(e)] = j;
+        codes.value[std::size_t(e)] = row[j];
+        ++e;
+      }
+  }
+}
+
 /// The k_total largest positive entries of the whole matrix (BatchTopK), ties broken in
 /// row-major order. Returns the smallest kept value (0 when fewer positives than k_total).
 /// A 2^16-bucket histogram of the values' top float bits finds the boundary in two passes.
