@@ -22,6 +22,7 @@
 #include "mint/patching/edge_patching.hpp"
 #include "mint/dictionary/metrics.hpp"
 #include "mint/dictionary/sae.hpp"
+#include "mint/dictionary/saelens.hpp"
 #include "mint/dictionary/synthetic.hpp"
 #include "mint/dictionary/train.hpp"
 #include "mint/io/activation_shards.hpp"
