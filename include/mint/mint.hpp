@@ -20,6 +20,7 @@
 
 #include "mint/model.hpp"
 #include "mint/patching/edge_patching.hpp"
+#include "mint/dictionary/loss_recovered.hpp"
 #include "mint/dictionary/metrics.hpp"
 #include "mint/dictionary/sae.hpp"
 #include "mint/dictionary/saelens.hpp"
