@@ -24,6 +24,7 @@
 #include "mint/dictionary/sae.hpp"
 #include "mint/dictionary/synthetic.hpp"
 #include "mint/dictionary/train.hpp"
+#include "mint/dictionary/width_sweep.hpp"
 #include "mint/io/activation_shards.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/control_vector.hpp"
