@@ -20,6 +20,7 @@
 
 #include "mint/model.hpp"
 #include "mint/patching/edge_patching.hpp"
+#include "mint/dictionary/feature_analysis.hpp"
 #include "mint/dictionary/metrics.hpp"
 #include "mint/dictionary/sae.hpp"
 #include "mint/dictionary/synthetic.hpp"
