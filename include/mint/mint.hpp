@@ -20,12 +20,17 @@
 
 #include "mint/model.hpp"
 #include "mint/patching/edge_patching.hpp"
+<<<<<<< HEAD
 #include "mint/dictionary/loss_recovered.hpp"
+=======
+#include "mint/dictionary/feature_analysis.hpp"
+>>>>>>> sae-analysis
 #include "mint/dictionary/metrics.hpp"
 #include "mint/dictionary/sae.hpp"
 #include "mint/dictionary/saelens.hpp"
 #include "mint/dictionary/synthetic.hpp"
 #include "mint/dictionary/train.hpp"
+#include "mint/dictionary/width_sweep.hpp"
 #include "mint/io/activation_shards.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/control_vector.hpp"
