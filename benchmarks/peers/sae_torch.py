@@ -7,6 +7,8 @@ Recipes: ReLU with the L1 weighted by decoder norms and a free decoder (Anthropi
 April 2024); TopK and JumpReLU with unit-norm decoder rows and the decoder gradient
 projected off each row; JumpReLU's threshold through the rectangle-kernel
 straight-through estimator (bandwidth 0.05, L0 coefficient 1e-3), as SAELens writes it.
+The *_sparse rows start with every b_enc at -2.42, which leaves about 64 latents active
+per row (the L0 of a trained SAE), where mint's ReLU and JumpReLU steps go sparse.
 Also prints the TopK step against the encoder product alone, and that product against
 an sgemm of the same size. Run: scripts/bench peers sae_torch"""
 
@@ -25,6 +27,7 @@ import common  # noqa: E402
 
 D_IN, D_SAE, K, BATCH = 512, 8192, 32, 4096
 L1, L0, BANDWIDTH, THRESHOLD, LR = 5.0, 1e-3, 0.05, 0.05, 1e-4
+SPARSE_BIAS = -2.42  # b_enc of the *_sparse rows: about 64 of 8192 latents active, a trained SAE's L0
 
 
 def mint_results(binary, folder):
@@ -44,8 +47,8 @@ def mint_results(binary, folder):
 def torch_steps(torch, x, w_enc, w_dec):
     """The three steps in plain PyTorch, each a function returning the loss before its update."""
 
-    def params(threshold=False):
-        p = {"W_enc": torch.tensor(w_enc, requires_grad=True), "b_enc": torch.zeros(D_SAE, requires_grad=True),
+    def params(threshold=False, bias=0.0):
+        p = {"W_enc": torch.tensor(w_enc, requires_grad=True), "b_enc": torch.full((D_SAE,), bias, requires_grad=True),
              "W_dec": torch.tensor(w_dec, requires_grad=True), "b_dec": torch.zeros(D_IN, requires_grad=True)}
         if threshold:
             p["threshold"] = torch.full((D_SAE,), THRESHOLD, requires_grad=True)
@@ -79,8 +82,9 @@ def torch_steps(torch, x, w_enc, w_dec):
 
     xt = torch.tensor(x)
 
-    def make(arch):
-        p = params(arch == "jumprelu")
+    def make(name):
+        arch, sparse = name.split("_")[0], name.endswith("_sparse")
+        p = params(arch == "jumprelu", SPARSE_BIAS if sparse else 0.0)
         opt = torch.optim.Adam(p.values(), lr=LR)
         unit_norm = arch != "relu"
 
@@ -113,7 +117,7 @@ def torch_steps(torch, x, w_enc, w_dec):
 
         return step
 
-    return {arch: make(arch) for arch in ("relu", "topk", "jumprelu")}
+    return {name: make(name) for name in ("relu", "relu_sparse", "topk", "jumprelu", "jumprelu_sparse")}
 
 
 def main():
@@ -150,9 +154,9 @@ def main():
                      common.speedup(torch_seconds, mint_seconds)])
     print(f"\nSAE training step, d {D_IN}, {D_SAE} latents, k {K}, batch {BATCH}, {threads} threads "
           f"(first-step losses agree to 1e-4)")
-    print(f"{'arch':<10}{'mint':>10}{'PyTorch':>10}{'speedup':>10}")
+    print(f"{'arch':<17}{'mint':>10}{'PyTorch':>10}{'speedup':>10}")
     for r in rows:
-        print(f"{r[0]:<10}{r[1]:>10}{r[2]:>10}{r[3]:>10}")
+        print(f"{r[0]:<17}{r[1]:>10}{r[2]:>10}{r[3]:>10}")
     product, peak = mint["encoder_product"][0], mint["sgemm_peak"][0]
     flops = 2.0 * BATCH * D_IN * D_SAE
     print(f"\nTopK step / encoder product alone: {mint['sae_step/topk'][0] / product:.2f} (goal <= 2.5)")

@@ -131,6 +131,34 @@ TEST_CASE("a checkpointed run resumes to identical weights (matrix and shard sou
   std::filesystem::remove_all(folder);
 }
 
+TEST_CASE("dead latents are found and resampled toward badly reconstructed inputs") {
+  dict::sae s({.d_in = 32, .d_sae = 16, .architecture = sae_architecture::relu}, 1);
+  s.b_enc().head(4).setConstant(-100.0f);  // latents 0-3 can never fire
+  dict::sae_train_options o{.batch_size = 50, .steps = 2, .adam = {.lr = 1e-4}};
+  o.dead_after_tokens = 50;
+  dict::sae_trainer<float> t(s, o);
+  auto source = dict::matrix_batches(toy_data(), 1);
+  mint::matrixf batch(50, 32);
+  source.next(mint::view(batch));
+  t.step(batch);
+  CHECK(t.dead()[0] == 1);
+  CHECK(t.dead()[3] == 1);
+  CHECK(t.dead_fraction() >= 0.25);
+  // Resampling after every step: the dead latents get new directions from the batch.
+  dict::sae_trainer<float> r(s, {.batch_size = 50, .steps = 2, .adam = {.lr = 1e-4}, .dead_after_tokens = 50, .resample_every = 1});
+  r.step(batch);
+  CHECK(r.dead()[0] == 0);
+  CHECK(s.b_enc()(0) == 0.0f);
+  CHECK(s.W_dec().row(0).norm() == doctest::Approx(1.0).epsilon(1e-5));
+  // The new decoder row is one of the batch's inputs (minus b_dec), normalized.
+  double best = 0;
+  for (mint::index i = 0; i < 50; ++i) {
+    const Eigen::VectorXf v = batch.row(i).transpose() - s.b_dec();
+    best = std::max(best, double(v.normalized().dot(s.W_dec().row(0).transpose())));
+  }
+  CHECK(best > 0.999);
+}
+
 TEST_CASE("the gradient hook sees summed gradients; callbacks feed batches") {
   dict::sae s({.d_in = 32, .d_sae = 16, .architecture = sae_architecture::topk, .k = 2}, 1);
   mint::index rows_seen = 0;
