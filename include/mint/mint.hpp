@@ -20,11 +20,8 @@
 
 #include "mint/model.hpp"
 #include "mint/patching/edge_patching.hpp"
-<<<<<<< HEAD
-#include "mint/dictionary/loss_recovered.hpp"
-=======
 #include "mint/dictionary/feature_analysis.hpp"
->>>>>>> sae-analysis
+#include "mint/dictionary/loss_recovered.hpp"
 #include "mint/dictionary/metrics.hpp"
 #include "mint/dictionary/sae.hpp"
 #include "mint/dictionary/saelens.hpp"
