@@ -1,0 +1,396 @@
+// Feature analysis for human or automatic review (as in Bricken et al. 2023 and
+// Neuronpedia's feature pages): each latent's top-activating examples kept by a
+// streaming top-n (a bounded heap per latent, no activations stored), its firing
+// density, the tokens its decoder direction most boosts and suppresses (W_dec[j] W_U),
+// and a JSON file per SAE. Cost: O(n m) per pass plus O(fires log top_n); logit
+// effects O(m d vocab) in blocks; the file O(m top_n context).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <span>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/parallel.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/dictionary/sae.hpp"
+#include "mint/io/atomic_file.hpp"
+#include "mint/io/json.hpp"
+
+namespace mint::dictionary {
+
+/// Where an activation row came from: the caller's id of the example (a sequence, a
+/// document) and the token's position in it.
+struct example_ref {
+  std::int64_t example = 0;
+  std::int64_t position = 0;
+  friend bool operator==(const example_ref&, const example_ref&) = default;
+};
+
+/// The refs of `sequences` sequences of `positions` tokens flattened row-major (row
+/// s * positions + t is example first + s, position t): what a [batch, pos, d] cache holds.
+inline std::vector<example_ref> sequence_refs(std::int64_t first, index sequences, index positions) {
+  if (sequences < 0 || positions < 0)
+    throw argument_error("mint::dictionary::sequence_refs", "sequences", mint::detail::str("is ", sequences, " x ", positions),
+                         "needs non-negative counts");
+  std::vector<example_ref> out;
+  out.reserve(std::size_t(sequences * positions));
+  for (index s = 0; s < sequences; ++s)
+    for (index t = 0; t < positions; ++t) out.push_back({first + s, t});
+  return out;
+}
+
+/// One kept activation of a latent.
+struct top_activation {
+  double value = 0;     ///< the latent's activation
+  example_ref where{};  ///< the row it came from
+};
+
+/// The order of top examples: larger activations first; equal ones by smaller example id,
+/// then smaller position (so a pass split across collectors and merged gives the same lists).
+inline bool ranks_before(const top_activation& a, const top_activation& b) noexcept {
+  if (a.value != b.value) return a.value > b.value;
+  return std::tie(a.where.example, a.where.position) < std::tie(b.where.example, b.where.position);
+}
+
+/// Knobs of feature_collector.
+struct feature_collector_options {
+  index top_n = 20;  ///< top examples kept per latent
+};
+
+/// Streams codes ([rows, latents]) and keeps, per latent, how often it fired (code > 0),
+/// the sum of its firing activations and its top_n activations with their example refs.
+/// Memory O(latents top_n) whatever the number of rows.
+class feature_collector {
+public:
+  explicit feature_collector(index latents, feature_collector_options options = {}) : options_(options), latents_(latents) {
+    const char* fn = "mint::dictionary::feature_collector";
+    if (latents < 1) throw argument_error(fn, "latents", mint::detail::str("is ", latents), "needs >= 1");
+    if (options.top_n < 1) throw argument_error(fn, "options.top_n", mint::detail::str("is ", options.top_n), "needs >= 1");
+    heaps_.resize(std::size_t(latents * options.top_n));
+    sizes_.assign(std::size_t(latents), 0);
+    fires_.assign(std::size_t(latents), 0);
+    sums_.assign(std::size_t(latents), 0.0);
+  }
+
+  index latents() const noexcept { return latents_; }
+  index top_n() const noexcept { return options_.top_n; }
+  /// Rows seen so far.
+  std::int64_t rows() const noexcept { return rows_; }
+  /// Rows where latent j fired (code > 0; NaN never fires).
+  std::int64_t fires(index j) const { return fires_.at(std::size_t(j)); }
+  /// fires(j) / rows() (0 before any row).
+  double density(index j) const { return rows_ > 0 ? double(fires(j)) / double(rows_) : 0.0; }
+  /// The mean activation of latent j over the rows where it fired (0 if it never did).
+  double mean_activation(index j) const {
+    const auto f = fires(j);
+    return f > 0 ? sums_[std::size_t(j)] / double(f) : 0.0;
+  }
+
+  /// Latent j's kept examples, best first (see ranks_before); fewer than top_n if it fired less.
+  std::vector<top_activation> top(index j) const {
+    if (j < 0 || j >= latents_)
+      throw argument_error("mint::dictionary::feature_collector::top", "j", mint::detail::str("is ", j),
+                           mint::detail::str("needs 0 <= j < latents = ", latents_));
+    const auto* h = heap(j);
+    std::vector<top_activation> out(h, h + sizes_[std::size_t(j)]);
+    std::sort(out.begin(), out.end(), ranks_before);
+    return out;
+  }
+
+  /// Adds a batch of codes ([rows, latents], or [..., latents]) whose rows came from `refs`.
+  template <tensor Z>
+  void add(const Z& codes, std::span<const example_ref> refs) {
+    const char* fn = "mint::dictionary::feature_collector::add";
+    const auto zv = mint::view(codes);
+    if (zv.rank() < 2 || zv.extent(zv.rank() - 1) != latents_)
+      throw shape_error(fn, "codes", "has extents " + mint::detail::shape_string(zv.extents()),
+                        mint::detail::str("needs [rows, latents = ", latents_, "]"));
+    visit_matrix(zv, [&](const auto& z) {
+      if (index(refs.size()) != z.rows())
+        throw shape_error(fn, "refs", mint::detail::str("has ", refs.size(), " entries"),
+                          mint::detail::str("needs one per row of codes, ", z.rows()));
+      const index n = z.rows();
+      constexpr index block = 64;
+      const index blocks = (latents_ + block - 1) / block;
+      // Threads own blocks of latents (their heaps and counts): no sharing, any schedule, same result.
+      MINT_PARALLEL_FOR(double(n) * double(latents_))
+      for (index b = 0; b < blocks; ++b) {
+        const index j0 = b * block, j1 = std::min(latents_, j0 + block);
+        for (index i = 0; i < n; ++i)
+          for (index j = j0; j < j1; ++j) {
+            const double v = double(z(i, j));
+            if (v > 0) offer(j, top_activation{v, refs[std::size_t(i)]});
+          }
+      }
+    });
+    rows_ += std::int64_t(refs.size());
+  }
+
+  /// Encodes activations ([rows, d_in]) with the SAE in batches, then adds the codes.
+  template <class T, tensor X>
+  void add(const basic_sae<T>& sae, const X& activations, std::span<const example_ref> refs, index batch_size = 4096) {
+    const char* fn = "mint::dictionary::feature_collector::add";
+    if (sae.d_sae() != latents_)
+      throw shape_error(fn, "sae", mint::detail::str("has d_sae ", sae.d_sae()), mint::detail::str("needs latents = ", latents_));
+    if (batch_size < 1) throw argument_error(fn, "batch_size", mint::detail::str("is ", batch_size), "needs >= 1");
+    const auto xv = mint::view(activations);
+    if (xv.rank() != 2 || xv.extent(1) != sae.d_in())
+      throw shape_error(fn, "activations", "has extents " + mint::detail::shape_string(xv.extents()),
+                        mint::detail::str("needs [rows, d_in = ", sae.d_in(), "]"));
+    if (index(refs.size()) != xv.extent(0))
+      throw shape_error(fn, "refs", mint::detail::str("has ", refs.size(), " entries"),
+                        mint::detail::str("needs one per row of activations, ", xv.extent(0)));
+    matrix<T> xn, z;
+    row_scaling<T> scaling;
+    for (index start = 0; start < xv.extent(0); start += batch_size) {
+      const index end = std::min(xv.extent(0), start + batch_size);
+      sae.normalize(xv.slice(start, end), xn, scaling);
+      sae.encode_normalized(xn, z);
+      add(z, refs.subspan(std::size_t(start), std::size_t(end - start)));
+    }
+  }
+
+  /// Folds in another collector's pass (same latents and top_n), as if its rows had been added here.
+  void merge(const feature_collector& other) {
+    if (other.latents_ != latents_ || other.options_.top_n != options_.top_n)
+      throw argument_error("mint::dictionary::feature_collector::merge", "other",
+                           mint::detail::str("has ", other.latents_, " latents and top_n ", other.options_.top_n),
+                           mint::detail::str("needs ", latents_, " and ", options_.top_n));
+    for (index j = 0; j < latents_; ++j) {
+      const auto* h = other.heap(j);
+      for (index e = 0; e < other.sizes_[std::size_t(j)]; ++e) keep(j, h[e]);
+      fires_[std::size_t(j)] += other.fires_[std::size_t(j)];
+      sums_[std::size_t(j)] += other.sums_[std::size_t(j)];
+    }
+    rows_ += other.rows_;
+  }
+
+private:
+  // The heap's front is its worst entry: the first to go when a better one comes.
+  static bool heap_order(const top_activation& a, const top_activation& b) noexcept { return ranks_before(a, b); }
+  top_activation* heap(index j) noexcept { return heaps_.data() + j * options_.top_n; }
+  const top_activation* heap(index j) const noexcept { return heaps_.data() + j * options_.top_n; }
+
+  void offer(index j, const top_activation& a) {
+    ++fires_[std::size_t(j)];
+    sums_[std::size_t(j)] += a.value;
+    keep(j, a);
+  }
+
+  void keep(index j, const top_activation& a) {
+    top_activation* h = heap(j);
+    index& size = sizes_[std::size_t(j)];
+    if (size < options_.top_n) {
+      h[size++] = a;
+      std::push_heap(h, h + size, heap_order);
+    } else if (ranks_before(a, h[0])) {
+      std::pop_heap(h, h + size, heap_order);
+      h[size - 1] = a;
+      std::push_heap(h, h + size, heap_order);
+    }
+  }
+
+  feature_collector_options options_;
+  index latents_ = 0;
+  std::vector<top_activation> heaps_;  // [latents, top_n], each a heap of sizes_[j] entries
+  std::vector<index> sizes_;
+  std::vector<std::int64_t> fires_;
+  std::vector<double> sums_;
+  std::int64_t rows_ = 0;
+};
+
+/// A token and a score.
+struct token_score {
+  std::int64_t token = 0;
+  double value = 0;
+};
+
+/// The tokens a latent's decoder direction most raises and lowers in the logits.
+struct logit_effect {
+  std::vector<token_score> boosted;     ///< largest W_dec[j] W_U first (ties: smaller token id)
+  std::vector<token_score> suppressed;  ///< smallest first (ties: smaller token id)
+};
+
+/// For each row of `decoder` ([latents, d_model], an SAE's W_dec) the top_n tokens of
+/// decoder[j] W_U, W_U = `unembedding` ([d_model, vocab]; pass view(W).transposed() for a
+/// [vocab, d_model] lm_head weight), largest and smallest. Fold the final layer norm's
+/// scale into W_U first if the model has one. Computed in blocks of latents (~64 MiB).
+template <tensor D, tensor U>
+std::vector<logit_effect> logit_effects(const D& decoder, const U& unembedding, index top_n = 10) {
+  const char* fn = "mint::dictionary::logit_effects";
+  using T = std::remove_const_t<value_t<const D>>;
+  static_assert(std::is_same_v<T, std::remove_const_t<value_t<const U>>>, "logit_effects: decoder and unembedding need one element type");
+  const tensor_view<const T> dv = mint::view(decoder);
+  const tensor_view<const T> uv = mint::view(unembedding);
+  if (dv.rank() != 2) throw shape_error(fn, "decoder", mint::detail::str("has rank ", dv.rank()), "needs rank 2 [latents, d_model]");
+  if (uv.rank() != 2) throw shape_error(fn, "unembedding", mint::detail::str("has rank ", uv.rank()), "needs rank 2 [d_model, vocab]");
+  if (uv.extent(0) != dv.extent(1))
+    throw shape_error(fn, "unembedding", "has extents " + mint::detail::shape_string(uv.extents()),
+                      mint::detail::str("needs [d_model = ", dv.extent(1), ", vocab], d_model being the decoder's columns"));
+  if (top_n < 1) throw argument_error(fn, "top_n", mint::detail::str("is ", top_n), "needs >= 1");
+  const index m = dv.extent(0), vocab = uv.extent(1), n = std::min(top_n, vocab);
+  std::vector<logit_effect> out(static_cast<std::size_t>(m));
+  if (vocab == 0) return out;
+  const index block = std::max<index>(1, std::min<index>(m, index((std::size_t(64) << 20) / sizeof(T)) / vocab));
+  matrix<T> logits;
+  std::vector<index> order(static_cast<std::size_t>(vocab));
+  visit_matrix(uv, [&](const auto& w) {
+    for (index start = 0; start < m; start += block) {
+      const index rows = std::min(block, m - start);
+      logits.resize(rows, vocab);
+      visit_matrix(dv.slice(start, start + rows), [&](const auto& d) { logits.noalias() = d * w; });
+      for (index r = 0; r < rows; ++r) {
+        const T* row = &logits(r, 0);
+        auto& e = out[std::size_t(start + r)];
+        auto pick = [&](auto before, std::vector<token_score>& dst) {
+          std::iota(order.begin(), order.end(), index(0));
+          std::partial_sort(order.begin(), order.begin() + n, order.end(), before);
+          dst.resize(std::size_t(n));
+          for (index i = 0; i < n; ++i) dst[std::size_t(i)] = {order[std::size_t(i)], double(row[order[std::size_t(i)]])};
+        };
+        pick([row](index a, index b) { return row[a] > row[b] || (row[a] == row[b] && a < b); }, e.boosted);
+        pick([row](index a, index b) { return row[a] < row[b] || (row[a] == row[b] && a < b); }, e.suppressed);
+      }
+    }
+  });
+  return out;
+}
+
+/// An example's token ids (its whole sequence); the report cuts a window around a position.
+using token_source = std::function<std::vector<std::int64_t>(std::int64_t example)>;
+
+/// The rows of an integer tensor [examples, positions] as a token_source (example id = row).
+/// The tensor must outlive the source.
+template <tensor X>
+token_source tokens_from(const X& tokens) {
+  using V = std::remove_const_t<value_t<const X>>;
+  static_assert(std::is_integral_v<V>, "tokens_from: needs a tensor of integer token ids");
+  const tensor_view<const V> v = mint::view(tokens);
+  if (v.rank() != 2)
+    throw shape_error("mint::dictionary::tokens_from", "tokens", mint::detail::str("has rank ", v.rank()), "needs rank 2 [examples, positions]");
+  return [v](std::int64_t example) {
+    if (example < 0 || example >= v.extent(0))
+      throw argument_error("mint::dictionary::tokens_from", "example", mint::detail::str("is ", example),
+                           mint::detail::str("needs 0 <= example < ", v.extent(0), ", the rows of tokens"));
+    std::vector<std::int64_t> out(std::size_t(v.extent(1)));
+    for (index t = 0; t < v.extent(1); ++t) out[std::size_t(t)] = std::int64_t(v(index(example), t));
+    return out;
+  };
+}
+
+/// What the report holds beyond the collector's figures.
+struct feature_report_options {
+  token_source tokens{};                  ///< each top example's tokens (empty: refs only, no context)
+  std::span<const std::string> vocab{};   ///< token strings by id (empty: ids only)
+  index context_before = 8;               ///< tokens kept before the activating one
+  index context_after = 2;                ///< and after it
+  std::span<const logit_effect> logit_effects{};  ///< per latent, from logit_effects() (empty: left out)
+  json metadata = json::object();         ///< the caller's facts (model, hook, data, ...), copied as is
+  json sae = nullptr;                     ///< the SAE's description, e.g. describe(sae)
+  bool skip_dead = false;                 ///< leave out latents that never fired
+};
+
+/// The SAE's shape and rule as the report's "sae" object.
+template <class T>
+json describe(const basic_sae<T>& sae) {
+  json j = {{"architecture", std::string(to_string(sae.architecture()))}, {"d_in", sae.d_in()}, {"d_sae", sae.d_sae()}};
+  if (sae.uses_k()) j["k"] = sae.options().k;
+  return j;
+}
+
+/// The report as a JSON value; its schema is in docs/sae_analysis.md ("format":
+/// "mint.feature_analysis", "version": 1).
+inline json feature_report(const feature_collector& c, const feature_report_options& o = {}) {
+  const char* fn = "mint::dictionary::feature_report";
+  if (o.context_before < 0 || o.context_after < 0)
+    throw argument_error(fn, "options.context_before", mint::detail::str("is ", o.context_before, " (after ", o.context_after, ")"),
+                         "needs both >= 0");
+  if (!o.logit_effects.empty() && index(o.logit_effects.size()) != c.latents())
+    throw shape_error(fn, "options.logit_effects", mint::detail::str("has ", o.logit_effects.size(), " entries"),
+                      mint::detail::str("needs one per latent, ", c.latents()));
+  auto string_of = [&](std::int64_t token) -> const std::string& {
+    if (token < 0 || token >= std::int64_t(o.vocab.size()))
+      throw argument_error(fn, "options.vocab", mint::detail::str("has ", o.vocab.size(), " strings"),
+                           mint::detail::str("needs one for token id ", token));
+    return o.vocab[std::size_t(token)];
+  };
+  auto scores = [&](const std::vector<token_score>& list) {
+    json a = json::array();
+    for (const auto& s : list) {
+      json t = {{"token", s.token}, {"logit", s.value}};
+      if (!o.vocab.empty()) t["string"] = string_of(s.token);
+      a.push_back(std::move(t));
+    }
+    return a;
+  };
+  json features = json::array();
+  for (index j = 0; j < c.latents(); ++j) {
+    if (o.skip_dead && c.fires(j) == 0) continue;
+    json examples = json::array();
+    for (const auto& a : c.top(j)) {
+      json e = {{"activation", a.value}, {"example", a.where.example}, {"position", a.where.position}};
+      if (o.tokens) {
+        const auto tokens = o.tokens(a.where.example);
+        if (a.where.position < 0 || a.where.position >= std::int64_t(tokens.size()))
+          throw argument_error(fn, "options.tokens", mint::detail::str("gives example ", a.where.example, " ", tokens.size(), " tokens"),
+                               mint::detail::str("needs a token at position ", a.where.position));
+        const std::int64_t first = std::max<std::int64_t>(0, a.where.position - o.context_before);
+        const std::int64_t last = std::min<std::int64_t>(std::int64_t(tokens.size()) - 1, a.where.position + o.context_after);
+        json ids = json::array(), strings = json::array();
+        for (std::int64_t t = first; t <= last; ++t) {
+          ids.push_back(tokens[std::size_t(t)]);
+          if (!o.vocab.empty()) strings.push_back(string_of(tokens[std::size_t(t)]));
+        }
+        e["context_start"] = first;
+        e["token_index"] = a.where.position - first;
+        e["tokens"] = std::move(ids);
+        if (!o.vocab.empty()) e["strings"] = std::move(strings);
+      }
+      examples.push_back(std::move(e));
+    }
+    json f = {{"index", j},
+              {"fires", c.fires(j)},
+              {"density", c.density(j)},
+              {"mean_activation", c.mean_activation(j)},
+              {"top_examples", std::move(examples)}};
+    if (!o.logit_effects.empty()) {
+      f["boosted_tokens"] = scores(o.logit_effects[std::size_t(j)].boosted);
+      f["suppressed_tokens"] = scores(o.logit_effects[std::size_t(j)].suppressed);
+    }
+    features.push_back(std::move(f));
+  }
+  return json{{"format", "mint.feature_analysis"},
+              {"version", 1},
+              {"metadata", o.metadata},
+              {"sae", o.sae},
+              {"rows", c.rows()},
+              {"latents", c.latents()},
+              {"top_n", c.top_n()},
+              {"context", {{"before", o.context_before}, {"after", o.context_after}}},
+              {"features", std::move(features)}};
+}
+
+/// Writes feature_report() to `path` atomically (a temporary beside it, then a rename), one
+/// line unless indent >= 0. Token strings that are not valid UTF-8 (a BPE piece cut inside a
+/// character) are written with U+FFFD in place of the bad bytes.
+inline void write_feature_report(const std::string& path, const feature_collector& c, const feature_report_options& o = {},
+                                 int indent = -1) {
+  const json report = feature_report(c, o);
+  const std::string text = report.dump(indent, ' ', false, json::error_handler_t::replace);
+  atomic_file out(path);
+  out.write(text);
+  out.write("\n");
+  out.commit();
+}
+
+}  // namespace mint::dictionary

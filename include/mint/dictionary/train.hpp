@@ -1,0 +1,476 @@
+// Training sparse autoencoders: Adam with warm-up, decay and clipping; unit-norm
+// decoder rows with the gradient projected off each row; b_dec from the geometric
+// median (Weiszfeld); L1 warm-up; dead-latent tracking, AuxK and resampling
+// (Bricken et al. 2023; Gao et al. 2024); batches from a matrix, a callback or .npy
+// shards; checkpoints that resume bit for bit. Cost per step: the SAE's loss
+// (sae.hpp) plus O(parameters) for the optimizer.
+#pragma once
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mint/core/adam.hpp"
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/progress.hpp"
+#include "mint/core/random.hpp"
+#include "mint/dictionary/sae.hpp"
+#include "mint/io/activation_shards.hpp"
+#include "mint/io/safetensors.hpp"
+
+namespace mint::dictionary {
+
+/// The geometric median of the rows of x (Weiszfeld's iteration from the mean): the point
+/// minimizing the summed distance to the rows, robust to outliers. O(iterations n d).
+template <tensor X>
+vectord geometric_median(const X& x, int iterations = 100, double tolerance = 1e-7) {
+  const auto m = as_matrix(mint::view(x));
+  if (m.rows() < 1) throw shape_error("mint::dictionary::geometric_median", "x", "has no rows", "needs at least one");
+  const matrixd data = m.template cast<double>();
+  vectord y = data.colwise().mean().transpose();
+  vectord next(y.size());
+  for (int it = 0; it < iterations; ++it) {
+    next.setZero();
+    double weights = 0;
+    for (index i = 0; i < data.rows(); ++i) {
+      const double dist = (data.row(i).transpose() - y).norm();
+      const double w = 1.0 / std::max(dist, 1e-12);  // a row at y pulls hard but finitely
+      next += w * data.row(i).transpose();
+      weights += w;
+    }
+    next /= weights;
+    const double moved = (next - y).norm();
+    y.swap(next);
+    if (moved <= tolerance * std::max(1.0, y.norm())) break;
+  }
+  return y;
+}
+
+/// Where training rows come from: `next` fills the rows of a [n, d] float view and returns how
+/// many it filled (n unless the data ran out for good); `seek` puts the stream after a number of
+/// rows, for resuming (empty when the source cannot seek).
+struct batch_source {
+  std::function<index(const tensor_view<float>&)> next;
+  std::function<void(std::uint64_t)> seek;
+};
+
+/// Rows of an in-memory matrix ([rows, d], kept alive by the caller), in a fresh seeded
+/// permutation each epoch (epoch e shuffles with rng(seed, e)), cycling forever.
+template <tensor X>
+batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
+  struct state {
+    tensor_view<const float> rows;
+    std::uint64_t seed = 0, epoch = 0;
+    index position = 0;
+    std::vector<index> order;
+    void shuffle() {
+      std::iota(order.begin(), order.end(), index(0));
+      mint::rng(seed, epoch).shuffle(order.begin(), order.end());
+    }
+  };
+  const tensor_view<const float> v = mint::view(data);
+  if (v.rank() != 2 || v.extent(0) < 1)
+    throw shape_error("mint::dictionary::matrix_batches", "data", "has extents " + mint::detail::shape_string(v.extents()),
+                      "needs a [rows, d] float matrix with at least one row");
+  auto s = std::make_shared<state>();
+  s->rows = v;
+  s->seed = seed;
+  s->order.resize(std::size_t(v.extent(0)));
+  s->shuffle();
+  batch_source out;
+  out.next = [s](const tensor_view<float>& batch) {
+    const index n = batch.extent(0), total = s->rows.extent(0);
+    for (index i = 0; i < n; ++i) {
+      if (s->position == total) {
+        ++s->epoch;
+        s->position = 0;
+        s->shuffle();
+      }
+      const auto src = s->rows.subview(s->order[std::size_t(s->position++)]);
+      auto dst = batch.subview(i);
+      for (index j = 0; j < dst.extent(0); ++j) dst(j) = src(j);
+    }
+    return n;
+  };
+  out.seek = [s](std::uint64_t rows) {
+    const auto total = std::uint64_t(s->rows.extent(0));
+    s->epoch = rows / total;
+    s->position = index(rows % total);
+    s->shuffle();
+  };
+  return out;
+}
+
+/// Rows streamed from .npy shards (their own seeded shuffle buffer), epoch after epoch.
+inline batch_source shard_batches(activation_shards& shards) {
+  batch_source out;
+  out.next = [&shards](const tensor_view<float>& batch) {
+    index filled = 0;
+    for (int tries = 0; filled < batch.extent(0) && tries < 3; ++tries) {
+      const index got = shards.next(batch.slice(filled, batch.extent(0)));
+      filled += got;
+      if (filled < batch.extent(0)) shards.start_epoch(shards.epoch() + 1);
+      if (got > 0) tries = 0;
+    }
+    return filled;
+  };
+  out.seek = [&shards](std::uint64_t rows) {
+    const auto per_epoch = std::uint64_t(shards.rows());
+    shards.seek(rows / per_epoch, rows % per_epoch);
+  };
+  return out;
+}
+
+/// Rows from a callback (e.g. a runtime with a cache hook): f(view) fills [n, d] and returns n.
+inline batch_source callback_batches(std::function<index(const tensor_view<float>&)> f) {
+  return batch_source{std::move(f), {}};
+}
+
+/// The trainer's knobs. Defaults follow the published recipes at small scale.
+struct sae_train_options {
+  index batch_size = 4096;
+  std::int64_t steps = 1000;             ///< total steps (also the end of lr decay when adam.total_steps is 0)
+  adam_options adam{.lr = 4e-4, .beta1 = 0.9, .beta2 = 0.999};
+  sae_loss_options loss{};
+  bool unit_norm_decoder = true;         ///< keep decoder rows at norm 1, projecting their gradient
+  bool init_b_dec_geometric_median = true;  ///< b_dec from the first batch's geometric median
+  std::int64_t l1_warmup_steps = 0;      ///< L1/L0 coefficient ramps linearly from 0 over these steps
+  std::int64_t dead_after_tokens = 1'000'000;  ///< a latent silent this many rows is dead
+  std::int64_t resample_every = 0;       ///< resample dead latents every this many steps (0: never)
+  double resample_encoder_scale = 0.2;   ///< resampled encoder column norm, times the mean alive one
+  double threshold_momentum = 0.99;      ///< BatchTopK: EMA of the smallest kept activation
+  std::uint64_t seed = 0;                ///< resampling draws
+  progress_callback progress{};          ///< hears step, tokens/s, loss, L0, dead fraction
+  double progress_interval = 1.0;        ///< seconds between progress lines
+  /// Sees the gradient summed over the step's rows (and the summed loss) before it is divided by
+  /// the rows: the one place a data-parallel trainer allreduces (add the other processes' sums,
+  /// and their rows to loss.rows).
+  std::function<void(std::span<float>, sae_loss&)> reduce_gradient{};
+};
+
+/// What a step reports (means over the step's rows).
+struct sae_step_stats {
+  double loss = 0, reconstruction = 0, sparsity = 0, auxiliary = 0, l0 = 0;
+  double dead_fraction = 0;
+  double gradient_norm = 0;
+};
+
+/// Trains one SAE in place. The trainer keeps the optimizer, the step count, the rows seen
+/// and each latent's rows since it last fired; save_checkpoint/load_checkpoint resume exactly.
+template <class T = float>
+class sae_trainer {
+public:
+  sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_(sae), options_(std::move(options)) {
+    const char* fn = "mint::dictionary::sae_trainer";
+    if (options_.batch_size < 1) throw argument_error(fn, "options.batch_size", mint::detail::str("is ", options_.batch_size), "needs >= 1");
+    if (options_.steps < 1) throw argument_error(fn, "options.steps", mint::detail::str("is ", options_.steps), "needs >= 1");
+    if (options_.dead_after_tokens < 1)
+      throw argument_error(fn, "options.dead_after_tokens", mint::detail::str("is ", options_.dead_after_tokens), "needs >= 1");
+    if (options_.adam.decay != lr_decay::none && options_.adam.total_steps == 0) options_.adam.total_steps = options_.steps;
+    optimizer_ = adam<T>(std::size_t(sae.parameters().size()), options_.adam);
+    gradient_ = sae.parameters().zeros_like();
+    silent_rows_.assign(std::size_t(sae.d_sae()), 0);
+    dead_.assign(std::size_t(sae.d_sae()), 0);
+    batch_.resize(options_.batch_size, sae.d_in());
+    if (options_.reduce_gradient && !std::is_same_v<T, float>)
+      throw argument_error(fn, "options.reduce_gradient", "is set on a double trainer", "needs a float trainer");
+  }
+
+  /// Runs steps until options.steps, drawing batches from `source`.
+  void train(batch_source& source) {
+    if (needs_seek_) {
+      if (!source.seek)
+        throw argument_error("mint::dictionary::sae_trainer::train", "source", "cannot seek",
+                             "needs a source with seek to resume from a checkpoint");
+      source.seek(rows_);
+      needs_seek_ = false;
+    }
+    progress_reporter reporter(options_.progress, std::string("train ") + std::string(to_string(sae_.architecture())),
+                               options_.steps, options_.progress_interval);
+    const auto start = std::chrono::steady_clock::now();
+    const std::int64_t first = step_;
+    while (step_ < options_.steps) {
+      const index got = source.next(tensor_view<float>(batch_.data(), {batch_.rows(), batch_.cols()}));
+      if (got != batch_.rows())
+        throw argument_error("mint::dictionary::sae_trainer::train", "source",
+                             mint::detail::str("filled ", got, " rows"), mint::detail::str("needs ", batch_.rows(), " per batch"));
+      const auto stats = step(batch_);
+      if (reporter.active()) {
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double tokens_per_second = seconds > 0 ? double(step_ - first) * double(batch_.rows()) / seconds : 0.0;
+        reporter.report(step_, {{"tokens/s", tokens_per_second}, {"loss", stats.loss}, {"l0", stats.l0},
+                                {"dead", stats.dead_fraction}});
+      }
+    }
+  }
+
+  /// One step on a batch ([n, d_in] rows, n >= 1, in the data's units).
+  template <tensor X>
+  sae_step_stats step(const X& batch) {
+    sae_.normalize(batch, xn_, rows_scaling_);
+    if (!initialized_) initialize(batch);
+    sae_loss_options o = options_.loss;
+    if (options_.l1_warmup_steps > 0) {
+      const double ramp = std::min(1.0, double(step_ + 1) / double(options_.l1_warmup_steps));
+      o.l1_coefficient *= ramp;
+      o.l0_coefficient *= ramp;
+    }
+    auto flat = gradient_.flat();
+    std::fill(flat.begin(), flat.end(), T(0));
+    const bool any_dead = std::any_of(dead_.begin(), dead_.end(), [](std::uint8_t f) { return f != 0; });
+    sae_loss l = sae_.loss(xn_, o, ws_, &gradient_, any_dead ? std::span<const std::uint8_t>(dead_) : std::span<const std::uint8_t>());
+    if (options_.reduce_gradient) {
+      if constexpr (std::is_same_v<T, float>) options_.reduce_gradient(flat, l);
+    }
+    const T inv = T(1) / T(l.rows);
+    for (auto& g : flat) g *= inv;
+    if (options_.unit_norm_decoder) project_decoder_gradient();
+    sae_step_stats stats;
+    stats.gradient_norm = optimizer_.step(sae_.parameters().flat(), flat);
+    after_update();
+    ++step_;
+    rows_ += std::uint64_t(xn_.rows());
+    track_dead();
+    if (options_.resample_every > 0 && step_ % options_.resample_every == 0) resample();
+    const double n = double(l.rows);
+    stats.loss = l.total() / n;
+    stats.reconstruction = l.reconstruction / n;
+    stats.sparsity = l.sparsity / n;
+    stats.auxiliary = l.auxiliary / n;
+    stats.l0 = l.l0 / n;
+    stats.dead_fraction = dead_fraction();
+    return stats;
+  }
+
+  std::int64_t steps_done() const noexcept { return step_; }
+  std::uint64_t rows_seen() const noexcept { return rows_; }
+  /// 1 for each latent silent for options.dead_after_tokens rows.
+  const std::vector<std::uint8_t>& dead() const noexcept { return dead_; }
+  double dead_fraction() const noexcept {
+    return double(std::count(dead_.begin(), dead_.end(), std::uint8_t(1))) / double(dead_.size());
+  }
+  const adam<T>& optimizer() const noexcept { return optimizer_; }
+  const sae_train_options& options() const noexcept { return options_; }
+
+  /// Writes the SAE, Adam's moments and the trainer's counters to a safetensors file, atomically.
+  void save_checkpoint(const std::string& path) const {
+    std::vector<std::pair<std::string, array_ref>> tensors;
+    for (const auto& e : sae_.parameters().entries())
+      tensors.emplace_back(e.name, array_ref(dtype_of<T>, shape_t(e.extents.begin(), e.extents.end()),
+                                             sae_.parameters().flat().data() + e.offset));
+    const auto n = index(optimizer_.first_moment().size());
+    tensors.emplace_back("optimizer.m", array_ref(dtype::float64, {n}, optimizer_.first_moment().data()));
+    tensors.emplace_back("optimizer.v", array_ref(dtype::float64, {n}, optimizer_.second_moment().data()));
+    tensors.emplace_back("trainer.silent_rows", array_ref(dtype::int64, {index(silent_rows_.size())}, silent_rows_.data()));
+    write_safetensors(path, tensors,
+                      {{"mint.sae.architecture", std::string(to_string(sae_.architecture()))},
+                       {"mint.sae.shape", mint::detail::str(sae_.d_in(), "x", sae_.d_sae())},
+                       {"mint.trainer.step", std::to_string(step_)},
+                       {"mint.trainer.rows", std::to_string(rows_)},
+                       {"mint.trainer.initialized", initialized_ ? "1" : "0"},
+                       {"mint.sae.scaling_factor", exact(sae_.scaling_factor())},
+                       {"mint.sae.batch_threshold", exact(sae_.batch_threshold())}});
+  }
+
+  /// Restores what save_checkpoint wrote; the SAE's architecture and shape must match. The
+  /// next train() seeks its source to the rows already seen, so the run goes on identically.
+  void load_checkpoint(const std::string& path) {
+    const char* fn = "mint::dictionary::sae_trainer::load_checkpoint";
+    const safetensors_file file(path);
+    const auto& meta = file.metadata();
+    auto get = [&](const char* key) -> const std::string& {
+      const auto it = meta.find(key);
+      if (it == meta.end())
+        throw format_error(fn, "file '" + path + "'", std::string("has no '") + key + "' metadata",
+                           "needs a file written by sae_trainer::save_checkpoint");
+      return it->second;
+    };
+    if (get("mint.sae.architecture") != to_string(sae_.architecture()) ||
+        get("mint.sae.shape") != mint::detail::str(sae_.d_in(), "x", sae_.d_sae()))
+      throw argument_error(fn, "sae", mint::detail::str("is ", to_string(sae_.architecture()), " ", sae_.d_in(), "x", sae_.d_sae()),
+                           "needs the checkpoint's " + get("mint.sae.architecture") + " " + get("mint.sae.shape"));
+    auto read_into = [&](const std::string& name, auto span) {
+      using V = std::remove_cv_t<typename decltype(span)::element_type>;
+      if (!file.contains(name)) throw format_error(fn, "file '" + path + "'", "has no '" + name + "'", "needs every tensor of a checkpoint");
+      const auto a = file.read<V>(name);
+      if (a.size() != index(span.size()))
+        throw format_error(fn, "file '" + path + "'", mint::detail::str("holds ", a.size(), " values in '", name, "'"),
+                           mint::detail::str("needs ", span.size()));
+      std::copy(a.values().begin(), a.values().end(), span.begin());
+    };
+    for (const auto& e : sae_.parameters().entries())
+      read_into(e.name, sae_.parameters().flat().subspan(std::size_t(e.offset), std::size_t(e.size)));
+    read_into("optimizer.m", optimizer_.first_moment());
+    read_into("optimizer.v", optimizer_.second_moment());
+    read_into("trainer.silent_rows", std::span<std::int64_t>(silent_rows_));
+    step_ = parse_integer<std::int64_t>(get("mint.trainer.step"), fn, path);
+    rows_ = parse_integer<std::uint64_t>(get("mint.trainer.rows"), fn, path);
+    initialized_ = get("mint.trainer.initialized") == "1";
+    const double scaling = parse_double(get("mint.sae.scaling_factor"), fn, path);
+    if (scaling > 0) sae_.set_scaling_factor(T(scaling));
+    sae_.set_batch_threshold(T(parse_double(get("mint.sae.batch_threshold"), fn, path)));
+    optimizer_.set_steps(step_);
+    for (std::size_t j = 0; j < silent_rows_.size(); ++j) dead_[j] = silent_rows_[j] >= options_.dead_after_tokens;
+    needs_seek_ = true;
+  }
+
+private:
+  static std::string exact(T v) {
+    char buffer[64];
+    const auto r = std::to_chars(buffer, buffer + sizeof buffer, double(v), std::chars_format::hex);
+    return std::string(buffer, r.ptr);
+  }
+  static double parse_double(const std::string& s, const char* fn, const std::string& path) {
+    double v = 0;
+    const auto r = std::from_chars(s.data(), s.data() + s.size(), v, std::chars_format::hex);
+    if (r.ec != std::errc() || r.ptr != s.data() + s.size())
+      throw format_error(fn, "file '" + path + "'", "has the number '" + s + "'", "needs a hexadecimal float");
+    return v;
+  }
+  template <class I>
+  static I parse_integer(const std::string& s, const char* fn, const std::string& path) {
+    I v = 0;
+    const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (r.ec != std::errc() || r.ptr != s.data() + s.size())
+      throw format_error(fn, "file '" + path + "'", "has the count '" + s + "'", "needs a non-negative integer");
+    return v;
+  }
+
+  // First batch: the scaling factor (E||x||^2 = d_in) and b_dec at the geometric median.
+  template <tensor X>
+  void initialize(const X& batch) {
+    initialized_ = true;
+    if (sae_.options().normalize_activations == normalization::expected_average_only_in) {
+      const double mean_sq = xn_.template cast<double>().rowwise().squaredNorm().mean() /
+                             std::pow(double(sae_.scaling_factor()), 2);
+      if (mean_sq > 0) {
+        sae_.set_scaling_factor(T(std::sqrt(double(sae_.d_in()) / mean_sq)));
+        sae_.normalize(batch, xn_, rows_scaling_);
+      }
+    }
+    if (options_.init_b_dec_geometric_median)
+      sae_.b_dec() = geometric_median(xn_.topRows(std::min<index>(xn_.rows(), 4096))).template cast<T>();
+  }
+
+  // Removes from each decoder row's gradient its component along the (unit) row.
+  void project_decoder_gradient() {
+    const auto dec = sae_.W_dec();
+    auto& e = gradient_.find("W_dec");
+    Eigen::Map<matrix<T>> g(gradient_.flat().data() + e.offset, e.extents[0], e.extents[1]);
+    for (index j = 0; j < g.rows(); ++j) {
+      const T norm2 = dec.row(j).squaredNorm();
+      if (norm2 > 0) g.row(j) -= (g.row(j).dot(dec.row(j)) / norm2) * dec.row(j);
+    }
+  }
+
+  void after_update() {
+    if (options_.unit_norm_decoder) {
+      auto dec = sae_.W_dec();
+      for (index j = 0; j < dec.rows(); ++j) {
+        const T norm = dec.row(j).norm();
+        if (norm > 0) dec.row(j) /= norm;
+      }
+    }
+    if (sae_.architecture() == sae_architecture::jumprelu) sae_.threshold() = sae_.threshold().cwiseMax(T(0));
+    if (sae_.architecture() == sae_architecture::batchtopk && ws_.batch_threshold() > 0) {
+      const T t = ws_.batch_threshold(), old = sae_.batch_threshold();
+      const T m = T(options_.threshold_momentum);
+      sae_.set_batch_threshold(old > 0 ? m * old + (1 - m) * t : t);
+    }
+  }
+
+  void track_dead() {
+    const auto& fires = ws_.fires();
+    for (std::size_t j = 0; j < silent_rows_.size(); ++j) {
+      silent_rows_[j] = fires[j] > 0 ? 0 : silent_rows_[j] + xn_.rows();
+      dead_[j] = silent_rows_[j] >= options_.dead_after_tokens;
+    }
+  }
+
+  // Anthropic (2023): each dead latent's decoder row becomes a high-loss input (drawn with
+  // probability proportional to its squared loss), its encoder column the same direction at
+  // resample_encoder_scale times the mean alive encoder norm, its bias 0, its Adam state 0.
+  void resample() {
+    std::vector<index> dead;
+    for (std::size_t j = 0; j < dead_.size(); ++j)
+      if (dead_[j]) dead.push_back(index(j));
+    if (dead.empty()) return;
+    mint::rng r(options_.seed, std::uint64_t(step_));
+    const matrix<T>& xhat = ws_.reconstruction();
+    std::vector<double> weight(std::size_t(xn_.rows()));
+    double total = 0;
+    for (index i = 0; i < xn_.rows(); ++i) total += weight[std::size_t(i)] = std::pow(double((xn_.row(i) - xhat.row(i)).squaredNorm()), 2);
+    auto enc = sae_.W_enc();
+    auto dec = sae_.W_dec();
+    double alive_norm = 0;
+    index alive = 0;
+    for (index j = 0; j < sae_.d_sae(); ++j)
+      if (!dead_[std::size_t(j)]) {
+        alive_norm += double(enc.col(j).norm());
+        ++alive;
+      }
+    const T scale = T(options_.resample_encoder_scale * (alive > 0 ? alive_norm / double(alive) : 1.0));
+    const bool gated = sae_.gated();
+    for (index j : dead) {
+      index pick = 0;
+      double u = r.uniform() * total;
+      if (total > 0) {
+        while (pick + 1 < xn_.rows() && u >= weight[std::size_t(pick)]) u -= weight[std::size_t(pick++)];
+      } else {
+        pick = index(r.below(std::uint64_t(xn_.rows())));
+      }
+      vector<T> dir = xn_.row(pick).transpose();
+      if (sae_.options().apply_b_dec_to_input) dir -= sae_.b_dec();
+      const T norm = dir.norm();
+      if (!(norm > 0)) continue;
+      dir /= norm;
+      dec.row(j) = dir.transpose();
+      enc.col(j) = scale * dir;
+      sae_.b_enc()(j) = 0;
+      if (gated) sae_.b_mag()(j) = 0, sae_.r_mag()(j) = 0;
+      reset_moments(j);
+      silent_rows_[std::size_t(j)] = 0;
+      dead_[std::size_t(j)] = 0;
+    }
+  }
+
+  void reset_moments(index j) {
+    auto m = optimizer_.first_moment(), v = optimizer_.second_moment();
+    const index d = sae_.d_in(), k = sae_.d_sae();
+    for (const auto& e : sae_.parameters().entries()) {
+      auto zero = [&](index p) { m[std::size_t(p)] = 0, v[std::size_t(p)] = 0; };
+      if (e.name == "W_enc")
+        for (index i = 0; i < d; ++i) zero(e.offset + i * k + j);
+      else if (e.name == "W_dec")
+        for (index i = 0; i < d; ++i) zero(e.offset + j * d + i);
+      else if (e.extents.size() == 1 && e.extents[0] == k && e.name != "b_dec")
+        zero(e.offset + j);
+    }
+  }
+
+  basic_sae<T>& sae_;
+  sae_train_options options_;
+  adam<T> optimizer_;
+  parameter_store<T> gradient_;
+  sae_workspace<T> ws_;
+  matrixf batch_;
+  matrix<T> xn_;
+  row_scaling<T> rows_scaling_;
+  std::vector<std::int64_t> silent_rows_;
+  std::vector<std::uint8_t> dead_;
+  std::int64_t step_ = 0;
+  std::uint64_t rows_ = 0;
+  bool initialized_ = false;
+  bool needs_seek_ = false;
+};
+
+}  // namespace mint::dictionary

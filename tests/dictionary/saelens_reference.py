@@ -1,0 +1,158 @@
+"""SAELens's folder layout and forward pass, written from its documented rules (see
+../shared/REFERENCES.md, "SAELens on disk") with NumPy only, so the tests need no
+torch or sae_lens: read_folder() loads a folder as SAELens v6 would (upgrading a
+flat pre-6 config), forward() runs its encode and decode in float64, and
+write_folder() writes a folder as SAELens saves one. Safetensors are read and
+written here by hand: an 8-byte little-endian header length, a JSON header, the data."""
+
+import json
+import os
+import struct
+
+import numpy as np
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "BF16": "bf16"}
+
+
+def write_safetensors(path, tensors, dtype="F32"):
+    header, blobs, offset = {}, [], 0
+    for name, value in tensors.items():
+        a = np.ascontiguousarray(value, dtype=np.float32)
+        if dtype == "BF16":  # round to nearest even on the top 16 bits of float32
+            bits = a.view(np.uint32).astype(np.uint64)
+            bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+            data = bits.tobytes()
+        else:
+            data = a.astype(DTYPES[dtype]).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + length])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        data = raw[8 + length + begin:8 + length + end]
+        if info["dtype"] == "BF16":
+            a = (np.frombuffer(data, np.uint16).astype(np.uint32) << 16).view(np.float32)
+        else:
+            a = np.frombuffer(data, DTYPES[info["dtype"]])
+        out[name] = a.astype(np.float64).reshape(info["shape"])
+    return out
+
+
+def upgrade(cfg):
+    """A flat pre-6 config in v6's names, as SAELens's loader converts it."""
+    version = cfg.get("metadata", {}).get("sae_lens_version", cfg.get("sae_lens_version"))
+    if version is not None and int(str(version).split(".")[0]) >= 6:
+        return cfg
+    cfg = dict(cfg)
+    for old, new in [("hook_point", "hook_name"), ("hook_point_head_index", "hook_head_index"),
+                     ("activation_fn_str", "activation_fn")]:
+        if old in cfg:
+            cfg.setdefault(new, cfg.pop(old))
+    if "architecture" not in cfg:
+        if cfg.get("activation_fn") == "topk":
+            cfg["architecture"], cfg["k"] = "topk", cfg["activation_fn_kwargs"]["k"]
+        else:
+            cfg["architecture"] = "standard"
+    cfg.setdefault("apply_b_dec_to_input", True)
+    if isinstance(cfg.get("normalize_activations"), bool):
+        cfg["normalize_activations"] = "expected_average_only_in" if cfg["normalize_activations"] else "none"
+    return cfg
+
+
+def read_folder(folder):
+    with open(os.path.join(folder, "cfg.json")) as f:
+        cfg = upgrade(json.load(f))
+    weights = read_safetensors(os.path.join(folder, "sae_weights.safetensors"))
+    weights.pop("scaling_factor", None)  # v1/v2's ones
+    return cfg, weights
+
+
+def forward(cfg, w, x):
+    """SAELens v6's encode and decode in float64: (codes, reconstruction)."""
+    x = np.asarray(x, np.float64)
+    mode = cfg.get("normalize_activations", "none")
+    if mode == "constant_norm_rescale":
+        scale = np.sqrt(x.shape[1]) / np.linalg.norm(x, axis=1, keepdims=True)
+        x = x * scale
+    elif mode == "layer_norm":
+        mu = x.mean(axis=1, keepdims=True)
+        std = x.std(axis=1, ddof=1, keepdims=True) + 1e-5
+        x = (x - mu) / std
+    sae_in = x - w["b_dec"] if cfg.get("apply_b_dec_to_input", True) else x
+    arch = cfg["architecture"]
+    if arch == "gated":
+        gate = sae_in @ w["W_enc"] + w["b_gate"]
+        mag = sae_in @ (w["W_enc"] * np.exp(w["r_mag"])) + w["b_mag"]
+        z = (gate > 0) * np.maximum(mag, 0)
+    else:
+        pre = sae_in @ w["W_enc"] + w["b_enc"]
+        if arch == "standard":
+            z = np.maximum(pre, 0)
+        elif arch == "jumprelu":
+            z = np.maximum(pre, 0) * (pre > w["threshold"])
+        elif arch == "topk":
+            if cfg.get("rescale_acts_by_decoder_norm", False):
+                pre = pre * np.linalg.norm(w["W_dec"], axis=1)
+            z = np.zeros_like(pre)
+            top = np.argsort(-pre, axis=1, kind="stable")[:, :cfg["k"]]
+            rows = np.arange(pre.shape[0])[:, None]
+            z[rows, top] = np.maximum(pre[rows, top], 0)
+        else:
+            raise ValueError(arch)
+    dec = w["W_dec"]
+    if arch == "topk" and cfg.get("rescale_acts_by_decoder_norm", False):
+        dec = dec / np.linalg.norm(dec, axis=1, keepdims=True)
+    y = z @ dec + w["b_dec"]
+    if mode == "constant_norm_rescale":
+        y = y / scale
+    elif mode == "layer_norm":
+        y = y * std + mu
+    return z, y
+
+
+TENSOR_NAMES = {
+    "standard": ["W_enc", "b_enc", "W_dec", "b_dec"],
+    "topk": ["W_enc", "b_enc", "W_dec", "b_dec"],
+    "jumprelu": ["W_enc", "b_enc", "W_dec", "b_dec", "threshold"],
+    "gated": ["W_enc", "b_gate", "b_mag", "r_mag", "W_dec", "b_dec"],
+}
+V6_KEYS = ["d_in", "d_sae", "dtype", "device", "apply_b_dec_to_input", "normalize_activations", "architecture",
+           "metadata"]
+
+
+def check_layout(folder):
+    """What SAELens's loader insists on, for a folder someone else wrote: the v6 keys, the
+    architecture's tensors and no others, their shapes, float32. Returns (cfg, weights)."""
+    with open(os.path.join(folder, "cfg.json")) as f:
+        cfg = json.load(f)
+    for key in V6_KEYS:
+        assert key in cfg, f"{folder}: cfg.json lacks {key}"
+    assert "sae_lens_version" in cfg["metadata"], folder
+    arch, d, m = cfg["architecture"], cfg["d_in"], cfg["d_sae"]
+    assert arch in TENSOR_NAMES, arch
+    if arch == "topk":
+        assert isinstance(cfg["k"], int) and 1 <= cfg["k"] <= m
+    with open(os.path.join(folder, "sae_weights.safetensors"), "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    header.pop("__metadata__", None)
+    assert sorted(header) == sorted(TENSOR_NAMES[arch]), (folder, sorted(header))
+    shapes = {"W_enc": [d, m], "W_dec": [m, d], "b_dec": [d]}
+    for name, info in header.items():
+        assert info["dtype"] == "F32", (name, info["dtype"])
+        assert info["shape"] == shapes.get(name, [m]), (name, info["shape"])
+    return read_folder(folder)

@@ -1,0 +1,216 @@
+// SAE training: unit-norm decoder, exact resume, data sources, and recovery of known
+// features (MMCS >= 0.99) by every architecture.
+#include "mint/dictionary/train.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "mint/adapters/eigen.hpp"
+#include "mint/dictionary/synthetic.hpp"
+#include "mint/io/npy.hpp"
+
+namespace dict = mint::dictionary;
+using dict::sae_architecture;
+
+namespace {
+
+// 64 true features in 32 dimensions, each firing with probability 0.04 (L0 about 2.6).
+const dict::synthetic_features& toy_features() {
+  static const dict::synthetic_features gen({.features = 64, .dims = 32, .firing_probability = 0.04, .seed = 1});
+  return gen;
+}
+
+const mint::matrixf& toy_data() {
+  static const mint::matrixf data = [] {
+    mint::rng r(2);
+    mint::matrixf x;
+    toy_features().sample(r, 20000, x);
+    return x;
+  }();
+  return data;
+}
+
+std::filesystem::path temp_folder(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("mint_dictionary_" + name);
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("the geometric median is the center of a square and ignores a far outlier in 1-D") {
+  mint::matrixd square(4, 2);
+  square << 0, 0, 1, 0, 0, 1, 1, 1;
+  const auto c = dict::geometric_median(square);
+  CHECK(c(0) == doctest::Approx(0.5).epsilon(1e-6));
+  CHECK(c(1) == doctest::Approx(0.5).epsilon(1e-6));
+  mint::matrixd line(3, 1);
+  line << 0, 1, 1000;
+  CHECK(dict::geometric_median(line, 500)(0) == doctest::Approx(1.0).epsilon(1e-3));
+}
+
+TEST_CASE("decoder rows stay at unit norm, b_dec starts at the geometric median, progress reports") {
+  dict::sae s({.d_in = 32, .d_sae = 64, .architecture = sae_architecture::relu, .decoder_init_norm = 0.1}, 1);
+  std::vector<std::string> lines;
+  dict::sae_train_options o{.batch_size = 64, .steps = 20, .adam = {.lr = 1e-2}};
+  o.progress = [&](const mint::progress& p) { lines.push_back(std::string(p.task) + " " + std::to_string(p.step)); };
+  o.progress_interval = 0;
+  dict::sae_trainer<float> t(s, o);
+  auto source = dict::matrix_batches(toy_data(), 3);
+  // The first batch, drawn the way the trainer will draw it, gives b_dec.
+  auto peek = dict::matrix_batches(toy_data(), 3);
+  mint::matrixf first(64, 32);
+  peek.next(mint::view(first));
+  const Eigen::VectorXf median = dict::geometric_median(first).cast<float>();
+  t.step(first);
+  // After one Adam step b_dec moved at most lr per coordinate from the median.
+  CHECK((s.b_dec() - median).cwiseAbs().maxCoeff() <= 1.01e-2f);
+  t.train(source);
+  CHECK(t.steps_done() == 20);
+  for (mint::index j = 0; j < 64; ++j) CHECK(s.W_dec().row(j).norm() == doctest::Approx(1.0).epsilon(1e-5));
+  REQUIRE(!lines.empty());
+  CHECK(lines.back() == "train relu 20");
+}
+
+TEST_CASE("a checkpointed run resumes to identical weights (matrix and shard sources)") {
+  const auto folder = temp_folder("resume");
+  // Two shards of the toy data for the streaming source.
+  mint::write_npy((folder / "a.npy").string(), mint::matrixf(toy_data().topRows(3000)));
+  mint::write_npy((folder / "b.npy").string(), mint::matrixf(toy_data().middleRows(3000, 2000)));
+  for (auto arch : {sae_architecture::topk, sae_architecture::relu, sae_architecture::batchtopk}) {
+    CAPTURE(dict::to_string(arch));
+    const bool shards = arch != sae_architecture::topk;
+    const dict::sae_options so{.d_in = 32, .d_sae = 48, .architecture = arch, .k = 3,
+                               .normalize_activations = dict::normalization::expected_average_only_in};
+    dict::sae_train_options o{.batch_size = 100, .steps = 16,
+                              .adam = {.lr = 3e-3, .warmup = 4, .decay = mint::lr_decay::cosine, .total_steps = 16}};
+    o.dead_after_tokens = 300;  // latents die within the run, so AuxK and resampling act
+    o.resample_every = arch == sae_architecture::relu ? 5 : 0;
+    o.loss.l1_coefficient = 0.3;
+    auto make_source = [&](mint::activation_shards& stream) {
+      return shards ? dict::shard_batches(stream) : dict::matrix_batches(toy_data(), 9);
+    };
+    mint::activation_shards stream1(folder.string(), {.shuffle_buffer_rows = 500, .seed = 4});
+    dict::sae straight(so, 5);
+    dict::sae_trainer<float> t1(straight, o);
+    auto s1 = make_source(stream1);
+    t1.train(s1);
+
+    mint::activation_shards stream2(folder.string(), {.shuffle_buffer_rows = 500, .seed = 4});
+    dict::sae first(so, 5);
+    auto half = o;
+    half.steps = 7;
+    dict::sae_trainer<float> t2(first, half);
+    auto s2 = make_source(stream2);
+    t2.train(s2);
+    const std::string path = (folder / "checkpoint.safetensors").string();
+    t2.save_checkpoint(path);
+
+    mint::activation_shards stream3(folder.string(), {.shuffle_buffer_rows = 500, .seed = 4});
+    dict::sae resumed(so, 77);  // different start: everything must come from the file
+    dict::sae_trainer<float> t3(resumed, o);
+    t3.load_checkpoint(path);
+    CHECK(t3.steps_done() == 7);
+    auto s3 = make_source(stream3);
+    t3.train(s3);
+    CHECK(t1.dead_fraction() == t3.dead_fraction());
+    CHECK(straight.scaling_factor() == resumed.scaling_factor());
+    CHECK(straight.batch_threshold() == resumed.batch_threshold());
+    const auto a = straight.parameters().flat(), b = resumed.parameters().flat();
+    CHECK(std::equal(a.begin(), a.end(), b.begin()));
+    // The data was rescaled so E||x||^2 = d_in.
+    CHECK(straight.scaling_factor() != 1.0f);
+    // A checkpoint of another shape is refused.
+    dict::sae other({.d_in = 32, .d_sae = 40, .architecture = arch, .k = 3}, 0);
+    dict::sae_trainer<float> t4(other, o);
+    CHECK_THROWS_AS(t4.load_checkpoint(path), mint::argument_error);
+  }
+  std::filesystem::remove_all(folder);
+}
+
+TEST_CASE("dead latents are found and resampled toward badly reconstructed inputs") {
+  dict::sae s({.d_in = 32, .d_sae = 16, .architecture = sae_architecture::relu}, 1);
+  s.b_enc().head(4).setConstant(-100.0f);  // latents 0-3 can never fire
+  dict::sae_train_options o{.batch_size = 50, .steps = 2, .adam = {.lr = 1e-4}};
+  o.dead_after_tokens = 50;
+  dict::sae_trainer<float> t(s, o);
+  auto source = dict::matrix_batches(toy_data(), 1);
+  mint::matrixf batch(50, 32);
+  source.next(mint::view(batch));
+  t.step(batch);
+  CHECK(t.dead()[0] == 1);
+  CHECK(t.dead()[3] == 1);
+  CHECK(t.dead_fraction() >= 0.25);
+  // Resampling after every step: the dead latents get new directions from the batch.
+  dict::sae_trainer<float> r(s, {.batch_size = 50, .steps = 2, .adam = {.lr = 1e-4}, .dead_after_tokens = 50, .resample_every = 1});
+  r.step(batch);
+  CHECK(r.dead()[0] == 0);
+  CHECK(s.b_enc()(0) == 0.0f);
+  CHECK(s.W_dec().row(0).norm() == doctest::Approx(1.0).epsilon(1e-5));
+  // The new decoder row is one of the batch's inputs (minus b_dec), normalized.
+  double best = 0;
+  for (mint::index i = 0; i < 50; ++i) {
+    const Eigen::VectorXf v = batch.row(i).transpose() - s.b_dec();
+    best = std::max(best, double(v.normalized().dot(s.W_dec().row(0).transpose())));
+  }
+  CHECK(best > 0.999);
+}
+
+TEST_CASE("the gradient hook sees summed gradients; callbacks feed batches") {
+  dict::sae s({.d_in = 32, .d_sae = 16, .architecture = sae_architecture::topk, .k = 2}, 1);
+  mint::index rows_seen = 0;
+  double first_norm = 0;
+  dict::sae_train_options o{.batch_size = 50, .steps = 3};
+  o.reduce_gradient = [&](std::span<float> g, dict::sae_loss& l) {
+    rows_seen += l.rows;
+    if (first_norm == 0)
+      for (float v : g) first_norm += double(v) * v;
+  };
+  dict::sae_trainer<float> t(s, o);
+  mint::index offset = 0;
+  auto source = dict::callback_batches([&](const mint::tensor_view<float>& batch) {
+    for (mint::index i = 0; i < batch.extent(0); ++i, ++offset)
+      for (mint::index j = 0; j < 32; ++j) batch(i, j) = toy_data()(offset, j);
+    return batch.extent(0);
+  });
+  t.train(source);
+  CHECK(rows_seen == 150);
+  CHECK(first_norm > 0);
+  const auto path = (temp_folder("callback") / "c.safetensors").string();
+  t.save_checkpoint(path);
+  dict::sae_trainer<float> t2(s, o);
+  t2.load_checkpoint(path);
+  CHECK_THROWS_AS(t2.train(source), mint::argument_error);  // a callback cannot seek to resume
+}
+
+TEST_CASE("every architecture learns the true features (MMCS >= 0.99)") {
+  // Stated settings per architecture (seeds fixed): widths 128-192 for 64 true features,
+  // batches of 128-256 rows, 800-1200 Adam steps. Measured MMCS 0.993-0.998.
+  struct setting {
+    sae_architecture arch;
+    mint::index width, batch;
+    std::int64_t steps, resample;
+    double lr, penalty;
+  };
+  for (const setting& c : {setting{sae_architecture::relu, 128, 128, 1200, 250, 3e-3, 0.3},
+                           setting{sae_architecture::topk, 128, 128, 1200, 250, 3e-3, 0},
+                           setting{sae_architecture::batchtopk, 192, 256, 800, 0, 1e-2, 0},
+                           setting{sae_architecture::jumprelu, 128, 256, 1000, 250, 3e-3, 0.05},
+                           setting{sae_architecture::gated, 128, 256, 1000, 0, 1e-2, 1.0}}) {
+    CAPTURE(dict::to_string(c.arch));
+    dict::sae s({.d_in = 32, .d_sae = c.width, .architecture = c.arch, .k = 3, .initial_threshold = 0.01}, 3);
+    dict::sae_train_options o{.batch_size = c.batch, .steps = c.steps, .adam = {.lr = c.lr, .warmup = 20}};
+    o.loss.l1_coefficient = c.penalty;
+    o.loss.l0_coefficient = c.penalty;
+    o.loss.bandwidth = 0.02;
+    o.dead_after_tokens = 5000;
+    o.resample_every = c.resample;
+    dict::sae_trainer<float> t(s, o);
+    auto source = dict::matrix_batches(toy_data(), 4);
+    t.train(source);
+    CHECK(dict::mmcs(s.W_dec(), toy_features().dictionary()) >= 0.99);
+  }
+}
