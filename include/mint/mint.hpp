@@ -20,6 +20,7 @@
 
 #include "mint/model.hpp"
 #include "mint/patching/edge_patching.hpp"
+#include "mint/dictionary/omp.hpp"
 #include "mint/io/activation_shards.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/control_vector.hpp"

@@ -1,0 +1,87 @@
+// What the sparse coders (omp.hpp, lasso.hpp) and the dictionary learners share:
+// input checks, the two products every coder starts from (the Gram matrix D D^T
+// and the correlations X D^T, one Eigen GEMM each), and splitting signals into
+// one block per thread so each block sizes its workspace once.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include <Eigen/Core>
+
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/parallel.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/core/tensor_view.hpp"
+
+namespace mint::dictionary::detail {
+
+/// The scalar a coder computes in: the signals' element type (float or double).
+template <class X>
+using scalar_of = std::remove_const_t<value_t<const X>>;
+
+/// Checks a [rows, columns] argument: rank 2, and `columns` columns when that is given (>= 0).
+template <class V>
+void check_rank2(const char* function, const char* name, const tensor_view<V>& v, index columns = -1,
+                 const char* columns_are = "") {
+  if (v.rank() != 2)
+    throw shape_error(function, name, mint::detail::str("has rank ", v.rank()), "needs rank 2 ([rows, columns])");
+  if (columns >= 0 && v.extent(1) != columns)
+    throw shape_error(function, name, mint::detail::str("has ", v.extent(1), " columns"),
+                      mint::detail::str("needs ", columns, ", ", columns_are));
+}
+
+/// An owned copy in T, refusing NaN and infinity.
+template <class T, class V>
+matrix<T> finite_copy(const char* function, const char* name, const tensor_view<V>& v) {
+  matrix<T> out = as_matrix(v).template cast<T>();
+  if (!out.allFinite()) throw numeric_error(function, name, "holds a NaN or infinity", "needs finite values");
+  return out;
+}
+
+/// Calls f with a unit-stride Map of v when v already holds T, else with an owned copy in T.
+template <class T, class V, class F>
+void with_matrix_of(const char* function, const char* name, const tensor_view<V>& v, F&& f) {
+  if constexpr (std::is_same_v<std::remove_const_t<V>, T>) {
+    visit_matrix(v, [&](const auto& m) {
+      if (!m.allFinite()) throw numeric_error(function, name, "holds a NaN or infinity", "needs finite values");
+      f(m);
+    });
+  } else {
+    f(finite_copy<T>(function, name, v));
+  }
+}
+
+/// D D^T: [atoms, atoms].
+template <class T>
+matrix<T> gram_of(const matrix<T>& dictionary) {
+  matrix<T> gram(dictionary.rows(), dictionary.rows());
+  gram.noalias() = dictionary * dictionary.transpose();
+  return gram;
+}
+
+/// Blocks of rows, one per thread when the work (about flops) is worth a parallel region.
+struct row_blocks {
+  index rows = 0;
+  index count = 1;
+
+  row_blocks(index rows_, double work) : rows(rows_) {
+    count = work >= parallel_threshold ? std::max<index>(1, std::min<index>(thread_count(), rows)) : 1;
+  }
+  index begin(index block) const { return rows * block / count; }
+  index end(index block) const { return rows * (block + 1) / count; }
+};
+
+/// A result matrix's Map for writing codes; checks the caller's [rows, columns] view.
+template <class T>
+matrix_map<T> checked_output(const char* function, const char* name, const tensor_view<T>& v, index rows,
+                             index columns) {
+  if (v.rank() != 2 || v.extent(0) != rows || v.extent(1) != columns)
+    throw shape_error(function, name, "has extents " + mint::detail::shape_string(v.extents()),
+                      mint::detail::str("needs [", rows, ", ", columns, "] (signals x atoms)"));
+  return as_matrix(v);
+}
+
+}  // namespace mint::dictionary::detail
