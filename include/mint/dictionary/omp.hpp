@@ -161,9 +161,7 @@ matrix<detail::scalar_of<X>> omp(const X& x, const D& dictionary, const omp_opti
   const auto xv = mint::view(x);
   const auto dv = mint::view(dictionary);
   matrix<T> codes(xv.rank() == 2 ? xv.extent(0) : 0, dv.rank() == 2 ? dv.extent(0) : 0);
-  detail::omp_into<T>(x, dictionary, matrix_map<T>(codes.data(), codes.rows(), codes.cols(),
-                                                   Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(codes.cols(), 1)),
-                      options);
+  detail::omp_into<T>(x, dictionary, detail::map_of(codes), options);
   return codes;
 }
 

@@ -74,6 +74,12 @@ struct row_blocks {
   index end(index block) const { return rows * (block + 1) / count; }
 };
 
+/// A Map over an owned matrix, the type the coders write through.
+template <class T>
+matrix_map<T> map_of(matrix<T>& m) {
+  return matrix_map<T>(m.data(), m.rows(), m.cols(), Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(m.cols(), 1));
+}
+
 /// A result matrix's Map for writing codes; checks the caller's [rows, columns] view.
 template <class T>
 matrix_map<T> checked_output(const char* function, const char* name, const tensor_view<T>& v, index rows,
