@@ -22,6 +22,7 @@
 #include "mint/patching/edge_patching.hpp"
 #include "mint/dictionary/lasso.hpp"
 #include "mint/dictionary/omp.hpp"
+#include "mint/dictionary/synthetic.hpp"
 #include "mint/io/activation_shards.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/control_vector.hpp"

@@ -1,0 +1,188 @@
+// Synthetic data with known features in superposition (Sharkey, Braun and Millidge
+// 2022): m unit vectors in R^d (d < m), sparse non-negative coefficients with a set
+// firing probability and optional correlation, and the mean max cosine similarity
+// (MMCS) that scores a learned dictionary against them. Sampling costs O(n m + n k d)
+// for k active features per row; MMCS costs O(m m' d).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/random.hpp"
+#include "mint/core/tensor.hpp"
+
+namespace mint::dictionary {
+
+/// The generator's knobs. Feature i fires with probability p_i; the p_i average
+/// `firing_probability` and decay geometrically with i by `probability_decay`
+/// (1: every feature alike; Sharkey et al. use 0.99). With `correlation` c > 0,
+/// features fall into `groups` groups and fire when sqrt(c) g + sqrt(1 - c) e
+/// exceeds their normal quantile (g shared by the group, e their own): the marginal
+/// p_i stays exact and the latent normals of two features of a group correlate by c.
+struct synthetic_options {
+  index features = 512;             ///< m, the number of true features
+  index dims = 256;                 ///< d, the dimension they live in
+  double firing_probability = 0.01; ///< mean over features of P(feature fires)
+  double correlation = 0;           ///< in [0, 1): correlation of firing within a group
+  std::uint64_t seed = 0;           ///< seeds the dictionary (samples draw from the caller's rng)
+  double probability_decay = 1.0;   ///< p_i proportional to decay^i, in (0, 1]
+  index groups = 16;                ///< groups of correlated features (used when correlation > 0)
+  double min_coefficient = 0.0;     ///< coefficients of firing features ~ Uniform[min, max)
+  double max_coefficient = 1.0;
+};
+
+/// A fixed dictionary of unit feature directions and a sampler of sparse mixtures of them.
+class synthetic_features {
+public:
+  explicit synthetic_features(const synthetic_options& options) : options_(options) {
+    const char* fn = "mint::dictionary::synthetic_features";
+    if (options.features < 1 || options.dims < 1)
+      throw argument_error(fn, "options", detail::str("has features ", options.features, " and dims ", options.dims),
+                           "needs both >= 1");
+    if (!(options.firing_probability > 0 && options.firing_probability <= 1))
+      throw argument_error(fn, "options.firing_probability", detail::str("is ", options.firing_probability),
+                           "needs a value in (0, 1]");
+    if (!(options.correlation >= 0 && options.correlation < 1))
+      throw argument_error(fn, "options.correlation", detail::str("is ", options.correlation), "needs a value in [0, 1)");
+    if (!(options.probability_decay > 0 && options.probability_decay <= 1))
+      throw argument_error(fn, "options.probability_decay", detail::str("is ", options.probability_decay),
+                           "needs a value in (0, 1]");
+    if (options.correlation > 0 && options.groups < 1)
+      throw argument_error(fn, "options.groups", detail::str("is ", options.groups), "needs >= 1 with a correlation");
+    if (!(options.min_coefficient >= 0 && options.max_coefficient > options.min_coefficient))
+      throw argument_error(fn, "options", detail::str("has coefficients in [", options.min_coefficient, ", ",
+                                                      options.max_coefficient, ")"),
+                           "needs 0 <= min_coefficient < max_coefficient");
+
+    mint::rng r(options.seed, 0xD1C7);
+    dictionary_.resize(options.features, options.dims);
+    for (index i = 0; i < options.features; ++i) {
+      double norm = 0;
+      do {
+        r.fill_normal(row_view(i));
+        norm = dictionary_.row(i).template cast<double>().norm();
+      } while (norm == 0);
+      dictionary_.row(i) /= float(norm);
+    }
+
+    // p_i proportional to decay^i with mean p, clamped to 1 (then the mean falls short).
+    probabilities_.resize(std::size_t(options.features));
+    double sum = 0, w = 1;
+    for (auto& p : probabilities_) {
+      p = w;
+      sum += w;
+      w *= options.probability_decay;
+    }
+    const double scale = options.firing_probability * double(options.features) / sum;
+    for (auto& p : probabilities_) p = std::min(1.0, p * scale);
+    if (options.correlation > 0) {
+      quantiles_.resize(probabilities_.size());
+      for (std::size_t i = 0; i < probabilities_.size(); ++i) quantiles_[i] = upper_quantile(probabilities_[i]);
+    }
+  }
+
+  /// The true dictionary, [features, dims]; each row a unit vector.
+  const matrixf& dictionary() const noexcept { return dictionary_; }
+  /// P(feature i fires), [features].
+  const std::vector<double>& firing_probabilities() const noexcept { return probabilities_; }
+  /// The expected number of active features per sample.
+  double expected_l0() const noexcept {
+    double s = 0;
+    for (double p : probabilities_) s += p;
+    return s;
+  }
+  const synthetic_options& options() const noexcept { return options_; }
+
+  /// n samples into x ([n, dims], resized): sparse non-negative coefficients times the dictionary.
+  void sample(mint::rng& r, index n, matrixf& x) const {
+    sample_into(r, n, x, nullptr);
+  }
+
+  /// As above, also writing the coefficients ([n, features], resized; zero where a feature is off).
+  void sample(mint::rng& r, index n, matrixf& x, matrixf& coefficients) const {
+    sample_into(r, n, x, &coefficients);
+  }
+
+private:
+  tensor_view<float> row_view(index i) {
+    return tensor_view<float>(dictionary_.row(i).data(), {options_.dims}, {1});
+  }
+
+  // z with P(N(0,1) > z) = p, by bisection on erfc (once per feature, at construction).
+  static double upper_quantile(double p) {
+    if (p >= 1) return -1e300;
+    double lo = -40, hi = 40;
+    for (int it = 0; it < 200; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      if (0.5 * std::erfc(mid / std::sqrt(2.0)) > p) lo = mid;
+      else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+  }
+
+  void sample_into(mint::rng& r, index n, matrixf& x, matrixf* coefficients) const {
+    if (n < 0)
+      throw argument_error("mint::dictionary::synthetic_features::sample", "n", detail::str("is ", n), "needs n >= 0");
+    const index m = options_.features;
+    x.setZero(n, options_.dims);
+    if (coefficients) coefficients->setZero(n, m);
+    const double c = options_.correlation, shared = std::sqrt(c), own = std::sqrt(1 - c);
+    const double lo = options_.min_coefficient, width = options_.max_coefficient - options_.min_coefficient;
+    std::vector<double> group(c > 0 ? std::size_t(options_.groups) : 0);
+    for (index s = 0; s < n; ++s) {
+      for (auto& g : group) g = r.normal();
+      for (index i = 0; i < m; ++i) {
+        const bool fires = c > 0 ? shared * group[std::size_t(i % options_.groups)] + own * r.normal() > quantiles_[std::size_t(i)]
+                                 : r.uniform() < probabilities_[std::size_t(i)];
+        if (!fires) continue;
+        const float a = float(lo + width * r.uniform());
+        x.row(s) += a * dictionary_.row(i);
+        if (coefficients) (*coefficients)(s, i) = a;
+      }
+    }
+  }
+
+  synthetic_options options_;
+  matrixf dictionary_;
+  std::vector<double> probabilities_;
+  std::vector<double> quantiles_;
+};
+
+/// Mean max cosine similarity: for each row of `truth`, the largest |cosine| with any
+/// row of `learned`, averaged over the rows of `truth` (Sharkey et al. 2022). Rows are
+/// directions ([features, dims] for both: pass an SAE's W_dec, not W_enc). The absolute
+/// value makes a feature found with its sign flipped count as found; a zero row has
+/// cosine 0 with everything. 1 means every true feature has an exact match.
+template <tensor A, tensor B>
+double mmcs(const A& learned, const B& truth) {
+  const char* fn = "mint::dictionary::mmcs";
+  const auto lv = mint::view(learned);
+  const auto tv = mint::view(truth);
+  if (lv.rank() != 2) throw shape_error(fn, "learned", detail::str("has rank ", lv.rank()), "needs rank 2 [features, dims]");
+  if (tv.rank() != 2) throw shape_error(fn, "truth", detail::str("has rank ", tv.rank()), "needs rank 2 [features, dims]");
+  if (lv.extent(1) != tv.extent(1))
+    throw shape_error(fn, "learned", detail::str("has ", lv.extent(1), " columns"),
+                      detail::str("needs ", tv.extent(1), ", the columns (dims) of truth"));
+  if (lv.extent(0) < 1 || tv.extent(0) < 1)
+    throw shape_error(fn, "learned", detail::str("has ", lv.extent(0), " rows and truth ", tv.extent(0)),
+                      "needs at least one row each");
+  auto unit_rows = [](auto&& v) {
+    matrixd m = as_matrix(v).template cast<double>();
+    for (index i = 0; i < m.rows(); ++i) {
+      const double norm = m.row(i).norm();
+      if (norm > 0) m.row(i) /= norm;
+    }
+    return m;
+  };
+  const matrixd l = unit_rows(lv), t = unit_rows(tv);
+  const matrixd cosines = (t * l.transpose()).cwiseAbs();
+  return cosines.rowwise().maxCoeff().mean();
+}
+
+}  // namespace mint::dictionary
