@@ -23,11 +23,11 @@ TEST_CASE("omp recovers exactly sparse codes, support and values") {
   const mint::matrixd cd = sparse_codes<double>(n, atoms, k, 2);
   const mint::matrixd xd = cd * dd;
 
-  const mint::matrixd got_d = md::omp(xd, dd, {.atoms = k});
+  const mint::matrixd got_d = md::omp(xd, dd, {.nonzeros = k});
   CHECK((got_d - cd).cwiseAbs().maxCoeff() < 1e-12);
 
   const mint::matrixf df = dd.cast<float>(), xf = xd.cast<float>();
-  const mint::matrixf got_f = md::omp(xf, df, {.atoms = k});
+  const mint::matrixf got_f = md::omp(xf, df, {.nonzeros = k});
   mint::index wrong_support = 0;
   for (mint::index i = 0; i < n; ++i)
     for (mint::index j = 0; j < atoms; ++j) wrong_support += (got_f(i, j) != 0) != (cd(i, j) != 0);
@@ -41,7 +41,7 @@ TEST_CASE("omp recovers exactly sparse codes, support and values") {
     const mint::matrixd gram = dd * dd.transpose(), correlations = xd * dd.transpose();
     const mint::matrixd by_tolerance = md::omp_gram(gram, correlations, norms2, {.tolerance = 1e-8 * norms2.minCoeff()});
     CHECK((by_tolerance - cd).cwiseAbs().maxCoeff() < 1e-12);
-    const mint::matrixd by_gram = md::omp_gram(gram, correlations, {.atoms = k});
+    const mint::matrixd by_gram = md::omp_gram(gram, correlations, {.nonzeros = k});
     CHECK((by_gram - got_d).cwiseAbs().maxCoeff() == 0.0);
   }
 
@@ -49,7 +49,7 @@ TEST_CASE("omp recovers exactly sparse codes, support and values") {
     // x as a column-major copy (a strided view for mint), codes into a preallocated matrix.
     const Eigen::MatrixXf x_columns = xf;
     mint::matrixf out(n, atoms);
-    md::omp(x_columns, df, out, {.atoms = k});
+    md::omp(x_columns, df, out, {.nonzeros = k});
     CHECK((out - got_f).cwiseAbs().maxCoeff() == 0.0f);
   }
 }
@@ -61,7 +61,7 @@ TEST_CASE("omp leaves a residual orthogonal to the atoms it picked, and stops on
   mint::matrixd x(25, 20);
   mint::rng(4).fill_normal(x);
   for (const mint::index budget : {1, 5, 12}) {
-    const mint::matrixd c = md::omp(x, d, {.atoms = budget});
+    const mint::matrixd c = md::omp(x, d, {.nonzeros = budget});
     const mint::matrixd residual = x - c * d;
     for (mint::index i = 0; i < x.rows(); ++i) {
       mint::index used = 0;
@@ -74,26 +74,37 @@ TEST_CASE("omp leaves a residual orthogonal to the atoms it picked, and stops on
     }
   }
   // A tolerance stops earlier than the budget once the residual is small enough.
-  const mint::matrixd loose = md::omp(x, d, {.atoms = 20, .tolerance = 0.5 * x.row(0).squaredNorm()});
+  const mint::matrixd loose = md::omp(x, d, {.nonzeros = 20, .tolerance = 0.5 * x.row(0).squaredNorm()});
   const mint::matrixd residual = x.row(0) - loose.row(0) * d;
   CHECK(residual.squaredNorm() <= 0.5 * x.row(0).squaredNorm() + 1e-12);
   CHECK((loose.row(0).array() != 0).count() < 20);
+}
+
+TEST_CASE("omp with a tolerance alone can use as many atoms as the signal has dimensions") {
+  // 100 atoms in 80 dimensions, dense signals, residual target 1e-16 ||x||^2: the pursuit
+  // must go on until the atoms span x (about 80 picks, past the workspace's first 64).
+  const mint::matrixd d = unit_dictionary<double>(100, 80, 11);
+  mint::matrixd x(3, 80);
+  mint::rng(12).fill_normal(x);
+  const mint::matrixd c = md::omp(x, d, {.tolerance = 1e-16 * x.rowwise().squaredNorm().minCoeff()});
+  CHECK((x - c * d).rowwise().norm().maxCoeff() < 1e-6);
+  CHECK((c.array() != 0).rowwise().count().minCoeff() > 64);
 }
 
 TEST_CASE("omp refuses bad input with clear errors") {
   const mint::matrixf d = unit_dictionary(10, 4, 5);
   mint::matrixf x(3, 4);
   x.setOnes();
-  CHECK_THROWS_WITH_AS(md::omp(x, d, {}), doctest::Contains("needs atoms > 0 or tolerance > 0"), mint::argument_error);
+  CHECK_THROWS_WITH_AS(md::omp(x, d, {}), doctest::Contains("needs nonzeros > 0 or tolerance > 0"), mint::argument_error);
   const mint::matrixf wrong(3, 5);
-  CHECK_THROWS_WITH_AS(md::omp(wrong, d, {.atoms = 2}),
+  CHECK_THROWS_WITH_AS(md::omp(wrong, d, {.nonzeros = 2}),
                        doctest::Contains("x has 5 columns; needs 4, the columns (dimensions) of the dictionary"),
                        mint::shape_error);
   mint::matrixf bad = x;
   bad(1, 2) = std::nanf("");
-  CHECK_THROWS_WITH_AS(md::omp(bad, d, {.atoms = 2}), doctest::Contains("x holds a NaN"), mint::numeric_error);
+  CHECK_THROWS_WITH_AS(md::omp(bad, d, {.nonzeros = 2}), doctest::Contains("x holds a NaN"), mint::numeric_error);
   mint::matrixf small(2, 10);
-  CHECK_THROWS_WITH_AS(md::omp(x, d, small, {.atoms = 2}), doctest::Contains("needs [3, 10]"), mint::shape_error);
+  CHECK_THROWS_WITH_AS(md::omp(x, d, small, {.nonzeros = 2}), doctest::Contains("needs [3, 10]"), mint::shape_error);
   const mint::matrixf gram = d * d.transpose(), correlations = x * d.transpose();
   CHECK_THROWS_WITH_AS(md::omp_gram(gram, correlations, {.tolerance = 0.1}), doctest::Contains("squared norms"),
                        mint::argument_error);
@@ -102,7 +113,7 @@ TEST_CASE("omp refuses bad input with clear errors") {
   with_zero.row(3).setZero();
   mint::matrixf zero_x = x;
   zero_x.row(0).setZero();
-  const mint::matrixf c = md::omp(zero_x, with_zero, {.atoms = 4});
+  const mint::matrixf c = md::omp(zero_x, with_zero, {.nonzeros = 4});
   CHECK(c.row(0).isZero(0));
   CHECK(c.col(3).isZero(0));
 }

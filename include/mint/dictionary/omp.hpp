@@ -1,6 +1,6 @@
 // Orthogonal matching pursuit, batched: for each signal x, greedily pick the atom
 // most correlated with the residual, refit x on the atoms picked so far by least
-// squares, stop at `atoms` atoms or when ||x - c D||^2 <= tolerance. Batch-OMP
+// squares, stop at `nonzeros` atoms or when ||x - c D||^2 <= tolerance. Batch-OMP
 // (Rubinstein, Zibulevsky and Elad 2008; scikit-learn's orthogonal_mp_gram):
 // everything runs on G = D D^T and D x, with the Cholesky factor of G[I, I] grown
 // one row per atom. Cost: O(n d K) for X D^T (one GEMM), O(K^2 d) for G, then
@@ -24,28 +24,28 @@ namespace mint::dictionary {
 
 /// When OMP stops; at least one of the two must be set.
 struct omp_options {
-  index atoms = 0;         ///< at most this many non-zeros per signal (0: no limit but the tolerance)
+  index nonzeros = 0;      ///< at most this many atoms per signal (0: no limit but the tolerance)
   double tolerance = 0.0;  ///< stop once the squared residual norm ||x - c D||^2 is at or below this (0: off)
 };
 
 namespace detail {
 
 inline void check_omp_options(const char* function, const omp_options& options) {
-  if (options.atoms < 0 || options.tolerance < 0 || !std::isfinite(options.tolerance) ||
-      (options.atoms == 0 && options.tolerance == 0))
+  if (options.nonzeros < 0 || options.tolerance < 0 || !std::isfinite(options.tolerance) ||
+      (options.nonzeros == 0 && options.tolerance == 0))
     throw argument_error(function, "options",
-                         mint::detail::str("has atoms ", options.atoms, " and tolerance ", options.tolerance),
-                         "needs atoms > 0 or tolerance > 0 (both >= 0)");
+                         mint::detail::str("has nonzeros ", options.nonzeros, " and tolerance ", options.tolerance),
+                         "needs nonzeros > 0 or tolerance > 0 (both >= 0)");
 }
 
 /// One signal's Batch-OMP state, sized once per thread.
 template <class T>
 class omp_workspace {
 public:
-  explicit omp_workspace(index atoms, index max_picks)
-      : cholesky_(max_picks, max_picks), alpha_(atoms), beta_(atoms), gamma_(max_picks), rhs_(max_picks),
-        picked_(std::size_t(atoms), 0) {
-    support_.reserve(std::size_t(max_picks));
+  // The factor starts small and doubles when needed: a tolerance-only pursuit may allow
+  // every atom, but stops by the signal's dimension, which may be far fewer.
+  explicit omp_workspace(index atoms, index max_picks) : alpha_(atoms), beta_(atoms), picked_(std::size_t(atoms), 0) {
+    reserve(std::min<index>(max_picks, 64));
   }
 
   /// Codes one signal: `correlations` is D x, `norm2` is ||x||^2 (read only with a tolerance).
@@ -80,6 +80,7 @@ public:
         cholesky_(k, k) = std::sqrt(diagonal);
       }
       support_.push_back(pick);
+      if (k + 1 == cholesky_.rows() && k + 1 < max_picks) reserve(std::min(max_picks, 2 * cholesky_.rows()));
       picked_[std::size_t(pick)] = 1;
       ++k;
       // gamma = G[I, I]^-1 (D x)[I] through the factor; beta = G[:, I] gamma; alpha = D x - beta.
@@ -109,6 +110,13 @@ public:
   }
 
 private:
+  void reserve(index picks) {
+    cholesky_.conservativeResize(picks, picks);
+    gamma_.resize(picks);
+    rhs_.resize(picks);
+    support_.reserve(std::size_t(picks));
+  }
+
   matrix<T> cholesky_;
   vector<T> alpha_, beta_, gamma_, rhs_;
   std::vector<index> support_;
@@ -120,7 +128,7 @@ template <class T, class Gram, class Correlations, class Out>
 void omp_rows(const Gram& gram, const Correlations& correlations, const T* norms2, const omp_options& options,
               Out& out) {
   const index n = correlations.rows(), n_atoms = gram.rows();
-  index max_picks = options.atoms > 0 ? std::min(options.atoms, n_atoms) : n_atoms;
+  const index max_picks = options.nonzeros > 0 ? std::min(options.nonzeros, n_atoms) : n_atoms;
   const row_blocks blocks(n, double(n) * double(max_picks) * double(n_atoms) * 2.0);
   MINT_PARALLEL_FOR(blocks.count > 1 ? parallel_threshold : 0.0)
   for (index b = 0; b < blocks.count; ++b) {
@@ -153,7 +161,7 @@ void omp_into(const X& x, const D& dictionary, matrix_map<T> codes, const omp_op
 }  // namespace detail
 
 /// Sparse codes of the rows of x ([n, d]) over the rows of `dictionary` ([K, d], atoms of unit norm
-/// for the usual greedy rule): [n, K], at most options.atoms non-zeros a row.
+/// for the usual greedy rule): [n, K], at most options.nonzeros non-zeros a row.
 template <tensor X, tensor D>
 matrix<detail::scalar_of<X>> omp(const X& x, const D& dictionary, const omp_options& options) {
   using T = detail::scalar_of<X>;
@@ -179,7 +187,7 @@ void omp(const X& x, const D& dictionary, Codes&& codes, const omp_options& opti
 
 /// OMP from precomputed products, as scikit-learn's orthogonal_mp_gram: `gram` = D D^T ([K, K]),
 /// `correlations` = X D^T ([n, K], one row per signal). Returns [n, K]. Without squared norms
-/// the tolerance cannot be tracked: options.atoms must be set.
+/// the tolerance cannot be tracked: options.nonzeros must be set.
 template <tensor G, tensor C>
 matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, const omp_options& options) {
   using T = detail::scalar_of<C>;
