@@ -20,6 +20,7 @@
 
 #include "mint/model.hpp"
 #include "mint/patching/edge_patching.hpp"
+#include "mint/dictionary/ksvd.hpp"
 #include "mint/dictionary/lasso.hpp"
 #include "mint/dictionary/omp.hpp"
 #include "mint/dictionary/synthetic.hpp"

@@ -18,6 +18,11 @@
 
 namespace mint::dictionary::detail {
 
+// Code in mint::dictionary that writes detail::str means mint::detail::str; once this
+// namespace exists, that name would find it here first.
+using mint::detail::shape_string;
+using mint::detail::str;
+
 /// The scalar a coder computes in: the signals' element type (float or double).
 template <class X>
 using scalar_of = std::remove_const_t<value_t<const X>>;
