@@ -24,6 +24,7 @@
 #include "mint/dictionary/lasso.hpp"
 #include "mint/dictionary/omp.hpp"
 #include "mint/dictionary/online_dictionary.hpp"
+#include "mint/dictionary/superposition.hpp"
 #include "mint/dictionary/synthetic.hpp"
 #include "mint/io/activation_shards.hpp"
 #include "mint/io/atomic_file.hpp"
