@@ -151,17 +151,9 @@ template <class T, class X, class D>
 lasso_report lasso_into(const X& x, const D& dictionary, matrix_map<T> codes, const lasso_options& options) {
   constexpr const char* function = "mint::dictionary::lasso";
   check_lasso_options(function, options);
-  const auto xv = mint::view(x);
-  const auto dv = mint::view(dictionary);
-  check_rank2(function, "dictionary", dv);
-  check_rank2(function, "x", xv, dv.extent(1), "the columns (dimensions) of the dictionary");
   if (!codes.allFinite()) throw numeric_error(function, "codes", "hold a NaN or infinity", "needs a finite warm start");
-  const matrix<T> d = finite_copy<T>(function, "dictionary", dv);
-  const matrix<T> gram = gram_of(d);
   lasso_report report;
-  with_matrix_of<T>(function, "x", xv, [&](const auto& xm) {
-    matrix<T> correlations(xm.rows(), d.rows());
-    correlations.noalias() = xm * d.transpose();
+  with_products<T>(function, x, dictionary, [&](const auto& gram, const auto& correlations, const auto& xm) {
     const vectord norms2 = xm.template cast<double>().rowwise().squaredNorm();
     report = lasso_rows<T>(gram, correlations, norms2, options, codes);
   });
@@ -176,9 +168,8 @@ template <tensor X, tensor D>
 matrix<detail::scalar_of<X>> lasso(const X& x, const D& dictionary, const lasso_options& options) {
   using T = detail::scalar_of<X>;
   static_assert(std::is_floating_point_v<T>, "mint::dictionary::lasso codes float or double signals");
-  const auto xv = mint::view(x);
-  const auto dv = mint::view(dictionary);
-  matrix<T> codes = matrix<T>::Zero(xv.rank() == 2 ? xv.extent(0) : 0, dv.rank() == 2 ? dv.extent(0) : 0);
+  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  matrix<T> codes = matrix<T>::Zero(rows, atoms);
   detail::lasso_into<T>(x, dictionary, detail::map_of(codes), options);
   return codes;
 }
@@ -188,10 +179,8 @@ template <tensor X, tensor D, mutable_tensor Codes>
   requires tensor_of<Codes, detail::scalar_of<X>>
 lasso_report lasso(const X& x, const D& dictionary, Codes&& codes, const lasso_options& options) {
   using T = detail::scalar_of<X>;
-  const auto xv = mint::view(x);
-  const auto dv = mint::view(dictionary);
-  auto out = detail::checked_output<T>("mint::dictionary::lasso", "codes", mint::view(codes),
-                                       xv.rank() == 2 ? xv.extent(0) : 0, dv.rank() == 2 ? dv.extent(0) : 0);
+  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  auto out = detail::checked_output<T>("mint::dictionary::lasso", "codes", mint::view(codes), rows, atoms);
   return detail::lasso_into<T>(x, dictionary, out, options);
 }
 
@@ -207,11 +196,8 @@ lasso_report lasso_gram(const G& gram, const C& correlations, const N& squared_n
   const auto gv = mint::view(gram);
   const auto cv = mint::view(correlations);
   const auto nv = mint::view(squared_norms);
-  detail::check_rank2(function, "gram", gv, gv.rank() == 2 ? gv.extent(0) : 0, "a square matrix");
-  detail::check_rank2(function, "correlations", cv, gv.extent(0), "the atoms of gram");
-  if (nv.rank() != 1 || nv.extent(0) != cv.extent(0))
-    throw shape_error(function, "squared_norms", "has extents " + mint::detail::shape_string(nv.extents()),
-                      mint::detail::str("needs [", cv.extent(0), "], one per row of correlations"));
+  detail::check_gram_products(function, gv, cv);
+  detail::check_squared_norms(function, nv, cv.extent(0));
   auto out = detail::checked_output<T>(function, "codes", mint::view(codes), cv.extent(0), gv.extent(0));
   if (!out.allFinite()) throw numeric_error(function, "codes", "hold a NaN or infinity", "needs a finite warm start");
   const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);

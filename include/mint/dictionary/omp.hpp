@@ -143,15 +143,7 @@ template <class T, class X, class D>
 void omp_into(const X& x, const D& dictionary, matrix_map<T> codes, const omp_options& options) {
   constexpr const char* function = "mint::dictionary::omp";
   check_omp_options(function, options);
-  const auto xv = mint::view(x);
-  const auto dv = mint::view(dictionary);
-  check_rank2(function, "dictionary", dv);
-  check_rank2(function, "x", xv, dv.extent(1), "the columns (dimensions) of the dictionary");
-  const matrix<T> d = finite_copy<T>(function, "dictionary", dv);
-  const matrix<T> gram = gram_of(d);
-  with_matrix_of<T>(function, "x", xv, [&](const auto& xm) {
-    matrix<T> correlations(xm.rows(), d.rows());
-    correlations.noalias() = xm * d.transpose();
+  with_products<T>(function, x, dictionary, [&](const auto& gram, const auto& correlations, const auto& xm) {
     vector<T> norms2;
     if (options.tolerance > 0) norms2 = xm.rowwise().squaredNorm();
     omp_rows<T>(gram, correlations, options.tolerance > 0 ? norms2.data() : nullptr, options, codes);
@@ -166,9 +158,8 @@ template <tensor X, tensor D>
 matrix<detail::scalar_of<X>> omp(const X& x, const D& dictionary, const omp_options& options) {
   using T = detail::scalar_of<X>;
   static_assert(std::is_floating_point_v<T>, "mint::dictionary::omp codes float or double signals");
-  const auto xv = mint::view(x);
-  const auto dv = mint::view(dictionary);
-  matrix<T> codes(xv.rank() == 2 ? xv.extent(0) : 0, dv.rank() == 2 ? dv.extent(0) : 0);
+  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  matrix<T> codes(rows, atoms);
   detail::omp_into<T>(x, dictionary, detail::map_of(codes), options);
   return codes;
 }
@@ -178,10 +169,8 @@ template <tensor X, tensor D, mutable_tensor Codes>
   requires tensor_of<Codes, detail::scalar_of<X>>
 void omp(const X& x, const D& dictionary, Codes&& codes, const omp_options& options) {
   using T = detail::scalar_of<X>;
-  const auto xv = mint::view(x);
-  const auto dv = mint::view(dictionary);
-  auto out = detail::checked_output<T>("mint::dictionary::omp", "codes", mint::view(codes),
-                                       xv.rank() == 2 ? xv.extent(0) : 0, dv.rank() == 2 ? dv.extent(0) : 0);
+  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  auto out = detail::checked_output<T>("mint::dictionary::omp", "codes", mint::view(codes), rows, atoms);
   detail::omp_into<T>(x, dictionary, out, options);
 }
 
@@ -198,8 +187,7 @@ matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, cons
   detail::check_omp_options(function, options);
   const auto gv = mint::view(gram);
   const auto cv = mint::view(correlations);
-  detail::check_rank2(function, "gram", gv, gv.rank() == 2 ? gv.extent(0) : 0, "a square matrix");
-  detail::check_rank2(function, "correlations", cv, gv.extent(0), "the atoms of gram");
+  detail::check_gram_products(function, gv, cv);
   const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
   matrix<T> codes(cv.extent(0), g.rows());
   detail::with_matrix_of<T>(function, "correlations", cv,
@@ -217,11 +205,8 @@ matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, cons
   const auto gv = mint::view(gram);
   const auto cv = mint::view(correlations);
   const auto nv = mint::view(squared_norms);
-  detail::check_rank2(function, "gram", gv, gv.rank() == 2 ? gv.extent(0) : 0, "a square matrix");
-  detail::check_rank2(function, "correlations", cv, gv.extent(0), "the atoms of gram");
-  if (nv.rank() != 1 || nv.extent(0) != cv.extent(0))
-    throw shape_error(function, "squared_norms", "has extents " + mint::detail::shape_string(nv.extents()),
-                      mint::detail::str("needs [", cv.extent(0), "], one per row of correlations"));
+  detail::check_gram_products(function, gv, cv);
+  detail::check_squared_norms(function, nv, cv.extent(0));
   const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
   const vector<T> norms2 = as_vector(nv).template cast<T>();
   matrix<T> codes(cv.extent(0), g.rows());

@@ -104,29 +104,16 @@ public:
   /// dictionary yet. Returns the batch's objective per signal before the update.
   template <tensor X>
   double partial_fit(const X& batch) {
-    constexpr const char* function = "mint::dictionary::online_dictionary::partial_fit";
-    const auto bv = mint::view(batch);
-    detail::check_rank2(function, "batch", bv);
-    if (dictionary_.size() == 0) initialize(batch);
-    detail::check_rank2(function, "batch", bv, dictionary_.cols(), "the columns (dimensions) of the dictionary");
-    if (bv.extent(0) < 1) throw shape_error(function, "batch", "has no rows", "needs at least one signal");
-    const matrix<T> xb = detail::finite_copy<T>(function, "batch", bv);
-    return step(xb);
+    return step(signals("mint::dictionary::online_dictionary::partial_fit", "batch", batch));
   }
 
   /// Learns from x ([n, d]): the dictionary set or initialized before (else initialize(x)),
   /// statistics reset, then epochs * ceil(n / batch_size) steps over the (shuffled) signals.
   template <tensor X>
   void fit(const X& x) {
-    constexpr const char* function = "mint::dictionary::online_dictionary::fit";
-    const auto xv = mint::view(x);
-    detail::check_rank2(function, "x", xv);
-    if (dictionary_.size() == 0) initialize(x);
-    detail::check_rank2(function, "x", xv, dictionary_.cols(), "the columns (dimensions) of the dictionary");
+    matrix<T> data = signals("mint::dictionary::online_dictionary::fit", "x", x);
     reset_statistics();
-    matrix<T> data = detail::finite_copy<T>(function, "x", xv);
     const index n = data.rows();
-    if (n < 1) throw shape_error(function, "x", "has no rows", "needs at least one signal");
     if (options_.shuffle) {
       std::vector<index> order(static_cast<std::size_t>(n));
       std::iota(order.begin(), order.end(), index(0));
@@ -167,6 +154,17 @@ public:
   const online_dictionary_options& options() const noexcept { return options_; }
 
 private:
+  // The signals as an owned copy in T, checked; initializes the dictionary from them when unset.
+  template <tensor X>
+  matrix<T> signals(const char* function, const char* name, const X& x) {
+    const auto xv = mint::view(x);
+    detail::check_rank2(function, name, xv);
+    if (xv.extent(0) < 1) throw shape_error(function, name, "has no rows", "needs at least one signal");
+    if (dictionary_.size() == 0) initialize(x);
+    detail::check_rank2(function, name, xv, dictionary_.cols(), "the columns (dimensions) of the dictionary");
+    return detail::finite_copy<T>(function, name, xv);
+  }
+
   lasso_options coding() const {
     return {.alpha = options_.alpha, .max_iterations = options_.lasso_iterations,
             .tolerance = options_.lasso_tolerance, .positive = options_.positive_code};

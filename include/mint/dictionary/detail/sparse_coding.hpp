@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <utility>
 
 #include <Eigen/Core>
 
@@ -67,6 +68,23 @@ matrix<T> gram_of(const matrix<T>& dictionary) {
   return gram;
 }
 
+/// Checks signals x [n, d] and a dictionary [K, d], then calls f(gram, correlations, xm) with
+/// D D^T, X D^T ([n, K], the signals as rows) and the signals as a matrix (a Map when possible).
+template <class T, class X, class D, class F>
+void with_products(const char* function, const X& x, const D& dictionary, F&& f) {
+  const auto xv = mint::view(x);
+  const auto dv = mint::view(dictionary);
+  check_rank2(function, "dictionary", dv);
+  check_rank2(function, "x", xv, dv.extent(1), "the columns (dimensions) of the dictionary");
+  const matrix<T> d = finite_copy<T>(function, "dictionary", dv);
+  const matrix<T> gram = gram_of(d);
+  with_matrix_of<T>(function, "x", xv, [&](const auto& xm) {
+    matrix<T> correlations(xm.rows(), d.rows());
+    correlations.noalias() = xm * d.transpose();
+    f(gram, correlations, xm);
+  });
+}
+
 /// Blocks of rows, one per thread when the work (about flops) is worth a parallel region.
 struct row_blocks {
   index rows = 0;
@@ -78,6 +96,27 @@ struct row_blocks {
   index begin(index block) const { return rows * block / count; }
   index end(index block) const { return rows * (block + 1) / count; }
 };
+
+/// Checks products passed in place of signals: gram [K, K], correlations [n, K], and
+/// (when given) squared norms [n].
+template <class G, class C>
+void check_gram_products(const char* function, const tensor_view<G>& gram, const tensor_view<C>& correlations) {
+  check_rank2(function, "gram", gram, gram.rank() == 2 ? gram.extent(0) : 0, "a square matrix");
+  check_rank2(function, "correlations", correlations, gram.extent(0), "the atoms of gram");
+}
+
+template <class N>
+void check_squared_norms(const char* function, const tensor_view<N>& norms, index rows) {
+  if (norms.rank() != 1 || norms.extent(0) != rows)
+    throw shape_error(function, "squared_norms", "has extents " + mint::detail::shape_string(norms.extents()),
+                      mint::detail::str("needs [", rows, "], one per row of correlations"));
+}
+
+/// [signals, atoms] for codes of x over a dictionary ([0, 0] until the shape checks have run).
+template <class A, class B>
+std::pair<index, index> code_extents(const tensor_view<A>& x, const tensor_view<B>& dictionary) {
+  return {x.rank() == 2 ? x.extent(0) : 0, dictionary.rank() == 2 ? dictionary.extent(0) : 0};
+}
 
 /// A Map over an owned matrix, the type the coders write through.
 template <class T>
