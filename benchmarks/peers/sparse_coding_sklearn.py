@@ -106,12 +106,12 @@ def main():
         binary = os.path.join(args.build, "benchmarks", "bench_sparse_coding")
         if not os.path.exists(binary):
             sys.exit(f"{binary} not found: build the benchmarks first")
-        out = subprocess.run([binary, "--benchmark_filter=^(omp_gram|lasso|online_dictionary)$",
+        out = subprocess.run([binary, "--benchmark_filter=^(omp_gram|lasso|online_dictionary)/",
                               "--benchmark_format=json", "--benchmark_repetitions=3",
                               "--benchmark_report_aggregates_only=true"],
                              check=True, capture_output=True, text=True, env=env).stdout
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-        mint = {b["run_name"]: b["real_time"] * scale[b["time_unit"]]
+        mint = {b["run_name"].split("/")[0]: b["real_time"] * scale[b["time_unit"]]
                 for b in json.loads(out)["benchmarks"] if b.get("aggregate_name") == "median"}
         load = lambda name: np.load(os.path.join(folder, f"mint_{name}.npy"))
 

@@ -58,10 +58,10 @@ public:
   explicit lasso_workspace(index atoms) : w_(atoms), h_(atoms) {}
 
   /// Solves one signal from the warm start in `code` (K entries, overwritten with the solution).
-  /// `q` is D x, `y_norm2` is ||x||^2. Returns the sweeps taken and whether the gap closed.
-  template <class Gram, class Row, class Code>
-  std::pair<index, bool> solve(const Gram& gram, const Row& q, double y_norm2, const lasso_options& options,
-                               Code&& code) {
+  /// `diagonal` is G's diagonal, `q` is D x, `y_norm2` is ||x||^2. Returns the sweeps taken and whether the gap closed.
+  template <class Gram, class Diagonal, class Row, class Code>
+  std::pair<index, bool> solve(const Gram& gram, const Diagonal& diagonal, const Row& q, double y_norm2,
+                               const lasso_options& options, Code&& code) {
     const index atoms = gram.rows();
     const T alpha = T(options.alpha);
     w_ = code.transpose();
@@ -76,15 +76,16 @@ public:
     for (; sweep < options.max_iterations && !converged; ++sweep) {
       T w_max = 0, change_max = 0;
       for (index j = 0; j < atoms; ++j) {
-        const T g = gram(j, j);
+        const T g = diagonal(j);
         if (g == T(0)) continue;
         const T old = w_(j);
-        if (old != T(0)) h_ -= old * gram.row(j).transpose();
-        const T rho = q(j) - h_(j);
+        // rho = D_j . (x - sum_{i != j} c_i D_i): h without coordinate j's own term.
+        const T rho = q(j) - h_(j) + old * g;
         T fresh = 0;
         if (!(options.positive && rho < 0)) fresh = std::copysign(std::max(std::abs(rho) - alpha, T(0)), rho) / g;
         w_(j) = fresh;
-        if (fresh != T(0)) h_ += fresh * gram.row(j).transpose();
+        // One pass over h for the change (scikit-learn takes two: remove the old term, add the new).
+        if (fresh != old) h_ += (fresh - old) * gram.row(j).transpose();
         change_max = std::max(change_max, std::abs(fresh - old));
         w_max = std::max(w_max, std::abs(fresh));
       }
@@ -128,13 +129,14 @@ lasso_report lasso_rows(const Gram& gram, const Correlations& correlations, cons
   const index n = correlations.rows(), atoms = gram.rows();
   const row_blocks blocks(n, double(n) * double(atoms) * double(atoms) * 4.0);
   std::vector<lasso_report> reports(std::size_t(blocks.count));
+  const vector<T> diagonal = gram.diagonal();  // contiguous: the sweep reads it in order
   MINT_PARALLEL_FOR(blocks.count > 1 ? parallel_threshold : 0.0)
   for (index b = 0; b < blocks.count; ++b) {
     lasso_workspace<T> workspace(atoms);
     lasso_report& report = reports[std::size_t(b)];
     for (index i = blocks.begin(b); i < blocks.end(b); ++i) {
       const auto [sweeps, converged] =
-          workspace.solve(gram, correlations.row(i), double(norms2(i)), options, codes.row(i));
+          workspace.solve(gram, diagonal, correlations.row(i), double(norms2(i)), options, codes.row(i));
       report.iterations = std::max(report.iterations, sweeps);
       report.unconverged += !converged;
     }
