@@ -1,0 +1,218 @@
+// Orthogonal matching pursuit, batched: for each signal x, greedily pick the atom
+// most correlated with the residual, refit x on the atoms picked so far by least
+// squares, stop at `nonzeros` atoms or when ||x - c D||^2 <= tolerance. Batch-OMP
+// (Rubinstein, Zibulevsky and Elad 2008; scikit-learn's orthogonal_mp_gram):
+// everything runs on G = D D^T and D x, with the Cholesky factor of G[I, I] grown
+// one row per atom. Cost: O(n d K) for X D^T (one GEMM), O(K^2 d) for G, then
+// O(k K + k^2) per pick (k atoms picked, K atoms) for each of the n signals.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/parallel.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/core/tensor_view.hpp"
+#include "mint/dictionary/detail/sparse_coding.hpp"
+
+namespace mint::dictionary {
+
+/// When OMP stops; at least one of the two must be set.
+struct omp_options {
+  index nonzeros = 0;      ///< at most this many atoms per signal (0: no limit but the tolerance)
+  double tolerance = 0.0;  ///< stop once the squared residual norm ||x - c D||^2 is at or below this (0: off)
+};
+
+namespace detail {
+
+inline void check_omp_options(const char* function, const omp_options& options) {
+  if (options.nonzeros < 0 || options.tolerance < 0 || !std::isfinite(options.tolerance) ||
+      (options.nonzeros == 0 && options.tolerance == 0))
+    throw argument_error(function, "options",
+                         mint::detail::str("has nonzeros ", options.nonzeros, " and tolerance ", options.tolerance),
+                         "needs nonzeros > 0 or tolerance > 0 (both >= 0)");
+}
+
+/// One signal's Batch-OMP state, sized once per thread.
+template <class T>
+class omp_workspace {
+public:
+  // The factor starts small and doubles when needed: a tolerance-only pursuit may allow
+  // every atom, but stops by the signal's dimension, which may be far fewer.
+  explicit omp_workspace(index atoms, index max_picks) : alpha_(atoms), beta_(atoms), picked_(std::size_t(atoms), 0) {
+    reserve(std::min<index>(max_picks, 64));
+  }
+
+  /// Codes one signal: `correlations` is D x, `norm2` is ||x||^2 (read only with a tolerance).
+  /// Writes the code into `out` (all K entries); returns the atoms used.
+  template <class Gram, class Row, class Out>
+  index encode(const Gram& gram, const Row& correlations, double norm2, index max_picks, double tolerance,
+               Out&& out) {
+    const T tiny = std::numeric_limits<T>::min();
+    support_.clear();
+    alpha_ = correlations.transpose();
+    double residual2 = norm2, delta = 0;
+    index k = 0;
+    if (tolerance > 0 && residual2 <= tolerance) max_picks = 0;
+    while (k < max_picks) {
+      index pick = 0;
+      alpha_.cwiseAbs().maxCoeff(&pick);
+      // A picked atom is orthogonal to the residual: picking it again (or an atom with no
+      // correlation at all) means the residual lies outside the span of what is left.
+      if (picked_[std::size_t(pick)] || alpha_(pick) * alpha_(pick) < tiny) break;
+      const T g = gram(pick, pick);
+      if (k == 0) {
+        if (!(g > tiny)) break;
+        cholesky_(0, 0) = std::sqrt(g);
+      } else {
+        // The new row of the factor: L[k, :k] solves L[:k, :k] w = G[I, pick].
+        auto w = rhs_.head(k);
+        for (index i = 0; i < k; ++i) w(i) = gram(pick, support_[std::size_t(i)]);
+        cholesky_.topLeftCorner(k, k).template triangularView<Eigen::Lower>().solveInPlace(w);
+        const T diagonal = g - w.squaredNorm();
+        if (!(diagonal > tiny)) break;  // the atom is (numerically) in the span of those picked
+        cholesky_.row(k).head(k) = w.transpose();
+        cholesky_(k, k) = std::sqrt(diagonal);
+      }
+      support_.push_back(pick);
+      if (k + 1 == cholesky_.rows() && k + 1 < max_picks) reserve(std::min(max_picks, 2 * cholesky_.rows()));
+      picked_[std::size_t(pick)] = 1;
+      ++k;
+      // gamma = G[I, I]^-1 (D x)[I] through the factor; beta = G[:, I] gamma; alpha = D x - beta.
+      auto gamma = gamma_.head(k);
+      for (index i = 0; i < k; ++i) gamma(i) = correlations(support_[std::size_t(i)]);
+      const auto factor = cholesky_.topLeftCorner(k, k);
+      factor.template triangularView<Eigen::Lower>().solveInPlace(gamma);
+      factor.transpose().template triangularView<Eigen::Upper>().solveInPlace(gamma);
+      beta_.setZero();
+      for (index i = 0; i < k; ++i) beta_ += gamma(i) * gram.row(support_[std::size_t(i)]).transpose();
+      alpha_ = correlations.transpose() - beta_;
+      if (tolerance > 0) {
+        // ||x - c D||^2 = ||x||^2 - gamma . beta[I] (Rubinstein et al., Batch-OMP with error target).
+        residual2 += delta;
+        delta = 0;
+        for (index i = 0; i < k; ++i) delta += double(gamma(i)) * double(beta_(support_[std::size_t(i)]));
+        residual2 -= delta;
+        if (std::abs(residual2) <= tolerance) break;
+      }
+    }
+    out.setZero();
+    for (index i = 0; i < k; ++i) {
+      out(support_[std::size_t(i)]) = gamma_(i);
+      picked_[std::size_t(support_[std::size_t(i)])] = 0;
+    }
+    return k;
+  }
+
+private:
+  void reserve(index picks) {
+    cholesky_.conservativeResize(picks, picks);
+    gamma_.resize(picks);
+    rhs_.resize(picks);
+    support_.reserve(std::size_t(picks));
+  }
+
+  matrix<T> cholesky_;
+  vector<T> alpha_, beta_, gamma_, rhs_;
+  std::vector<index> support_;
+  std::vector<char> picked_;
+};
+
+/// Batch-OMP over the rows of `correlations` ([n, K], rows D x_i); `norms2` (n values or null) are ||x_i||^2.
+template <class T, class Gram, class Correlations, class Out>
+void omp_rows(const Gram& gram, const Correlations& correlations, const T* norms2, const omp_options& options,
+              Out& out) {
+  const index n = correlations.rows(), n_atoms = gram.rows();
+  const index max_picks = options.nonzeros > 0 ? std::min(options.nonzeros, n_atoms) : n_atoms;
+  const row_blocks blocks(n, double(n) * double(max_picks) * double(n_atoms) * 2.0);
+  MINT_PARALLEL_FOR(blocks.count > 1 ? parallel_threshold : 0.0)
+  for (index b = 0; b < blocks.count; ++b) {
+    omp_workspace<T> workspace(n_atoms, max_picks);
+    for (index i = blocks.begin(b); i < blocks.end(b); ++i)
+      workspace.encode(gram, correlations.row(i), norms2 ? double(norms2[i]) : 0.0, max_picks, options.tolerance,
+                       out.row(i));
+  }
+}
+
+template <class T, class X, class D>
+void omp_into(const X& x, const D& dictionary, matrix_map<T> codes, const omp_options& options) {
+  constexpr const char* function = "mint::dictionary::omp";
+  check_omp_options(function, options);
+  with_products<T>(function, x, dictionary, [&](const auto& gram, const auto& correlations, const auto& xm) {
+    vector<T> norms2;
+    if (options.tolerance > 0) norms2 = xm.rowwise().squaredNorm();
+    omp_rows<T>(gram, correlations, options.tolerance > 0 ? norms2.data() : nullptr, options, codes);
+  });
+}
+
+}  // namespace detail
+
+/// Sparse codes of the rows of x ([n, d]) over the rows of `dictionary` ([K, d], atoms of unit norm
+/// for the usual greedy rule): [n, K], at most options.nonzeros non-zeros a row.
+template <tensor X, tensor D>
+matrix<detail::scalar_of<X>> omp(const X& x, const D& dictionary, const omp_options& options) {
+  using T = detail::scalar_of<X>;
+  static_assert(std::is_floating_point_v<T>, "mint::dictionary::omp codes float or double signals");
+  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  matrix<T> codes(rows, atoms);
+  detail::omp_into<T>(x, dictionary, detail::map_of(codes), options);
+  return codes;
+}
+
+/// As above, writing into the caller's `codes` ([n, K], the signals' element type).
+template <tensor X, tensor D, mutable_tensor Codes>
+  requires tensor_of<Codes, detail::scalar_of<X>>
+void omp(const X& x, const D& dictionary, Codes&& codes, const omp_options& options) {
+  using T = detail::scalar_of<X>;
+  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  auto out = detail::checked_output<T>("mint::dictionary::omp", "codes", mint::view(codes), rows, atoms);
+  detail::omp_into<T>(x, dictionary, out, options);
+}
+
+/// OMP from precomputed products, as scikit-learn's orthogonal_mp_gram: `gram` = D D^T ([K, K]),
+/// `correlations` = X D^T ([n, K], one row per signal). Returns [n, K]. Without squared norms
+/// the tolerance cannot be tracked: options.nonzeros must be set.
+template <tensor G, tensor C>
+matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, const omp_options& options) {
+  using T = detail::scalar_of<C>;
+  constexpr const char* function = "mint::dictionary::omp_gram";
+  if (options.tolerance > 0)
+    throw argument_error(function, "options.tolerance", mint::detail::str("is ", options.tolerance),
+                         "needs the squared norms of the signals: call omp_gram(gram, correlations, squared_norms, options)");
+  detail::check_omp_options(function, options);
+  const auto gv = mint::view(gram);
+  const auto cv = mint::view(correlations);
+  detail::check_gram_products(function, gv, cv);
+  const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
+  matrix<T> codes(cv.extent(0), g.rows());
+  detail::with_matrix_of<T>(function, "correlations", cv,
+                            [&](const auto& cm) { detail::omp_rows<T>(g, cm, nullptr, options, codes); });
+  return codes;
+}
+
+/// As above with the signals' squared norms ||x_i||^2 (n values), so a tolerance can stop the pursuit.
+template <tensor G, tensor C, tensor N>
+matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, const N& squared_norms,
+                                      const omp_options& options) {
+  using T = detail::scalar_of<C>;
+  constexpr const char* function = "mint::dictionary::omp_gram";
+  detail::check_omp_options(function, options);
+  const auto gv = mint::view(gram);
+  const auto cv = mint::view(correlations);
+  const auto nv = mint::view(squared_norms);
+  detail::check_gram_products(function, gv, cv);
+  detail::check_squared_norms(function, nv, cv.extent(0));
+  const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
+  const vector<T> norms2 = as_vector(nv).template cast<T>();
+  matrix<T> codes(cv.extent(0), g.rows());
+  detail::with_matrix_of<T>(function, "correlations", cv,
+                            [&](const auto& cm) { detail::omp_rows<T>(g, cm, norms2.data(), options, codes); });
+  return codes;
+}
+
+}  // namespace mint::dictionary
