@@ -217,3 +217,16 @@ TEST_CASE("bad SAE input gives mint errors") {
   CHECK(s.parameters().contains("b_enc"));
   CHECK(dict::sae({.d_in = 4, .d_sae = 8, .architecture = sae_architecture::gated}, 0).parameters().contains("r_mag"));
 }
+
+TEST_CASE("inference encode and forward agree with the training loss's codes for every architecture") {
+  for (auto arch : {sae_architecture::relu, sae_architecture::topk, sae_architecture::batchtopk, sae_architecture::jumprelu,
+                    sae_architecture::gated}) {
+    CAPTURE(dict::to_string(arch));
+    auto s = random_sae(arch, 5, 8, 3, 21);
+    const mint::matrixd x = random_rows(6, 5, 8);
+    dict::sae_workspace<double> ws;
+    const auto l = s.loss(x, {.bandwidth = 0.01}, ws);
+    CHECK((s.forward(x) - ws.reconstruction()).cwiseAbs().maxCoeff() < 1e-12);
+    CHECK(double((s.encode(x).array() > 0).count()) == l.l0);
+  }
+}

@@ -302,17 +302,21 @@ public:
         }
         break;
       }
-      case sae_architecture::jumprelu:
+      case sae_architecture::jumprelu: {
         h.rowwise() += b_enc().transpose();
+        const T* theta = threshold().data();
         for (index i = 0; i < n; ++i)
-          for (index j = 0; j < m; ++j) z(i, j) = h(i, j) > threshold()(j) && h(i, j) > 0 ? h(i, j) : T(0);
+          for (index j = 0; j < m; ++j) z(i, j) = h(i, j) > theta[j] && h(i, j) > 0 ? h(i, j) : T(0);
         break;
+      }
       case sae_architecture::gated: {
         const vector<T> e = r_mag().array().exp();
+        const T* gate = b_gate().data();
+        const T* mag_bias = b_mag().data();
         for (index i = 0; i < n; ++i)
           for (index j = 0; j < m; ++j) {
-            const T mag = e(j) * h(i, j) + b_mag()(j);
-            z(i, j) = h(i, j) + b_gate()(j) > 0 && mag > 0 ? mag : T(0);
+            const T mag = e(j) * h(i, j) + mag_bias[j];
+            z(i, j) = h(i, j) + gate[j] > 0 && mag > 0 ? mag : T(0);
           }
         break;
       }
