@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -199,6 +201,12 @@ TEST_CASE("the JSON report round-trips with the schema's keys; a missing folder 
   const auto path = (folder / "features.json").string();
   dict::write_feature_report(path, c, o);
   const mint::json j = mint::read_json(path);
+  {  // keys in the schema's order, the whole report on one line
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.rfind(R"({"format":"mint.feature_analysis","version":1,"metadata":{)", 0) == 0);
+    CHECK(std::count(text.begin(), text.end(), '\n') == 1);
+  }
   CHECK(j["format"] == "mint.feature_analysis");
   CHECK(j["version"] == 1);
   CHECK(j["metadata"]["hook_name"] == "blocks.0.hook_resid_post");
@@ -257,3 +265,26 @@ TEST_CASE("the JSON report round-trips with the schema's keys; a missing folder 
   CHECK_THROWS_AS(dict::tokens_from(tokens)(2), mint::argument_error);
   std::filesystem::remove_all(folder);
 }
+
+#if defined(_OPENMP)
+TEST_CASE("the collector gives the same lists on 1 and 2 threads (latent blocks split across threads)") {
+  // 2000 x 1100 codes: above mint::parallel_threshold, so two threads share the latents.
+  const mint::matrixf z = tied_codes(7, 2000, 1100);
+  const auto refs = scrambled_refs(8, 2000);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  dict::feature_collector one(1100, {.top_n = 5});
+  one.add(z, refs);
+  omp_set_num_threads(2);
+  dict::feature_collector two(1100, {.top_n = 5});
+  two.add(z, refs);
+  omp_set_num_threads(saved);
+  int differences = 0;
+  for (mint::index j = 0; j < 1100; ++j) {
+    const auto a = one.top(j), b = two.top(j);
+    differences += one.fires(j) != two.fires(j) || a.size() != b.size() || one.top(j).empty();
+    for (std::size_t e = 0; e < std::min(a.size(), b.size()); ++e) differences += !(a[e].value == b[e].value && a[e].where == b[e].where);
+  }
+  CHECK(differences == 0);
+}
+#endif
