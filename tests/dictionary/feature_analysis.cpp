@@ -134,6 +134,11 @@ TEST_CASE("an SAE pass collects what its codes give") {
     REQUIRE(a.size() == b.size());
     for (std::size_t e = 0; e < a.size(); ++e) CHECK(a[e].where == b[e].where);
   }
+  // The same rows as a [10, 5, 6] cache.
+  dict::feature_collector from_cache(12, {.top_n = 4});
+  from_cache.add(s, mint::view(x).reshape({10, 5, 6}), refs);
+  CHECK(from_cache.rows() == 50);
+  for (mint::index j = 0; j < 12; ++j) CHECK(from_cache.fires(j) == from_codes.fires(j));
   CHECK_THROWS_AS(from_sae.add(s, mint::matrixf(50, 5), refs), mint::shape_error);
   CHECK_THROWS_AS(dict::feature_collector(11).add(s, x, refs), mint::shape_error);
 }

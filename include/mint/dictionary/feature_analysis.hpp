@@ -136,17 +136,19 @@ public:
     rows_ += std::int64_t(refs.size());
   }
 
-  /// Encodes activations ([rows, d_in]) with the SAE in batches, then adds the codes.
+  /// Encodes activations ([rows, d_in], or [batch, pos, d_in] as a cache holds them, rows
+  /// flattened as sequence_refs numbers them) with the SAE in batches, then adds the codes.
   template <class T, tensor X>
   void add(const basic_sae<T>& sae, const X& activations, std::span<const example_ref> refs, index batch_size = 4096) {
     const char* fn = "mint::dictionary::feature_collector::add";
     if (sae.d_sae() != latents_)
       throw shape_error(fn, "sae", mint::detail::str("has d_sae ", sae.d_sae()), mint::detail::str("needs latents = ", latents_));
     if (batch_size < 1) throw argument_error(fn, "batch_size", mint::detail::str("is ", batch_size), "needs >= 1");
-    const auto xv = mint::view(activations);
-    if (xv.rank() != 2 || xv.extent(1) != sae.d_in())
-      throw shape_error(fn, "activations", "has extents " + mint::detail::shape_string(xv.extents()),
-                        mint::detail::str("needs [rows, d_in = ", sae.d_in(), "]"));
+    const auto given = mint::view(activations);
+    if (given.rank() < 2 || given.extent(given.rank() - 1) != sae.d_in())
+      throw shape_error(fn, "activations", "has extents " + mint::detail::shape_string(given.extents()),
+                        mint::detail::str("needs [rows, d_in = ", sae.d_in(), "] or [batch, pos, d_in]"));
+    const auto xv = mint::detail::as_rank2(given, fn);
     if (index(refs.size()) != xv.extent(0))
       throw shape_error(fn, "refs", mint::detail::str("has ", refs.size(), " entries"),
                         mint::detail::str("needs one per row of activations, ", xv.extent(0)));
