@@ -90,6 +90,14 @@ TEST_CASE("the streaming top-n equals a brute-force sort, ties by example then p
     for (std::size_t e = 0; e < a.size(); ++e) CHECK((a[e].value == b[e].value && a[e].where == b[e].where));
   }
   CHECK_THROWS_AS(left.merge(dict::feature_collector(latents, {.top_n = 3})), mint::argument_error);
+  {  // merging a collector into itself counts its rows twice; each top example then appears twice
+    dict::feature_collector twice = c;
+    twice.merge(twice);
+    CHECK(twice.rows() == 2 * rows);
+    CHECK(twice.fires(0) == 2 * c.fires(0));
+    const auto a = twice.top(0), b = c.top(0);
+    for (std::size_t e = 0; e < a.size(); ++e) CHECK(a[e].where == b[e / 2].where);
+  }
   CHECK_THROWS_AS(c.add(z, std::span(refs).first(10)), mint::shape_error);
   CHECK_THROWS_AS(c.add(mint::matrixf(3, 5), std::span(refs).first(3)), mint::shape_error);
   CHECK_THROWS_AS(c.top(latents), mint::argument_error);
@@ -174,6 +182,9 @@ TEST_CASE("logit effects: boosted and suppressed tokens of decoder directions th
   CHECK(dict::logit_effects(dec, wu, 10)[0].boosted.size() == 6);
   CHECK_THROWS_AS(dict::logit_effects(dec, head), mint::shape_error);
   CHECK_THROWS_AS(dict::logit_effects(dec, wu, 0), mint::argument_error);
+  mint::matrixf bad = wu;
+  bad(2, 4) = NAN;
+  CHECK_THROWS_AS(dict::logit_effects(dec, bad), mint::numeric_error);
 }
 
 TEST_CASE("the JSON report round-trips with the schema's keys; a missing folder is an error and leaves no file") {

@@ -164,6 +164,11 @@ public:
 
   /// Folds in another collector's pass (same latents and top_n), as if its rows had been added here.
   void merge(const feature_collector& other) {
+    if (&other == this) {  // the loop below would read the heaps it changes
+      const feature_collector copy = other;
+      merge(copy);
+      return;
+    }
     if (other.latents_ != latents_ || other.options_.top_n != options_.top_n)
       throw argument_error("mint::dictionary::feature_collector::merge", "other",
                            mint::detail::str("has ", other.latents_, " latents and top_n ", other.options_.top_n),
@@ -251,6 +256,10 @@ std::vector<logit_effect> logit_effects(const D& decoder, const U& unembedding, 
       const index rows = std::min(block, m - start);
       logits.resize(rows, vocab);
       visit_matrix(dv.slice(start, start + rows), [&](const auto& d) { logits.noalias() = d * w; });
+      if (!logits.allFinite())  // NaN would also break the sort's ordering
+        throw numeric_error(fn, "decoder", mint::detail::str("times unembedding gives a NaN or infinite logit for latents ", start, " to ",
+                                                             start + rows - 1),
+                            "needs finite decoder and unembedding values");
       for (index r = 0; r < rows; ++r) {
         const T* row = &logits(r, 0);
         auto& e = out[std::size_t(start + r)];
