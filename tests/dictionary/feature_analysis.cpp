@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -88,6 +90,14 @@ TEST_CASE("the streaming top-n equals a brute-force sort, ties by example then p
     for (std::size_t e = 0; e < a.size(); ++e) CHECK((a[e].value == b[e].value && a[e].where == b[e].where));
   }
   CHECK_THROWS_AS(left.merge(dict::feature_collector(latents, {.top_n = 3})), mint::argument_error);
+  {  // merging a collector into itself counts its rows twice; each top example then appears twice
+    dict::feature_collector twice = c;
+    twice.merge(twice);
+    CHECK(twice.rows() == 2 * rows);
+    CHECK(twice.fires(0) == 2 * c.fires(0));
+    const auto a = twice.top(0), b = c.top(0);
+    for (std::size_t e = 0; e < a.size(); ++e) CHECK(a[e].where == b[e / 2].where);
+  }
   CHECK_THROWS_AS(c.add(z, std::span(refs).first(10)), mint::shape_error);
   CHECK_THROWS_AS(c.add(mint::matrixf(3, 5), std::span(refs).first(3)), mint::shape_error);
   CHECK_THROWS_AS(c.top(latents), mint::argument_error);
@@ -132,6 +142,11 @@ TEST_CASE("an SAE pass collects what its codes give") {
     REQUIRE(a.size() == b.size());
     for (std::size_t e = 0; e < a.size(); ++e) CHECK(a[e].where == b[e].where);
   }
+  // The same rows as a [10, 5, 6] cache.
+  dict::feature_collector from_cache(12, {.top_n = 4});
+  from_cache.add(s, mint::view(x).reshape({10, 5, 6}), refs);
+  CHECK(from_cache.rows() == 50);
+  for (mint::index j = 0; j < 12; ++j) CHECK(from_cache.fires(j) == from_codes.fires(j));
   CHECK_THROWS_AS(from_sae.add(s, mint::matrixf(50, 5), refs), mint::shape_error);
   CHECK_THROWS_AS(dict::feature_collector(11).add(s, x, refs), mint::shape_error);
 }
@@ -167,6 +182,9 @@ TEST_CASE("logit effects: boosted and suppressed tokens of decoder directions th
   CHECK(dict::logit_effects(dec, wu, 10)[0].boosted.size() == 6);
   CHECK_THROWS_AS(dict::logit_effects(dec, head), mint::shape_error);
   CHECK_THROWS_AS(dict::logit_effects(dec, wu, 0), mint::argument_error);
+  mint::matrixf bad = wu;
+  bad(2, 4) = NAN;
+  CHECK_THROWS_AS(dict::logit_effects(dec, bad), mint::numeric_error);
 }
 
 TEST_CASE("the JSON report round-trips with the schema's keys; a missing folder is an error and leaves no file") {
@@ -199,6 +217,12 @@ TEST_CASE("the JSON report round-trips with the schema's keys; a missing folder 
   const auto path = (folder / "features.json").string();
   dict::write_feature_report(path, c, o);
   const mint::json j = mint::read_json(path);
+  {  // keys in the schema's order, the whole report on one line
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.rfind(R"({"format":"mint.feature_analysis","version":1,"metadata":{)", 0) == 0);
+    CHECK(std::count(text.begin(), text.end(), '\n') == 1);
+  }
   CHECK(j["format"] == "mint.feature_analysis");
   CHECK(j["version"] == 1);
   CHECK(j["metadata"]["hook_name"] == "blocks.0.hook_resid_post");
@@ -257,3 +281,26 @@ TEST_CASE("the JSON report round-trips with the schema's keys; a missing folder 
   CHECK_THROWS_AS(dict::tokens_from(tokens)(2), mint::argument_error);
   std::filesystem::remove_all(folder);
 }
+
+#if defined(_OPENMP)
+TEST_CASE("the collector gives the same lists on 1 and 2 threads (latent blocks split across threads)") {
+  // 2000 x 1100 codes: above mint::parallel_threshold, so two threads share the latents.
+  const mint::matrixf z = tied_codes(7, 2000, 1100);
+  const auto refs = scrambled_refs(8, 2000);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  dict::feature_collector one(1100, {.top_n = 5});
+  one.add(z, refs);
+  omp_set_num_threads(2);
+  dict::feature_collector two(1100, {.top_n = 5});
+  two.add(z, refs);
+  omp_set_num_threads(saved);
+  int differences = 0;
+  for (mint::index j = 0; j < 1100; ++j) {
+    const auto a = one.top(j), b = two.top(j);
+    differences += one.fires(j) != two.fires(j) || a.size() != b.size() || one.top(j).empty();
+    for (std::size_t e = 0; e < std::min(a.size(), b.size()); ++e) differences += !(a[e].value == b[e].value && a[e].where == b[e].where);
+  }
+  CHECK(differences == 0);
+}
+#endif

@@ -136,17 +136,19 @@ public:
     rows_ += std::int64_t(refs.size());
   }
 
-  /// Encodes activations ([rows, d_in]) with the SAE in batches, then adds the codes.
+  /// Encodes activations ([rows, d_in], or [batch, pos, d_in] as a cache holds them, rows
+  /// flattened as sequence_refs numbers them) with the SAE in batches, then adds the codes.
   template <class T, tensor X>
   void add(const basic_sae<T>& sae, const X& activations, std::span<const example_ref> refs, index batch_size = 4096) {
     const char* fn = "mint::dictionary::feature_collector::add";
     if (sae.d_sae() != latents_)
       throw shape_error(fn, "sae", mint::detail::str("has d_sae ", sae.d_sae()), mint::detail::str("needs latents = ", latents_));
     if (batch_size < 1) throw argument_error(fn, "batch_size", mint::detail::str("is ", batch_size), "needs >= 1");
-    const auto xv = mint::view(activations);
-    if (xv.rank() != 2 || xv.extent(1) != sae.d_in())
-      throw shape_error(fn, "activations", "has extents " + mint::detail::shape_string(xv.extents()),
-                        mint::detail::str("needs [rows, d_in = ", sae.d_in(), "]"));
+    const auto given = mint::view(activations);
+    if (given.rank() < 2 || given.extent(given.rank() - 1) != sae.d_in())
+      throw shape_error(fn, "activations", "has extents " + mint::detail::shape_string(given.extents()),
+                        mint::detail::str("needs [rows, d_in = ", sae.d_in(), "] or [batch, pos, d_in]"));
+    const auto xv = mint::detail::as_rank2(given, fn);
     if (index(refs.size()) != xv.extent(0))
       throw shape_error(fn, "refs", mint::detail::str("has ", refs.size(), " entries"),
                         mint::detail::str("needs one per row of activations, ", xv.extent(0)));
@@ -162,6 +164,11 @@ public:
 
   /// Folds in another collector's pass (same latents and top_n), as if its rows had been added here.
   void merge(const feature_collector& other) {
+    if (&other == this) {  // the loop below would read the heaps it changes
+      const feature_collector copy = other;
+      merge(copy);
+      return;
+    }
     if (other.latents_ != latents_ || other.options_.top_n != options_.top_n)
       throw argument_error("mint::dictionary::feature_collector::merge", "other",
                            mint::detail::str("has ", other.latents_, " latents and top_n ", other.options_.top_n),
@@ -249,6 +256,10 @@ std::vector<logit_effect> logit_effects(const D& decoder, const U& unembedding, 
       const index rows = std::min(block, m - start);
       logits.resize(rows, vocab);
       visit_matrix(dv.slice(start, start + rows), [&](const auto& d) { logits.noalias() = d * w; });
+      if (!logits.allFinite())  // NaN would also break the sort's ordering
+        throw numeric_error(fn, "decoder", mint::detail::str("times unembedding gives a NaN or infinite logit for latents ", start, " to ",
+                                                             start + rows - 1),
+                            "needs finite decoder and unembedding values");
       for (index r = 0; r < rows; ++r) {
         const T* row = &logits(r, 0);
         auto& e = out[std::size_t(start + r)];
@@ -295,22 +306,23 @@ struct feature_report_options {
   index context_before = 8;               ///< tokens kept before the activating one
   index context_after = 2;                ///< and after it
   std::span<const logit_effect> logit_effects{};  ///< per latent, from logit_effects() (empty: left out)
-  json metadata = json::object();         ///< the caller's facts (model, hook, data, ...), copied as is
-  json sae = nullptr;                     ///< the SAE's description, e.g. describe(sae)
+  nlohmann::ordered_json metadata = nlohmann::ordered_json::object();  ///< the caller's facts (model, hook, data, ...), copied as is
+  nlohmann::ordered_json sae = nullptr;   ///< the SAE's description, e.g. describe(sae)
   bool skip_dead = false;                 ///< leave out latents that never fired
 };
 
 /// The SAE's shape and rule as the report's "sae" object.
 template <class T>
-json describe(const basic_sae<T>& sae) {
-  json j = {{"architecture", std::string(to_string(sae.architecture()))}, {"d_in", sae.d_in()}, {"d_sae", sae.d_sae()}};
+nlohmann::ordered_json describe(const basic_sae<T>& sae) {
+  nlohmann::ordered_json j = {{"architecture", std::string(to_string(sae.architecture()))}, {"d_in", sae.d_in()}, {"d_sae", sae.d_sae()}};
   if (sae.uses_k()) j["k"] = sae.options().k;
   return j;
 }
 
 /// The report as a JSON value; its schema is in docs/sae_analysis.md ("format":
-/// "mint.feature_analysis", "version": 1).
-inline json feature_report(const feature_collector& c, const feature_report_options& o = {}) {
+/// "mint.feature_analysis", "version": 1), its keys in the schema's order.
+inline nlohmann::ordered_json feature_report(const feature_collector& c, const feature_report_options& o = {}) {
+  using report_json = nlohmann::ordered_json;
   const char* fn = "mint::dictionary::feature_report";
   if (o.context_before < 0 || o.context_after < 0)
     throw argument_error(fn, "options.context_before", mint::detail::str("is ", o.context_before, " (after ", o.context_after, ")"),
@@ -325,20 +337,20 @@ inline json feature_report(const feature_collector& c, const feature_report_opti
     return o.vocab[std::size_t(token)];
   };
   auto scores = [&](const std::vector<token_score>& list) {
-    json a = json::array();
+    report_json a = report_json::array();
     for (const auto& s : list) {
-      json t = {{"token", s.token}, {"logit", s.value}};
+      report_json t = {{"token", s.token}, {"logit", s.value}};
       if (!o.vocab.empty()) t["string"] = string_of(s.token);
       a.push_back(std::move(t));
     }
     return a;
   };
-  json features = json::array();
+  report_json features = report_json::array();
   for (index j = 0; j < c.latents(); ++j) {
     if (o.skip_dead && c.fires(j) == 0) continue;
-    json examples = json::array();
+    report_json examples = report_json::array();
     for (const auto& a : c.top(j)) {
-      json e = {{"activation", a.value}, {"example", a.where.example}, {"position", a.where.position}};
+      report_json e = {{"activation", a.value}, {"example", a.where.example}, {"position", a.where.position}};
       if (o.tokens) {
         const auto tokens = o.tokens(a.where.example);
         if (a.where.position < 0 || a.where.position >= std::int64_t(tokens.size()))
@@ -346,7 +358,7 @@ inline json feature_report(const feature_collector& c, const feature_report_opti
                                mint::detail::str("needs a token at position ", a.where.position));
         const std::int64_t first = std::max<std::int64_t>(0, a.where.position - o.context_before);
         const std::int64_t last = std::min<std::int64_t>(std::int64_t(tokens.size()) - 1, a.where.position + o.context_after);
-        json ids = json::array(), strings = json::array();
+        report_json ids = report_json::array(), strings = report_json::array();
         for (std::int64_t t = first; t <= last; ++t) {
           ids.push_back(tokens[std::size_t(t)]);
           if (!o.vocab.empty()) strings.push_back(string_of(tokens[std::size_t(t)]));
@@ -358,7 +370,7 @@ inline json feature_report(const feature_collector& c, const feature_report_opti
       }
       examples.push_back(std::move(e));
     }
-    json f = {{"index", j},
+    report_json f = {{"index", j},
               {"fires", c.fires(j)},
               {"density", c.density(j)},
               {"mean_activation", c.mean_activation(j)},
@@ -369,7 +381,7 @@ inline json feature_report(const feature_collector& c, const feature_report_opti
     }
     features.push_back(std::move(f));
   }
-  return json{{"format", "mint.feature_analysis"},
+  return report_json{{"format", "mint.feature_analysis"},
               {"version", 1},
               {"metadata", o.metadata},
               {"sae", o.sae},
@@ -385,8 +397,8 @@ inline json feature_report(const feature_collector& c, const feature_report_opti
 /// character) are written with U+FFFD in place of the bad bytes.
 inline void write_feature_report(const std::string& path, const feature_collector& c, const feature_report_options& o = {},
                                  int indent = -1) {
-  const json report = feature_report(c, o);
-  const std::string text = report.dump(indent, ' ', false, json::error_handler_t::replace);
+  const auto report = feature_report(c, o);
+  const std::string text = report.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   atomic_file out(path);
   out.write(text);
   out.write("\n");
