@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "mint/adapters/eigen.hpp"
 #include "mint/dictionary/superposition.hpp"
@@ -36,6 +37,10 @@ TEST_CASE("the toy model's gradient matches central finite differences") {
     INFO("parameter " << i << ": analytic " << analytic << ", finite difference " << numeric);
     CHECK(std::abs(analytic - numeric) <= 1e-7 * std::max(1.0, std::abs(numeric)));
   }
+  // A few training steps move the parameters and report a finite loss.
+  const std::vector<double> before(flat.begin(), flat.end());
+  CHECK(std::isfinite(model.train({.steps = 3, .batch_size = 4})));
+  CHECK(std::vector<double>(flat.begin(), flat.end()) != before);
 }
 
 TEST_CASE("dense features: only the m most important are represented; sparse ones: more than m") {
