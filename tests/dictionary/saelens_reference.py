@@ -8,29 +8,27 @@ written here by hand: an 8-byte little-endian header length, a JSON header, the 
 import json
 import os
 import struct
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "io"))
+import make_numpy_files  # noqa: E402  (its safetensors writer)
 
 DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "BF16": "bf16"}
 
 
 def write_safetensors(path, tensors, dtype="F32"):
-    header, blobs, offset = {}, [], 0
+    """Every tensor as float32 (F32) or rounded to bfloat16 (BF16), through the io tests' writer."""
+    stored = {}
     for name, value in tensors.items():
         a = np.ascontiguousarray(value, dtype=np.float32)
         if dtype == "BF16":  # round to nearest even on the top 16 bits of float32
             bits = a.view(np.uint32).astype(np.uint64)
-            bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-            data = bits.tobytes()
+            stored[name] = (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16), "BF16")
         else:
-            data = a.astype(DTYPES[dtype]).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+            stored[name] = (a.astype(DTYPES[dtype]), None)
+    make_numpy_files.write_safetensors(path, stored)
 
 
 def read_safetensors(path):
