@@ -7,15 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "common.hpp"
+
 #include "mint/adapters/eigen.hpp"
 
-namespace {
-std::vector<float> iota(std::size_t n) {
-  std::vector<float> v(n);
-  std::iota(v.begin(), v.end(), 0.0f);
-  return v;
-}
-}  // namespace
+using core_test::iota;
 
 TEST_CASE("as_matrix maps a strided view without a copy") {
   auto data = iota(40);

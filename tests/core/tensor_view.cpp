@@ -6,16 +6,10 @@
 #include <string>
 #include <vector>
 
-using mint::index;
-using mint::tensor_view;
+#include "common.hpp"
 
-namespace {
-std::vector<float> iota(std::size_t n) {
-  std::vector<float> v(n);
-  std::iota(v.begin(), v.end(), 0.0f);
-  return v;
-}
-}  // namespace
+using core_test::iota;
+using mint::tensor_view;
 
 TEST_CASE("a contiguous view has row-major strides and reads its elements") {
   auto data = iota(24);
@@ -142,9 +136,9 @@ TEST_CASE("bad extents, strides and indices are shape errors with clear messages
   CHECK_THROWS_WITH_AS(tensor_view<float>(&x, {2, 2}, {1}), doctest::Contains("needs one per axis (2)"),
                        mint::shape_error);
   CHECK_THROWS_WITH_AS(tensor_view<float>(&x, {2, 2}, {-2, 1}), doctest::Contains("strides >= 0"), mint::shape_error);
-  CHECK_THROWS_AS(tensor_view<float>(&x, {index(1) << 40, index(1) << 40}), mint::shape_error);
+  CHECK_THROWS_AS(tensor_view<float>(&x, {mint::index(1) << 40, mint::index(1) << 40}), mint::shape_error);
   // No elements, but the strides of the other axes would overflow.
-  CHECK_THROWS_AS(tensor_view<float>(&x, {0, index(1) << 40, index(1) << 40}), mint::shape_error);
+  CHECK_THROWS_AS(tensor_view<float>(&x, {0, mint::index(1) << 40, mint::index(1) << 40}), mint::shape_error);
 
   auto data = iota(6);
   tensor_view<float> v(data.data(), {2, 3});

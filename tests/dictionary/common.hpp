@@ -3,12 +3,22 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "mint/core/eigen.hpp"
 #include "mint/core/random.hpp"
 
 namespace dictionary_test {
+
+/// An empty folder under the system's temporary directory, fresh for each call.
+inline std::filesystem::path temp_folder(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("mint_dictionary_test_" + name);
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p;
+}
 
 /// [atoms, dims] with Gaussian entries, each row scaled to unit norm.
 template <class T = float>

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common.hpp"
 #include "mint/adapters/eigen.hpp"
 #include "mint/adapters/span.hpp"
 
@@ -32,13 +33,6 @@ std::vector<dict::example_ref> scrambled_refs(std::uint64_t seed, mint::index ro
   for (mint::index i = 0; i < rows; ++i) refs.push_back({i / 5, i % 5});
   mint::rng(seed).shuffle(refs.begin(), refs.end());
   return refs;
-}
-
-std::filesystem::path temp_folder(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("mint_feature_analysis_" + name);
-  std::filesystem::remove_all(p);
-  std::filesystem::create_directories(p);
-  return p;
 }
 
 }  // namespace
@@ -188,7 +182,7 @@ TEST_CASE("logit effects: boosted and suppressed tokens of decoder directions th
 }
 
 TEST_CASE("the JSON report round-trips with the schema's keys; a missing folder is an error and leaves no file") {
-  const auto folder = temp_folder("report");
+  const auto folder = dictionary_test::temp_folder("report");
   // 2 sequences of 6 tokens; 2 latents.
   Eigen::Matrix<std::int32_t, 2, 6, Eigen::RowMajor> tokens;
   tokens << 0, 1, 2, 3, 4, 5,  //

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common.hpp"
 #include "mint/adapters/eigen.hpp"
 #include "mint/dictionary/synthetic.hpp"
 #include "mint/io/npy.hpp"
@@ -30,13 +31,6 @@ const mint::matrixf& toy_data() {
     return x;
   }();
   return data;
-}
-
-std::filesystem::path temp_folder(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("mint_dictionary_" + name);
-  std::filesystem::remove_all(p);
-  std::filesystem::create_directories(p);
-  return p;
 }
 
 }  // namespace
@@ -76,7 +70,7 @@ TEST_CASE("decoder rows stay at unit norm, b_dec starts at the geometric median,
 }
 
 TEST_CASE("a checkpointed run resumes to identical weights (matrix and shard sources)") {
-  const auto folder = temp_folder("resume");
+  const auto folder = dictionary_test::temp_folder("resume");
   // Two shards of the toy data for the streaming source.
   mint::write_npy((folder / "a.npy").string(), mint::matrixf(toy_data().topRows(3000)));
   mint::write_npy((folder / "b.npy").string(), mint::matrixf(toy_data().middleRows(3000, 2000)));
@@ -179,7 +173,7 @@ TEST_CASE("the gradient hook sees summed gradients; callbacks feed batches") {
   t.train(source);
   CHECK(rows_seen == 150);
   CHECK(first_norm > 0);
-  const auto path = (temp_folder("callback") / "c.safetensors").string();
+  const auto path = (dictionary_test::temp_folder("callback") / "c.safetensors").string();
   t.save_checkpoint(path);
   dict::sae_trainer<float> t2(s, o);
   t2.load_checkpoint(path);

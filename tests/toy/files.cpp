@@ -19,11 +19,11 @@ std::string temp_path(const std::string& name) {
   return (dir / name).string();
 }
 
-const mint::toy::induction_task task{.vocab = 12, .length = 4, .sequence = 12};
+const mint::toy::induction_task small_task{.vocab = 12, .length = 4, .sequence = 12};
 const mint::toy::transformer_config config{.vocab = 12, .context = 12, .d_model = 16, .layers = 2, .heads = 2,
                                            .kv_heads = 1, .d_head = 8, .d_mlp = 24,
                                            .activation = mint::toy::activation_fn::gelu_tanh, .split_qkv_input = true};
-const mint::toy::train_options options{.steps = 30, .batch = 8, .optimizer = {.lr = 3e-3, .warmup = 5}, .seed = 2};
+const mint::toy::train_options short_training{.steps = 30, .batch = 8, .optimizer = {.lr = 3e-3, .warmup = 5}, .seed = 2};
 
 }  // namespace
 
@@ -48,16 +48,16 @@ TEST_CASE("training resumed from a checkpoint matches an uninterrupted run") {
   mint::toy::transformer<float> straight(config), resumed(config);
   straight.initialize(1);
   resumed.initialize(1);
-  mint::toy::trainer(straight, task, options).run();
+  mint::toy::trainer(straight, small_task, short_training).run();
 
   const std::string path = temp_path("checkpoint.safetensors");
   {
-    mint::toy::trainer first(resumed, task, options);
+    mint::toy::trainer first(resumed, small_task, short_training);
     for (int i = 0; i < 12; ++i) first.step();
     mint::toy::save_checkpoint(resumed, first.optimizer(), path);
   }
   mint::toy::transformer<float> fresh(config);  // as a new process would: nothing in memory
-  mint::toy::trainer second(fresh, task, options);
+  mint::toy::trainer second(fresh, small_task, short_training);
   mint::toy::load_checkpoint(path, fresh, second.optimizer());
   CHECK(second.optimizer().steps() == 12);
   second.run();

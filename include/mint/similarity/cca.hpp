@@ -56,8 +56,9 @@ dense whitened_cross(const cca_prepared<T>& a, const cca_prepared<U>& b, product
   return b.cholesky.matrixL().solve(left.transpose()).transpose();
 }
 
-/// Canonical correlations, descending, clamped to [0, 1].
-inline vectord correlations_of(const dense& whitened) {
+/// Canonical correlations, descending, clamped to [0, 1]. (A template only to defer the eigensolver.)
+template <class Dense>
+vectord correlations_of(const Dense& whitened) {
   return squared_singular_values(whitened).cwiseMin(1.0).cwiseSqrt();
 }
 

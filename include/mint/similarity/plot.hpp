@@ -215,7 +215,9 @@ inline void write_line_plot_svg(const std::filesystem::path& path, const matrixd
     for (index i = 0; i < series.rows(); ++i) x.push_back(double(i));
   if (index(x.size()) != series.rows())
     throw argument_error(function, "x", detail::str("holds ", x.size(), " values"), detail::str("needs ", series.rows(), ", one per point"));
-  const auto [low, high] = detail::value_range(series, options.minimum, options.maximum);
+  // Plain variables, not a structured binding: clang 14 cannot capture bindings in lambdas.
+  const auto range = detail::value_range(series, options.minimum, options.maximum);
+  const double low = range.first, high = range.second;
   const double x_low = *std::min_element(x.begin(), x.end());
   double x_high = *std::max_element(x.begin(), x.end());
   if (!(x_high > x_low)) x_high = x_low + 1.0;

@@ -46,11 +46,16 @@ inline Eigen::LLT<dense> ridged_cholesky(const dense& covariance, double ridge, 
   return llt;
 }
 
+// The decompositions below sit in templates (Dense is always `dense`) so that only the units that
+// call them instantiate Eigen's eigensolver (~3 s of compile time) and BDCSVD (~10 s); as inline
+// functions they cost that in every unit that includes mint.hpp.
+
 /// Squared singular values of m, descending, min(rows, cols) of them, from the eigenvalues of
 /// the smaller of m m^T and m^T m (a third of an SVD's time; accurate to ~1e-16 x the largest).
-inline vectord squared_singular_values(const dense& m) {
-  const dense gram = m.rows() <= m.cols() ? dense(m * m.transpose()) : dense(m.transpose() * m);
-  Eigen::SelfAdjointEigenSolver<dense> eig(gram, Eigen::EigenvaluesOnly);
+template <class Dense>
+vectord squared_singular_values(const Dense& m) {
+  const Dense gram = m.rows() <= m.cols() ? Dense(m * m.transpose()) : Dense(m.transpose() * m);
+  Eigen::SelfAdjointEigenSolver<Dense> eig(gram, Eigen::EigenvaluesOnly);
   vectord values = eig.eigenvalues().reverse().cwiseMax(0.0);
   return values;
 }
@@ -58,15 +63,17 @@ inline vectord squared_singular_values(const dense& m) {
 /// sum of the singular values of m. `accurate` takes an SVD (about 3x the time), exact for
 /// tiny singular values too; otherwise square roots of squared_singular_values, whose small
 /// values carry an error up to ~1e-8 x the largest.
-inline double nuclear_norm(const dense& m, bool accurate) {
+template <class Dense>
+double nuclear_norm(const Dense& m, bool accurate) {
   if (m.size() == 0) return 0.0;
-  if (accurate) return Eigen::BDCSVD<dense>(m).singularValues().sum();
+  if (accurate) return Eigen::BDCSVD<Dense>(m).singularValues().sum();
   return squared_singular_values(m).cwiseSqrt().sum();
 }
 
 /// The nuclear norm of `cross` over `scale`, a cosine in [0, 1]. Near 1 (nearly identical
 /// representations) a distance built on it cancels, so it is recomputed with the exact SVD there.
-inline double normalized_nuclear_norm(const dense& cross, double scale) {
+template <class Dense>
+double normalized_nuclear_norm(const Dense& cross, double scale) {
   double cosine = nuclear_norm(cross, false) / scale;
   if (cosine > 0.99) cosine = nuclear_norm(cross, true) / scale;
   return std::clamp(cosine, 0.0, 1.0);
