@@ -64,7 +64,9 @@ struct linear_cka_options {
       out.gram = detail::make_kernel_statistics(detail::row_gram<decltype(s), double>(rows, out.moments.shift));
     });
     out.self_hsic = detail::kernel_hsic(*out.gram, *out.gram, estimator);
-    return checked(std::move(out), detail::centred_kernel_dot(*out.gram, *out.gram));
+    // The spread is read before `out` moves: argument order is unspecified (clang goes left to right).
+    const double spread = detail::centred_kernel_dot(*out.gram, *out.gram);
+    return checked(std::move(out), spread);
   }
 
   /// The feature route's per-layer work from the layer's moments.
@@ -74,7 +76,8 @@ struct linear_cka_options {
     const detail::row_moments& m = out.moments;
     out.self_hsic = estimator == hsic_estimator::biased ? m.centred_gram().squaredNorm()
                                                         : detail::unbiased_hsic(m.n, detail::linear_hsic_terms(m));
-    return checked(std::move(out), m.centred_sum_squares());
+    const double spread = m.centred_sum_squares();
+    return checked(std::move(out), spread);
   }
 
   /// HSIC(K, L) for two prepared layers (the biased one times (n-1)^2).
