@@ -64,9 +64,7 @@ struct linear_cka_options {
       out.gram = detail::make_kernel_statistics(detail::row_gram<decltype(s), double>(rows, out.moments.shift));
     });
     out.self_hsic = detail::kernel_hsic(*out.gram, *out.gram, estimator);
-    // The spread is read before `out` moves: argument order is unspecified (clang goes left to right).
-    const double spread = detail::centred_kernel_dot(*out.gram, *out.gram);
-    return checked(std::move(out), spread);
+    return checked(std::move(out), detail::centred_kernel_dot(*out.gram, *out.gram));
   }
 
   /// The feature route's per-layer work from the layer's moments.
@@ -76,8 +74,7 @@ struct linear_cka_options {
     const detail::row_moments& m = out.moments;
     out.self_hsic = estimator == hsic_estimator::biased ? m.centred_gram().squaredNorm()
                                                         : detail::unbiased_hsic(m.n, detail::linear_hsic_terms(m));
-    const double spread = m.centred_sum_squares();
-    return checked(std::move(out), spread);
+    return checked(std::move(out), m.centred_sum_squares());
   }
 
   /// HSIC(K, L) for two prepared layers (the biased one times (n-1)^2).
@@ -121,8 +118,10 @@ private:
     });
   }
 
+  // Takes p by reference and moves it only on return: a caller may compute `spread` from p in
+  // the same call, whatever order the compiler evaluates the arguments in.
   template <class T>
-  static prepared<T> checked(prepared<T> p, double spread) {
+  static prepared<T> checked(prepared<T>&& p, double spread) {
     detail::require_finite(p.self_hsic, p.where);
     if (!(spread > 0.0))
       throw numeric_error(p.where.function, p.where.argument, "has no variance across examples",
