@@ -11,6 +11,7 @@
 #include "mint/core/parameters.hpp"
 #include "mint/core/progress.hpp"
 #include "mint/core/random.hpp"
+#include "mint/core/symmetric_eigen.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
 

@@ -11,7 +11,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
-#include <Eigen/Eigenvalues>
+#include "mint/core/symmetric_eigen.hpp"
 
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
@@ -125,9 +125,9 @@ struct pwcca_options {
     const detail::dense m = detail::whitened_cross(a, b, precision);
     const index k = std::min(m.rows(), m.cols());
     // Left singular vectors of m from the eigenvectors of m m^T, largest first.
-    Eigen::SelfAdjointEigenSolver<detail::dense> eig(m * m.transpose());
-    const detail::dense u = eig.eigenvectors().rowwise().reverse().leftCols(k);
-    const vectord rho = eig.eigenvalues().reverse().head(k).cwiseMax(0.0).cwiseMin(1.0).cwiseSqrt();
+    const symmetric_eigen_result eig = symmetric_eigen(detail::dense(m * m.transpose()));
+    const detail::dense u = eig.vectors.rowwise().reverse().leftCols(k);
+    const vectord rho = eig.values.reverse().head(k).cwiseMax(0.0).cwiseMin(1.0).cwiseSqrt();
     // Canonical directions of X: a_i = Lx^-T u_i; <h_i, x_j> = (Cxx a_i)_j / sqrt(a_i' Cxx a_i).
     const detail::dense directions = a.cholesky.matrixU().solve(u);
     const detail::dense projections = a.covariance * directions;

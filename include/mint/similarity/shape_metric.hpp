@@ -11,7 +11,7 @@
 #include <utility>
 
 #include <Eigen/Core>
-#include <Eigen/Eigenvalues>
+#include "mint/core/symmetric_eigen.hpp"
 
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
@@ -67,11 +67,11 @@ struct shape_metric_options {
     } else {
       const detail::dense covariance = p.moments.centred_gram();
       detail::require_finite(covariance.trace(), where);
-      Eigen::SelfAdjointEigenSolver<detail::dense> eig(covariance);
-      const vectord lambda = eig.eigenvalues().cwiseMax(0.0);
+      const symmetric_eigen_result eig = symmetric_eigen(covariance);
+      const vectord lambda = eig.values.cwiseMax(0.0);
       // netrep clips the eigenvalues of Xc^T Xc at 1e-7 before taking lambda^-1/2.
       const vectord scale = (alpha + (1.0 - alpha) * lambda.cwiseMax(1e-7).array().rsqrt()).matrix();
-      p.whitening = eig.eigenvectors() * scale.asDiagonal() * eig.eigenvectors().transpose();
+      p.whitening = eig.vectors * scale.asDiagonal() * eig.vectors.transpose();
       p.norm = std::sqrt(scale.cwiseAbs2().dot(lambda));
     }
     if (!(p.norm > 0.0))

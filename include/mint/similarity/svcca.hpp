@@ -11,7 +11,7 @@
 #include <utility>
 
 #include <Eigen/Core>
-#include <Eigen/Eigenvalues>
+#include "mint/core/symmetric_eigen.hpp"
 
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
@@ -69,8 +69,8 @@ struct svcca_options {
     const similarity_context& where = p.where;
     const detail::dense covariance = p.moments.centred_gram();
     detail::require_finite(covariance.trace(), where);
-    Eigen::SelfAdjointEigenSolver<detail::dense> eig(covariance);
-    const vectord lambda = eig.eigenvalues().reverse().cwiseMax(0.0);
+    const symmetric_eigen_result eig = symmetric_eigen(covariance);
+    const vectord lambda = eig.values.reverse().cwiseMax(0.0);
     const double total = lambda.sum();
     if (!(total > 0.0))
       throw numeric_error(where.function, where.argument, "has no variance across examples",
@@ -85,7 +85,7 @@ struct svcca_options {
       while (keep < lambda.size() && running < variance * total * (1.0 - 1e-12)) running += lambda(keep++);
     }
     while (keep > 1 && !(lambda(keep - 1) > floor)) --keep;
-    p.whitening = eig.eigenvectors().rowwise().reverse().leftCols(keep) *
+    p.whitening = eig.vectors.rowwise().reverse().leftCols(keep) *
                   lambda.head(keep).cwiseSqrt().cwiseInverse().asDiagonal();
     return p;
   }

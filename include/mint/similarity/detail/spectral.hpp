@@ -9,7 +9,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
-#include <Eigen/Eigenvalues>
+#include "mint/core/symmetric_eigen.hpp"
 #include <Eigen/SVD>
 
 #include "mint/core/eigen.hpp"
@@ -55,9 +55,7 @@ inline Eigen::LLT<dense> ridged_cholesky(const dense& covariance, double ridge, 
 template <class Dense>
 vectord squared_singular_values(const Dense& m) {
   const Dense gram = m.rows() <= m.cols() ? Dense(m * m.transpose()) : Dense(m.transpose() * m);
-  Eigen::SelfAdjointEigenSolver<Dense> eig(gram, Eigen::EigenvaluesOnly);
-  vectord values = eig.eigenvalues().reverse().cwiseMax(0.0);
-  return values;
+  return symmetric_eigen(gram, false).values.reverse().cwiseMax(0.0);
 }
 
 /// sum of the singular values of m. `accurate` takes an SVD (about 3x the time), exact for
