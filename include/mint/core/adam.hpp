@@ -1,6 +1,7 @@
 // Adam with decoupled weight decay (AdamW; Loshchilov and Hutter 2019) over one
 // flat parameter buffer, with linear warm-up, optional linear or cosine decay,
-// and clipping by the global gradient norm. O(parameters) per step, no allocation.
+// and clipping by the global gradient norm. O(parameters) per step, no allocation,
+// split across threads with results that do not depend on how many.
 #pragma once
 
 #include <algorithm>
@@ -8,9 +9,14 @@
 #include <cstdint>
 #include <numbers>
 #include <span>
+#include <utility>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "mint/core/error.hpp"
+#include "mint/core/parallel.hpp"
+#include "mint/core/tensor_view.hpp"
 
 namespace mint {
 
@@ -62,9 +68,7 @@ public:
       throw shape_error("mint::adam::step", "parameters",
                         detail::str("has ", parameters.size(), " values and gradients ", gradients.size()),
                         detail::str("needs ", m_.size(), " each, as the optimizer was made for"));
-    double norm2 = 0;
-    for (const T g : gradients) norm2 += double(g) * double(g);
-    const double norm = std::sqrt(norm2);
+    const double norm = std::sqrt(squared_norm(gradients));
     if (!std::isfinite(norm))
       throw numeric_error("mint::adam::step", "gradients", "hold a NaN or infinity", "needs finite gradients");
     const double scale = options_.clip_norm > 0 && norm > options_.clip_norm ? options_.clip_norm / norm : 1.0;
@@ -73,12 +77,19 @@ public:
     const double correction1 = 1.0 - std::pow(options_.beta1, double(steps_));
     const double correction2 = 1.0 - std::pow(options_.beta2, double(steps_));
     const double b1 = options_.beta1, b2 = options_.beta2, decay = lr * options_.weight_decay;
-    for (std::size_t i = 0; i < m_.size(); ++i) {
-      const double g = double(gradients[i]) * scale;
-      m_[i] = b1 * m_[i] + (1 - b1) * g;
-      v_[i] = b2 * v_[i] + (1 - b2) * g * g;
-      const double update = lr * (m_[i] / correction1) / (std::sqrt(v_[i] / correction2) + options_.epsilon);
-      parameters[i] = T(double(parameters[i]) - update - decay * double(parameters[i]));
+    const double epsilon = options_.epsilon;
+    // Element-wise, in chunks Eigen vectorizes, chunks across threads: the same bits on any thread count.
+    const index count = chunks();
+    MINT_PARALLEL_FOR(double(m_.size()) * 12)
+    for (index c = 0; c < count; ++c) {
+      const auto [begin, size] = chunk(c);
+      const auto g = Eigen::Map<const array_of<T>>(gradients.data() + begin, size).template cast<double>() * scale;
+      Eigen::Map<array_of<double>> m(m_.data() + begin, size), v(v_.data() + begin, size);
+      Eigen::Map<array_of<T>> p(parameters.data() + begin, size);
+      m = b1 * m + (1 - b1) * g;
+      v = b2 * v + (1 - b2) * g.square();
+      const auto old = p.template cast<double>();
+      p = (old - lr * (m / correction1) / ((v / correction2).sqrt() + epsilon) - decay * old).template cast<T>();
     }
     return norm;
   }
@@ -93,8 +104,33 @@ public:
   void set_steps(std::int64_t steps) noexcept { steps_ = steps; }
 
 private:
+  template <class S>
+  using array_of = Eigen::Array<S, Eigen::Dynamic, 1>;
+  /// Elements per chunk: the unit of work, and of the partial sums of the gradient norm.
+  static constexpr index chunk_size = index(1) << 14;
+
+  index chunks() const noexcept { return (index(m_.size()) + chunk_size - 1) / chunk_size; }
+  std::pair<index, index> chunk(index c) const noexcept {
+    const index begin = c * chunk_size;
+    return {begin, std::min(chunk_size, index(m_.size()) - begin)};
+  }
+
+  /// sum g^2 in double: a partial sum per chunk, added in chunk order, so it does not depend on threads.
+  double squared_norm(std::span<const T> gradients) {
+    const index count = chunks();
+    partial_.resize(std::size_t(count));
+    MINT_PARALLEL_FOR(double(gradients.size()) * 2)
+    for (index c = 0; c < count; ++c) {
+      const auto [begin, size] = chunk(c);
+      partial_[std::size_t(c)] = Eigen::Map<const array_of<T>>(gradients.data() + begin, size).template cast<double>().square().sum();
+    }
+    double sum = 0;
+    for (const double p : partial_) sum += p;
+    return sum;
+  }
+
   adam_options options_{};
-  std::vector<double> m_, v_;
+  std::vector<double> m_, v_, partial_;
   std::int64_t steps_ = 0;
 };
 
