@@ -1,5 +1,5 @@
 // Classical sparse coding and dictionary learning (mint/dictionary): OMP from the
-// Gram matrix and from the signals, lasso codes by coordinate descent, one epoch
+// Gram matrix and from the signals, lasso codes by coordinate descent and by LARS, one epoch
 // of online dictionary learning, and K-SVD iterations, on float32 data.
 // The data comes from MINT_SPARSE_BENCH_DIR when set (x.npy [n, d], dictionary.npy
 // [K, d], dict_init.npy [K, d] and settings.json, written by
@@ -14,6 +14,7 @@
 
 #include <mint/adapters/eigen.hpp>
 #include <mint/dictionary/ksvd.hpp>
+#include <mint/dictionary/lars.hpp>
 #include <mint/dictionary/lasso.hpp>
 #include <mint/dictionary/omp.hpp>
 #include <mint/dictionary/online_dictionary.hpp>
@@ -106,6 +107,19 @@ void lasso(benchmark::State& state) {
   state.counters["signals/s"] = benchmark::Counter(double(d.x.rows()), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The same lasso codes by LARS (exact: the solution scikit-learn's default lasso_lars gives).
+void lars(benchmark::State& state) {
+  const auto& d = data();
+  const md::lars_options options{.alpha = d.alpha};
+  d.save("lars", md::lars(d.x, d.dictionary, options));
+  mint::matrixf codes(d.x.rows(), d.dictionary.rows());
+  for (auto _ : state) {
+    md::lars(d.x, d.dictionary, codes, options);
+    benchmark::DoNotOptimize(codes.data());
+  }
+  state.counters["signals/s"] = benchmark::Counter(double(d.x.rows()), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 md::online_dictionary<float> online_learner(const bench_data& d) {
   md::online_dictionary<float> learner({.atoms = d.dict_init.rows(), .alpha = d.alpha, .batch_size = d.batch_size,
                                         .epochs = 1, .shuffle = false});
@@ -145,6 +159,7 @@ void ksvd(benchmark::State& state) {
 BENCHMARK(omp_gram)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(omp)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(lasso)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(lars)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(online_dictionary)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(ksvd)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

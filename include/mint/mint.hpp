@@ -23,6 +23,7 @@
 #include "mint/patching/edge_patching.hpp"
 #include "mint/dictionary/feature_analysis.hpp"
 #include "mint/dictionary/ksvd.hpp"
+#include "mint/dictionary/lars.hpp"
 #include "mint/dictionary/lasso.hpp"
 #include "mint/dictionary/loss_recovered.hpp"
 #include "mint/dictionary/metrics.hpp"
