@@ -4,8 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "mint/adapters/eigen.hpp"
@@ -173,6 +175,49 @@ TEST_CASE("topk keeps exactly k latents per row; batchtopk keeps k x rows over t
   b.set_batch_threshold(ws.batch_threshold());
   // With the learned threshold, inference keeps what exceeds it (here the same count but the smallest kept).
   CHECK((b.encode(x).array() > 0).count() == 5 * 9 - 1);
+}
+
+TEST_CASE("select_topk equals a full sort of each row: ties to the lower latent, masks, NaN rows") {
+  // Rows of 8 levels (many ties), widths around the block size, k from 1 to more than allowed.
+  for (const mint::index m : {1, 5, 64, 257, 1000}) {
+    for (const mint::index k : {1, 3, 32, 300}) {
+      CAPTURE(m);
+      CAPTURE(k);
+      mint::matrixf pre(6, m);
+      mint::rng r(std::uint64_t(m * 1000 + k));
+      for (mint::index i = 0; i < pre.size(); ++i) pre.data()[i] = float(int(r.uniform() * 8) - 3);
+      pre.row(5).setConstant(1.0f);  // one value throughout: the lowest latents win
+      std::vector<std::uint8_t> allowed(static_cast<std::size_t>(m));
+      for (auto& a : allowed) a = r.uniform() < 0.3;
+      for (const bool masked : {false, true}) {
+        CAPTURE(masked);
+        dict::detail::sparse_codes<float> codes;
+        dict::detail::topk_scratch<float> scratch;
+        dict::detail::select_topk(pre, k, masked ? allowed.data() : nullptr, codes, scratch);
+        for (mint::index i = 0; i < pre.rows(); ++i) {
+          std::vector<mint::index> order;
+          for (mint::index j = 0; j < m; ++j)
+            if (!masked || allowed[std::size_t(j)]) order.push_back(j);
+          std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return pre(i, a) > pre(i, b); });
+          order.resize(std::min<std::size_t>(order.size(), std::size_t(k)));
+          std::sort(order.begin(), order.end());
+          const std::vector<mint::index> got(codes.latent.begin() + codes.start[std::size_t(i)],
+                                             codes.latent.begin() + codes.start[std::size_t(i + 1)]);
+          CHECK(got == order);
+          for (std::size_t e = 0; e < got.size(); ++e)
+            CHECK(codes.value[std::size_t(codes.start[std::size_t(i)]) + e] == std::max(pre(i, got[e]), 0.0f));
+        }
+      }
+    }
+  }
+  // A row of NaN still gets k entries (the lowest latents) and nothing reads past the row.
+  mint::matrixf nan_rows = mint::matrixf::Constant(2, 300, std::numeric_limits<float>::quiet_NaN());
+  nan_rows(1, 7) = 2.0f;
+  dict::detail::sparse_codes<float> codes;
+  dict::detail::topk_scratch<float> scratch;
+  dict::detail::select_topk(nan_rows, 3, nullptr, codes, scratch);
+  CHECK(std::vector<mint::index>(codes.latent.begin(), codes.latent.begin() + 3) == std::vector<mint::index>{0, 1, 2});
+  CHECK(std::vector<mint::index>(codes.latent.begin() + 3, codes.latent.end()) == std::vector<mint::index>{0, 1, 7});
 }
 
 TEST_CASE("normalization modes round-trip through forward when the SAE reconstructs perfectly") {

@@ -104,7 +104,8 @@ private:
   vector<T> sums_, sums2_, norms_, db_, dx_, db_mag_;
   detail::sparse_codes<T> codes_, aux_codes_;
   std::vector<T> dots_, boundary_;
-  std::vector<index> select_scratch_, row_counts_;
+  detail::topk_scratch<T> select_scratch_;
+  std::vector<index> row_counts_;
   std::vector<std::int64_t> histogram_, fires_, tally_;
   std::vector<T> sum_tally_;
   T batch_threshold_ = 0;
@@ -284,7 +285,7 @@ public:
       case sae_architecture::topk: {
         h.rowwise() += b_enc().transpose();
         detail::sparse_codes<T> codes;
-        std::vector<index> scratch;
+        detail::topk_scratch<T> scratch;
         detail::select_topk(h, options_.k, nullptr, codes, scratch);
         scatter(codes, z);
         break;

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <vector>
 
 #include <Eigen/Core>
@@ -114,13 +116,21 @@ void add_outer(const sparse_codes<T>& codes, const std::vector<T>& values, const
   }
 }
 
+/// select_topk's per-thread space, kept between calls so a training step allocates nothing.
+template <class T>
+struct topk_scratch {
+  std::vector<index> found;  ///< a row's candidate latents
+  std::vector<T> maxima;     ///< a row's block maxima, and a copy to rank
+};
+
 /// The k largest entries of each row of `pre` (among latents where `allowed` is nonzero when
 /// given), as codes with value relu(pre): SAELens's order, k chosen on the raw value first.
-/// Ties go to the lower latent. Entries are in ascending latent order within a row. One scan
-/// per row with a k-entry min-heap: O(m + k log k log(m/k)) a row. `scratch` is per-thread space.
+/// Ties go to the lower latent. Entries are in ascending latent order within a row.
+/// Per row: the maxima of about 4k blocks (vectorized); the k-th largest of them is a floor
+/// the k-th largest entry reaches (k distinct entries do), so only entries at or above it in
+/// blocks whose maximum reaches it are candidates, about k of them, ranked exactly. O(m) a row.
 template <class T, class P>
-void select_topk(const P& pre, index k, const std::uint8_t* allowed, sparse_codes<T>& codes,
-                 std::vector<index>& scratch) {
+void select_topk(const P& pre, index k, const std::uint8_t* allowed, sparse_codes<T>& codes, topk_scratch<T>& scratch) {
   const index n = pre.rows(), m = pre.cols();
   index candidates = m;
   if (allowed) candidates = index(std::count_if(allowed, allowed + m, [](std::uint8_t a) { return a != 0; }));
@@ -131,38 +141,50 @@ void select_topk(const P& pre, index k, const std::uint8_t* allowed, sparse_code
   codes.latent.resize(std::size_t(n * kk));
   codes.value.resize(std::size_t(n * kk));
   if (kk == 0) return;
-  const int threads = thread_count();
-  scratch.resize(std::size_t(threads) * std::size_t(kk));
+  const std::size_t threads = std::size_t(thread_count());
+  // About 4k blocks: fewer leave more candidates to rank, more make the floor costlier to find.
+  const index width = std::clamp<index>(m / (4 * kk), 1, 64), blocks = (m + width - 1) / width;
+  scratch.found.resize(threads * std::size_t(m));
+  scratch.maxima.resize(threads * std::size_t(2 * blocks));
   MINT_PARALLEL_FOR(double(n) * double(m) * 4)
   for (index i = 0; i < n; ++i) {
-    const int t = thread_id();
-    index* heap = scratch.data() + std::size_t(t) * std::size_t(kk);
+    const std::size_t t = std::size_t(thread_id());
+    index* found = scratch.found.data() + t * std::size_t(m);
+    T* maxima = scratch.maxima.data() + t * std::size_t(2 * blocks);
+    T* ranked = maxima + blocks;
     const T* row = &pre(i, 0);  // row-major: the row is contiguous
-    // A min-heap on (value, then higher latent first): its top is the entry to evict. Latents
-    // arrive in ascending order, so a later latent only enters on a strictly larger value.
-    auto worse = [row](index a, index b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
-    index size = 0, j = 0;
-    for (; j < m && size < kk; ++j)
-      if (!allowed || allowed[j]) heap[size++] = j;
-    std::make_heap(heap, heap + kk, worse);
-    T floor = row[heap[0]];
-    auto enter = [&](index c) {
-      std::pop_heap(heap, heap + kk, worse);
-      heap[kk - 1] = c;
-      std::push_heap(heap, heap + kk, worse);
-      floor = row[heap[0]];
-    };
-    if (allowed) {
-      for (; j < m; ++j)
-        if (row[j] > floor && allowed[j]) enter(j);
-    } else {
-      for (; j < m; ++j)
-        if (row[j] > floor) enter(j);
+    constexpr T lowest = -std::numeric_limits<T>::infinity();
+    for (index b = 0; b < blocks; ++b) {
+      const index begin = b * width, end = std::min(m, begin + width);
+      T top = lowest;
+      if (allowed) {
+        for (index c = begin; c < end; ++c)
+          if (allowed[c] && row[c] > top) top = row[c];
+      } else {
+        top = Eigen::Map<const vector<T>>(row + begin, end - begin).template maxCoeff<Eigen::PropagateNumbers>();
+        if (!(top >= lowest)) top = lowest;  // a block of NaN only: never a candidate
+      }
+      maxima[b] = ranked[b] = top;
     }
-    std::sort(heap, heap + kk);
+    std::nth_element(ranked, ranked + kk - 1, ranked + blocks, std::greater<T>());
+    const T floor = ranked[kk - 1];
+    index count = 0;
+    for (index b = 0; b < blocks; ++b) {
+      if (!(maxima[b] >= floor)) continue;
+      const index end = std::min(m, (b + 1) * width);
+      for (index c = b * width; c < end; ++c)
+        if (row[c] >= floor && (!allowed || allowed[c])) found[count++] = c;
+    }
+    // NaN never passes `>= floor`, so the candidates order strictly. Fewer than kk only when
+    // NaN fills the row: the lowest NaN latents make up the count, unranked.
+    for (index c = 0; c < m && count < kk; ++c)
+      if ((!allowed || allowed[c]) && !(row[c] >= floor)) found[count++] = c;
+    auto better = [row](index a, index b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+    if (count > kk) std::nth_element(found, found + kk - 1, found + count, better);
+    std::sort(found, found + kk);
     for (index e = 0; e < kk; ++e) {
-      codes.latent[std::size_t(i * kk + e)] = heap[e];
-      codes.value[std::size_t(i * kk + e)] = std::max(row[heap[e]], T(0));
+      codes.latent[std::size_t(i * kk + e)] = found[e];
+      codes.value[std::size_t(i * kk + e)] = std::max(row[found[e]], T(0));
     }
   }
 }
