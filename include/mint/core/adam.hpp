@@ -77,7 +77,8 @@ public:
     const double correction1 = 1.0 - std::pow(options_.beta1, double(steps_));
     const double correction2 = 1.0 - std::pow(options_.beta2, double(steps_));
     const double b1 = options_.beta1, b2 = options_.beta2, decay = lr * options_.weight_decay;
-    const double epsilon = options_.epsilon;
+    // lr m_hat / (sqrt(v_hat) + eps) as PyTorch writes it: one division and one square root an element.
+    const double epsilon = options_.epsilon, step_size = lr / correction1, root_correction2 = 1.0 / std::sqrt(correction2);
     // Element-wise, in chunks Eigen vectorizes, chunks across threads: the same bits on any thread count.
     const index count = chunks();
     MINT_PARALLEL_FOR(double(m_.size()) * 12)
@@ -89,7 +90,7 @@ public:
       m = b1 * m + (1 - b1) * g;
       v = b2 * v + (1 - b2) * g.square();
       const auto old = p.template cast<double>();
-      p = (old - lr * (m / correction1) / ((v / correction2).sqrt() + epsilon) - decay * old).template cast<T>();
+      p = (old - step_size * m / (v.sqrt() * root_correction2 + epsilon) - decay * old).template cast<T>();
     }
     return norm;
   }
