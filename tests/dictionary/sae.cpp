@@ -210,6 +210,30 @@ TEST_CASE("select_topk equals a full sort of each row: ties to the lower latent,
       }
     }
   }
+  // NaN scattered through rows of distinct values (one in every few entries, so in the blocks
+  // holding the winners too): NaN ranks below every number, masked or not.
+  {
+    mint::matrixf mixed(3, 500);
+    mint::rng r(77);
+    for (mint::index i = 0; i < mixed.size(); ++i)
+      mixed.data()[i] = i % 7 == 3 ? std::numeric_limits<float>::quiet_NaN() : float(r.normal());
+    std::vector<std::uint8_t> allowed(500);
+    for (std::size_t j = 0; j < allowed.size(); ++j) allowed[j] = j % 3 != 0;
+    for (const bool masked : {false, true}) {
+      dict::detail::sparse_codes<float> got;
+      dict::detail::topk_scratch<float> scratch;
+      dict::detail::select_topk(mixed, 4, masked ? allowed.data() : nullptr, got, scratch);
+      for (mint::index i = 0; i < mixed.rows(); ++i) {
+        std::vector<mint::index> order;
+        for (mint::index j = 0; j < 500; ++j)
+          if ((!masked || allowed[std::size_t(j)]) && !std::isnan(mixed(i, j))) order.push_back(j);
+        std::sort(order.begin(), order.end(), [&](auto a, auto b) { return mixed(i, a) > mixed(i, b); });
+        order.resize(4);
+        std::sort(order.begin(), order.end());
+        CHECK(std::vector<mint::index>(got.latent.begin() + 4 * i, got.latent.begin() + 4 * i + 4) == order);
+      }
+    }
+  }
   // A row of NaN still gets k entries (the lowest latents) and nothing reads past the row.
   mint::matrixf nan_rows = mint::matrixf::Constant(2, 300, std::numeric_limits<float>::quiet_NaN());
   nan_rows(1, 7) = 2.0f;

@@ -41,7 +41,8 @@ template <class T>
 class adam {
 public:
   adam() = default;
-  adam(std::size_t size, adam_options options) : options_(options), m_(size, 0.0), v_(size, 0.0) {
+  adam(std::size_t size, adam_options options)
+      : options_(options), m_(size, 0.0), v_(size, 0.0), partial_(std::size_t(chunks())) {
     if (options.lr <= 0 || options.beta1 < 0 || options.beta1 >= 1 || options.beta2 < 0 || options.beta2 >= 1)
       throw argument_error("mint::adam", "options",
                            detail::str("has lr ", options.lr, ", beta1 ", options.beta1, ", beta2 ", options.beta2),
@@ -77,9 +78,10 @@ public:
     const double correction1 = 1.0 - std::pow(options_.beta1, double(steps_));
     const double correction2 = 1.0 - std::pow(options_.beta2, double(steps_));
     const double b1 = options_.beta1, b2 = options_.beta2, decay = lr * options_.weight_decay;
-    // lr m_hat / (sqrt(v_hat) + eps) as PyTorch writes it: one division and one square root an element.
+    // lr m_hat / (sqrt(v_hat) + eps) in PyTorch's arrangement (the corrections folded into a step
+    // size and a factor on sqrt(v)): one division and one square root an element.
     const double epsilon = options_.epsilon, step_size = lr / correction1, root_correction2 = 1.0 / std::sqrt(correction2);
-    // Element-wise, in chunks Eigen vectorizes, chunks across threads: the same bits on any thread count.
+    // Element-wise, in chunks split across threads: each element's update is the same on any thread count.
     const index count = chunks();
     MINT_PARALLEL_FOR(double(m_.size()) * 12)
     for (index c = 0; c < count; ++c) {
@@ -119,7 +121,6 @@ private:
   /// sum g^2 in double: a partial sum per chunk, added in chunk order, so it does not depend on threads.
   double squared_norm(std::span<const T> gradients) {
     const index count = chunks();
-    partial_.resize(std::size_t(count));
     MINT_PARALLEL_FOR(double(gradients.size()) * 2)
     for (index c = 0; c < count; ++c) {
       const auto [begin, size] = chunk(c);

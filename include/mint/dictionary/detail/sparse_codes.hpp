@@ -125,7 +125,7 @@ struct topk_scratch {
 
 /// The k largest entries of each row of `pre` (among latents where `allowed` is nonzero when
 /// given), as codes with value relu(pre): SAELens's order, k chosen on the raw value first.
-/// Ties go to the lower latent. Entries are in ascending latent order within a row.
+/// Ties go to the lower latent; NaN ranks below every number. Entries are in ascending latent order within a row.
 /// Per row: the maxima of about 4k blocks (vectorized); the k-th largest of them is a floor
 /// the k-th largest entry reaches (k distinct entries do), so only entries at or above it in
 /// blocks whose maximum reaches it are candidates, about k of them, ranked exactly. O(m) a row.
@@ -141,12 +141,13 @@ void select_topk(const P& pre, index k, const std::uint8_t* allowed, sparse_code
   codes.latent.resize(std::size_t(n * kk));
   codes.value.resize(std::size_t(n * kk));
   if (kk == 0) return;
-  const std::size_t threads = std::size_t(thread_count());
+  const double work = double(n) * double(m) * 4;
+  const std::size_t threads = work >= parallel_threshold ? std::size_t(thread_count()) : 1;
   // About 4k blocks: fewer leave more candidates to rank, more make the floor costlier to find.
   const index width = std::clamp<index>(m / (4 * kk), 1, 64), blocks = (m + width - 1) / width;
   scratch.found.resize(threads * std::size_t(m));
   scratch.maxima.resize(threads * std::size_t(2 * blocks));
-  MINT_PARALLEL_FOR(double(n) * double(m) * 4)
+  MINT_PARALLEL_FOR(work)
   for (index i = 0; i < n; ++i) {
     const std::size_t t = std::size_t(thread_id());
     index* found = scratch.found.data() + t * std::size_t(m);
