@@ -12,6 +12,10 @@
 
 #include "mint/adapters/eigen.hpp"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace dict = mint::dictionary;
 using dict::sae_architecture;
 
@@ -234,6 +238,24 @@ TEST_CASE("select_topk equals a full sort of each row: ties to the lower latent,
       }
     }
   }
+#if defined(_OPENMP)
+  // Enough rows to split across two threads (each with its own slice of the scratch): the
+  // same codes as one thread.
+  {
+    mint::matrixf many(600, 1000);
+    mint::rng(5).fill_normal(many);
+    const int before = omp_get_max_threads();
+    dict::detail::sparse_codes<float> one, two;
+    dict::detail::topk_scratch<float> scratch;
+    omp_set_num_threads(1);
+    dict::detail::select_topk(many, 16, nullptr, one, scratch);
+    omp_set_num_threads(2);
+    dict::detail::select_topk(many, 16, nullptr, two, scratch);
+    omp_set_num_threads(before);
+    CHECK(one.latent == two.latent);
+    CHECK(one.value == two.value);
+  }
+#endif
   // A row of NaN still gets k entries (the lowest latents) and nothing reads past the row.
   mint::matrixf nan_rows = mint::matrixf::Constant(2, 300, std::numeric_limits<float>::quiet_NaN());
   nan_rows(1, 7) = 2.0f;
