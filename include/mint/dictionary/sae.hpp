@@ -101,7 +101,7 @@ public:
 private:
   friend class basic_sae<T>;
   matrix<T> xc_, pre_, a_, b_, c_, xhat_, g_, ga_, scratch_;
-  vector<T> sums_, sums2_, norms_, db_, dx_, db_mag_;
+  vector<T> sums_, sums2_, norms_, penalty_, db_, dx_, db_mag_;
   detail::sparse_codes<T> codes_, aux_codes_;
   std::vector<T> dots_, boundary_;
   detail::topk_scratch<T> select_scratch_;
@@ -470,18 +470,20 @@ private:
       std::int64_t* fired = ws.tally_.data() + std::size_t(detail::thread_id()) * std::size_t(m);
       const T* h = &ws.pre_(i, 0);
       T* a = &ws.a_(i, 0);
+      // Selects rather than branches, so these loops vectorize.
       if (arch == sae_architecture::relu) {
         for (index j = 0; j < m; ++j) {
-          const T z = std::max(h[j] + be[j], T(0));
-          a[j] = z;
-          fired[j] += z > 0;
+          const T pre = h[j] + be[j];
+          const bool on = pre > T(0);
+          a[j] = on ? pre : T(0);
+          fired[j] += on;
         }
       } else if (arch == sae_architecture::jumprelu) {
         for (index j = 0; j < m; ++j) {
           const T pre = h[j] + be[j];
-          const T z = pre > theta[j] && pre > 0 ? pre : T(0);
-          a[j] = z;
-          fired[j] += z > 0;
+          const bool on = (pre > theta[j]) & (pre > T(0));
+          a[j] = on ? pre : T(0);
+          fired[j] += on;
         }
       } else {
         T* g = &ws.b_(i, 0);
@@ -531,6 +533,8 @@ private:
     if (arch == sae_architecture::gated) ws.b_.noalias() = ws.ga_ * dec.transpose();
     const T lambda1 = T(o.l1_coefficient), eps = T(o.bandwidth), lambda0 = T(o.l0_coefficient);
     const T* norms = ws.norms_.data();
+    if (arch == sae_architecture::relu) ws.penalty_ = lambda1 * ws.norms_;  // d(lambda1 |W_dec_j| z_j)/dz_j
+    const T* penalty = ws.penalty_.data();
     // Per-latent sums, per thread then added: db (b_enc or b_gate), dx (jumprelu: dtheta; gated:
     // dr_mag), db_mag, dh (dL/dh summed over rows, for b_dec's input path).
     ws.sum_tally_.assign(std::size_t(threads) * 4 * std::size_t(m), T(0));
@@ -543,8 +547,10 @@ private:
       const T* hrow = &ws.pre_(i, 0);
       T* dzrow = &ws.a_(i, 0);  // dz in, dL/dh out
       if (arch == sae_architecture::relu) {
+        // A 0/1 mask times the gradient (a conditional sum would keep GCC from vectorizing).
         for (index j = 0; j < m; ++j) {
-          const T dh = hrow[j] + be[j] > 0 ? dzrow[j] + lambda1 * norms[j] : T(0);
+          const T on = hrow[j] + be[j] > T(0) ? T(1) : T(0);
+          const T dh = on * (dzrow[j] + penalty[j]);
           db[j] += dh;
           dzrow[j] = dh;
         }
