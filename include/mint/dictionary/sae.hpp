@@ -101,7 +101,7 @@ public:
 private:
   friend class basic_sae<T>;
   matrix<T> xc_, pre_, a_, b_, c_, xhat_, g_, ga_, scratch_;
-  vector<T> sums_, sums2_, norms_, penalty_, db_, dx_, db_mag_;
+  vector<T> sums_, sums2_, norms_, penalty_, theta_slope_, theta_cut_, db_, dx_, db_mag_;
   detail::sparse_codes<T> codes_, aux_codes_;
   std::vector<T> dots_, boundary_;
   detail::topk_scratch<T> select_scratch_;
@@ -533,8 +533,16 @@ private:
     if (arch == sae_architecture::gated) ws.b_.noalias() = ws.ga_ * dec.transpose();
     const T lambda1 = T(o.l1_coefficient), eps = T(o.bandwidth), lambda0 = T(o.l0_coefficient);
     const T* norms = ws.norms_.data();
-    if (arch == sae_architecture::relu) ws.penalty_ = lambda1 * ws.norms_;  // d(lambda1 |W_dec_j| z_j)/dz_j
+    // Per-latent constants of the loops below: relu's d(lambda1 |W_dec_j| z_j)/dz_j; jumprelu's
+    // -theta_j / eps (dL/dtheta_j per unit dz_j near the threshold) and max(theta_j, 0).
+    if (arch == sae_architecture::relu) ws.penalty_ = lambda1 * ws.norms_;
+    if (arch == sae_architecture::jumprelu) {
+      ws.theta_slope_ = -(threshold().array() / eps).matrix();
+      ws.theta_cut_ = threshold().cwiseMax(T(0));
+    }
     const T* penalty = ws.penalty_.data();
+    const T* theta_slope = ws.theta_slope_.data();
+    const T* theta_cut = ws.theta_cut_.data();
     // Per-latent sums, per thread then added: db (b_enc or b_gate), dx (jumprelu: dtheta; gated:
     // dr_mag), db_mag, dh (dL/dh summed over rows, for b_dec's input path).
     ws.sum_tally_.assign(std::size_t(threads) * 4 * std::size_t(m), T(0));
@@ -555,10 +563,17 @@ private:
           dzrow[j] = dh;
         }
       } else if (arch == sae_architecture::jumprelu) {
+        // Two passes over the row (it stays in cache), each of a form GCC vectorizes: the
+        // threshold's pseudo-derivative where |pre - theta| < eps / 2 (the rectangle kernel),
+        // then dz through the jump where pre > max(theta, 0).
+        const T half = eps / 2, l0_rate = lambda0 / eps;
         for (index j = 0; j < m; ++j) {
-          const T pre = hrow[j] + be[j], dz = dzrow[j];
-          const T dh = pre > theta[j] && pre > 0 ? dz : T(0);
-          if (std::abs(pre - theta[j]) < eps / 2) dx[j] += -(theta[j] / eps) * dz - lambda0 / eps;
+          const T near = std::abs(hrow[j] + be[j] - theta[j]) < half ? T(1) : T(0);
+          dx[j] += near * (theta_slope[j] * dzrow[j] - l0_rate);
+        }
+        for (index j = 0; j < m; ++j) {
+          const T on = hrow[j] + be[j] - theta_cut[j] > T(0) ? T(1) : T(0);
+          const T dh = on * dzrow[j];
           db[j] += dh;
           dzrow[j] = dh;
         }
