@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "mint/core/random.hpp"
 
@@ -59,4 +60,15 @@ TEST_CASE("symmetric_eigen reads the lower triangle, and takes empty and exactly
   const mint::symmetric_eigen_result empty = mint::symmetric_eigen(Eigen::MatrixXd(0, 0));
   CHECK(empty.values.size() == 0);
   CHECK(empty.vectors.size() == 0);
+}
+
+TEST_CASE("symmetric_eigen refuses a matrix that is not square or not finite") {
+  CHECK_THROWS_WITH_AS(mint::symmetric_eigen(Eigen::MatrixXd(2, 3)),
+                       doctest::Contains("mint::symmetric_eigen: a is 2 x 3; needs a square matrix"), mint::shape_error);
+  Eigen::MatrixXd a = Eigen::MatrixXd::Identity(3, 3);
+  a(2, 0) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_AS(mint::symmetric_eigen(a), mint::numeric_error);
+  a(2, 0) = 0;
+  a(0, 2) = std::numeric_limits<double>::infinity();  // the upper triangle is never read
+  CHECK(mint::symmetric_eigen(a).values.allFinite());
 }

@@ -15,6 +15,7 @@
 #include <Eigen/Eigenvalues>
 
 #include "mint/core/eigen.hpp"
+#include "mint/core/error.hpp"
 
 #if defined(MINT_USE_LAPACK)
 #ifndef MINT_LAPACK_INT
@@ -89,7 +90,12 @@ inline namespace MINT_EIGENSOLVER_NAMESPACE {
 template <class Dense>
 symmetric_eigen_result symmetric_eigen(const Dense& a, bool vectors = true) {
   static_assert(std::is_same_v<typename Dense::Scalar, double>, "mint::symmetric_eigen takes a double matrix");
-  eigen_assert(a.rows() == a.cols() && "mint::symmetric_eigen takes a square matrix");
+  if (a.rows() != a.cols())
+    throw shape_error("mint::symmetric_eigen", "a", mint::detail::str("is ", a.rows(), " x ", a.cols()),
+                      "needs a square matrix");
+  if (!a.template triangularView<Eigen::Lower>().toDenseMatrix().allFinite())
+    throw numeric_error("mint::symmetric_eigen", "a", "holds a NaN or infinity in its lower triangle",
+                        "needs finite values");
   symmetric_eigen_result out;
   if (a.size() == 0) return out;
 #if defined(MINT_USE_LAPACK)
