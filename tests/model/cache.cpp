@@ -48,9 +48,18 @@ TEST_CASE("a cache refuses names it does not hold, and a run larger than reserve
                        mint::argument_error);
   mint::activation_cache<float> cache(m.sites(), {"hook_embed"});
   CHECK_THROWS_WITH_AS(cache["hook_pos_embed"], doctest::Contains("was not cached"), mint::argument_error);
+  CHECK_THROWS_WITH_AS(cache.reserve(-1, 2), doctest::Contains("needs batch >= 0"), mint::shape_error);
   cache.reserve(1, 2);
   mint::hook_set<float> hooks(m.sites());
   cache.attach(hooks);
-  CHECK_THROWS_WITH_AS(m.forward(mint::token_batch::from_rows({{1, 2, 3}}), hooks), doctest::Contains("call reserve()"),
-                       mint::shape_error);
+  CHECK_FALSE(cache.filled("hook_embed"));
+  CHECK_THROWS_WITH_AS(cache["hook_embed"], doctest::Contains("was not reached"), mint::argument_error);
+  // More positions than reserved: the buffer grows and keeps the whole run.
+  const auto three = mint::token_batch::from_rows({{1, 2, 3}});
+  m.forward(three, hooks);
+  CHECK(cache["hook_embed"].extent(1) == 3);
+  CHECK(cache["hook_embed"](0, 2, 0) == m.parameters()["embed.W_E"](3, 0));
+  // Another batch than reserved is an error naming reserve().
+  CHECK_THROWS_WITH_AS(m.forward(mint::token_batch::from_rows({{1, 2}, {3, 4}}), hooks),
+                       doctest::Contains("call reserve()"), mint::shape_error);
 }

@@ -90,6 +90,22 @@ concept differentiable_runtime =
       r.backward(dlogits, grad_hooks);
     };
 
+/// A runtime that also evaluates a sequence in chunks, keeping its own state between them
+/// (a KV cache, an RNN's hidden state): reset() forgets the sequence; forward_chunk(chunk, hooks)
+/// runs the next chunk.positions() positions of every row, calling hooks with the chunk's
+/// absolute first position, and returns their logits [batch, chunk positions, vocab];
+/// cached_positions() is where the next chunk starts. A row whose chunk length is below the
+/// chunk's width ends there: its later positions are padding. The result equals one forward
+/// over the concatenated chunks (to rounding). Algorithms detect it with `if constexpr` and
+/// otherwise recompute the whole sequence with forward().
+template <class R>
+concept incremental_runtime =
+    runtime<R> && requires(R& r, const R& cr, const token_batch& chunk, hook_set<typename R::scalar_type>& hooks) {
+      r.reset();
+      { r.forward_chunk(chunk, hooks) } -> std::convertible_to<tensor_view<const typename R::scalar_type>>;
+      { cr.cached_positions() } -> std::convertible_to<index>;
+    };
+
 /// The scalar type of a runtime's activations.
 template <runtime R>
 using scalar_t = typename R::scalar_type;

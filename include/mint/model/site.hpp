@@ -131,7 +131,13 @@ public:
                          "needs one of its sites; nearest: " + nearest(name, 3));
   }
 
-  const site_info& operator[](site_id id) const { return sites_.at(std::size_t(id)); }
+  /// The site of that id; an argument_error for an id outside the table.
+  const site_info& operator[](site_id id) const {
+    if (id < 0 || std::size_t(id) >= sites_.size())
+      throw argument_error("mint::site_table", "site id", detail::str("is ", id),
+                           detail::str("needs an id in [0, ", sites_.size(), ")"));
+    return sites_[std::size_t(id)];
+  }
   std::size_t size() const noexcept { return sites_.size(); }
   auto begin() const noexcept { return sites_.begin(); }
   auto end() const noexcept { return sites_.end(); }

@@ -4,6 +4,8 @@
 // optional MLP and layer norm. Parameters carry TransformerLens state-dict
 // names and shapes. Forward cost O(batch * pos * (layers * d_model * (heads *
 // d_head + d_mlp) + d_model * vocab) + batch * layers * heads * pos^2 * d_head).
+// It also decodes incrementally: forward_chunk() appends a chunk of positions to
+// a sequence whose keys and values it keeps (a KV cache).
 #pragma once
 
 #include <cmath>
@@ -110,30 +112,71 @@ public:
 
   /// Runs the model, calling hooks at each site; returns logits [batch, pos, vocab], valid until the next forward.
   /// An empty view means a hook stopped the pass.
+  /// It forgets any sequence built by forward_chunk().
   tensor_view<const T> forward(const token_batch& tokens, hook_set<T>& hooks) {
+    check_hooks(hooks, "mint::toy::transformer::forward");
     check_tokens(tokens);
-    if (hooks.sites() && hooks.sites() != sites_.get())
-      throw argument_error("mint::toy::transformer::forward", "hooks", "were made for another runtime's sites",
-                           "needs hook_set(model.sites())");
-    if (hooks.phase() != hook_phase::forward)
-      throw argument_error("mint::toy::transformer::forward", "hooks", "are gradient hooks",
-                           "needs a hook set for the forward phase");
+    reset();
     forward_done_ = false;
-    prepare(tokens);
-    if (!embed(tokens, hooks)) return {};
-    for (int l = 0; l < config_.layers; ++l) {
-      if (l > 0 && !visit(hooks, ids_.layer[l].resid_pre, resid_[l])) return {};
-      if (!attention_forward(l, hooks)) return {};
-      if (!mlp_forward(l, hooks)) return {};
-    }
-    if (!unembed(hooks)) return {};
-    forward_done_ = true;
-    return tensor_view<const T>(logits_.data(), {batch_, positions_, index(config_.vocab)});
+    lengths_.assign(tokens.lengths().begin(), tokens.lengths().end());
+    prepare(tokens, 0, 0);
+    const auto logits = run(hooks);
+    forward_done_ = !logits.empty();
+    return logits;
   }
 
   tensor_view<const T> forward(const token_batch& tokens) {
     hook_set<T> none;
     return forward(tokens, none);
+  }
+
+  /// Forgets the sequence forward_chunk() has built (its keys and values).
+  void reset() noexcept {
+    cached_ = 0;
+    chunk_stopped_ = false;
+  }
+
+  /// Positions of the current sequence held in the KV cache: where the next chunk starts.
+  index cached_positions() const noexcept { return cached_; }
+
+  /// Runs the next `chunk.positions()` positions of the sequence (positions [t0, t0 + n) with
+  /// t0 = cached_positions()), attending to the keys and values kept from earlier chunks; hooks
+  /// see the chunk with first_position t0 (the pattern is [batch, heads, n, t0 + n]). Returns
+  /// the chunk's logits [batch, n, vocab], valid until the next call. The first chunk after
+  /// reset() fixes the batch and needs every row to hold a token; later, a row whose chunk
+  /// length is below n has ended and its later positions are padding. The logits equal one
+  /// forward() over the whole sequence to rounding. There is no backward after a chunk.
+  tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks) {
+    const char* fn = "mint::toy::transformer::forward_chunk";
+    check_hooks(hooks, fn);
+    if (chunk_stopped_)
+      throw argument_error(fn, "model", "had its last chunk stopped by a hook, so its KV cache is incomplete",
+                           "needs reset() before the next chunk");
+    check_chunk(chunk);
+    forward_done_ = false;
+    const index t0 = cached_;
+    if (t0 == 0) {
+      lengths_.assign(chunk.lengths().begin(), chunk.lengths().end());
+      states_.resize(std::size_t(config_.layers));
+      for (auto& st : states_) {
+        st.k_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
+        st.v_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
+      }
+    } else {
+      // A row still open (every earlier chunk full) grows by its chunk length; an ended row stays ended.
+      for (index b = 0; b < chunk.batch(); ++b)
+        if (lengths_[std::size_t(b)] == t0) lengths_[std::size_t(b)] = t0 + chunk.length(b);
+    }
+    prepare(chunk, t0, config_.context);
+    const auto logits = run(hooks);
+    if (logits.empty()) chunk_stopped_ = true;
+    else cached_ = t0 + chunk.positions();
+    return logits;
+  }
+
+  tensor_view<const T> forward_chunk(const token_batch& chunk) {
+    hook_set<T> none;
+    return forward_chunk(chunk, none);
   }
 
   /// Propagates d(metric)/d(logits) back through the last forward, calling grad hooks with
@@ -224,6 +267,7 @@ private:
   };
   struct layer_state {
     matrix<T> qkv_in, ln1_out, q, k, v, z, result, attn_out, resid_mid, mlp_in, ln2_out, pre, post, mlp_out;
+    matrix<T> k_cache, v_cache;  // incremental mode: [batch * context, kv_heads * d_head], row b * context + position
     std::vector<T> ln1_mean, ln1_raw, ln1_scale, ln2_mean, ln2_raw, ln2_scale, pattern, pattern_raw;
     bool pattern_hooked = false;
   };
@@ -351,6 +395,41 @@ private:
 
   // ---- forward -----------------------------------------------------------------------
 
+  void check_hooks(const hook_set<T>& hooks, const char* fn) const {
+    if (hooks.sites() && hooks.sites() != sites_.get())
+      throw argument_error(fn, "hooks", "were made for another runtime's sites", "needs hook_set(model.sites())");
+    if (hooks.phase() != hook_phase::forward)
+      throw argument_error(fn, "hooks", "are gradient hooks", "needs a hook set for the forward phase");
+  }
+
+  void check_ids(const token_batch& tokens, const char* fn) const {
+    for (index b = 0; b < tokens.batch(); ++b)
+      for (index t = 0; t < tokens.positions(); ++t)
+        if (tokens(b, t) < 0 || tokens(b, t) >= config_.vocab)
+          throw argument_error(fn, "tokens", mint::detail::str("hold id ", tokens(b, t), " at [", b, ", ", t, "]"),
+                               mint::detail::str("needs ids in [0, ", config_.vocab, ")"));
+  }
+
+  void check_chunk(const token_batch& chunk) const {
+    const char* fn = "mint::toy::transformer::forward_chunk";
+    if (chunk.batch() < 1 || chunk.positions() < 1)
+      throw shape_error(fn, "chunk", mint::detail::str("is [", chunk.batch(), ", ", chunk.positions(), "]"),
+                        "needs at least one row of one token");
+    if (cached_ > 0 && chunk.batch() != batch_)
+      throw shape_error(fn, "chunk", mint::detail::str("has ", chunk.batch(), " rows"),
+                        mint::detail::str("needs the sequence's ", batch_, " rows (reset() to start another)"));
+    if (cached_ + chunk.positions() > config_.context)
+      throw shape_error(fn, "chunk",
+                        mint::detail::str("has ", chunk.positions(), " positions after ", cached_, " cached"),
+                        mint::detail::str("needs at most the context, ", config_.context, ", in all"));
+    if (cached_ == 0)
+      for (index b = 0; b < chunk.batch(); ++b)
+        if (chunk.length(b) < 1)
+          throw argument_error(fn, "chunk", mint::detail::str("row ", b, " has length 0 in the first chunk"),
+                               "needs every row to start with a token");
+    check_ids(chunk, fn);
+  }
+
   void check_tokens(const token_batch& tokens) const {
     const char* fn = "mint::toy::transformer::forward";
     if (tokens.batch() < 1 || tokens.positions() < 1)
@@ -359,20 +438,19 @@ private:
     if (tokens.positions() > config_.context)
       throw shape_error(fn, "tokens", mint::detail::str("have ", tokens.positions(), " positions"),
                         mint::detail::str("needs at most the context, ", config_.context));
-    for (index b = 0; b < tokens.batch(); ++b) {
+    for (index b = 0; b < tokens.batch(); ++b)
       if (tokens.length(b) < 1)
         throw argument_error(fn, "tokens", mint::detail::str("row ", b, " has length 0"), "needs every row to hold a token");
-      for (index t = 0; t < tokens.positions(); ++t)
-        if (tokens(b, t) < 0 || tokens(b, t) >= config_.vocab)
-          throw argument_error(fn, "tokens", mint::detail::str("hold id ", tokens(b, t), " at [", b, ", ", t, "]"),
-                               mint::detail::str("needs ids in [0, ", config_.vocab, ")"));
-    }
+    check_ids(tokens, fn);
   }
 
-  void prepare(const token_batch& tokens) {
+  /// Sets up a pass over positions [first, first + tokens.positions()); kv_capacity > 0 keeps
+  /// keys and values in the per-layer caches of that many positions a row (incremental mode).
+  void prepare(const token_batch& tokens, index first, index kv_capacity) {
     batch_ = tokens.batch();
     positions_ = tokens.positions();
-    lengths_.assign(tokens.lengths().begin(), tokens.lengths().end());
+    first_ = first;
+    kv_capacity_ = kv_capacity;
     ids_in_.assign(std::size_t(rows()), 0);
     for (index b = 0; b < batch_; ++b)
       for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
@@ -380,12 +458,24 @@ private:
     resid_.resize(std::size_t(config_.layers) + 1);
   }
 
+  /// The pass itself, shared by forward() and forward_chunk(); an empty view when a hook stopped it.
+  tensor_view<const T> run(hook_set<T>& hooks) {
+    if (!embed(hooks)) return {};
+    for (int l = 0; l < config_.layers; ++l) {
+      if (l > 0 && !visit(hooks, ids_.layer[l].resid_pre, resid_[l])) return {};
+      if (!attention_forward(l, hooks)) return {};
+      if (!mlp_forward(l, hooks)) return {};
+    }
+    if (!unembed(hooks)) return {};
+    return tensor_view<const T>(logits_.data(), {batch_, positions_, index(config_.vocab)});
+  }
+
   /// Calls the hooks at a site whose activation is a [batch*pos, ...] buffer; false: stop.
   bool visit(hook_set<T>& hooks, site_id id, T* data, std::span<const index> extents,
              std::span<const index> strides = {}) {
     if (!hooks.wants(id)) return true;
     const tensor_view<T> v = strides.empty() ? tensor_view<T>(data, extents) : tensor_view<T>(data, extents, strides);
-    return hooks.call(id, v, lengths_);
+    return hooks.call(id, v, lengths_, {.first_position = first_});
   }
   bool visit(hook_set<T>& hooks, site_id id, matrix<T>& m) {
     const index extents[] = {batch_, positions_, index(m.cols())};
@@ -397,15 +487,14 @@ private:
     return visit(hooks, id, data, extents, strides);
   }
 
-  bool embed(const token_batch& tokens, hook_set<T>& hooks) {
-    (void)tokens;
+  bool embed(hook_set<T>& hooks) {
     const index d = config_.d_model;
     embed_.resize(rows(), d);
     pos_.resize(rows(), d);
     const const_matrix_map WE(p(embed_W_), config_.vocab, d), Wpos(p(pos_W_), config_.context, d);
     for (index n = 0; n < rows(); ++n) {
       embed_.row(n) = WE.row(ids_in_[std::size_t(n)]);
-      pos_.row(n) = Wpos.row(n % positions_);
+      pos_.row(n) = Wpos.row(first_ + n % positions_);
     }
     if (!visit(hooks, ids_.embed, embed_) || !visit(hooks, ids_.pos_embed, pos_)) return false;
     resid_[0] = embed_ + pos_;
@@ -488,22 +577,37 @@ private:
         !visit_heads(hooks, id.v, s.v.data(), K, dh, K * dh))
       return false;
 
-    s.pattern.resize(std::size_t(batch_ * H * Tn * Tn));
-    const double attention_work = 2.0 * double(batch_ * H * Tn * Tn * dh);
+    // Queries attend to keys [0, first_ + Tn): this chunk's own, and in incremental mode the
+    // ones kept from earlier chunks, where this chunk's keys and values (as hooks left them) go too.
+    const index Tk = first_ + Tn;
+    const matrix<T>* keys = &s.k;
+    const matrix<T>* values = &s.v;
+    index key_rows = Tn;  // rows a batch row takes in keys/values
+    if (kv_capacity_ > 0) {
+      for (index b = 0; b < batch_; ++b) {
+        s.k_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.k.middleRows(b * Tn, Tn);
+        s.v_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.v.middleRows(b * Tn, Tn);
+      }
+      keys = &s.k_cache;
+      values = &s.v_cache;
+      key_rows = kv_capacity_;
+    }
+    s.pattern.resize(std::size_t(batch_ * H * Tn * Tk));
+    const double attention_work = 2.0 * double(batch_ * H * Tn * Tk * dh);
     const T scale = T(1) / std::sqrt(T(dh));
     const index per_group = H / K;
     MINT_PARALLEL_FOR(attention_work)
     for (index b = 0; b < batch_; ++b)
       for (index h = 0; h < H; ++h) {
-        Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tn, Tn, Tn);
-        P.noalias() = (s.q.block(b * Tn, h * dh, Tn, dh) * s.k.block(b * Tn, (h / per_group) * dh, Tn, dh).transpose());
+        Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
+        P.noalias() = (s.q.block(b * Tn, h * dh, Tn, dh) * keys->block(b * key_rows, (h / per_group) * dh, Tk, dh).transpose());
         P *= scale;
-        detail::causal_softmax<T>(P, lengths_[std::size_t(b)]);
+        detail::causal_softmax<T>(P, lengths_[std::size_t(b)], first_);
       }
     s.pattern_hooked = hooks.wants(id.pattern);
     if (s.pattern_hooked) {
       s.pattern_raw = s.pattern;  // the softmax's own output, for its backward
-      const index pe[] = {batch_, H, Tn, Tn};
+      const index pe[] = {batch_, H, Tn, Tk};
       if (!visit(hooks, id.pattern, s.pattern.data(), pe)) return false;
     }
 
@@ -511,8 +615,8 @@ private:
     MINT_PARALLEL_FOR(attention_work)
     for (index b = 0; b < batch_; ++b)
       for (index h = 0; h < H; ++h) {
-        const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tn, Tn, Tn);
-        s.z.block(b * Tn, h * dh, Tn, dh).noalias() = P * s.v.block(b * Tn, (h / per_group) * dh, Tn, dh);
+        const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
+        s.z.block(b * Tn, h * dh, Tn, dh).noalias() = P * values->block(b * key_rows, (h / per_group) * dh, Tk, dh);
       }
     if (!visit_heads(hooks, id.z, s.z.data(), H, dh, H * dh)) return false;
 
@@ -776,7 +880,11 @@ private:
   index embed_W_ = 0, pos_W_ = 0, final_w_ = 0, final_b_ = 0, unembed_W_ = 0, unembed_b_ = 0;
 
   // The last forward pass, kept for backward; buffers are reused across calls.
-  index batch_ = 0, positions_ = 0;
+  index batch_ = 0, positions_ = 0;  // rows and positions of the last pass (a chunk's, in incremental mode)
+  index first_ = 0;                  // absolute position of the pass's first position
+  index kv_capacity_ = 0;            // positions a row holds in the KV cache; 0 outside incremental mode
+  index cached_ = 0;                 // positions of the incremental sequence so far
+  bool chunk_stopped_ = false;       // a hook stopped the last chunk: its KV cache is incomplete
   bool forward_done_ = false;
   std::vector<index> lengths_;
   std::vector<token> ids_in_;

@@ -121,12 +121,13 @@ T activate_derivative(activation_fn f, T x) {
   return T(1);
 }
 
-/// Causal softmax in place over a [T, T] block of scores: query i sees keys j <= i with j < length.
+/// Causal softmax in place over a [queries, keys] block of scores whose first query sits at
+/// position `first` (keys start at 0): query i sees keys j <= first + i with j < length.
 template <class T>
-void causal_softmax(Eigen::Map<matrix<T>> s, Eigen::Index length) {
-  const auto n = s.rows();
-  for (Eigen::Index i = 0; i < n; ++i) {
-    const Eigen::Index last = std::min(i, length - 1);
+void causal_softmax(Eigen::Map<matrix<T>> s, Eigen::Index length, Eigen::Index first = 0) {
+  const auto n = s.cols();
+  for (Eigen::Index i = 0; i < s.rows(); ++i) {
+    const Eigen::Index last = std::min(first + i, length - 1);
     T top = s(i, 0);
     for (Eigen::Index j = 1; j <= last; ++j) top = std::max(top, s(i, j));
     T sum = 0;
