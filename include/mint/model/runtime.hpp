@@ -5,6 +5,7 @@
 // d(metric)/d(activation). mint computes dmetric/dlogits itself.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstdint>
 #include <span>
@@ -59,6 +60,20 @@ public:
       throw shape_error("mint::token_batch::set_length", "length", detail::str("is ", length),
                         detail::str("needs 0 <= length <= ", positions_));
     lengths_.at(std::size_t(b)) = length;
+  }
+
+  /// Positions [begin, end) of every row, as a chunk for an incremental runtime: row b's length
+  /// there is its valid positions within the range (0 when the row ended before `begin`).
+  token_batch slice(index begin, index end) const {
+    if (begin < 0 || end < begin || end > positions_)
+      throw shape_error("mint::token_batch::slice", "range", detail::str("is [", begin, ", ", end, ")"),
+                        detail::str("needs 0 <= begin <= end <= ", positions_));
+    token_batch out(batch_, end - begin);
+    for (index b = 0; b < batch_; ++b) {
+      for (index t = begin; t < end; ++t) out(b, t - begin) = (*this)(b, t);
+      out.lengths_[std::size_t(b)] = std::clamp<index>(lengths_[std::size_t(b)] - begin, 0, end - begin);
+    }
+    return out;
   }
 
   /// The ids as a [batch, positions] view.
