@@ -2,6 +2,8 @@
 // by mint functions. This is the example docs/adapters.md quotes.
 #include <doctest/doctest.h>
 
+#include <array>
+#include <cstdint>
 #include <vector>
 
 #include "mint/mint.hpp"
@@ -39,4 +41,32 @@ TEST_CASE("a user's own tensor type works with mint functions after one speciali
   mint::copy(y, out);
   CHECK(out(2, 1) == y.values[5]);
   CHECK(out.norm() > 0.0f);
+}
+
+// A user's shape of std::size_t (as std::vector::size() gives), not mint::index.
+struct sized_tensor {
+  std::vector<double> values;
+  std::array<std::size_t, 2> shape;
+};
+
+template <>
+struct mint::tensor_adapter<sized_tensor> {
+  static mint::tensor_view<double> view(sized_tensor& t) { return {t.values.data(), t.shape}; }
+  static mint::tensor_view<const double> view(const sized_tensor& t) { return {t.values.data(), t.shape}; }
+};
+
+TEST_CASE("extents and strides of any integer type, each checked to fit") {
+  const sized_tensor x{{1, 2, 3, 4, 5, 6}, {3, 2}};
+  CHECK(mint::to_matrix<double>(x)(2, 1) == 6.0);
+  std::vector<double> data(6);
+  const std::vector<int> extents = {2, 3}, strides = {1, 2};  // column-major
+  const mint::tensor_view<double> v(data.data(), extents, strides);
+  CHECK(v.stride(1) == 2);
+  const std::array<std::uint64_t, 1> huge = {std::uint64_t(1) << 63};
+  CHECK_THROWS_WITH_AS(mint::tensor_view<double>(data.data(), huge), doctest::Contains("needs values that fit"),
+                       mint::shape_error);
+  const std::vector<unsigned> five = {1, 1, 1, 1, 1};
+  CHECK_THROWS_WITH_AS(mint::tensor_view<double>(data.data(), five), doctest::Contains("needs 1 to 4"), mint::shape_error);
+  const std::vector<int> negative = {2, -1};
+  CHECK_THROWS_AS(mint::tensor_view<double>(data.data(), negative), mint::shape_error);
 }

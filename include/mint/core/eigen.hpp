@@ -1,8 +1,10 @@
-// The bridge from views to Eigen: Eigen::Map with the view's strides, so
-// algorithms do their linear algebra in Eigen without copying. The other way
-// (Eigen types into views) is the adapter in mint/adapters/eigen.hpp.
+// The bridge between views and Eigen, both ways: Eigen dense types (mint::matrixf
+// among them) are mint tensors, and views become Eigen::Map with their strides, so
+// algorithms do their linear algebra in Eigen without copying. Every header that
+// takes tensors includes it, so mint's own result types work everywhere.
 #pragma once
 
+#include <concepts>
 #include <type_traits>
 
 #include <Eigen/Core>
@@ -12,6 +14,32 @@
 #include "mint/core/tensor_view.hpp"
 
 namespace mint {
+
+// ---- Eigen types as mint tensors ----------------------------------------------------
+namespace detail {
+
+/// An Eigen dense object whose coefficients sit in memory at data() with strides.
+template <class E>
+concept eigen_direct_access =
+    std::derived_from<E, Eigen::DenseBase<E>> && (int(E::Flags) & Eigen::DirectAccessBit) != 0;
+
+template <class E, class P>
+tensor_view<P> eigen_view(P* data, const E& x) {
+  if constexpr (E::IsVectorAtCompileTime)
+    return tensor_view<P>(data, {index(x.size())}, {index(x.innerStride())});
+  else
+    return tensor_view<P>(data, {index(x.rows()), index(x.cols())}, {index(x.rowStride()), index(x.colStride())});
+}
+
+}  // namespace detail
+
+template <detail::eigen_direct_access E>
+struct tensor_adapter<E> {
+  static auto view(E& x) { return detail::eigen_view(x.data(), x); }
+  static auto view(const E& x) { return detail::eigen_view(x.data(), x); }
+};
+
+// ---- views as Eigen maps ------------------------------------------------------------
 
 /// The matrices mint returns: dynamic, row-major (rows are examples).
 template <class T>

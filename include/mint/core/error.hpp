@@ -3,6 +3,12 @@
 //   "mint::linear_cka: y has 90 rows; needs 100, the rows of x"
 #pragma once
 
+// mint is C++20 throughout (concepts, std::span, designated initializers): say so
+// first, before the compiler's own errors about what an older standard lacks.
+#if (defined(_MSVC_LANG) ? _MSVC_LANG : __cplusplus) < 202002L
+#error "mint needs C++20: compile with -std=c++20 (g++ 12 or clang++ 14 and up; Meson: cpp_std=c++20; CMake: target_compile_features(app PRIVATE cxx_std_20), which find_package(mint) brings)"
+#endif
+
 #include <cstddef>
 #include <initializer_list>
 #include <span>

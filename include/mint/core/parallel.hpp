@@ -5,6 +5,8 @@
 // thread to get a core, which costs far more than a small loop saves.
 #pragma once
 
+#include "mint/core/error.hpp"  // the C++20 check
+
 #if defined(_OPENMP)
 #include <omp.h>
 #define MINT_PRAGMA(x) _Pragma(#x)

@@ -3,6 +3,8 @@
 // A loop without a callback pays one branch per step.
 #pragma once
 
+#include "mint/core/error.hpp"  // the C++20 check
+
 #include <chrono>
 #include <cstdint>
 #include <functional>

@@ -10,8 +10,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <ranges>
 #include <span>
 #include <type_traits>
+#include <utility>
 
 #include "mint/core/error.hpp"
 
@@ -31,6 +33,45 @@ inline index checked_multiply(index a, index b, const char* function) {
   if (__builtin_mul_overflow(a, b, &out))
     throw shape_error(function, "extents", str("multiply to more than ", PTRDIFF_MAX, " elements"),
                       "needs a size that fits in std::ptrdiff_t");
+  return out;
+}
+
+/// A contiguous range of integers other than index (std::array<std::size_t, 2>, std::vector<int>, ...).
+template <class R>
+concept other_integer_range =
+    std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+    std::integral<std::ranges::range_value_t<R>> && !std::same_as<std::ranges::range_value_t<R>, bool> &&
+    !std::same_as<std::ranges::range_value_t<R>, index>;
+
+template <class R>
+concept integer_range = other_integer_range<R> || std::convertible_to<const R&, std::span<const index>>;
+
+/// Up to max_rank indices converted from another integer type, each checked to fit.
+struct index_list {
+  std::array<index, max_rank> values{};
+  std::size_t size = 0;
+  std::span<const index> span() const noexcept { return {values.data(), size}; }
+};
+
+template <class R>
+index_list to_index_list(const R& range, const char* argument) {
+  index_list out;
+  if constexpr (std::convertible_to<const R&, std::span<const index>>) {
+    const std::span<const index> s = range;
+    if (s.size() > std::size_t(max_rank))
+      throw shape_error("mint::tensor_view", argument, str("has ", s.size(), " entries"), str("needs 1 to ", max_rank));
+    std::copy(s.begin(), s.end(), out.values.begin());
+    out.size = s.size();
+  } else {
+    if (std::ranges::size(range) > std::size_t(max_rank))
+      throw shape_error("mint::tensor_view", argument, str("has ", std::ranges::size(range), " entries"),
+                        str("needs 1 to ", max_rank));
+    for (const auto v : range) {
+      if (!std::in_range<index>(v))
+        throw shape_error("mint::tensor_view", argument, str("holds ", v), "needs values that fit std::ptrdiff_t");
+      out.values[out.size++] = index(v);
+    }
+  }
   return out;
 }
 
@@ -60,6 +101,10 @@ public:
   tensor_view(T* data, std::initializer_list<index> extents)
       : tensor_view(data, std::span<const index>(extents.begin(), extents.size())) {}
 
+  /// Extents of any integer type (std::array<std::size_t, 2>, std::vector<int>, ...), each checked to fit an index.
+  template <detail::other_integer_range Extents>
+  tensor_view(T* data, const Extents& extents) : tensor_view(data, detail::to_index_list(extents, "extents").span()) {}
+
   /// A view with explicit strides, counted in elements (not bytes).
   tensor_view(T* data, std::span<const index> extents, std::span<const index> strides) : data_(data) {
     set_extents(extents, "mint::tensor_view");
@@ -77,6 +122,12 @@ public:
   tensor_view(T* data, std::initializer_list<index> extents, std::initializer_list<index> strides)
       : tensor_view(data, std::span<const index>(extents.begin(), extents.size()),
                     std::span<const index>(strides.begin(), strides.size())) {}
+
+  /// Extents and strides of any integer types, each checked to fit an index.
+  template <detail::integer_range Extents, detail::integer_range Strides>
+    requires(detail::other_integer_range<Extents> || detail::other_integer_range<Strides>)
+  tensor_view(T* data, const Extents& extents, const Strides& strides)
+      : tensor_view(data, detail::to_index_list(extents, "extents").span(), detail::to_index_list(strides, "strides").span()) {}
 
   /// A view of T converts to a view of const T.
   template <class U>
