@@ -96,6 +96,13 @@ TEST_CASE("hook sets and site tables reject ids outside the table") {
   CHECK_THROWS_AS(m.sites()[n], mint::argument_error);
   CHECK_THROWS_WITH_AS(hooks.add("hook_embed", mint::hook_set<float>::callback{}), doctest::Contains("is empty"),
                        mint::argument_error);
+  // Rows, receivers and edges out of range: mint errors too, never std::out_of_range.
+  CHECK_THROWS_WITH_AS(mint::token_batch(2, 3).length(2), doctest::Contains("needs a row in [0, 2)"),
+                       mint::argument_error);
+  CHECK_THROWS_AS(mint::token_batch(2, 3).set_length(-1, 1), mint::argument_error);
+  const auto graph = chunk_model(true).graph();
+  CHECK_THROWS_AS(graph.incoming(int(graph.receivers().size())), mint::argument_error);
+  CHECK_THROWS_AS(graph.edge_name(-1), mint::argument_error);
 }
 
 TEST_CASE("token_batch::slice gives each row its valid positions within the range") {

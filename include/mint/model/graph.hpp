@@ -52,7 +52,12 @@ public:
   const std::vector<graph_node>& receivers() const noexcept { return receivers_; }
   const std::vector<graph_edge>& edges() const noexcept { return edges_; }
   /// Edge indices into a receiver.
-  const std::vector<int>& incoming(int receiver) const { return incoming_.at(std::size_t(receiver)); }
+  const std::vector<int>& incoming(int receiver) const {
+    if (receiver < 0 || std::size_t(receiver) >= receivers_.size())
+      throw argument_error("mint::edge_graph::incoming", "receiver", detail::str("is ", receiver),
+                           detail::str("needs an index below ", receivers_.size()));
+    return incoming_[std::size_t(receiver)];
+  }
 
   int sender(std::string_view name) const { return lookup(sender_index_, name, senders_, "sender"); }
   int receiver(std::string_view name) const { return lookup(receiver_index_, name, receivers_, "receiver"); }
@@ -69,7 +74,10 @@ public:
 
   /// "L0H1 -> L1H0.k"
   std::string edge_name(int e) const {
-    const auto& edge = edges_.at(std::size_t(e));
+    if (e < 0 || std::size_t(e) >= edges_.size())
+      throw argument_error("mint::edge_graph::edge_name", "edge", detail::str("is ", e),
+                           detail::str("needs an index below ", edges_.size()));
+    const auto& edge = edges_[std::size_t(e)];
     return senders_[std::size_t(edge.sender)].name + " -> " + receivers_[std::size_t(edge.receiver)].name;
   }
 

@@ -54,12 +54,16 @@ public:
 
   /// Valid positions per row.
   std::span<const index> lengths() const noexcept { return lengths_; }
-  index length(index b) const { return lengths_.at(std::size_t(b)); }
+  index length(index b) const {
+    check_row(b, "mint::token_batch::length");
+    return lengths_[std::size_t(b)];
+  }
   void set_length(index b, index length) {
+    check_row(b, "mint::token_batch::set_length");
     if (length < 0 || length > positions_)
       throw shape_error("mint::token_batch::set_length", "length", detail::str("is ", length),
                         detail::str("needs 0 <= length <= ", positions_));
-    lengths_.at(std::size_t(b)) = length;
+    lengths_[std::size_t(b)] = length;
   }
 
   /// Positions [begin, end) of every row, as a chunk for an incremental runtime: row b's length
@@ -81,6 +85,11 @@ public:
   tensor_view<token> ids() { return tensor_view<token>(ids_.data(), {batch_, positions_}); }
 
 private:
+  void check_row(index b, const char* function) const {
+    if (b < 0 || b >= batch_)
+      throw argument_error(function, "row", detail::str("is ", b), detail::str("needs a row in [0, ", batch_, ")"));
+  }
+
   index batch_ = 0, positions_ = 0;
   std::vector<token> ids_;
   std::vector<index> lengths_;

@@ -265,10 +265,23 @@ private:
   struct layer_params {
     index W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O, ln1_w, ln1_b, ln2_w, ln2_b, W_in, b_in, W_out, b_out;
   };
+  /// One layer norm's statistics per row: mean, sqrt(var + eps) ("raw") and the scale as hooks left it.
+  struct norm_stats {
+    std::vector<T> mean, raw, scale;
+  };
+  /// Which layer norm: its gain and bias (parameter offsets), its two sites, and how many
+  /// input groups a position has (split q/k/v inputs; 0 for one row per position).
+  struct norm_ref {
+    index w = 0, b = 0;
+    site_id scale_site = -1, normalized_site = -1;
+    index groups = 0;
+  };
+
   struct layer_state {
     matrix<T> qkv_in, ln1_out, q, k, v, z, result, attn_out, resid_mid, mlp_in, ln2_out, pre, post, mlp_out;
     matrix<T> k_cache, v_cache;  // incremental mode: [batch * context, kv_heads * d_head], row b * context + position
-    std::vector<T> ln1_mean, ln1_raw, ln1_scale, ln2_mean, ln2_raw, ln2_scale, pattern, pattern_raw;
+    norm_stats ln1, ln2;
+    std::vector<T> pattern, pattern_raw;
     bool pattern_hooked = false;
   };
 
@@ -501,11 +514,28 @@ private:
     return visit(hooks, ids_.layer[0].resid_pre, resid_[0]);
   }
 
+  norm_ref ln1_of(int l) const {
+    const layer_params& w = layer_[std::size_t(l)];
+    const layer_sites& id = ids_.layer[std::size_t(l)];
+    return {.w = w.ln1_w, .b = w.ln1_b, .scale_site = id.ln1_scale, .normalized_site = id.ln1_normalized,
+            .groups = config_.split_qkv_input ? index(config_.input_groups()) : 0};
+  }
+  norm_ref ln2_of(int l) const {
+    const layer_params& w = layer_[std::size_t(l)];
+    const layer_sites& id = ids_.layer[std::size_t(l)];
+    return {.w = w.ln2_w, .b = w.ln2_b, .scale_site = id.ln2_scale, .normalized_site = id.ln2_normalized, .groups = 0};
+  }
+  norm_ref final_norm() const {
+    return {.w = final_w_, .b = final_b_, .scale_site = ids_.ln_final_scale,
+            .normalized_site = ids_.ln_final_normalized, .groups = 0};
+  }
+
   /// Layer norm over `count` rows of width d at `in` (row stride d), into `out`, calling the scale and normalized sites.
-  bool layer_norm_forward(hook_set<T>& hooks, const T* in, index count, index w, index b, std::vector<T>& mean,
-                          std::vector<T>& raw, std::vector<T>& scale, matrix<T>& out, site_id scale_site,
-                          site_id normalized_site, index groups) {
-    const index d = config_.d_model;
+  bool layer_norm_forward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n, norm_stats& st,
+                          matrix<T>& out) {
+    const index d = config_.d_model, w = n.w, b = n.b, groups = n.groups;
+    const site_id scale_site = n.scale_site, normalized_site = n.normalized_site;
+    std::vector<T>&mean = st.mean, &raw = st.raw, &scale = st.scale;
     out.resize(count, d);
     const const_rows_map x(in, count, d, Eigen::OuterStride<>(d));
     if (!config_.layer_norm) {
@@ -551,11 +581,9 @@ private:
           !visit_heads(hooks, id.k_input, s.qkv_in.data() + H * d, K, d, G * d) ||
           !visit_heads(hooks, id.v_input, s.qkv_in.data() + (H + K) * d, K, d, G * d))
         return false;
-      if (!layer_norm_forward(hooks, s.qkv_in.data(), N * G, w.ln1_w, w.ln1_b, s.ln1_mean, s.ln1_raw, s.ln1_scale,
-                              s.ln1_out, id.ln1_scale, id.ln1_normalized, G))
+      if (!layer_norm_forward(hooks, s.qkv_in.data(), N * G, ln1_of(l), s.ln1, s.ln1_out))
         return false;
-    } else if (!layer_norm_forward(hooks, x.data(), N, w.ln1_w, w.ln1_b, s.ln1_mean, s.ln1_raw, s.ln1_scale, s.ln1_out,
-                                   id.ln1_scale, id.ln1_normalized, 0)) {
+    } else if (!layer_norm_forward(hooks, x.data(), N, ln1_of(l), s.ln1, s.ln1_out)) {
       return false;
     }
 
@@ -659,8 +687,7 @@ private:
     if (!visit(hooks, id.resid_mid, s.resid_mid)) return false;
     s.mlp_in = s.resid_mid;
     if (!visit(hooks, id.mlp_in, s.mlp_in)) return false;
-    if (!layer_norm_forward(hooks, s.mlp_in.data(), rows(), w.ln2_w, w.ln2_b, s.ln2_mean, s.ln2_raw, s.ln2_scale,
-                            s.ln2_out, id.ln2_scale, id.ln2_normalized, 0))
+    if (!layer_norm_forward(hooks, s.mlp_in.data(), rows(), ln2_of(l), s.ln2, s.ln2_out))
       return false;
     s.pre.noalias() = s.ln2_out * const_matrix_map(p(w.W_in), d, m);
     s.pre.rowwise() += const_vector_map(p(w.b_in), m);
@@ -677,8 +704,7 @@ private:
   bool unembed(hook_set<T>& hooks) {
     const index d = config_.d_model, V = config_.vocab;
     const matrix<T>& x = resid_.back();
-    if (!layer_norm_forward(hooks, x.data(), rows(), final_w_, final_b_, final_mean_, final_raw_, final_scale_,
-                            final_out_, ids_.ln_final_scale, ids_.ln_final_normalized, 0))
+    if (!layer_norm_forward(hooks, x.data(), rows(), final_norm(), final_norm_, final_out_))
       return false;
     logits_.noalias() = final_out_ * const_matrix_map(p(unembed_W_), d, V);
     logits_.rowwise() += const_vector_map(p(unembed_b_), V);
@@ -688,10 +714,11 @@ private:
   // ---- backward ----------------------------------------------------------------------
 
   /// d(out) of a layer norm -> d(in) into `d_in` (count x d, row stride d); calls the normalized and scale grad sites.
-  bool layer_norm_backward(hook_set<T>& hooks, const T* in, index count, index w, index b, const std::vector<T>& mean,
-                           const std::vector<T>& raw, const std::vector<T>& scale, matrix<T>& d_out, matrix<T>& d_in,
-                           site_id scale_site, site_id normalized_site, index groups, T* grad) {
-    const index d = config_.d_model;
+  bool layer_norm_backward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n, const norm_stats& st,
+                           matrix<T>& d_out, matrix<T>& d_in, T* grad) {
+    const index d = config_.d_model, w = n.w, b = n.b, groups = n.groups;
+    const site_id scale_site = n.scale_site, normalized_site = n.normalized_site;
+    const std::vector<T>&mean = st.mean, &raw = st.raw, &scale = st.scale;
     d_in.resize(count, d);
     if (!config_.layer_norm) {
       d_in = d_out;
@@ -723,8 +750,7 @@ private:
       Eigen::Map<matrix<T>>(grad + unembed_W_, d, V).noalias() += final_out_.transpose() * d_logits_;
       vector_map(grad + unembed_b_, V) += d_logits_.colwise().sum();
     }
-    return layer_norm_backward(hooks, resid_.back().data(), rows(), final_w_, final_b_, final_mean_, final_raw_,
-                               final_scale_, d_final_out_, d_resid_, ids_.ln_final_scale, ids_.ln_final_normalized, 0,
+    return layer_norm_backward(hooks, resid_.back().data(), rows(), final_norm(), final_norm_, d_final_out_, d_resid_,
                                grad);
   }
 
@@ -749,8 +775,7 @@ private:
       vector_map(grad + w.b_in, m) += d_pre_.colwise().sum();
     }
     d_ln_out_.noalias() = d_pre_ * const_matrix_map(p(w.W_in), d, m).transpose();
-    if (!layer_norm_backward(hooks, s.mlp_in.data(), rows(), w.ln2_w, w.ln2_b, s.ln2_mean, s.ln2_raw, s.ln2_scale,
-                             d_ln_out_, d_ln_in_, id.ln2_scale, id.ln2_normalized, 0, grad))
+    if (!layer_norm_backward(hooks, s.mlp_in.data(), rows(), ln2_of(l), s.ln2, d_ln_out_, d_ln_in_, grad))
       return false;
     if (!visit(hooks, id.mlp_in, d_ln_in_)) return false;
     d_resid_ += d_ln_in_;
@@ -844,8 +869,7 @@ private:
       project(d_v_, kv, H + K + kv, w.W_V, w.b_V);
     }
     const T* ln_in = config_.split_qkv_input ? s.qkv_in.data() : resid_[std::size_t(l)].data();
-    if (!layer_norm_backward(hooks, ln_in, input_rows, w.ln1_w, w.ln1_b, s.ln1_mean, s.ln1_raw, s.ln1_scale, d_ln_out_,
-                             d_ln_in_, id.ln1_scale, id.ln1_normalized, config_.split_qkv_input ? G : 0, grad))
+    if (!layer_norm_backward(hooks, ln_in, input_rows, ln1_of(l), s.ln1, d_ln_out_, d_ln_in_, grad))
       return false;
     if (!config_.split_qkv_input) {
       d_resid_ += d_ln_in_;
@@ -891,7 +915,7 @@ private:
   matrix<T> embed_, pos_, final_out_, logits_;
   std::vector<matrix<T>> resid_;
   std::vector<layer_state> states_;
-  std::vector<T> final_mean_, final_raw_, final_scale_;
+  norm_stats final_norm_;
   // Backward buffers.
   matrix<T> d_logits_, d_final_out_, d_resid_, d_mlp_out_, d_post_, d_pre_, d_ln_out_, d_ln_in_, d_attn_out_,
       d_result_, d_z_, d_q_, d_k_, d_v_, d_embed_, d_pos_;
