@@ -1,8 +1,9 @@
 // The model layer: sites, hook sets, the runtime concepts, the activation
-// cache, metrics with gradients, and the residual edge graph.
+// cache, metrics with gradients, the residual edge graph, and generation.
 #pragma once
 
 #include "mint/model/cache.hpp"
+#include "mint/model/generation.hpp"
 #include "mint/model/graph.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/metrics.hpp"
