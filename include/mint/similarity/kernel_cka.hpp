@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstdio>
 #include <string>
 #include <variant>
@@ -108,7 +109,9 @@ struct kernel_cka_options {
     return p;
   }
 
-  double compare(const prepared& a, const prepared& b) const {
+  // A template (P is always `prepared`) so only units that compare instantiate the kernels.
+  template <std::same_as<prepared> P>
+  double compare(const P& a, const P& b) const {
     detail::require_same_examples(a.n, a.where, b.n, b.where);
     const double cross = std::visit([&](const auto& ka, const auto& kb) { return detail::kernel_hsic(ka, kb, estimator); },
                                     a.kernel, b.kernel);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -169,7 +170,9 @@ struct rsa_options {
     return p;
   }
 
-  double compare(const prepared& a, const prepared& b) const {
+  // A template (P is always `prepared`) so only units that compare instantiate the kernels.
+  template <std::same_as<prepared> P>
+  double compare(const P& a, const P& b) const {
     detail::require_same_examples(a.n, a.where, b.n, b.where);
     return std::visit(
         [&](const auto& u, const auto& v) -> double {

@@ -31,11 +31,13 @@ inline void require_ridge(double value, const char* name, const similarity_conte
 }
 
 /// The Cholesky factor of covariance + ridge I; a numeric_error names the way out when it is singular.
-inline Eigen::LLT<dense> ridged_cholesky(const dense& covariance, double ridge, const similarity_context& where,
-                                         const char* option) {
-  dense a = covariance;
+/// (A template, Dense always `dense`, so only units that call it instantiate Eigen's LLT.)
+template <class Dense>
+Eigen::LLT<Dense> ridged_cholesky(const Dense& covariance, double ridge, const similarity_context& where,
+                                  const char* option) {
+  Dense a = covariance;
   a.diagonal().array() += ridge;
-  Eigen::LLT<dense> llt(a);
+  Eigen::LLT<Dense> llt(a);
   const double scale = std::max(a.diagonal().maxCoeff(), 0.0);
   const bool singular = llt.info() != Eigen::Success || !(scale > 0.0) ||
                         !((llt.matrixLLT().diagonal().array().square() > 1e-14 * scale).all());
