@@ -226,6 +226,8 @@ private:
   index rows() const noexcept { return batch_ * positions_; }
   const T* p(index offset) const noexcept { return params_.flat().data() + offset; }
   static T sigmoid(T x) noexcept { return T(1) / (T(1) + std::exp(-x)); }
+  /// Whether column k of the gates is g's (tanh); i, f and o are sigmoids.
+  bool is_g(index k) const noexcept { return k >= 2 * config_.d_hidden && k < 3 * config_.d_hidden; }
 
   /// Rows of every batch row at local position t of a [batch * pos, width] buffer: [batch, width].
   rows_map step(matrix<T>& m, index t) const {
@@ -398,7 +400,7 @@ private:
       pre.noalias() += h_prev * Whh;
       if (!visit(hooks, id.gates_pre, s.pre, t)) return false;
       for (index b = 0; b < batch_; ++b)
-        for (index k = 0; k < 4 * Hd; ++k) gates(b, k) = k / Hd == 2 ? std::tanh(pre(b, k)) : sigmoid(pre(b, k));
+        for (index k = 0; k < 4 * Hd; ++k) gates(b, k) = is_g(k) ? std::tanh(pre(b, k)) : sigmoid(pre(b, k));
       if (!visit(hooks, id.gates, s.gates, t)) return false;
       for (index b = 0; b < batch_; ++b)
         for (index j = 0; j < Hd; ++j) c(b, j) = gates(b, Hd + j) * c_prev(b, j) + gates(b, j) * gates(b, 2 * Hd + j);
@@ -455,7 +457,7 @@ private:
       // Derivatives of the nonlinearities where the forward pass evaluated them (straight through a gates hook).
       for (index b = 0; b < batch_; ++b)
         for (index k = 0; k < 4 * Hd; ++k) {
-          if (k / Hd == 2) {
+          if (is_g(k)) {
             const T a = std::tanh(pre(b, k));
             dp(b, k) = dg(b, k) * (T(1) - a * a);
           } else {
