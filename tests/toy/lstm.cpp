@@ -329,6 +329,12 @@ TEST_CASE("LSTM grad hooks: per position in reverse, and what they leave flows u
   CHECK(order == expected);
   CHECK(grads.positions("blocks.0.hook_h") == tokens.positions());
   CHECK(lstm_max_difference(grads["blocks.0.hook_h"], copied.view(), tokens) == 0.0);
+  // Padding (row 1 ends at 6) gets zero gradient from the metric, and nothing there is NaN.
+  for (const char* name : {"blocks.0.hook_h", "hook_embed"}) {
+    const auto g = grads[name];
+    CHECK(std::all_of(g.data(), g.data() + g.size(), [](float v) { return std::isfinite(v); }));
+  }
+  CHECK(copied(1, 8, 3) == 0.0f);
   double embed_norm = 0;
   for (mint::index i = 0; i < grads["hook_embed"].size(); ++i) embed_norm += std::abs(grads["hook_embed"].data()[i]);
   CHECK(embed_norm > 0);

@@ -96,6 +96,7 @@ public:
     check_hooks(hooks, fn);
     check_tokens(tokens);
     reset();
+    forward_done_ = false;
     lengths_.assign(tokens.lengths().begin(), tokens.lengths().end());
     const auto logits = run(tokens, hooks);
     forward_done_ = !logits.empty();
@@ -111,7 +112,6 @@ public:
   void reset() noexcept {
     cached_ = 0;
     chunk_stopped_ = false;
-    forward_done_ = false;
   }
 
   /// Positions of the current sequence the state has consumed: where the next chunk starts.
