@@ -1,3 +1,4 @@
 #include "instantiations.hpp"
 
 template class mint::toy::transformer<float>;
+template class mint::toy::lstm<float>;

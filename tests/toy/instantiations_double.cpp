@@ -2,3 +2,4 @@
 #include "instantiations.hpp"
 
 template class mint::toy::transformer<double>;
+template class mint::toy::lstm<double>;

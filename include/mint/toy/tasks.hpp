@@ -1,9 +1,11 @@
 // Toy tasks with known solutions, each sampling batches of token sequences with
 // the positions that are scored: induction (repeated random sequences),
-// modular addition, and an IOI-like naming task (answer the name that appeared once).
+// modular addition, an IOI-like naming task (answer the name that appeared once), and
+// delayed copy (recall the token `delay` positions back: a task for a recurrent model).
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -147,6 +149,30 @@ struct ioi_task {
       out.tokens(b, p3) = repeat_a ? a : c;
       out.tokens(b, length - 1) = end_token();
       out.label(b, length - 1, repeat_a ? c : a);
+    }
+    return out;
+  }
+};
+
+/// Delayed copy: uniformly random tokens from [0, vocab); the target at every position
+/// t >= delay is the token at t - delay. A recurrent model must keep the last `delay`
+/// tokens in its state; chance is 1 / vocab.
+struct delayed_copy_task {
+  int vocab = 8;
+  int length = 16;  ///< positions per example
+  int delay = 2;
+
+  int context() const noexcept { return length; }
+
+  labelled_batch sample(rng& r, index batch) const {
+    if (vocab < 2 || delay < 0 || length <= delay)
+      throw argument_error("mint::toy::delayed_copy_task", "shape",
+                           mint::detail::str("is vocab ", vocab, ", length ", length, ", delay ", delay),
+                           "needs vocab >= 2 and 0 <= delay < length");
+    labelled_batch out{token_batch(batch, length), {}, {}, {}};
+    for (index b = 0; b < batch; ++b) {
+      for (index t = 0; t < length; ++t) out.tokens(b, t) = token(r.below(std::uint64_t(vocab)));
+      for (index t = delay; t < length; ++t) out.label(b, t, out.tokens(b, t - delay));
     }
     return out;
   }

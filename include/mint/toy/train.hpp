@@ -1,11 +1,14 @@
-// Training the toy transformer: Adam over its flat parameters on a task's
+// Training a toy model (the transformer, the LSTM, or any model with parameters(),
+// forward(tokens) and backward(dlogits, gradients)): Adam over its flat parameters on a task's
 // batches, with a seeded, deterministic loop (batch k comes from rng(seed, k),
 // so a run resumed at step k continues exactly). Cost per step: one forward
 // and one backward of the batch.
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -47,9 +50,19 @@ double accuracy(const tensor_view<const T>& logits, const labelled_batch& batch)
   return double(correct) / double(batch.targets.size());
 }
 
+/// What the trainer and evaluate() need of a model.
+template <class M>
+concept trainable_model = requires(M& m, const token_batch& tokens, tensor_view<const typename M::scalar_type> dlogits,
+                                   parameter_store<typename M::scalar_type>& gradients) {
+  { m.parameters() } -> std::same_as<parameter_store<typename M::scalar_type>&>;
+  { m.forward(tokens) } -> std::convertible_to<tensor_view<const typename M::scalar_type>>;
+  m.backward(dlogits, gradients);
+};
+
 /// Cross-entropy and accuracy of `model` on the labelled positions of `batch`.
-template <class T>
-evaluation evaluate(transformer<T>& model, const labelled_batch& batch) {
+template <class Model>
+  requires requires(Model& m, const token_batch& tokens) { m.forward(tokens); }
+evaluation evaluate(Model& model, const labelled_batch& batch) {
   const auto logits = model.forward(batch.tokens);
   const target_cross_entropy loss{batch.rows, batch.positions, batch.targets};
   return {loss.value(logits, batch.tokens), accuracy(logits, batch)};
@@ -63,11 +76,29 @@ struct train_report {
   double tokens_per_second = 0;
 };
 
-/// Trains a transformer on a task (anything with sample(rng&, batch) -> labelled_batch).
-template <class Task, class T = float>
+namespace detail {
+/// trainer<Task, T> with a scalar T trains a transformer<T>; with a model type, that model.
+template <class M>
+struct trained_model {
+  using type = M;
+};
+template <class M>
+  requires std::is_floating_point_v<M>
+struct trained_model<M> {
+  using type = transformer<M>;
+};
+}  // namespace detail
+
+/// Trains a model on a task (anything with sample(rng&, batch) -> labelled_batch). `Model` is
+/// the model's type, or a scalar type for a transformer of it (trainer<Task, double>).
+template <class Task, class Model = float>
 class trainer {
 public:
-  trainer(transformer<T>& model, Task task, train_options options)
+  using model_type = typename detail::trained_model<Model>::type;
+  using scalar_type = typename model_type::scalar_type;
+  static_assert(trainable_model<model_type>, "needs parameters(), forward(tokens) and backward(dlogits, gradients)");
+
+  trainer(model_type& model, Task task, train_options options)
       : model_(model),
         task_(std::move(task)),
         options_(options),
@@ -83,7 +114,7 @@ public:
     dlogits_.resize(logits.extents());
     const double value = loss.gradient(logits, batch.tokens, dlogits_.view());
     const evaluation seen{value, toy::accuracy(logits, batch)};
-    std::fill(gradients_.flat().begin(), gradients_.flat().end(), T(0));
+    std::fill(gradients_.flat().begin(), gradients_.flat().end(), scalar_type(0));
     model_.backward(dlogits_.view(), gradients_);
     optimizer_.step(model_.parameters().flat(), gradients_.flat());
     tokens_ += batch.tokens.batch() * batch.tokens.positions();
@@ -111,7 +142,7 @@ public:
     return report;
   }
 
-  adam<T>& optimizer() noexcept { return optimizer_; }
+  adam<scalar_type>& optimizer() noexcept { return optimizer_; }
   const Task& task() const noexcept { return task_; }
 
 private:
@@ -121,13 +152,19 @@ private:
     return a;
   }
 
-  transformer<T>& model_;
+  model_type& model_;
   Task task_;
   train_options options_;
-  parameter_store<T> gradients_;
-  adam<T> optimizer_;
-  array<T> dlogits_;
+  parameter_store<scalar_type> gradients_;
+  adam<scalar_type> optimizer_;
+  array<scalar_type> dlogits_;
   index tokens_ = 0;
 };
+
+// A transformer<T> deduces trainer<Task, T> (the type it always had); any other model, trainer<Task, Model>.
+template <class Task, class T>
+trainer(transformer<T>&, Task, train_options) -> trainer<Task, T>;
+template <class Task, class Model>
+trainer(Model&, Task, train_options) -> trainer<Task, Model>;
 
 }  // namespace mint::toy
