@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "mint/core/eigen.hpp"
 #include "mint/model/cache.hpp"
 #include "mint/model/hooks.hpp"
+#include "mint/model/metrics.hpp"
 #include "mint/model/runtime.hpp"
 #include "mint/toy/transformer.hpp"
 
@@ -117,6 +119,8 @@ TEST_CASE("token_batch::slice gives each row its valid positions within the rang
 }
 
 TEST_CASE("the KV cache gives the full forward's logits, chunk by chunk, with padding, GQA and split inputs") {
+  static_assert(mint::differentiable_runtime<mint::toy::transformer<float>>);
+  static_assert(mint::differentiable_runtime<mint::toy::transformer<double>>);
   static_assert(mint::incremental_runtime<mint::toy::transformer<float>>);
   static_assert(mint::incremental_runtime<mint::toy::transformer<double>>);
   const auto tokens = mint::token_batch::from_rows({{1, 5, 2, 9, 4, 4, 8, 0, 11, 3}, {3, 3, 12, 0, 7, 7}, {6, 2, 1}});
@@ -227,4 +231,46 @@ TEST_CASE("a chunked sequence refuses what would break it") {
   m.forward_chunk(tokens.slice(0, 2));
   m.forward(tokens);
   CHECK(m.cached_positions() == 0);
+}
+
+TEST_CASE("grad hooks run in reverse layer order, and what they leave flows upstream") {
+  auto m = chunk_model(true, 2);
+  const auto tokens = mint::token_batch::from_rows({{1, 5, 2, 9, 4}, {3, 3, 12}});
+  const auto logits = m.forward(tokens);
+  auto [value, dlogits] = mint::value_and_gradient(mint::cross_entropy{}, logits, tokens);
+  (void)value;
+  const auto embed_gradient = [&](float scale, bool record, std::vector<int>* layers) {
+    mint::hook_set<float> grads(m.sites(), mint::hook_phase::backward);
+    if (record)
+      for (const auto& s : m.sites())
+        grads.add(s.name, [layers](mint::hook_call<float>& c) {
+          CHECK(c.first_position == 0);  // the toy calls each site once, with the whole sequence
+          layers->push_back(c.site.layer);
+        });
+    grads.add("blocks.1.hook_resid_pre", [scale](mint::hook_call<float>& c) {
+      mint::as_matrix(c.activation.reshape({c.activation.size() / 16, 16})) *= scale;
+    }, {.needs = mint::access::write});
+    mint::activation_cache<float> cache(m.sites(), {"hook_embed"});
+    cache.reserve(tokens.batch(), tokens.positions());
+    cache.attach(grads);
+    m.backward(dlogits.view(), grads);
+    return mint::to_matrix(cache["hook_embed"].reshape({10, 16}));
+  };
+  std::vector<int> layers;
+  const mint::matrixf once = embed_gradient(1.0f, true, &layers);
+  // Each site once: hook_logits and the final norm (layer -1), then layer 1's sites, then
+  // layer 0's, then the embeddings (layer -1 again).
+  REQUIRE(layers.size() == m.sites().size());
+  CHECK(m.sites()[m.sites().at("hook_logits")].layer == layers.front());
+  auto middle_begin = std::find_if(layers.begin(), layers.end(), [](int l) { return l >= 0; });
+  auto middle_end = std::find_if(middle_begin, layers.end(), [](int l) { return l < 0; });
+  CHECK(std::is_sorted(middle_begin, middle_end, std::greater<>()));
+  CHECK(*middle_begin == 1);
+  CHECK(std::all_of(middle_end, layers.end(), [](int l) { return l == -1; }));
+  CHECK(layers.end() - middle_end == 2);  // hook_pos_embed, hook_embed
+  // Every path from the logits to the embeddings crosses blocks.1.hook_resid_pre: scaling its
+  // gradient by 2 doubles the embeddings' gradient, zeroing it zeroes them (float32: 1e-6 relative).
+  CHECK(once.norm() > 0);
+  CHECK((embed_gradient(2.0f, false, nullptr) - 2.0f * once).norm() <= 1e-6f * once.norm());
+  CHECK(embed_gradient(0.0f, false, nullptr).norm() == 0.0f);
 }
