@@ -225,6 +225,14 @@ TEST_CASE("bad folders are clear errors") {
                        mint::format_error);
   rewrite_config(R"({"d_in": 4, "d_sae": 5, "architecture": "jumprelu", "metadata": {"sae_lens_version": "6.1.0"}})");
   CHECK_THROWS_WITH_AS(dict::read_saelens<float>(folder), doctest::Contains("has no tensor 'threshold'"), mint::format_error);
+  rewrite_config(R"({"d_in": 4, "d_sae": 5, "architecture": "standard", "activation_fn_str": "topk", "activation_fn_kwargs": {}})");
+  CHECK_THROWS_WITH_AS(dict::read_saelens<float>(folder), doctest::Contains("has a topk activation_fn without activation_fn_kwargs.k"),
+                       mint::format_error);
+  // SAELens reads the top-level sae_lens_version before metadata's: 5.0.0 here means a pre-6
+  // config, whose topk activation makes a TopK SAE.
+  rewrite_config(R"({"d_in": 4, "d_sae": 5, "architecture": "standard", "activation_fn_str": "topk",
+                     "activation_fn_kwargs": {"k": 2}, "sae_lens_version": "5.0.0", "metadata": {"sae_lens_version": "6.1.0"}})");
+  CHECK(dict::read_saelens<float>(folder).sae.architecture() == sae_architecture::topk);
   rewrite_config("[1, 2]");
   CHECK_THROWS_AS(dict::read_saelens<float>(folder), mint::format_error);
   rewrite_config("{\"d_in\": 4,");
