@@ -1,7 +1,9 @@
 """Checks that folders mint writes follow SAELens's layout and run as SAELens runs them:
 runs dictionary_write_saelens, then for each folder checks cfg.json's keys and the
-tensors' names, dtypes and shapes (saelens_reference.check_layout), and compares
-SAELens's forward pass in float64 with mint's codes and reconstructions.
+tensors' names, dtypes and shapes (saelens_reference.check_layout, SAELens 6.18's rules:
+a folder whose version is below 6.0.0 is read as a flat pre-6 config, so its nested
+metadata would be lost), and compares SAELens's forward pass in float64 with mint's
+codes and reconstructions.
 Usage: check_saelens_folders.py WRITER FOLDER"""
 
 import os
@@ -19,11 +21,19 @@ def main():
     os.makedirs(out, exist_ok=True)
     subprocess.run([writer, out], check=True)
     names = sorted(os.listdir(out))
-    assert len(names) == 7, names
+    assert len(names) == 8, names
     for name in names:
         folder = os.path.join(out, name)
         cfg, w = ref.check_layout(folder)
-        assert cfg["metadata"]["hook_name"] == "blocks.1.hook_resid_post", name
+        assert cfg["metadata"].get("hook_name") == "blocks.1.hook_resid_post", (name, cfg["metadata"])
+        if name == "relu_scaled":  # the factor folded in, as SAELens's own fold leaves it
+            assert cfg["normalize_activations"] == "none", cfg["normalize_activations"]
+        if name == "legacy_round_trip":  # 4.x's TopK spelling, read as TopK; its sparsity kept
+            assert cfg["architecture"] == "topk" and cfg["k"] == 6, (cfg["architecture"], cfg.get("k"))
+            assert cfg["metadata"].get("model_name") == "mint-toy", cfg["metadata"]
+            sparsity = ref.read_sparsity(folder)
+            assert sparsity is not None, f"{name}: sparsity.safetensors was not written back"
+            assert np.abs(sparsity - (-1.0 - 0.05 * np.arange(40))).max() < 1e-6, sparsity  # float32 values
         x = np.load(os.path.join(folder, "x.npy"))
         z, x_hat = ref.forward(cfg, w, x)
         mint_z = np.load(os.path.join(folder, "mint_z.npy"))

@@ -73,6 +73,8 @@ TEST_CASE("ksvd refuses bad input and replaces atoms no signal uses") {
   CHECK_THROWS_WITH_AS(md::ksvd(x, {.nonzeros = 2}), doctest::Contains("needs K >= 1 atoms"), mint::argument_error);
   CHECK_THROWS_WITH_AS(md::ksvd(x, {.atoms = 4}), doctest::Contains("needs nonzeros > 0 or tolerance > 0"),
                        mint::argument_error);
+  CHECK_THROWS_WITH_AS(md::ksvd(x, {.atoms = 4, .nonzeros = 5}),
+                       doctest::Contains("options.nonzeros is 5; needs at most 4, the number of atoms"), mint::argument_error);
   const mint::matrixf wrong(4, 5);
   CHECK_THROWS_WITH_AS(md::ksvd(x, wrong, {.atoms = 4, .nonzeros = 1}),
                        doctest::Contains("initial has 5 columns; needs 6"), mint::shape_error);
@@ -172,4 +174,17 @@ TEST_CASE("online dictionary learning refuses bad input") {
   learner.fit(x);
   CHECK_THROWS_WITH_AS(learner.partial_fit(mint::matrixf::Ones(2, 6).eval()),
                        doctest::Contains("batch has 6 columns; needs 5"), mint::shape_error);
+  // A NaN is reported against the function the caller called, even when that function
+  // would have initialized the dictionary from the data first.
+  mint::matrixf bad = x;
+  bad(2, 3) = std::nanf("");
+  md::online_dictionary<float> fresh({.atoms = 4});
+  CHECK_THROWS_WITH_AS(fresh.fit(bad), doctest::Contains("mint::dictionary::online_dictionary::fit: x holds a NaN"),
+                       mint::numeric_error);
+  CHECK_THROWS_WITH_AS(fresh.partial_fit(bad),
+                       doctest::Contains("mint::dictionary::online_dictionary::partial_fit: batch holds a NaN"),
+                       mint::numeric_error);
+  CHECK_THROWS_WITH_AS(fresh.initialize(bad), doctest::Contains("mint::dictionary::online_dictionary::initialize: x holds a NaN"),
+                       mint::numeric_error);
+  CHECK(fresh.dictionary().size() == 0);  // nothing was learned from the bad data
 }

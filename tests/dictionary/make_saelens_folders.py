@@ -1,6 +1,7 @@
 """Writes SAELens folders the way Python code following SAELens's layout does, for
 the dictionary tests to load: every architecture, every normalize_activations mode
-a folder can carry, a flat pre-6 config, BF16 weights, an unknown key. Each folder
+a folder can carry, a flat pre-6 config, a 4.x TopK config (architecture "standard"
+with a topk activation), BF16 weights, an unknown key. Each folder
 also gets x.npy (inputs) and, from saelens_reference.forward in float64, z.npy
 (codes) and x_hat.npy (reconstructions). Usage: make_saelens_folders.py OUT STAMP"""
 
@@ -50,8 +51,17 @@ FOLDERS = {
     "legacy_flat": ({"d_in": D, "d_sae": M, "dtype": "torch.float32", "device": "cpu", "model_name": "gpt2-small",
                      "hook_point": "blocks.5.hook_resid_post", "hook_point_layer": 5, "hook_point_head_index": None,
                      "activation_fn_str": "topk", "activation_fn_kwargs": {"k": 7}, "normalize_activations": False,
-                     "context_size": 64, "finetuning_scaling_factor": False, "sae_lens_training_version": "3.4.0"},
+                     "context_size": 64, "finetuning_scaling_factor": False, "sae_lens_version": "3.4.0",
+                     "sae_lens_training_version": "3.4.0"},
                     "F32"),
+    # SAELens 4.x's TopK: architecture "standard" beside activation_fn_str "topk" (TopK by 6.12.3's rules).
+    "legacy_topk_standard": ({"architecture": "standard", "d_in": D, "d_sae": M, "dtype": "float32", "device": "cpu",
+                              "model_name": "gpt2", "hook_name": "blocks.2.hook_resid_post", "hook_layer": 2,
+                              "hook_head_index": None, "activation_fn_str": "topk", "activation_fn_kwargs": {"k": 6},
+                              "apply_b_dec_to_input": True, "finetuning_scaling_factor": False,
+                              "normalize_activations": "none", "context_size": 128,
+                              "sae_lens_training_version": "4.4.1"},
+                             "F32"),
 }
 
 

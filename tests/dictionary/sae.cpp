@@ -291,9 +291,48 @@ TEST_CASE("normalization modes round-trip through forward when the SAE reconstru
   ln.normalize(x, xn, rows);
   CHECK(xn.row(0).mean() == doctest::Approx(0.0));
   CHECK(xn(0, 3) == doctest::Approx(1.5 / (std::sqrt(5.0 / 3.0) + 1e-5)));
+  // SAELens undoes layer_norm with the standard deviation alone (its ln_std), not std + 1e-5,
+  // so normalizing then undoing scales x - mean by std / (std + 1e-5).
   mint::matrixd back = xn;
   ln.denormalize(back, rows);
-  CHECK((back - x).cwiseAbs().maxCoeff() < 1e-12);
+  for (mint::index i = 0; i < 2; ++i) {
+    const double mean = x.row(i).mean();
+    const double std = std::sqrt((x.row(i).array() - mean).square().sum() / 3.0);
+    for (mint::index j = 0; j < 4; ++j) CHECK(std::abs(back(i, j) - ((x(i, j) - mean) * std / (std + 1e-5) + mean)) < 1e-14);
+  }
+}
+
+TEST_CASE("layer_norm's reconstruction is SAELens's: y * std + mean, with no epsilon on the way out") {
+  // SAELens (v6.18, run_time_activation_ln_in/out): mu = mean(x), std = std(x - mu) with n - 1,
+  // x_n = (x - mu) / (std + 1e-5), and the reconstruction y of x_n is undone as y * std + mu.
+  // Computed here in double from the SAE's own weights; mint in double must agree to rounding
+  // (1e-12 on values ~1). Undoing with std + 1e-5 (as mint once did) is off by 1e-5 * |y|.
+  for (const auto arch : {sae_architecture::relu, sae_architecture::topk}) {
+    CAPTURE(dict::to_string(arch));
+    dict::basic_sae<double> s({.d_in = 6, .d_sae = 12, .architecture = arch, .k = 4,
+                               .normalize_activations = dict::normalization::layer_norm}, 3);
+    mint::rng r(8);
+    for (auto& v : s.parameters().flat()) v += 0.3 * r.normal();
+    mint::matrixd x(5, 6);
+    r.fill_normal(x);
+    x = (x * 0.7).array() + 0.4;
+    const mint::matrixd got = s.forward(x);
+    for (mint::index i = 0; i < x.rows(); ++i) {
+      const double mu = x.row(i).mean();
+      const double std = std::sqrt((x.row(i).array() - mu).square().sum() / double(x.cols() - 1));
+      const Eigen::RowVectorXd xn = (x.row(i).array() - mu) / (std + 1e-5);
+      Eigen::RowVectorXd pre = (xn - s.b_dec().transpose()) * s.W_enc() + s.b_enc().transpose();
+      if (arch == sae_architecture::topk) {  // keep the 4 largest, then relu
+        Eigen::RowVectorXd sorted = pre;
+        std::sort(sorted.data(), sorted.data() + sorted.size(), std::greater<>());
+        for (auto& v : pre) v = v >= sorted(3) ? v : 0.0;
+      }
+      const Eigen::RowVectorXd z = pre.cwiseMax(0.0);
+      const Eigen::RowVectorXd y = z * s.W_dec() + s.b_dec().transpose();
+      const Eigen::RowVectorXd expected = (y.array() * std + mu).matrix();
+      CHECK((got.row(i) - expected).cwiseAbs().maxCoeff() < 1e-12);
+    }
+  }
 }
 
 TEST_CASE("bad SAE input gives mint errors") {

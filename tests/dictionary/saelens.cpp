@@ -48,7 +48,8 @@ TEST_CASE("folders written by Python code following SAELens's layout load and ru
                {"gated", sae_architecture::gated},       {"no_b_dec_input", sae_architecture::relu},
                {"constant_norm_rescale", sae_architecture::jumprelu},
                {"layer_norm", sae_architecture::relu},    {"expected_average", sae_architecture::relu},
-               {"bf16", sae_architecture::relu},          {"legacy_flat", sae_architecture::topk}};
+               {"bf16", sae_architecture::relu},          {"legacy_flat", sae_architecture::topk},
+               {"legacy_topk_standard", sae_architecture::topk}};
   for (const auto& c : cases) {
     CAPTURE(c.folder);
     const auto loaded = dict::read_saelens<float>(root / c.folder);
@@ -79,11 +80,73 @@ TEST_CASE("a pre-6 flat config is read in v6's layout, and its metadata moves un
   CHECK(loaded.config["finetuning_scaling_factor"] == false);  // a key mint does not use, kept
 }
 
+TEST_CASE("a legacy TopK config with architecture \"standard\" loads as TopK, as SAELens 6.12.3 on converts it") {
+  // SAELens 4.x wrote TopK SAEs as architecture "standard" with activation_fn_str "topk" and
+  // activation_fn_kwargs.k; SAELens's pre-6 conversion makes them TopK even though
+  // architecture is present. Read as ReLU, every latent with a positive pre-activation fires.
+  const auto loaded = dict::read_saelens<float>(python_folders() / "legacy_topk_standard");
+  REQUIRE(loaded.sae.architecture() == sae_architecture::topk);
+  CHECK(loaded.sae.options().k == 6);
+  CHECK(loaded.config["architecture"] == "topk");
+  CHECK(loaded.config["k"] == 6);
+  CHECK(loaded.hook_name() == "blocks.2.hook_resid_post");
+  // Written back, it stays TopK in v6's layout, with a version SAELens reads as v6.
+  const fs::path folder = scratch("legacy_topk");
+  dict::write_saelens(folder, loaded);
+  const auto written = mint::read_json((folder / "cfg.json").string());
+  CHECK(written["architecture"] == "topk");
+  CHECK(written["k"] == 6);
+  CHECK(dict::detail::saelens_major_version(written["metadata"]["sae_lens_version"]) >= 6);
+  CHECK(dict::read_saelens<float>(folder).sae.architecture() == sae_architecture::topk);
+  fs::remove_all(folder);
+}
+
+TEST_CASE("a pre-6 folder written back carries a v6 version, so SAELens keeps its metadata") {
+  // legacy_flat says sae_lens_version 3.4.0. Written back in v6's nested layout with that
+  // version, SAELens would take its pre-6 path, which rebuilds metadata from top-level keys
+  // only, and lose hook_name and model_name. (check_saelens_folders.py reads such a round
+  // trip by SAELens's rules.)
+  const auto loaded = dict::read_saelens<float>(python_folders() / "legacy_flat");
+  CHECK(loaded.config["metadata"]["sae_lens_version"] == "3.4.0");  // as read: the folder's own
+  const fs::path folder = scratch("legacy_round_trip");
+  dict::write_saelens(folder, loaded);
+  const auto written = mint::read_json((folder / "cfg.json").string());
+  CHECK(written["metadata"]["sae_lens_version"] == "6.0.0");
+  CHECK(!written.contains("sae_lens_version"));
+  CHECK(written["metadata"]["hook_name"] == "blocks.5.hook_resid_post");
+  CHECK(written["metadata"]["model_name"] == "gpt2-small");
+  CHECK(written["metadata"]["sae_lens_training_version"] == "3.4.0");  // other metadata kept
+  // A config that already says 6.x keeps its version.
+  auto v6 = loaded.config;
+  v6["metadata"]["sae_lens_version"] = "6.18.0";
+  dict::write_saelens(folder, loaded.sae, v6);
+  CHECK(mint::read_json((folder / "cfg.json").string())["metadata"]["sae_lens_version"] == "6.18.0");
+  fs::remove_all(folder);
+}
+
 TEST_CASE("sparsity.safetensors is read when present") {
   const auto loaded = dict::read_saelens<float>(python_folders() / "standard");
   REQUIRE(loaded.log_sparsity.size() == 40);
   for (const float s : loaded.log_sparsity) CHECK((s <= 0.0f && s >= -7.0f));
   CHECK(dict::read_saelens<float>(python_folders() / "topk").log_sparsity.empty());
+}
+
+TEST_CASE("a folder read and written back keeps its sparsity.safetensors") {
+  const auto loaded = dict::read_saelens<float>(python_folders() / "standard");
+  REQUIRE(loaded.log_sparsity.size() == 40);
+  const fs::path folder = scratch("sparsity_round_trip");
+  dict::write_saelens(folder, loaded);
+  REQUIRE(fs::exists(folder / "sparsity.safetensors"));
+  const auto back = dict::read_saelens<float>(folder);
+  CHECK(back.log_sparsity == loaded.log_sparsity);
+  CHECK(back.hook_name() == loaded.hook_name());
+  // Without sparsity, none is written (and a stale file from an earlier write is removed).
+  auto without = loaded;
+  without.log_sparsity.clear();
+  dict::write_saelens(folder, without);
+  CHECK(!fs::exists(folder / "sparsity.safetensors"));
+  CHECK(dict::read_saelens<float>(folder).log_sparsity.empty());
+  fs::remove_all(folder);
 }
 
 TEST_CASE("a folder mint writes reads back to the same SAE, with unknown keys and sparsity kept") {
@@ -134,6 +197,9 @@ TEST_CASE("BatchTopK is written as JumpReLU with its global threshold; the expec
   dict::write_saelens(folder, scaled);
   const auto unscaled = dict::read_saelens<float>(folder);
   CHECK(unscaled.sae.scaling_factor() == 1.0f);
+  // Folded in, the factor is gone: SAELens's fold_activation_norm_scaling_factor sets "none".
+  CHECK(unscaled.config["normalize_activations"] == "none");
+  CHECK(unscaled.sae.options().normalize_activations == dict::normalization::none);
   // Folding moves rounding around: float32, a few ulps of values ~1.
   CHECK((unscaled.sae.forward(x) - scaled.forward(x)).cwiseAbs().maxCoeff() < 1e-5f);
   CHECK((unscaled.sae.encode(x) - scaled.encode(x)).cwiseAbs().maxCoeff() < 1e-5f);
@@ -159,6 +225,14 @@ TEST_CASE("bad folders are clear errors") {
                        mint::format_error);
   rewrite_config(R"({"d_in": 4, "d_sae": 5, "architecture": "jumprelu", "metadata": {"sae_lens_version": "6.1.0"}})");
   CHECK_THROWS_WITH_AS(dict::read_saelens<float>(folder), doctest::Contains("has no tensor 'threshold'"), mint::format_error);
+  rewrite_config(R"({"d_in": 4, "d_sae": 5, "architecture": "standard", "activation_fn_str": "topk", "activation_fn_kwargs": {}})");
+  CHECK_THROWS_WITH_AS(dict::read_saelens<float>(folder), doctest::Contains("has a topk activation_fn without activation_fn_kwargs.k"),
+                       mint::format_error);
+  // SAELens reads the top-level sae_lens_version before metadata's: 5.0.0 here means a pre-6
+  // config, whose topk activation makes a TopK SAE.
+  rewrite_config(R"({"d_in": 4, "d_sae": 5, "architecture": "standard", "activation_fn_str": "topk",
+                     "activation_fn_kwargs": {"k": 2}, "sae_lens_version": "5.0.0", "metadata": {"sae_lens_version": "6.1.0"}})");
+  CHECK(dict::read_saelens<float>(folder).sae.architecture() == sae_architecture::topk);
   rewrite_config("[1, 2]");
   CHECK_THROWS_AS(dict::read_saelens<float>(folder), mint::format_error);
   rewrite_config("{\"d_in\": 4,");

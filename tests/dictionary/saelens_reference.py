@@ -1,9 +1,10 @@
 """SAELens's folder layout and forward pass, written from its documented rules (see
 ../shared/REFERENCES.md, "SAELens on disk") with NumPy only, so the tests need no
-torch or sae_lens: read_folder() loads a folder as SAELens v6 would (upgrading a
-flat pre-6 config), forward() runs its encode and decode in float64, and
-write_folder() writes a folder as SAELens saves one. Safetensors are read and
-written here by hand: an 8-byte little-endian header length, a JSON header, the data."""
+torch or sae_lens. The rules are SAELens 6.18's: read_folder() loads a folder as its
+loader does (upgrading a config without a version, or older than 6.0.0, from the flat
+pre-6 layout), forward() runs its encode and decode in float64, and check_layout() checks
+a folder against what the loader insists on. Safetensors are read and written here by
+hand: an 8-byte little-endian header length, a JSON header, the data."""
 
 import json
 import os
@@ -50,24 +51,42 @@ def read_safetensors(path):
     return out
 
 
+# The keys SAELens's pre-6 conversion gathers under "metadata" (its LLM_METADATA_KEYS, 6.18).
+METADATA_KEYS = ["model_name", "hook_name", "model_class_name", "hook_head_index", "model_from_pretrained_kwargs",
+                 "prepend_bos", "exclude_special_tokens", "neuronpedia_id", "context_size", "seqpos_slice",
+                 "dataset_path", "sae_lens_version", "sae_lens_training_version"]
+
+
+def version_of(cfg):
+    """SAELens's reading of a config's version: the top-level key first, then metadata's."""
+    version = cfg.get("sae_lens_version")
+    if not version and isinstance(cfg.get("metadata"), dict):
+        version = cfg["metadata"].get("sae_lens_version")
+    return version
+
+
 def upgrade(cfg):
-    """A flat pre-6 config in v6's names, as SAELens's loader converts it."""
-    version = cfg.get("metadata", {}).get("sae_lens_version", cfg.get("sae_lens_version"))
-    if version is not None and int(str(version).split(".")[0]) >= 6:
+    """A config in v6's names, by SAELens 6.18's rules (handle_config_defaulting): a config
+    without a version, or older than 6.0.0, is converted from the flat pre-6 layout, and its
+    metadata is rebuilt from the top-level keys alone (a nested "metadata" is not read)."""
+    version = version_of(cfg)
+    if version and int(str(version).split(".")[0]) >= 6:
         return cfg
-    cfg = dict(cfg)
-    for old, new in [("hook_point", "hook_name"), ("hook_point_head_index", "hook_head_index"),
-                     ("activation_fn_str", "activation_fn")]:
-        if old in cfg:
-            cfg.setdefault(new, cfg.pop(old))
-    if "architecture" not in cfg:
-        if cfg.get("activation_fn") == "topk":
-            cfg["architecture"], cfg["k"] = "topk", cfg["activation_fn_kwargs"]["k"]
-        else:
-            cfg["architecture"] = "standard"
+    renames = {"hook_point": "hook_name", "hook_point_head_index": "hook_head_index",
+               "activation_fn_str": "activation_fn"}
+    cfg = {renames.get(k, k): v for k, v in cfg.items()}
     cfg.setdefault("apply_b_dec_to_input", True)
+    cfg.setdefault("architecture", "standard")
+    # Since 6.12.3: a topk activation with a k makes a TopK SAE, whatever architecture says
+    # (SAELens 4.x wrote TopK SAEs as architecture "standard").
+    kwargs = cfg.get("activation_fn_kwargs") or {}
+    if cfg.get("activation_fn") == "topk" and kwargs.get("k") is not None:
+        cfg["architecture"], cfg["k"] = "topk", kwargs["k"]
     if isinstance(cfg.get("normalize_activations"), bool):
         cfg["normalize_activations"] = "expected_average_only_in" if cfg["normalize_activations"] else "none"
+    if cfg.get("normalize_activations") is None:
+        cfg["normalize_activations"] = "none"
+    cfg["metadata"] = {k: v for k, v in cfg.items() if k in METADATA_KEYS}
     return cfg
 
 
@@ -79,6 +98,12 @@ def read_folder(folder):
     return cfg, weights
 
 
+def read_sparsity(folder):
+    """sparsity.safetensors' log10 firing frequencies, or None when the folder has none."""
+    path = os.path.join(folder, "sparsity.safetensors")
+    return read_safetensors(path)["sparsity"] if os.path.exists(path) else None
+
+
 def forward(cfg, w, x):
     """SAELens v6's encode and decode in float64: (codes, reconstruction)."""
     x = np.asarray(x, np.float64)
@@ -87,9 +112,10 @@ def forward(cfg, w, x):
         scale = np.sqrt(x.shape[1]) / np.linalg.norm(x, axis=1, keepdims=True)
         x = x * scale
     elif mode == "layer_norm":
+        # In: (x - mu) / (std + 1e-5), std with n - 1; out: y * std + mu, no epsilon (its ln_std).
         mu = x.mean(axis=1, keepdims=True)
-        std = x.std(axis=1, ddof=1, keepdims=True) + 1e-5
-        x = (x - mu) / std
+        std = (x - mu).std(axis=1, ddof=1, keepdims=True)
+        x = (x - mu) / (std + 1e-5)
     sae_in = x - w["b_dec"] if cfg.get("apply_b_dec_to_input", True) else x
     arch = cfg["architecture"]
     if arch == "gated":

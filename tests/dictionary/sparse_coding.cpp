@@ -95,6 +95,70 @@ TEST_CASE("omp with a tolerance alone can use as many atoms as the signal has di
   CHECK((c.array() != 0).rowwise().count().minCoeff() > 64);
 }
 
+TEST_CASE("float32 omp with a budget near the signal's dimension agrees with double") {
+  // 3-sparse signals over 128 random unit atoms in 64 dimensions, asked for d - 1, d and
+  // d + 1 atoms. Once the 3 true atoms are in, the residual is rounding noise (about 1e-7
+  // of ||x|| in float, 1e-16 in double); picking atoms to fit it once made float32 return
+  // codes up to 94 (true values at most 1.5) and pick 65 atoms in 64 dimensions, and made
+  // double pick 65 too. The pursuit now stops there in both types: the 3 true atoms, values
+  // within 1e-5 of the truth in float (as at k = 3 above) and 1e-12 in double.
+  const mint::index atoms = 128, dims = 64, n = 300;
+  const mint::matrixd dd = unit_dictionary<double>(atoms, dims, 1);
+  const mint::matrixd cd = sparse_codes<double>(n, atoms, 3, 2);
+  const mint::matrixd xd = cd * dd;
+  const mint::matrixf df = dd.cast<float>(), xf = xd.cast<float>();
+  for (const mint::index budget : {dims - 1, dims, dims + 1}) {
+    CAPTURE(budget);
+    const mint::matrixd got_d = md::omp(xd, dd, {.nonzeros = budget});
+    const mint::matrixf got_f = md::omp(xf, df, {.nonzeros = budget});
+    CHECK((got_d - cd).cwiseAbs().maxCoeff() < 1e-12);
+    CHECK((got_f.cast<double>() - cd).cwiseAbs().maxCoeff() < 1e-5);
+    CHECK((got_f.cast<double>() - got_d).cwiseAbs().maxCoeff() < 1e-5);
+    CHECK((got_f.array() != 0).rowwise().count().maxCoeff() == 3);
+  }
+
+  // Dense signals: every pick is real signal until the atoms span x (64 of them). Float and
+  // double may pick different atoms near the end (near-ties), so compare what does not
+  // depend on the choice: never more atoms than dimensions, an exact fit from d atoms on
+  // (residual at rounding level: 1e-4 of ||x|| in float, measured 1e-5; 1e-10 in double),
+  // and codes of the same size (measured: the largest |code| agrees to 1e-5; once 94 in float).
+  mint::matrixd x(50, dims);
+  mint::rng(4).fill_normal(x);
+  const mint::matrixf xf_dense = x.cast<float>();
+  for (const mint::index budget : {dims - 1, dims, dims + 1}) {
+    CAPTURE(budget);
+    const mint::matrixd got_d = md::omp(x, dd, {.nonzeros = budget});
+    const mint::matrixf got_f = md::omp(xf_dense, df, {.nonzeros = budget});
+    CHECK((got_d.array() != 0).rowwise().count().maxCoeff() == std::min(budget, dims));
+    CHECK((got_f.array() != 0).rowwise().count().maxCoeff() <= dims);
+    CHECK(std::abs(got_f.cwiseAbs().maxCoeff() - got_d.cwiseAbs().maxCoeff()) < 1e-3 * got_d.cwiseAbs().maxCoeff());
+    if (budget >= dims) {
+      const mint::vectord norms = x.rowwise().norm();
+      CHECK(((x - got_d * dd).rowwise().norm().array() / norms.array()).maxCoeff() < 1e-10);
+      CHECK((((xf_dense - got_f * df).rowwise().norm()).cast<double>().array() / norms.array()).maxCoeff() < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("omp refuses a budget larger than the number of atoms, as scikit-learn does") {
+  // scikit-learn raises "The number of atoms cannot be more than the number of features"
+  // (its features are our atoms); mint throws an argument_error naming the budget.
+  const mint::matrixd d = unit_dictionary<double>(10, 4, 5);
+  mint::matrixd x(3, 4);
+  mint::rng(6).fill_normal(x);
+  CHECK_THROWS_WITH_AS(md::omp(x, d, {.nonzeros = 11}),
+                       doctest::Contains("mint::dictionary::omp: options.nonzeros is 11; needs at most 10, the number of atoms"),
+                       mint::argument_error);
+  const mint::matrixd gram = d * d.transpose(), correlations = x * d.transpose();
+  CHECK_THROWS_WITH_AS(md::omp_gram(gram, correlations, {.nonzeros = 11}),
+                       doctest::Contains("mint::dictionary::omp_gram: options.nonzeros is 11; needs at most 10"),
+                       mint::argument_error);
+  // All the atoms is allowed; in 4 dimensions the pursuit stops at 4 (the atoms span x).
+  const mint::matrixd all = md::omp(x, d, {.nonzeros = 10});
+  CHECK((all.array() != 0).rowwise().count().maxCoeff() == 4);
+  CHECK((x - all * d).cwiseAbs().maxCoeff() < 1e-12);
+}
+
 TEST_CASE("omp refuses bad input with clear errors") {
   const mint::matrixf d = unit_dictionary(10, 4, 5);
   mint::matrixf x(3, 4);

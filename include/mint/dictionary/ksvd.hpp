@@ -180,6 +180,7 @@ inline void check_ksvd_options(const char* function, const ksvd_options& options
   if (options.atoms < 1)
     throw argument_error(function, "options.atoms", mint::detail::str("is ", options.atoms), "needs K >= 1 atoms");
   check_omp_options(function, {.nonzeros = options.nonzeros, .tolerance = options.tolerance});
+  check_omp_budget(function, "options.nonzeros", options.nonzeros, options.atoms);
   if (options.iterations < 0)
     throw argument_error(function, "options.iterations", mint::detail::str("is ", options.iterations), "needs >= 0");
   if (n < 1 || dims < 1)

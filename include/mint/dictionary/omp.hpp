@@ -1,6 +1,8 @@
 // Orthogonal matching pursuit, batched: for each signal x, greedily pick the atom
 // most correlated with the residual, refit x on the atoms picked so far by least
-// squares, stop at `nonzeros` atoms or when ||x - c D||^2 <= tolerance. Batch-OMP
+// squares, stop at `nonzeros` atoms or when ||x - c D||^2 <= tolerance (or earlier, when
+// the residual's correlations are rounding noise or the next atom is in the span of those
+// picked, both judged relative to machine epsilon). Batch-OMP
 // (Rubinstein, Zibulevsky and Elad 2008; scikit-learn's orthogonal_mp_gram):
 // everything runs on G = D D^T and D x, with the Cholesky factor of G[I, I] grown
 // one row per atom. Cost: O(n d K) for X D^T (one GEMM), O(K^2 d) for G, then
@@ -30,12 +32,26 @@ struct omp_options {
 
 namespace detail {
 
+/// OMP stops when the best correlation with the residual is at most this many machine epsilons
+/// of the largest correlation with the signal (rounding noise: the signal is reproduced).
+inline constexpr double omp_noise_correlation = 10;
+/// OMP leaves out an atom whose new Cholesky pivot is at most this many machine epsilons of its
+/// squared norm (in the span of the atoms picked, to rounding), as LARS does.
+inline constexpr double omp_dependent_pivot = 100;
+
 inline void check_omp_options(const char* function, const omp_options& options) {
   if (options.nonzeros < 0 || options.tolerance < 0 || !std::isfinite(options.tolerance) ||
       (options.nonzeros == 0 && options.tolerance == 0))
     throw argument_error(function, "options",
                          mint::detail::str("has nonzeros ", options.nonzeros, " and tolerance ", options.tolerance),
                          "needs nonzeros > 0 or tolerance > 0 (both >= 0)");
+}
+
+/// As scikit-learn: a budget above the number of atoms K is an error, not a silent K.
+inline void check_omp_budget(const char* function, const char* name, index nonzeros, index atoms) {
+  if (nonzeros > atoms)
+    throw argument_error(function, name, mint::detail::str("is ", nonzeros),
+                         mint::detail::str("needs at most ", atoms, ", the number of atoms (rows of the dictionary)"));
 }
 
 /// One signal's Batch-OMP state, sized once per thread.
@@ -56,6 +72,13 @@ public:
     const T tiny = std::numeric_limits<T>::min();
     support_.clear();
     alpha_ = correlations.transpose();
+    // Both stopping thresholds are relative, so float and double stop at the same point:
+    // a correlation at or below `noise` is rounding error of D x - G gamma, not signal (the
+    // atoms picked already reproduce x), and an atom whose new Cholesky pivot, its squared
+    // distance to the span of those picked, is at or below dependent_pivot times its squared
+    // norm is in that span to rounding (LARS's threshold; scikit-learn compares with eps).
+    const T eps = std::numeric_limits<T>::epsilon();
+    const T noise = omp_noise_correlation * eps * alpha_.cwiseAbs().maxCoeff();
     double residual2 = norm2, delta = 0;
     index k = 0;
     if (tolerance > 0 && residual2 <= tolerance) max_picks = 0;
@@ -63,8 +86,8 @@ public:
       index pick = 0;
       alpha_.cwiseAbs().maxCoeff(&pick);
       // A picked atom is orthogonal to the residual: picking it again (or an atom with no
-      // correlation at all) means the residual lies outside the span of what is left.
-      if (picked_[std::size_t(pick)] || alpha_(pick) * alpha_(pick) < tiny) break;
+      // correlation beyond rounding) means the residual lies outside the span of what is left.
+      if (picked_[std::size_t(pick)] || alpha_(pick) * alpha_(pick) < tiny || std::abs(alpha_(pick)) <= noise) break;
       const T g = gram(pick, pick);
       if (k == 0) {
         if (!(g > tiny)) break;
@@ -75,7 +98,7 @@ public:
         for (index i = 0; i < k; ++i) w(i) = gram(pick, support_[std::size_t(i)]);
         cholesky_.topLeftCorner(k, k).template triangularView<Eigen::Lower>().solveInPlace(w);
         const T diagonal = g - w.squaredNorm();
-        if (!(diagonal > tiny)) break;  // the atom is (numerically) in the span of those picked
+        if (!(diagonal > omp_dependent_pivot * eps * g)) break;  // (numerically) in the span of those picked
         cholesky_.row(k).head(k) = w.transpose();
         cholesky_(k, k) = std::sqrt(diagonal);
       }
@@ -143,6 +166,8 @@ template <class T, class X, class D>
 void omp_into(const X& x, const D& dictionary, matrix_map<T> codes, const omp_options& options) {
   constexpr const char* function = "mint::dictionary::omp";
   check_omp_options(function, options);
+  const auto dv = mint::view(dictionary);
+  if (dv.rank() == 2) check_omp_budget(function, "options.nonzeros", options.nonzeros, dv.extent(0));
   with_products<T>(function, x, dictionary, [&](const auto& gram, const auto& correlations, const auto& xm) {
     vector<T> norms2;
     if (options.tolerance > 0) norms2 = xm.rowwise().squaredNorm();
@@ -188,6 +213,7 @@ matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, cons
   const auto gv = mint::view(gram);
   const auto cv = mint::view(correlations);
   detail::check_gram_products(function, gv, cv);
+  detail::check_omp_budget(function, "options.nonzeros", options.nonzeros, gv.extent(0));
   const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
   matrix<T> codes(cv.extent(0), g.rows());
   detail::with_matrix_of<T>(function, "correlations", cv,
@@ -206,6 +232,7 @@ matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, cons
   const auto cv = mint::view(correlations);
   const auto nv = mint::view(squared_norms);
   detail::check_gram_products(function, gv, cv);
+  detail::check_omp_budget(function, "options.nonzeros", options.nonzeros, gv.extent(0));
   detail::check_squared_norms(function, nv, cv.extent(0));
   const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
   const vector<T> norms2 = as_vector(nv).template cast<T>();

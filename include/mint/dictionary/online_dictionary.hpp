@@ -68,16 +68,7 @@ public:
     if (xv.extent(0) < 1 || xv.extent(1) < 1)
       throw shape_error(function, "x", mint::detail::str("has extents ", mint::detail::shape_string(xv.extents())),
                         "needs at least one signal of at least one dimension");
-    const matrixd xd = detail::finite_copy<double>(function, "x", xv);
-    // X^T X = V S^2 V^T: the right singular vectors with the squared singular values.
-    Eigen::SelfAdjointEigenSolver<matrixd> eigen(xd.transpose() * xd);
-    const index dims = xd.cols(), rank = std::min(xd.rows(), dims);
-    dictionary_.setZero(options_.atoms, dims);
-    for (index k = 0; k < std::min(rank, options_.atoms); ++k) {
-      const double s = std::sqrt(std::max(0.0, eigen.eigenvalues()(dims - 1 - k)));
-      dictionary_.row(k) = (s * eigen.eigenvectors().col(dims - 1 - k)).transpose().template cast<T>();
-    }
-    reset_statistics();
+    initialize_from(detail::finite_copy<double>(function, "x", xv));
   }
 
   /// Starts from a given dictionary ([K, d]), as scikit-learn's dict_init.
@@ -107,8 +98,10 @@ public:
     return step(signals("mint::dictionary::online_dictionary::partial_fit", "batch", batch));
   }
 
-  /// Learns from x ([n, d]): the dictionary set or initialized before (else initialize(x)),
+  /// Learns from x ([n, d]): the dictionary set or learned before (else initialize(x)),
   /// statistics reset, then epochs * ceil(n / batch_size) steps over the (shuffled) signals.
+  /// Unlike scikit-learn's fit, which starts afresh, this continues from the current
+  /// dictionary: call initialize(x) or set_dictionary() first to restart.
   template <tensor X>
   void fit(const X& x) {
     matrix<T> data = signals("mint::dictionary::online_dictionary::fit", "x", x);
@@ -155,14 +148,31 @@ public:
 
 private:
   // The signals as an owned copy in T, checked; initializes the dictionary from them when unset.
+  // Errors name `function`, the one the caller called, also when it initializes.
   template <tensor X>
   matrix<T> signals(const char* function, const char* name, const X& x) {
     const auto xv = mint::view(x);
     detail::check_rank2(function, name, xv);
     if (xv.extent(0) < 1) throw shape_error(function, name, "has no rows", "needs at least one signal");
-    if (dictionary_.size() == 0) initialize(x);
+    if (dictionary_.size() == 0) {
+      if (xv.extent(1) < 1) throw shape_error(function, name, "has no columns", "needs signals of at least one dimension");
+      initialize_from(detail::finite_copy<double>(function, name, xv));
+    }
     detail::check_rank2(function, name, xv, dictionary_.cols(), "the columns (dimensions) of the dictionary");
     return detail::finite_copy<T>(function, name, xv);
+  }
+
+  // The top right singular vectors of x times their singular values; statistics reset.
+  void initialize_from(const matrixd& xd) {
+    // X^T X = V S^2 V^T: the right singular vectors with the squared singular values.
+    Eigen::SelfAdjointEigenSolver<matrixd> eigen(xd.transpose() * xd);
+    const index dims = xd.cols(), rank = std::min(xd.rows(), dims);
+    dictionary_.setZero(options_.atoms, dims);
+    for (index k = 0; k < std::min(rank, options_.atoms); ++k) {
+      const double s = std::sqrt(std::max(0.0, eigen.eigenvalues()(dims - 1 - k)));
+      dictionary_.row(k) = (s * eigen.eigenvectors().col(dims - 1 - k)).transpose().template cast<T>();
+    }
+    reset_statistics();
   }
 
   lasso_options coding() const {

@@ -39,7 +39,7 @@ enum class normalization : std::uint8_t {
   none,
   expected_average_only_in,  ///< x * scaling_factor, chosen so E||x||^2 = d_in; decode divides
   constant_norm_rescale,     ///< each row x * sqrt(d_in) / ||x||; decode divides by the same factor
-  layer_norm                 ///< each row (x - mean) / (std + 1e-5), std with n-1; decode y * (std + 1e-5) + mean
+  layer_norm                 ///< each row (x - mean) / (std + 1e-5), std with n-1; decode y * std + mean (SAELens's ln_std)
 };
 
 /// The shape and rule of an SAE.
@@ -80,7 +80,7 @@ struct sae_loss {
 /// Per-row statistics of a row-wise normalization, kept from encode to decode.
 template <class T>
 struct row_scaling {
-  vector<T> scale;  ///< constant_norm_rescale: sqrt(d)/||x||; layer_norm: std + eps
+  vector<T> scale;  ///< constant_norm_rescale: sqrt(d)/||x||; layer_norm: std (inputs are divided by std + 1e-5)
   vector<T> shift;  ///< layer_norm: the row mean
 };
 
@@ -254,8 +254,8 @@ public:
           const double mean = xn.row(i).template cast<double>().mean();
           const double var = d > 1 ? (xn.row(i).template cast<double>().array() - mean).square().sum() / double(d - 1) : 0.0;
           rows.shift(i) = T(mean);
-          rows.scale(i) = T(std::sqrt(var) + 1e-5);
-          xn.row(i) = (xn.row(i).array() - rows.shift(i)) / rows.scale(i);
+          rows.scale(i) = T(std::sqrt(var));
+          xn.row(i) = (xn.row(i).array() - rows.shift(i)) / T(std::sqrt(var) + 1e-5);
         }
         break;
     }
@@ -270,6 +270,7 @@ public:
         for (index i = 0; i < y.rows(); ++i) y.row(i) /= rows.scale(i);
         break;
       case normalization::layer_norm:
+        // SAELens undoes with the standard deviation alone (ln_std), not the std + 1e-5 divided by.
         for (index i = 0; i < y.rows(); ++i) y.row(i) = y.row(i).array() * rows.scale(i) + rows.shift(i);
         break;
     }

@@ -1,7 +1,8 @@
-// SAEs in SAELens's folder layout: cfg.json and sae_weights.safetensors (and
-// sparsity.safetensors when present), v6 configs with a metadata object and the
-// flat configs written before v6. Every SAELens architecture; mint's BatchTopK is
-// written as JumpReLU with its global threshold. Unknown config keys are kept.
+// SAEs in SAELens's folder layout, by SAELens 6.18's rules: cfg.json and
+// sae_weights.safetensors (and sparsity.safetensors when present), v6 configs with a
+// metadata object and the flat configs written before v6. Every SAELens architecture;
+// mint's BatchTopK is written as JumpReLU with its global threshold. Unknown config
+// keys are kept.
 // Cost: one read or write of the weights.
 #pragma once
 
@@ -65,7 +66,21 @@ inline int saelens_major_version(const json& version) {
   return i == 0 ? 0 : major;
 }
 
-/// A pre-6 flat config renamed into v6's layout (SAELens's own conversion rules).
+/// The version SAELens reads a config as: the top-level sae_lens_version, else metadata's
+/// (SAELens 6.18's handle_config_defaulting). Null when neither is set.
+inline json saelens_version(const json& cfg) {
+  const auto set = [](const json& v) { return !v.is_null() && v != json("") && v != json(false); };
+  const json top = cfg.value("sae_lens_version", json());
+  if (set(top)) return top;
+  const auto m = cfg.find("metadata");
+  if (m != cfg.end() && m->is_object()) {
+    const json nested = m->value("sae_lens_version", json());
+    if (set(nested)) return nested;
+  }
+  return json();
+}
+
+/// A pre-6 flat config renamed into v6's layout (SAELens 6.18's conversion rules).
 inline json saelens_upgrade(json cfg, const std::string& where) {
   const auto rename = [&](const char* from, const char* to) {
     if (cfg.contains(from)) {
@@ -77,20 +92,22 @@ inline json saelens_upgrade(json cfg, const std::string& where) {
   rename("hook_point_head_index", "hook_head_index");
   rename("hook_point_layer", "hook_layer");
   rename("activation_fn_str", "activation_fn");
-  if (!cfg.contains("architecture")) {
-    const bool topk = cfg.value("activation_fn", json()) == json("topk");
-    cfg["architecture"] = topk ? "topk" : "standard";
-    if (topk) {
-      const auto kwargs = cfg.value("activation_fn_kwargs", json::object());
-      if (!kwargs.is_object() || !kwargs.contains("k"))
-        throw format_error(saelens_read_fn, where, "has a topk activation_fn without activation_fn_kwargs.k",
-                           "needs k for a topk SAE");
-      cfg["k"] = kwargs["k"];
-    }
+  // A topk activation makes a TopK SAE whether or not architecture is present: SAELens 4.x
+  // wrote TopK SAEs as architecture "standard" with activation_fn_str "topk" (converted by
+  // SAELens since 6.12.3, "properly convert old SAELens TopK SAEs").
+  if (cfg.value("activation_fn", json()) == json("topk")) {
+    const auto kwargs = cfg.value("activation_fn_kwargs", json::object());
+    if (!kwargs.is_object() || !kwargs.contains("k") || kwargs["k"].is_null())
+      throw format_error(saelens_read_fn, where, "has a topk activation_fn without activation_fn_kwargs.k",
+                         "needs k for a topk SAE");
+    cfg["architecture"] = "topk";
+    cfg["k"] = kwargs["k"];
   }
+  if (!cfg.contains("architecture")) cfg["architecture"] = "standard";
   if (!cfg.contains("apply_b_dec_to_input")) cfg["apply_b_dec_to_input"] = true;
   if (cfg.contains("normalize_activations") && cfg["normalize_activations"].is_boolean())
     cfg["normalize_activations"] = cfg["normalize_activations"].get<bool>() ? "expected_average_only_in" : "none";
+  if (cfg.value("normalize_activations", json()).is_null()) cfg["normalize_activations"] = "none";
   json metadata = cfg.value("metadata", json::object());
   if (!metadata.is_object()) metadata = json::object();
   for (const auto& key : saelens_metadata_keys())
@@ -168,10 +185,7 @@ saelens_sae<T> read_saelens(const std::filesystem::path& folder) {
   json cfg = read_json(cfg_path);
   const std::string where = "file '" + cfg_path + "'";
   if (!cfg.is_object()) throw format_error(detail::saelens_read_fn, where, "is not a JSON object", "needs SAELens's cfg.json");
-  const json version = cfg.contains("metadata") && cfg["metadata"].is_object() && cfg["metadata"].contains("sae_lens_version")
-                           ? cfg["metadata"]["sae_lens_version"]
-                           : cfg.value("sae_lens_version", json());
-  if (detail::saelens_major_version(version) < 6) cfg = detail::saelens_upgrade(std::move(cfg), where);
+  if (detail::saelens_major_version(detail::saelens_version(cfg)) < 6) cfg = detail::saelens_upgrade(std::move(cfg), where);
 
   sae_options options;
   options.d_in = detail::saelens_size(cfg, "d_in", where);
@@ -234,10 +248,12 @@ saelens_sae<T> read_saelens(const std::filesystem::path& folder) {
 }
 
 /// Writes `sae` as a SAELens v6 folder (created if needed): cfg.json from `config` (its other
-/// keys kept, the SAE's own keys set from the SAE) and sae_weights.safetensors in float32, plus
-/// sparsity.safetensors when `log_sparsity` is given. BatchTopK is written as JumpReLU with the
-/// global threshold for every latent; an expected_average_only_in factor is folded into the
-/// weights, as SAELens does before saving. Each file is written whole or not at all, weights first.
+/// keys kept, the SAE's own keys set from the SAE, metadata.sae_lens_version at least 6.0.0)
+/// and sae_weights.safetensors in float32, plus sparsity.safetensors when `log_sparsity` is
+/// given (without it, a sparsity.safetensors already in the folder is removed). BatchTopK is
+/// written as JumpReLU with the global threshold for every latent; an expected_average_only_in
+/// factor is folded into the weights and the mode written as "none", as SAELens's own fold
+/// does. Each file is written whole or not at all, weights first.
 template <class T>
 void write_saelens(const std::filesystem::path& folder, const basic_sae<T>& sae, json config = json::object(),
                    std::span<const float> log_sparsity = {}) {
@@ -276,7 +292,12 @@ void write_saelens(const std::filesystem::path& folder, const basic_sae<T>& sae,
   config["dtype"] = "float32";
   if (!config.contains("device")) config["device"] = "cpu";
   config["apply_b_dec_to_input"] = sae.options().apply_b_dec_to_input;
-  config["normalize_activations"] = detail::saelens_normalization_name(sae.options().normalize_activations);
+  // A folded expected_average_only_in factor leaves nothing to scale: SAELens's
+  // fold_activation_norm_scaling_factor sets "none" too.
+  const auto mode = sae.options().normalize_activations == normalization::expected_average_only_in
+                        ? normalization::none
+                        : sae.options().normalize_activations;
+  config["normalize_activations"] = detail::saelens_normalization_name(mode);
   switch (arch) {
     case sae_architecture::relu: config["architecture"] = "standard"; break;
     case sae_architecture::topk: config["architecture"] = "topk"; break;
@@ -292,7 +313,13 @@ void write_saelens(const std::filesystem::path& folder, const basic_sae<T>& sae,
     config.erase("rescale_acts_by_decoder_norm");
   }
   if (!config.contains("metadata") || !config["metadata"].is_object()) config["metadata"] = json::object();
-  if (!config["metadata"].contains("sae_lens_version")) config["metadata"]["sae_lens_version"] = "6.0.0";
+  // The layout is v6's, so the version must be too: SAELens reads a config whose version is
+  // below 6.0.0 (a pre-6 folder's own, read and written back) as a flat pre-6 one, rebuilding
+  // metadata from top-level keys and losing hook_name and model_name. SAELens reads a
+  // top-level sae_lens_version first, so none is left there.
+  config.erase("sae_lens_version");
+  if (detail::saelens_major_version(config["metadata"].value("sae_lens_version", json())) < 6)
+    config["metadata"]["sae_lens_version"] = "6.0.0";
 
   std::error_code error;
   std::filesystem::create_directories(folder, error);
@@ -300,10 +327,20 @@ void write_saelens(const std::filesystem::path& folder, const basic_sae<T>& sae,
     throw argument_error(fn, "folder", "'" + folder.string() + "' cannot be created (" + error.message() + ")",
                          "needs a path where a folder can be made");
   write_safetensors((folder / "sae_weights.safetensors").string(), tensors);
-  if (!log_sparsity.empty())
-    write_safetensors((folder / "sparsity.safetensors").string(),
-                      {{"sparsity", array_ref(dtype::float32, {m}, log_sparsity.data())}});
+  const auto sparsity_path = folder / "sparsity.safetensors";
+  if (!log_sparsity.empty()) {
+    write_safetensors(sparsity_path.string(), {{"sparsity", array_ref(dtype::float32, {m}, log_sparsity.data())}});
+  } else {
+    // One left by an earlier write would describe other weights.
+    std::filesystem::remove(sparsity_path, error);
+  }
   write_json((folder / "cfg.json").string(), config);
+}
+
+/// Writes what read_saelens read (after any changes to it): its SAE, its config and its sparsity.
+template <class T>
+void write_saelens(const std::filesystem::path& folder, const saelens_sae<T>& loaded) {
+  write_saelens(folder, loaded.sae, loaded.config, std::span<const float>(loaded.log_sparsity));
 }
 
 }  // namespace mint::dictionary
