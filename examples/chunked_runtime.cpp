@@ -15,7 +15,8 @@ public:
   using scalar_type = float;
 
   elman_rnn(int vocab, int width, std::uint64_t seed)
-      : embed_(vocab, width), w_x_(width, width), w_h_(width, width), w_out_(width, vocab), b_(width) {
+      : embed_(vocab, width), w_x_(width, width), w_h_(width, width), w_out_(width, vocab), b_(width),
+        sequence_(/*context=*/0, vocab) {
     mint::rng r(seed);
     r.fill_normal(embed_);
     r.fill_normal(w_x_, 0.0, 1.0 / std::sqrt(width));
@@ -35,24 +36,21 @@ public:
 
   const mint::site_table& sites() const { return sites_; }
 
-  // The incremental capability: mint::incremental_runtime.
-  void reset() { position_ = 0; }
-  mint::index cached_positions() const { return position_; }
+  // The incremental capability: mint::incremental_runtime. mint::chunked_sequence keeps the
+  // bookkeeping (where the next chunk starts, each row's absolute length, the checks).
+  void reset() { sequence_.reset(); }
+  mint::index cached_positions() const { return sequence_.next_position(); }
 
   mint::tensor_view<const float> forward_chunk(const mint::token_batch& chunk, mint::hook_set<float>& hooks) {
-    const mint::index B = chunk.batch(), n = chunk.positions(), d = embed_.cols(), t0 = position_;
-    if (t0 == 0) {
-      state_ = mint::matrixf::Zero(B, d);
-      lengths_.assign(chunk.lengths().begin(), chunk.lengths().end());
-    } else {
-      for (mint::index b = 0; b < B; ++b)  // an open row grows; one that ended stays ended
-        if (lengths_[std::size_t(b)] == t0) lengths_[std::size_t(b)] = t0 + chunk.length(b);
-    }
+    const mint::index t0 = sequence_.append(chunk, "elman_rnn::forward_chunk");
+    const mint::index B = chunk.batch(), n = chunk.positions(), d = embed_.cols();
+    if (t0 == 0) state_ = mint::matrixf::Zero(B, d);
+    const auto lengths = sequence_.lengths();
     const mint::call_options at{.first_position = t0};  // where this chunk sits in the sequence
     x_.resize(B * n, d);
     for (mint::index b = 0; b < B; ++b)
       for (mint::index t = 0; t < n; ++t) x_.row(b * n + t) = embed_.row(chunk(b, t));
-    if (!hooks.call(embed_site_, view3(x_, B, n), lengths_, at)) return {};
+    if (!hooks.call(embed_site_, view3(x_, B, n), lengths, at)) return stopped(t0, n);
     h_.resize(B * n, d);
     mint::matrixf step(B, d);
     for (mint::index t = 0; t < n; ++t) {
@@ -60,14 +58,14 @@ public:
       step = (step * w_x_ + state_ * w_h_).rowwise() + b_.transpose();
       step = step.array().tanh().matrix();
       // One call per step, at absolute position t0 + t: a hook's change feeds the next step.
-      if (!hooks.call(h_site_, mint::tensor_view<float>(step.data(), {B, 1, d}), lengths_, {.first_position = t0 + t}))
-        return {};
+      if (!hooks.call(h_site_, mint::tensor_view<float>(step.data(), {B, 1, d}), lengths, {.first_position = t0 + t}))
+        return stopped(t0, n);
       state_ = step;
       for (mint::index b = 0; b < B; ++b) h_.row(b * n + t) = step.row(b);
     }
     logits_.noalias() = h_ * w_out_;
-    if (!hooks.call(logits_site_, view3(logits_, B, n), lengths_, at)) return {};
-    position_ = t0 + n;
+    if (!hooks.call(logits_site_, view3(logits_, B, n), lengths, at)) return stopped(t0, n);
+    sequence_.finish(t0, n, false);
     return mint::tensor_view<const float>(logits_.data(), {B, n, logits_.cols()});
   }
 
@@ -78,6 +76,11 @@ public:
   }
 
 private:
+  mint::tensor_view<const float> stopped(mint::index t0, mint::index n) {
+    sequence_.finish(t0, n, true);  // the state is incomplete: the next chunk needs reset()
+    return {};
+  }
+
   static mint::tensor_view<float> view3(mint::matrixf& m, mint::index B, mint::index n) {
     return mint::tensor_view<float>(m.data(), {B, n, mint::index(m.cols())});
   }
@@ -85,8 +88,7 @@ private:
   mint::matrixf embed_, w_x_, w_h_, w_out_;
   mint::vectorf b_;
   mint::matrixf x_, h_, logits_, state_;
-  std::vector<mint::index> lengths_;
-  mint::index position_ = 0;
+  mint::chunked_sequence sequence_;
   mint::site_table sites_;
   mint::site_id embed_site_, h_site_, logits_site_;
 };

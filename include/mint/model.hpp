@@ -1,5 +1,6 @@
 // The model layer: sites, hook sets, the runtime concepts, the activation
-// cache, metrics with gradients, the residual edge graph, and generation.
+// cache, metrics with gradients, the residual edge graph, generation, and the
+// bookkeeping of sequences evaluated in chunks.
 #pragma once
 
 #include "mint/model/cache.hpp"
@@ -8,4 +9,5 @@
 #include "mint/model/hooks.hpp"
 #include "mint/model/metrics.hpp"
 #include "mint/model/runtime.hpp"
+#include "mint/model/sequence.hpp"
 #include "mint/model/site.hpp"

@@ -25,6 +25,7 @@
 #include "mint/core/tensor_view.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/runtime.hpp"
+#include "mint/model/sequence.hpp"
 #include "mint/model/site.hpp"
 
 namespace mint::toy {
@@ -59,7 +60,7 @@ public:
   using scalar_type = T;
 
   /// A model of that shape with zero weights; see initialize().
-  explicit lstm(const lstm_config& config) : config_(config) {
+  explicit lstm(const lstm_config& config) : config_(config), sequence_(config.context, config.vocab) {
     config_.validate();
     declare_parameters();
     declare_sites();
@@ -93,11 +94,9 @@ public:
   /// hook stopped the pass. forward_chunk() may continue the sequence afterwards.
   tensor_view<const T> forward(const token_batch& tokens, hook_set<T>& hooks) {
     const char* fn = "mint::toy::lstm::forward";
-    check_hooks(hooks, fn);
-    check_tokens(tokens);
-    reset();
+    check_forward_hooks(hooks, *sites_, fn);
+    sequence_.start(tokens, fn);
     forward_done_ = false;
-    lengths_.assign(tokens.lengths().begin(), tokens.lengths().end());
     const auto logits = run(tokens, hooks);
     forward_done_ = !logits.empty();
     return logits;
@@ -109,13 +108,10 @@ public:
   }
 
   /// Forgets the sequence: h and c back to zero.
-  void reset() noexcept {
-    cached_ = 0;
-    chunk_stopped_ = false;
-  }
+  void reset() noexcept { sequence_.reset(); }
 
   /// Positions of the current sequence the state has consumed: where the next chunk starts.
-  index cached_positions() const noexcept { return cached_; }
+  index cached_positions() const noexcept { return sequence_.next_position(); }
 
   /// Runs the next chunk.positions() positions (absolute [t0, t0 + n), t0 = cached_positions())
   /// from the h and c the last chunk left; hooks see first_position t0 (t0 + t per step at the
@@ -125,20 +121,9 @@ public:
   /// There is no backward after a chunk.
   tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks) {
     const char* fn = "mint::toy::lstm::forward_chunk";
-    check_hooks(hooks, fn);
-    if (chunk_stopped_)
-      throw argument_error(fn, "model", "had its last chunk stopped by a hook, so its h and c are incomplete",
-                           "needs reset() before the next chunk");
-    check_chunk(chunk);
+    check_forward_hooks(hooks, *sites_, fn);
+    sequence_.append(chunk, fn);
     forward_done_ = false;
-    const index t0 = cached_;
-    if (t0 == 0) {
-      lengths_.assign(chunk.lengths().begin(), chunk.lengths().end());
-    } else {
-      // A row still open (every earlier chunk full) grows by its chunk length; an ended row stays ended.
-      for (index b = 0; b < chunk.batch(); ++b)
-        if (lengths_[std::size_t(b)] == t0) lengths_[std::size_t(b)] = t0 + chunk.length(b);
-    }
     return run(chunk, hooks);
   }
 
@@ -281,54 +266,6 @@ private:
 
   // ---- checks ------------------------------------------------------------------------
 
-  void check_hooks(const hook_set<T>& hooks, const char* fn) const {
-    if (hooks.sites() && hooks.sites() != sites_.get())
-      throw argument_error(fn, "hooks", "were made for another runtime's sites", "needs hook_set(model.sites())");
-    if (hooks.phase() != hook_phase::forward)
-      throw argument_error(fn, "hooks", "are gradient hooks", "needs a hook set for the forward phase");
-  }
-
-  void check_ids(const token_batch& tokens, const char* fn) const {
-    for (index b = 0; b < tokens.batch(); ++b)
-      for (index t = 0; t < tokens.positions(); ++t)
-        if (tokens(b, t) < 0 || tokens(b, t) >= config_.vocab)
-          throw argument_error(fn, "tokens", mint::detail::str("hold id ", tokens(b, t), " at [", b, ", ", t, "]"),
-                               mint::detail::str("needs ids in [0, ", config_.vocab, ")"));
-  }
-
-  void check_tokens(const token_batch& tokens) const {
-    const char* fn = "mint::toy::lstm::forward";
-    if (tokens.batch() < 1 || tokens.positions() < 1)
-      throw shape_error(fn, "tokens", mint::detail::str("are [", tokens.batch(), ", ", tokens.positions(), "]"),
-                        "needs at least one row of one token");
-    if (tokens.positions() > config_.context)
-      throw shape_error(fn, "tokens", mint::detail::str("have ", tokens.positions(), " positions"),
-                        mint::detail::str("needs at most the context, ", config_.context));
-    for (index b = 0; b < tokens.batch(); ++b)
-      if (tokens.length(b) < 1)
-        throw argument_error(fn, "tokens", mint::detail::str("row ", b, " has length 0"), "needs every row to hold a token");
-    check_ids(tokens, fn);
-  }
-
-  void check_chunk(const token_batch& chunk) const {
-    const char* fn = "mint::toy::lstm::forward_chunk";
-    if (chunk.batch() < 1 || chunk.positions() < 1)
-      throw shape_error(fn, "chunk", mint::detail::str("is [", chunk.batch(), ", ", chunk.positions(), "]"),
-                        "needs at least one row of one token");
-    if (cached_ > 0 && chunk.batch() != batch_)
-      throw shape_error(fn, "chunk", mint::detail::str("has ", chunk.batch(), " rows"),
-                        mint::detail::str("needs the sequence's ", batch_, " rows (reset() to start another)"));
-    if (cached_ + chunk.positions() > config_.context)
-      throw shape_error(fn, "chunk", mint::detail::str("has ", chunk.positions(), " positions after ", cached_, " cached"),
-                        mint::detail::str("needs at most the context, ", config_.context, ", in all"));
-    if (cached_ == 0)
-      for (index b = 0; b < chunk.batch(); ++b)
-        if (chunk.length(b) < 1)
-          throw argument_error(fn, "chunk", mint::detail::str("row ", b, " has length 0 in the first chunk"),
-                               "needs every row to start with a token");
-    check_ids(chunk, fn);
-  }
-
   // ---- forward -----------------------------------------------------------------------
 
   /// Calls the hooks at a site held in a [batch * pos, width] buffer: the whole chunk, or with
@@ -338,20 +275,20 @@ private:
     const index w = m.cols();
     if (t < 0) {
       const index extents[] = {batch_, positions_, w};
-      return hooks.call(id, tensor_view<T>(m.data(), extents), lengths_, {.first_position = first_});
+      return hooks.call(id, tensor_view<T>(m.data(), extents), sequence_.lengths(), {.first_position = first_});
     }
     const index extents[] = {batch_, 1, w}, strides[] = {positions_ * w, w, 1};
-    return hooks.call(id, tensor_view<T>(m.data() + t * w, extents, strides), lengths_, {.first_position = first_ + t});
+    return hooks.call(id, tensor_view<T>(m.data() + t * w, extents, strides), sequence_.lengths(), {.first_position = first_ + t});
   }
 
-  /// One chunk at absolute positions [cached_, cached_ + n) from the carried state; an empty view
+  /// One chunk at absolute positions [t0, t0 + n), t0 = cached_positions(), from the carried state; an empty view
   /// (and a model that refuses further chunks) when a hook stopped it.
   tensor_view<const T> run(const token_batch& tokens, hook_set<T>& hooks) {
     const index d = config_.d_model, V = config_.vocab, Hd = config_.d_hidden;
-    const bool fresh = cached_ == 0;
+    const bool fresh = sequence_.next_position() == 0;
     batch_ = tokens.batch();
     positions_ = tokens.positions();
-    first_ = cached_;
+    first_ = sequence_.next_position();
     ids_in_.assign(std::size_t(rows()), 0);
     for (index b = 0; b < batch_; ++b)
       for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
@@ -369,11 +306,8 @@ private:
       logits_.rowwise() += const_vector_map(p(unembed_b_), V);
       going = visit(hooks, ids_.logits, logits_);
     }
-    if (!going) {
-      chunk_stopped_ = true;
-      return {};
-    }
-    cached_ = first_ + positions_;
+    sequence_.finish(first_, positions_, !going);
+    if (!going) return {};
     return tensor_view<const T>(logits_.data(), {batch_, positions_, index(V)});
   }
 
@@ -411,7 +345,7 @@ private:
     }
     // Carry each row's state from its last valid position of the chunk; an ended row keeps its own.
     for (index b = 0; b < batch_; ++b) {
-      const index last = std::min(positions_, lengths_[std::size_t(b)] - first_) - 1;
+      const index last = std::min(positions_, sequence_.lengths()[std::size_t(b)] - first_) - 1;
       if (last < 0) continue;
       s.h0.row(b) = s.h.row(b * positions_ + last);
       s.c0.row(b) = s.c.row(b * positions_ + last);
@@ -495,10 +429,8 @@ private:
   // The last pass (a whole sequence or a chunk), kept for backward; buffers are reused across calls.
   index batch_ = 0, positions_ = 0;  // rows and positions of the last pass
   index first_ = 0;                  // absolute position of the pass's first position
-  index cached_ = 0;                 // positions of the sequence the state has consumed
-  bool chunk_stopped_ = false;       // a hook stopped the last pass: h and c are incomplete
+  chunked_sequence sequence_;        // row lengths and where the next chunk starts
   bool forward_done_ = false;
-  std::vector<index> lengths_;
   std::vector<token> ids_in_;
   matrix<T> embed_, logits_;
   std::vector<layer_state> states_;

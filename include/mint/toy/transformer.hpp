@@ -26,6 +26,7 @@
 #include "mint/model/graph.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/runtime.hpp"
+#include "mint/model/sequence.hpp"
 #include "mint/model/site.hpp"
 #include "mint/toy/detail/kernels.hpp"
 
@@ -75,7 +76,8 @@ public:
   using scalar_type = T;
 
   /// A model of that shape with zero weights (layer-norm gains one); see initialize().
-  explicit transformer(const transformer_config& config) : config_(config) {
+  explicit transformer(const transformer_config& config)
+      : config_(config), sequence_(config.context, config.vocab) {
     config_.validate();
     declare_parameters();
     declare_sites();
@@ -114,11 +116,9 @@ public:
   /// An empty view means a hook stopped the pass.
   /// It forgets any sequence built by forward_chunk().
   tensor_view<const T> forward(const token_batch& tokens, hook_set<T>& hooks) {
-    check_hooks(hooks, "mint::toy::transformer::forward");
-    check_tokens(tokens);
-    reset();
+    check_forward_hooks(hooks, *sites_, "mint::toy::transformer::forward");
+    sequence_.start(tokens, "mint::toy::transformer::forward");  // keeps no keys: the next chunk starts afresh
     forward_done_ = false;
-    lengths_.assign(tokens.lengths().begin(), tokens.lengths().end());
     prepare(tokens, 0, 0);
     const auto logits = run(hooks);
     forward_done_ = !logits.empty();
@@ -131,13 +131,10 @@ public:
   }
 
   /// Forgets the sequence forward_chunk() has built (its keys and values).
-  void reset() noexcept {
-    cached_ = 0;
-    chunk_stopped_ = false;
-  }
+  void reset() noexcept { sequence_.reset(); }
 
   /// Positions of the current sequence held in the KV cache: where the next chunk starts.
-  index cached_positions() const noexcept { return cached_; }
+  index cached_positions() const noexcept { return sequence_.next_position(); }
 
   /// Runs the next `chunk.positions()` positions of the sequence (positions [t0, t0 + n) with
   /// t0 = cached_positions()), attending to the keys and values kept from earlier chunks; hooks
@@ -148,29 +145,19 @@ public:
   /// forward() over the whole sequence to rounding. There is no backward after a chunk.
   tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks) {
     const char* fn = "mint::toy::transformer::forward_chunk";
-    check_hooks(hooks, fn);
-    if (chunk_stopped_)
-      throw argument_error(fn, "model", "had its last chunk stopped by a hook, so its KV cache is incomplete",
-                           "needs reset() before the next chunk");
-    check_chunk(chunk);
+    check_forward_hooks(hooks, *sites_, fn);
+    const index t0 = sequence_.append(chunk, fn);
     forward_done_ = false;
-    const index t0 = cached_;
     if (t0 == 0) {
-      lengths_.assign(chunk.lengths().begin(), chunk.lengths().end());
       states_.resize(std::size_t(config_.layers));
       for (auto& st : states_) {
         st.k_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
         st.v_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
       }
-    } else {
-      // A row still open (every earlier chunk full) grows by its chunk length; an ended row stays ended.
-      for (index b = 0; b < chunk.batch(); ++b)
-        if (lengths_[std::size_t(b)] == t0) lengths_[std::size_t(b)] = t0 + chunk.length(b);
     }
     prepare(chunk, t0, config_.context);
     const auto logits = run(hooks);
-    if (logits.empty()) chunk_stopped_ = true;
-    else cached_ = t0 + chunk.positions();
+    sequence_.finish(t0, chunk.positions(), logits.empty());
     return logits;
   }
 
@@ -408,55 +395,6 @@ private:
 
   // ---- forward -----------------------------------------------------------------------
 
-  void check_hooks(const hook_set<T>& hooks, const char* fn) const {
-    if (hooks.sites() && hooks.sites() != sites_.get())
-      throw argument_error(fn, "hooks", "were made for another runtime's sites", "needs hook_set(model.sites())");
-    if (hooks.phase() != hook_phase::forward)
-      throw argument_error(fn, "hooks", "are gradient hooks", "needs a hook set for the forward phase");
-  }
-
-  void check_ids(const token_batch& tokens, const char* fn) const {
-    for (index b = 0; b < tokens.batch(); ++b)
-      for (index t = 0; t < tokens.positions(); ++t)
-        if (tokens(b, t) < 0 || tokens(b, t) >= config_.vocab)
-          throw argument_error(fn, "tokens", mint::detail::str("hold id ", tokens(b, t), " at [", b, ", ", t, "]"),
-                               mint::detail::str("needs ids in [0, ", config_.vocab, ")"));
-  }
-
-  void check_chunk(const token_batch& chunk) const {
-    const char* fn = "mint::toy::transformer::forward_chunk";
-    if (chunk.batch() < 1 || chunk.positions() < 1)
-      throw shape_error(fn, "chunk", mint::detail::str("is [", chunk.batch(), ", ", chunk.positions(), "]"),
-                        "needs at least one row of one token");
-    if (cached_ > 0 && chunk.batch() != batch_)
-      throw shape_error(fn, "chunk", mint::detail::str("has ", chunk.batch(), " rows"),
-                        mint::detail::str("needs the sequence's ", batch_, " rows (reset() to start another)"));
-    if (cached_ + chunk.positions() > config_.context)
-      throw shape_error(fn, "chunk",
-                        mint::detail::str("has ", chunk.positions(), " positions after ", cached_, " cached"),
-                        mint::detail::str("needs at most the context, ", config_.context, ", in all"));
-    if (cached_ == 0)
-      for (index b = 0; b < chunk.batch(); ++b)
-        if (chunk.length(b) < 1)
-          throw argument_error(fn, "chunk", mint::detail::str("row ", b, " has length 0 in the first chunk"),
-                               "needs every row to start with a token");
-    check_ids(chunk, fn);
-  }
-
-  void check_tokens(const token_batch& tokens) const {
-    const char* fn = "mint::toy::transformer::forward";
-    if (tokens.batch() < 1 || tokens.positions() < 1)
-      throw shape_error(fn, "tokens", mint::detail::str("are [", tokens.batch(), ", ", tokens.positions(), "]"),
-                        "needs at least one row of one token");
-    if (tokens.positions() > config_.context)
-      throw shape_error(fn, "tokens", mint::detail::str("have ", tokens.positions(), " positions"),
-                        mint::detail::str("needs at most the context, ", config_.context));
-    for (index b = 0; b < tokens.batch(); ++b)
-      if (tokens.length(b) < 1)
-        throw argument_error(fn, "tokens", mint::detail::str("row ", b, " has length 0"), "needs every row to hold a token");
-    check_ids(tokens, fn);
-  }
-
   /// Sets up a pass over positions [first, first + tokens.positions()); kv_capacity > 0 keeps
   /// keys and values in the per-layer caches of that many positions a row (incremental mode).
   void prepare(const token_batch& tokens, index first, index kv_capacity) {
@@ -488,7 +426,7 @@ private:
              std::span<const index> strides = {}) {
     if (!hooks.wants(id)) return true;
     const tensor_view<T> v = strides.empty() ? tensor_view<T>(data, extents) : tensor_view<T>(data, extents, strides);
-    return hooks.call(id, v, lengths_, {.first_position = first_});
+    return hooks.call(id, v, sequence_.lengths(), {.first_position = first_});
   }
   bool visit(hook_set<T>& hooks, site_id id, matrix<T>& m) {
     const index extents[] = {batch_, positions_, index(m.cols())};
@@ -630,7 +568,7 @@ private:
         Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
         P.noalias() = (s.q.block(b * Tn, h * dh, Tn, dh) * keys->block(b * key_rows, (h / per_group) * dh, Tk, dh).transpose());
         P *= scale;
-        detail::causal_softmax<T>(P, lengths_[std::size_t(b)], first_);
+        detail::causal_softmax<T>(P, sequence_.lengths()[std::size_t(b)], first_);
       }
     s.pattern_hooked = hooks.wants(id.pattern);
     if (s.pattern_hooked) {
@@ -907,10 +845,8 @@ private:
   index batch_ = 0, positions_ = 0;  // rows and positions of the last pass (a chunk's, in incremental mode)
   index first_ = 0;                  // absolute position of the pass's first position
   index kv_capacity_ = 0;            // positions a row holds in the KV cache; 0 outside incremental mode
-  index cached_ = 0;                 // positions of the incremental sequence so far
-  bool chunk_stopped_ = false;       // a hook stopped the last chunk: its KV cache is incomplete
+  chunked_sequence sequence_;        // row lengths and where the next chunk starts
   bool forward_done_ = false;
-  std::vector<index> lengths_;
   std::vector<token> ids_in_;
   matrix<T> embed_, pos_, final_out_, logits_;
   std::vector<matrix<T>> resid_;
