@@ -2,6 +2,8 @@
 // at every site and at entries of every parameter, for several shapes.
 #include <doctest/doctest.h>
 
+#include "objective.hpp"
+
 #include "../toy/instantiations.hpp"
 
 #include <cmath>
@@ -11,32 +13,10 @@
 #include "mint/model/cache.hpp"
 #include "mint/toy/transformer.hpp"
 
-
 using model_t = mint::toy::transformer<double>;
 
 namespace {
 
-// f(logits) = sum of R * logits, with R random at valid positions and zero at padding.
-struct linear_objective {
-  mint::array<double> weights;
-
-  linear_objective(const mint::token_batch& tokens, int vocab, std::uint64_t seed)
-      : weights({tokens.batch(), tokens.positions(), mint::index(vocab)}) {
-    mint::rng r(seed);
-    for (mint::index b = 0; b < tokens.batch(); ++b)
-      for (mint::index t = 0; t < tokens.length(b); ++t)
-        for (mint::index j = 0; j < vocab; ++j) weights(b, t, j) = r.normal();
-  }
-
-  double operator()(model_t& model, const mint::token_batch& tokens, mint::hook_set<double>& hooks) const {
-    const auto logits = model.forward(tokens, hooks);
-    double f = 0;
-    for (mint::index b = 0; b < logits.extent(0); ++b)
-      for (mint::index t = 0; t < logits.extent(1); ++t)
-        for (mint::index j = 0; j < logits.extent(2); ++j) f += weights(b, t, j) * logits(b, t, j);
-    return f;
-  }
-};
 
 std::vector<mint::index> random_element(const mint::tensor_view<const double>& v, mint::rng& r) {
   std::vector<mint::index> at(std::size_t(v.rank()));

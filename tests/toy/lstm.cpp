@@ -3,6 +3,8 @@
 // and grad hooks per position, its errors, a generic algorithm on it, and training.
 #include <doctest/doctest.h>
 
+#include "objective.hpp"
+
 #include "../toy/instantiations.hpp"
 
 #include <algorithm>
@@ -47,37 +49,7 @@ std::vector<mint::index> lstm_extents(const V& v) {
 
 std::vector<mint::index> lstm_index(mint::index b, mint::index t, mint::index k) { return {b, t, k}; }
 
-// f(logits) = sum of R * logits, R random at valid positions and zero at padding.
-struct lstm_objective {
-  mint::array<double> weights;
 
-  lstm_objective(const mint::token_batch& tokens, int vocab, std::uint64_t seed)
-      : weights({tokens.batch(), tokens.positions(), mint::index(vocab)}) {
-    mint::rng r(seed);
-    for (mint::index b = 0; b < tokens.batch(); ++b)
-      for (mint::index t = 0; t < tokens.length(b); ++t)
-        for (mint::index j = 0; j < vocab; ++j) weights(b, t, j) = r.normal();
-  }
-
-  double operator()(lstm_d& model, const mint::token_batch& tokens, mint::hook_set<double>& hooks) const {
-    const auto logits = model.forward(tokens, hooks);
-    double f = 0;
-    for (mint::index b = 0; b < logits.extent(0); ++b)
-      for (mint::index t = 0; t < logits.extent(1); ++t)
-        for (mint::index j = 0; j < logits.extent(2); ++j) f += weights(b, t, j) * logits(b, t, j);
-    return f;
-  }
-};
-
-// Positions [t0, t1) of a batch, each row's length cut to the slice (0 once it has ended).
-mint::token_batch lstm_slice(const mint::token_batch& all, mint::index t0, mint::index t1) {
-  mint::token_batch out(all.batch(), t1 - t0);
-  for (mint::index b = 0; b < all.batch(); ++b) {
-    for (mint::index t = t0; t < t1; ++t) out(b, t - t0) = all(b, t);
-    out.set_length(b, std::clamp<mint::index>(all.length(b) - t0, 0, t1 - t0));
-  }
-  return out;
-}
 
 // A prefill of 3 positions, then one token at a time; the chunks' logits side by side [B, T, V].
 mint::array<float> lstm_chunked(lstm_f& model, const mint::token_batch& tokens, mint::hook_set<float>& hooks) {
@@ -87,7 +59,7 @@ mint::array<float> lstm_chunked(lstm_f& model, const mint::token_batch& tokens, 
   for (mint::index t0 = 0; t0 < tokens.positions(); t0 = model.cached_positions()) {
     const mint::index t1 = t0 == 0 ? 3 : t0 + 1;
     REQUIRE(model.cached_positions() == t0);
-    const auto logits = model.forward_chunk(lstm_slice(tokens, t0, t1), hooks);
+    const auto logits = model.forward_chunk(tokens.slice(t0, t1), hooks);
     REQUIRE(logits.extent(1) == t1 - t0);
     for (mint::index b = 0; b < tokens.batch(); ++b)
       for (mint::index t = t0; t < t1; ++t)
@@ -162,7 +134,7 @@ TEST_CASE("LSTM gradients (BPTT) at every site and parameter match finite differ
   for (const auto& e : model.parameters().entries())
     if (e.name.find(".b") != std::string::npos) r.fill_normal(model.parameters().view_of(e), 0.0, 0.5);
   const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 6, 3, 5}, {6, 0, 2}, {3, 3, 1, 2, 5}});
-  const lstm_objective f(tokens, lstm_small.vocab, 7);
+  const linear_objective f(tokens, lstm_small.vocab, 7);
 
   std::vector<std::string> all;
   for (const auto& s : model.sites()) all.push_back(s.name);
@@ -239,9 +211,9 @@ TEST_CASE("LSTM forward_chunk: a prefill then one token at a time gives one forw
       CHECK(model.cached_positions() == tokens.positions());
       CHECK(lstm_max_difference(whole.view(), chunked.view(), tokens) <= 1e-6);
       // forward() leaves the state where the sequence ends, so chunks may continue it.
-      const auto head = mint::array<float>::copy_of(model.forward(lstm_slice(tokens, 0, 5), hooks));
+      const auto head = mint::array<float>::copy_of(model.forward(tokens.slice(0, 5), hooks));
       CHECK(model.cached_positions() == 5);
-      const auto rest = model.forward_chunk(lstm_slice(tokens, 5, tokens.positions()), hooks);
+      const auto rest = model.forward_chunk(tokens.slice(5, tokens.positions()), hooks);
       for (mint::index b = 0; b < tokens.batch(); ++b)
         for (mint::index t = 0; t < tokens.positions(); ++t)
           if (t < tokens.length(b))
@@ -394,7 +366,7 @@ TEST_CASE("LSTM errors name the function, the argument, what it got and what it 
                        mint::shape_error);
   CHECK_NOTHROW(model.backward(d.view(), none));
   model.reset();
-  model.forward_chunk(lstm_slice(tokens, 0, 3));
+  model.forward_chunk(tokens.slice(0, 3));
   CHECK_THROWS_WITH_AS(model.backward(mint::array<float>({2, 3, 11}).view(), none),
                        doctest::Contains("needs forward() to run to the end first"), mint::argument_error);
   CHECK_THROWS_WITH_AS(model.forward_chunk(mint::token_batch(3, 1)),
@@ -404,11 +376,11 @@ TEST_CASE("LSTM errors name the function, the argument, what it got and what it 
                        mint::shape_error);
   mint::hook_set<float> stop(model.sites());
   stop.add("blocks.1.hook_h", [](mint::hook_call<float>& c) { c.stop(); });
-  CHECK(model.forward_chunk(lstm_slice(tokens, 3, 4), stop).empty());
-  CHECK_THROWS_WITH_AS(model.forward_chunk(lstm_slice(tokens, 3, 4)), doctest::Contains("needs reset() before the next chunk"),
+  CHECK(model.forward_chunk(tokens.slice(3, 4), stop).empty());
+  CHECK_THROWS_WITH_AS(model.forward_chunk(tokens.slice(3, 4)), doctest::Contains("needs reset() before the next chunk"),
                        mint::argument_error);
   model.reset();
-  CHECK(model.forward_chunk(lstm_slice(tokens, 0, 1)).extent(1) == 1);
+  CHECK(model.forward_chunk(tokens.slice(0, 1)).extent(1) == 1);
   mint::hook_set<float> grads(model.sites(), mint::hook_phase::backward);
   CHECK_THROWS_WITH_AS(model.forward(tokens, grads), doctest::Contains("are gradient hooks"), mint::argument_error);
   // A pass stopped at a recurrent site returns no logits, and backward refuses.
