@@ -52,16 +52,8 @@ void check_model(const mint::toy::transformer_config& config, std::uint64_t seed
   const linear_objective f(tokens, config.vocab, seed + 2);
 
   // Analytic: one backward, every site's gradient cached, parameter gradients accumulated.
-  std::vector<std::string> all;
-  for (const auto& s : model.sites()) all.push_back(s.name);
-  mint::activation_cache<double> grads(model.sites(), all);
-  grads.reserve(tokens.batch(), tokens.positions());
-  mint::hook_set<double> grad_hooks(model.sites(), mint::hook_phase::backward);
-  grads.attach(grad_hooks);
+  auto [grads, param_grads] = gradients_of(model, tokens, f);
   mint::hook_set<double> none(model.sites());
-  (void)f(model, tokens, none);
-  auto param_grads = model.parameters().zeros_like();
-  model.backward(f.weights.view(), grad_hooks, &param_grads);
 
   const double eps = 1e-5;
   for (const auto& site : model.sites()) {

@@ -136,16 +136,8 @@ TEST_CASE("LSTM gradients (BPTT) at every site and parameter match finite differ
   const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 6, 3, 5}, {6, 0, 2}, {3, 3, 1, 2, 5}});
   const linear_objective f(tokens, lstm_small.vocab, 7);
 
-  std::vector<std::string> all;
-  for (const auto& s : model.sites()) all.push_back(s.name);
-  mint::activation_cache<double> grads(model.sites(), all);
-  grads.reserve(tokens.batch(), tokens.positions());
-  mint::hook_set<double> grad_hooks(model.sites(), mint::hook_phase::backward);
-  grads.attach(grad_hooks);
+  auto [grads, param_grads] = gradients_of(model, tokens, f);
   mint::hook_set<double> none(model.sites());
-  (void)f(model, tokens, none);
-  auto param_grads = model.parameters().zeros_like();
-  model.backward(f.weights.view(), grad_hooks, &param_grads);
 
   // Central differences at eps = 1e-5 in double: truncation ~1e-10 and rounding ~1e-11 of
   // the objective's scale (order 1 to 10), so 1e-6 relative with an absolute floor of 1e-6.

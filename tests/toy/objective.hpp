@@ -3,9 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "mint/core/array.hpp"
+#include "mint/core/parameters.hpp"
 #include "mint/core/random.hpp"
+#include "mint/model/cache.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/runtime.hpp"
 
@@ -30,3 +34,23 @@ struct linear_objective {
     return f;
   }
 };
+
+/// d f / d(every site) and d f / d(every parameter) from one forward and one backward.
+struct analytic_gradients {
+  mint::activation_cache<double> sites;
+  mint::parameter_store<double> parameters;
+};
+
+template <class Model>
+analytic_gradients gradients_of(Model& model, const mint::token_batch& tokens, const linear_objective& f) {
+  std::vector<std::string> all;
+  for (const auto& s : model.sites()) all.push_back(s.name);
+  analytic_gradients out{mint::activation_cache<double>(model.sites(), all), model.parameters().zeros_like()};
+  out.sites.reserve(tokens.batch(), tokens.positions());
+  mint::hook_set<double> grad_hooks(model.sites(), mint::hook_phase::backward);
+  out.sites.attach(grad_hooks);
+  mint::hook_set<double> none(model.sites());
+  (void)f(model, tokens, none);
+  model.backward(f.weights.view(), grad_hooks, &out.parameters);
+  return out;
+}
