@@ -52,7 +52,9 @@ void check_model(const mint::toy::transformer_config& config, std::uint64_t seed
   const linear_objective f(tokens, config.vocab, seed + 2);
 
   // Analytic: one backward, every site's gradient cached, parameter gradients accumulated.
-  auto [grads, param_grads] = gradients_of(model, tokens, f);
+  const analytic_gradients analytic = gradients_of(model, tokens, f);
+  const auto& grads = analytic.sites;
+  const auto& param_grads = analytic.parameters;
   mint::hook_set<double> none(model.sites());
 
   const double eps = 1e-5;

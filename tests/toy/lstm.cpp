@@ -136,7 +136,9 @@ TEST_CASE("LSTM gradients (BPTT) at every site and parameter match finite differ
   const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 6, 3, 5}, {6, 0, 2}, {3, 3, 1, 2, 5}});
   const linear_objective f(tokens, lstm_small.vocab, 7);
 
-  auto [grads, param_grads] = gradients_of(model, tokens, f);
+  const analytic_gradients analytic = gradients_of(model, tokens, f);
+  const auto& grads = analytic.sites;
+  const auto& param_grads = analytic.parameters;
   mint::hook_set<double> none(model.sites());
 
   // Central differences at eps = 1e-5 in double: truncation ~1e-10 and rounding ~1e-11 of
