@@ -49,4 +49,6 @@ TEST_CASE("evaluate counts L0, dead and dense latents of an SAE pass, in batches
   CHECK(h.counts[7] == 1);  // frequency 1: log10 = 0, the top edge
   CHECK(h.counts[6] == 2);  // 0.1 and 0.2: log10 in [-1, -0.5)
   CHECK_THROWS_AS(dict::evaluate(s, mint::matrixd(2, 4)), mint::shape_error);
+  // No rows would read as FVU 0, L0 0: a perfect SAE. It is an error instead.
+  CHECK_THROWS_WITH_AS(dict::evaluate(s, mint::matrixd(0, 3)), doctest::Contains("has 0 rows"), mint::shape_error);
 }

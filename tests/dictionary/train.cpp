@@ -208,3 +208,17 @@ TEST_CASE("every architecture learns the true features (MMCS >= 0.99)") {
     CHECK(dict::mmcs(s.W_dec(), toy_features().dictionary()) >= 0.99);
   }
 }
+
+TEST_CASE("matrix_batches refuses rows of another width than the batch (no read past a row)") {
+  const mint::matrixf narrow = mint::matrixf::Ones(10, 16), wide = mint::matrixf::Ones(10, 48);
+  mint::matrixf batch(4, 32);
+  auto from_narrow = dict::matrix_batches(narrow, 1);
+  CHECK_THROWS_WITH_AS(from_narrow.next(mint::view(batch)), doctest::Contains("has rows of 16 values"), mint::shape_error);
+  auto from_wide = dict::matrix_batches(wide, 1);
+  CHECK_THROWS_AS(from_wide.next(mint::view(batch)), mint::shape_error);
+  // Through the trainer, the same error before any step.
+  dict::sae s({.d_in = 32, .d_sae = 64, .architecture = sae_architecture::relu}, 1);
+  dict::sae_trainer<float> t(s, {.batch_size = 4, .steps = 1});
+  auto source = dict::matrix_batches(narrow, 1);
+  CHECK_THROWS_AS(t.train(source), mint::shape_error);
+}

@@ -1,6 +1,7 @@
 // .npy: round trips of every dtype and layout through write/read/map, and every
 // kind of broken or lying file giving a format_error.
 #include "mint/io/npy.hpp"
+#include "mint/io/safetensors.hpp"
 
 #include <doctest/doctest.h>
 
@@ -179,4 +180,19 @@ TEST_CASE("ndarray owns its elements and is a mint tensor") {
   const auto copy = mint::ndarray<float>::copy_of(a.view().transposed());
   CHECK(copy.view()(0, 1) == 3);
   CHECK(!copy.is_fortran_order());
+}
+
+TEST_CASE("writers refuse an array whose byte count or furthest offset overflows, and write nothing") {
+  io_test::temp_folder tmp;
+  const float one = 1.0f;
+  const mint::index huge = mint::index(1) << 62;  // elements fit a ptrdiff_t, their bytes do not
+  for (const mint::shape_t& shape : {mint::shape_t{huge}, mint::shape_t{huge + 1000}}) {
+    const mint::array_ref a(mint::dtype::float32, shape, &one);
+    CHECK_THROWS_AS(mint::write_npy(tmp / "huge.npy", a), mint::shape_error);
+    CHECK_THROWS_AS(mint::write_safetensors(tmp / "huge.safetensors", {{"x", a}}), mint::shape_error);
+  }
+  // A small array whose strides reach past what an offset can hold.
+  const mint::array_ref strided(mint::dtype::float32, {2, 2}, {huge, huge}, &one);
+  CHECK_THROWS_AS(mint::write_npy(tmp / "strided.npy", strided), mint::shape_error);
+  CHECK(tmp.entries() == 0);  // no file, no temporary left behind
 }

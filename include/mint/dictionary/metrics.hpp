@@ -105,6 +105,8 @@ sae_metrics evaluate(const basic_sae<T>& sae, const X& x, const sae_metrics_opti
   if (xv.rank() != 2 || xv.extent(1) != sae.d_in())
     throw shape_error(fn, "x", "has extents " + mint::detail::shape_string(xv.extents()),
                       mint::detail::str("needs [rows, d_in = ", sae.d_in(), "]"));
+  if (xv.extent(0) < 1)
+    throw shape_error(fn, "x", "has 0 rows", "needs at least one row (no rows would read as a perfect SAE)");
   if (options.batch_size < 1)
     throw argument_error(fn, "options.batch_size", mint::detail::str("is ", options.batch_size), "needs >= 1");
   const index n = xv.extent(0), m = sae.d_sae();

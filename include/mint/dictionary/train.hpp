@@ -89,6 +89,12 @@ batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
   batch_source out;
   out.next = [s](const tensor_view<float>& batch) {
     const index n = batch.extent(0), total = s->rows.extent(0);
+    // A row narrower than the batch would be read past its end; a wider one silently cut.
+    if (batch.rank() != 2 || batch.extent(1) != s->rows.extent(1))
+      throw shape_error("mint::dictionary::matrix_batches", "data",
+                        mint::detail::str("has rows of ", s->rows.extent(1), " values"),
+                        mint::detail::str("needs rows of the batch's width, ", batch.rank() == 2 ? batch.extent(1) : 0,
+                                          " (the SAE's d_in)"));
     for (index i = 0; i < n; ++i) {
       if (s->position == total) {
         ++s->epoch;

@@ -308,7 +308,22 @@ inline void check_array_ref(const array_ref& a, const char* function) {
   if (a.strides.size() != a.shape.size())
     throw shape_error(function, "array", str("has ", a.strides.size(), " strides for ", a.shape.size(), " axes"),
                       "needs one stride per axis");
-  if (a.data == nullptr && a.size() > 0) throw argument_error(function, "array", "has no data", "needs a pointer");
+  // Every size a writer computes must fit: the element count (size() checks it), the byte count,
+  // and the furthest element's offset. A wrapped product would write a short file or read past
+  // the caller's buffer.
+  const index n = a.size();
+  checked_multiply(n, index(dtype_size(a.type)), function);
+  index furthest = 0;
+  for (std::size_t k = 0; k < a.shape.size() && n > 0; ++k) {
+    if (a.strides[k] < 0)
+      throw shape_error(function, "array", "has strides " + shape_string(std::span<const index>(a.strides)),
+                        "needs strides >= 0");
+    if (__builtin_add_overflow(furthest, checked_multiply(a.shape[k] - 1, a.strides[k], function), &furthest))
+      throw shape_error(function, "array", "has extents and strides whose furthest element overflows",
+                        "needs offsets that fit in std::ptrdiff_t");
+  }
+  checked_multiply(furthest + (n > 0 ? 1 : 0), index(dtype_size(a.type)), function);
+  if (a.data == nullptr && n > 0) throw argument_error(function, "array", "has no data", "needs a pointer");
 }
 
 /// Writes an array as .npy bytes to a sink (an atomic_file, or a zip member).
