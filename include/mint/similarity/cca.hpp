@@ -81,7 +81,7 @@ struct cca_options {
   }
 
   template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  detail::cca_prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
     return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
   }
 
@@ -116,7 +116,7 @@ struct pwcca_options {
   }
 
   template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  detail::cca_prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
     return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
   }
 
@@ -140,20 +140,37 @@ struct pwcca_options {
   }
 };
 
+namespace detail {
+
+/// canonical_correlations over float and double views.
+template <class T, class U>
+struct canonical_correlations_core {
+  static vectord run(const cca_options& options, const tensor_view<const T>& x, const tensor_view<const U>& y);
+};
+
+template <class T, class U>
+vectord canonical_correlations_core<T, U>::run(const cca_options& options, const tensor_view<const T>& x,
+                                               const tensor_view<const U>& y) {
+  const char* function = "mint::canonical_correlations";
+  const similarity_context where_x{function, "x"}, where_y{function, "y"};
+  const auto rows_x = example_rows(x, where_x);
+  const auto rows_y = example_rows(y, where_y);
+  require_same_examples(rows_x.extent(0), where_x, rows_y.extent(0), where_y);
+  require_examples(rows_x, 2, where_x);
+  require_examples(rows_y, 2, where_y);
+  auto [layer_x, layer_y] = prepare_layer_pair(rows_x, where_x, rows_y, where_y, options.precision,
+                                               options.plan(where_x, 0, 0).what);
+  const auto prepared_x = options.prepare_from(std::move(layer_x));
+  return options.correlations(prepared_x, options.prepare_from(std::move(layer_y)));
+}
+
+}  // namespace detail
+
 /// The canonical correlations of X [n, d1] and Y [n, d2], descending (min(d1, d2) of them).
 template <tensor X, tensor Y>
 vectord canonical_correlations(const X& x, const Y& y, const cca_options& options = {}) {
-  const char* function = "mint::canonical_correlations";
-  const similarity_context where_x{function, "x"}, where_y{function, "y"};
-  const auto rows_x = detail::example_rows(x, where_x);
-  const auto rows_y = detail::example_rows(y, where_y);
-  detail::require_same_examples(rows_x.extent(0), where_x, rows_y.extent(0), where_y);
-  detail::require_examples(rows_x, 2, where_x);
-  detail::require_examples(rows_y, 2, where_y);
-  auto [layer_x, layer_y] = detail::prepare_layer_pair(rows_x, where_x, rows_y, where_y, options.precision,
-                                                       options.plan(where_x, 0, 0).what);
-  const auto prepared_x = options.prepare_from(std::move(layer_x));
-  return options.correlations(prepared_x, options.prepare_from(std::move(layer_y)));
+  return detail::canonical_correlations_core<value_t<const X>, value_t<const Y>>::run(options, detail::measure_view(x),
+                                                                                     detail::measure_view(y));
 }
 
 /// Mean canonical correlation of X [n, d1] and Y [n, d2] (same examples).
@@ -169,3 +186,10 @@ double pwcca(const X& x, const Y& y, const pwcca_options& options = {}) {
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_CCA(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::cca_options) \
+  MINT_SIMILARITY_CORES(CORE, mint::pwcca_options) \
+  MINT_CORE_FD2(CORE, mint::detail::canonical_correlations_core)
+MINT_CORES_SIMILARITY_CCA(MINT_CORE)

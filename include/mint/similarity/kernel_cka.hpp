@@ -91,7 +91,7 @@ struct kernel_cka_options {
   };
 
   template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  prepared prepare(const X& x, const similarity_context& where) const {
     using T = value_t<const X>;
     const tensor_view<const T> rows = detail::hsic_rows(x, estimator, where);
     if (!(bandwidth > 0.0) || !std::isfinite(bandwidth))
@@ -126,3 +126,8 @@ double kernel_cka(const X& x, const Y& y, const kernel_cka_options& options = {}
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_KERNEL_CKA(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::kernel_cka_options)
+MINT_CORES_SIMILARITY_KERNEL_CKA(MINT_CORE)

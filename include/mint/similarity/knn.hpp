@@ -39,10 +39,22 @@ struct knn_lists {
   std::vector<std::uint32_t> neighbours;  ///< n * k
 };
 
+/// Each example's k nearest other examples, over float and double views.
+template <class T>
+struct knn_core {
+  static knn_lists prepare(const tensor_view<const T>& x, const similarity_context& where, index k, knn_metric metric,
+                           product_precision precision);
+};
+
 template <tensor X>
 knn_lists knn_prepare(const X& x, const similarity_context& where, index k, knn_metric metric,
                       product_precision precision) {
-  using T = value_t<const X>;
+  return knn_core<value_t<const X>>::prepare(measure_view(x), where, k, metric, precision);
+}
+
+template <class T>
+knn_lists knn_core<T>::prepare(const tensor_view<const T>& x, const similarity_context& where, index k,
+                               knn_metric metric, product_precision precision) {
   const tensor_view<const T> rows = example_rows(x, where);
   require_examples(rows, 2, where);
   const index n = rows.extent(0);
@@ -204,3 +216,10 @@ Eigen::Matrix<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> nea
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_KNN(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::mutual_knn_options) \
+  MINT_SIMILARITY_CORES(CORE, mint::knn_jaccard_options) \
+  MINT_CORE_FD(CORE, mint::detail::knn_core)
+MINT_CORES_SIMILARITY_KNN(MINT_CORE)

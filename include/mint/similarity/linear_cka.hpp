@@ -53,7 +53,7 @@ struct linear_cka_options {
   }
 
   template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
     using T = value_t<const X>;
     const tensor_view<const T> rows = detail::hsic_rows(x, estimator, where);
     const detail::linear_plan p = plan(where, rows.extent(0), rows.extent(1));
@@ -144,3 +144,8 @@ double debiased_linear_cka(const X& x, const Y& y, linear_cka_options options = 
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_LINEAR_CKA(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::linear_cka_options)
+MINT_CORES_SIMILARITY_LINEAR_CKA(MINT_CORE)

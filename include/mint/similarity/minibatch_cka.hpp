@@ -18,6 +18,44 @@
 
 namespace mint {
 
+namespace detail {
+
+/// One batch's unbiased HSIC for every pair of layers and every layer with itself, over float
+/// and double views; nothing is summed unless every layer holds the batch's examples.
+template <class T, class U>
+struct minibatch_cka_core {
+  struct batch {
+    matrixd cross;
+    vectord self_a, self_b;
+  };
+  static batch hsic(product_precision precision, const checked_layers<T>& a, const checked_layers<U>& b);
+};
+
+template <class T, class U>
+typename minibatch_cka_core<T, U>::batch minibatch_cka_core<T, U>::hsic(product_precision precision,
+                                                                         const checked_layers<T>& a_batches,
+                                                                         const checked_layers<U>& b_batches) {
+  const linear_cka_options measure{.estimator = hsic_estimator::unbiased, .precision = precision};
+  const auto prepare_all = [&](const auto& layers) {
+    std::vector<decltype(measure.prepare(layers.rows[0], layers.where[0]))> out;
+    for (std::size_t i = 0; i < layers.rows.size(); ++i) out.push_back(measure.prepare(layers.rows[i], layers.where[i]));
+    return out;
+  };
+  const auto a = prepare_all(a_batches);
+  const auto b = prepare_all(b_batches);
+  // Check every layer holds the batch's examples before any sum changes.
+  for (const auto& p : b) require_same_examples(a[0].rows.extent(0), a[0].where, p.rows.extent(0), p.where);
+  for (const auto& p : a) require_same_examples(a[0].rows.extent(0), a[0].where, p.rows.extent(0), p.where);
+  batch out{matrixd(index(a.size()), index(b.size())), vectord(index(a.size())), vectord(index(b.size()))};
+  for (std::size_t i = 0; i < a.size(); ++i)
+    for (std::size_t j = 0; j < b.size(); ++j) out.cross(index(i), index(j)) = measure.hsic(a[i], b[j]);
+  for (std::size_t i = 0; i < a.size(); ++i) out.self_a(index(i)) = a[i].self_hsic;
+  for (std::size_t j = 0; j < b.size(); ++j) out.self_b(index(j)) = b[j].self_hsic;
+  return out;
+}
+
+}  // namespace detail
+
 /// Options of minibatch CKA.
 struct minibatch_cka_options {
   product_precision precision = product_precision::input;
@@ -55,29 +93,14 @@ public:
   template <std::ranges::forward_range A, std::ranges::forward_range B>
     requires tensor<std::ranges::range_value_t<A>> && tensor<std::ranges::range_value_t<B>>
   void add_layers(const A& a_batches, const B& b_batches) {
-    const char* function = "mint::minibatch_cka::add_layers";
-    const linear_cka_options measure{.estimator = hsic_estimator::unbiased, .precision = options_.precision};
-    const auto prepare_all = [&](const auto& layers, const char* name, index expected) {
-      using L = std::remove_cvref_t<std::ranges::range_value_t<decltype(layers)>>;
-      std::vector<decltype(measure.prepare(std::declval<const L&>(), similarity_context{}))> out;
-      index i = 0;
-      for (const auto& layer : layers) out.push_back(measure.prepare(layer, {function, detail::str(name, "[", i++, "]")}));
-      if (i != expected)
-        throw shape_error(function, name, detail::str("holds ", i, " layers"),
-                          detail::str("needs ", expected, ", as the accumulator was built with"));
-      return out;
-    };
-    const auto a = prepare_all(a_batches, "a_batches", cross_.rows());
-    const auto b = prepare_all(b_batches, "b_batches", cross_.cols());
-    // Check every layer holds the batch's examples before any sum changes.
-    for (const auto& p : b) detail::require_same_examples(a[0].rows.extent(0), a[0].where, p.rows.extent(0), p.where);
-    for (const auto& p : a) detail::require_same_examples(a[0].rows.extent(0), a[0].where, p.rows.extent(0), p.where);
-    matrixd cross(cross_.rows(), cross_.cols());
-    for (index i = 0; i < cross.rows(); ++i)
-      for (index j = 0; j < cross.cols(); ++j) cross(i, j) = measure.hsic(a[std::size_t(i)], b[std::size_t(j)]);
-    for (index i = 0; i < cross.rows(); ++i) self_a_(i) += a[std::size_t(i)].self_hsic;
-    for (index j = 0; j < cross.cols(); ++j) self_b_(j) += b[std::size_t(j)].self_hsic;
-    cross_ += cross;
+    const auto a = views(a_batches, "a_batches", cross_.rows());
+    const auto b = views(b_batches, "b_batches", cross_.cols());
+    using T = typename decltype(a.rows)::value_type::value_type;
+    using U = typename decltype(b.rows)::value_type::value_type;
+    const auto batch = detail::minibatch_cka_core<T, U>::hsic(options_.precision, a, b);
+    cross_ += batch.cross;
+    self_a_ += batch.self_a;
+    self_b_ += batch.self_b;
     ++batches_;
   }
 
@@ -113,6 +136,19 @@ public:
   }
 
 private:
+  template <class R>
+  static auto views(const R& layers, const char* name, index expected) {
+    detail::checked_layers<value_t<const std::ranges::range_value_t<R>>> out;
+    for (const auto& layer : layers) {
+      out.where.push_back({"mint::minibatch_cka::add_layers", detail::str(name, "[", out.rows.size(), "]")});
+      out.rows.push_back(detail::measure_view(layer));
+    }
+    if (index(out.rows.size()) != expected)
+      throw shape_error("mint::minibatch_cka::add_layers", name, detail::str("holds ", out.rows.size(), " layers"),
+                        detail::str("needs ", expected, ", as the accumulator was built with"));
+    return out;
+  }
+
   minibatch_cka_options options_;
   matrixd cross_;
   vectord self_a_, self_b_;
@@ -120,3 +156,8 @@ private:
 };
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_MINIBATCH_CKA(CORE) \
+  MINT_CORE_FD2(CORE, mint::detail::minibatch_cka_core)
+MINT_CORES_SIMILARITY_MINIBATCH_CKA(MINT_CORE)

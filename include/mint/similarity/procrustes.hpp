@@ -40,7 +40,7 @@ struct procrustes_options {
   detail::linear_plan plan(const similarity_context&, index, index) const { return {}; }
 
   template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
     return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
   }
 
@@ -76,19 +76,42 @@ double procrustes_distance(const X& x, const Y& y, const procrustes_options& opt
   return detail::compare_pair(options, x, y, "mint::procrustes_distance");
 }
 
+namespace detail {
+
+/// procrustes_rotation over float and double views.
+template <class T, class U>
+struct procrustes_rotation_core {
+  static matrixd run(const procrustes_options& options, const tensor_view<const T>& x, const tensor_view<const U>& y);
+};
+
+template <class T, class U>
+matrixd procrustes_rotation_core<T, U>::run(const procrustes_options& options, const tensor_view<const T>& x,
+                                            const tensor_view<const U>& y) {
+  const char* function = "mint::procrustes_rotation";
+  const similarity_context where_x{function, "x"}, where_y{function, "y"};
+  const auto rows_x = example_rows(x, where_x);
+  const auto rows_y = example_rows(y, where_y);
+  require_same_examples(rows_x.extent(0), where_x, rows_y.extent(0), where_y);
+  const auto prepared_x = options.prepare(rows_x, where_x);
+  const dense c = options.cross(options.prepare(rows_y, where_y), prepared_x);
+  Eigen::BDCSVD<dense> svd(c, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  return matrixd(svd.matrixU() * svd.matrixV().transpose());
+}
+
+}  // namespace detail
+
 /// The orthogonal Q [d2, d1] that best maps centred Y onto centred X (min ||X - Y Q||_F): Q = U V^T
 /// from the SVD Y^T X = U S V^T. With d1 != d2 its columns (or rows) are orthonormal.
 template <tensor X, tensor Y>
 matrixd procrustes_rotation(const X& x, const Y& y, const procrustes_options& options = {}) {
-  const char* function = "mint::procrustes_rotation";
-  const similarity_context where_x{function, "x"}, where_y{function, "y"};
-  const auto rows_x = detail::example_rows(x, where_x);
-  const auto rows_y = detail::example_rows(y, where_y);
-  detail::require_same_examples(rows_x.extent(0), where_x, rows_y.extent(0), where_y);
-  const auto prepared_x = options.prepare(rows_x, where_x);
-  const detail::dense c = options.cross(options.prepare(rows_y, where_y), prepared_x);
-  Eigen::BDCSVD<detail::dense> svd(c, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  return matrixd(svd.matrixU() * svd.matrixV().transpose());
+  return detail::procrustes_rotation_core<value_t<const X>, value_t<const Y>>::run(options, detail::measure_view(x),
+                                                                                  detail::measure_view(y));
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_PROCRUSTES(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::procrustes_options) \
+  MINT_CORE_FD2(CORE, mint::detail::procrustes_rotation_core)
+MINT_CORES_SIMILARITY_PROCRUSTES(MINT_CORE)

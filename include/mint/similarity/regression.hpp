@@ -47,7 +47,7 @@ struct linear_regression_options {
   }
 
   template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
     return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
   }
 
@@ -90,3 +90,8 @@ double linear_regression_r2(const X& x, const Y& y, const linear_regression_opti
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_REGRESSION(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::linear_regression_options)
+MINT_CORES_SIMILARITY_REGRESSION(MINT_CORE)

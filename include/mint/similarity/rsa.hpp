@@ -197,20 +197,34 @@ struct rsa_options {
   }
 };
 
-/// The representational dissimilarity matrix of X [n, d]: n x n, zero diagonal.
-template <tensor X>
-matrixd rdm(const X& x, rdm_distance distance = rdm_distance::correlation) {
-  using T = value_t<const X>;
+namespace detail {
+
+/// rdm over float and double views.
+template <class T>
+struct rdm_core {
+  static matrixd run(const tensor_view<const T>& x, rdm_distance distance);
+};
+
+template <class T>
+matrixd rdm_core<T>::run(const tensor_view<const T>& x, rdm_distance distance) {
   const similarity_context where{"mint::rdm", "x"};
-  const tensor_view<const T> rows = detail::example_rows(x, where);
-  detail::require_examples(rows, 2, where);
+  const tensor_view<const T> rows = example_rows(x, where);
+  require_examples(rows, 2, where);
   const index n = rows.extent(0);
-  const std::vector<double> upper = detail::rdm_upper<double>(rows, distance, where);
+  const std::vector<double> upper = rdm_upper<double>(rows, distance, where);
   matrixd out = matrixd::Zero(n, n);
   std::size_t k = 0;
   for (index i = 0; i < n; ++i)
     for (index j = i + 1; j < n; ++j) out(i, j) = out(j, i) = upper[k++];
   return out;
+}
+
+}  // namespace detail
+
+/// The representational dissimilarity matrix of X [n, d]: n x n, zero diagonal.
+template <tensor X>
+matrixd rdm(const X& x, rdm_distance distance = rdm_distance::correlation) {
+  return detail::rdm_core<value_t<const X>>::run(detail::measure_view(x), distance);
 }
 
 /// RSA of X [n, d1] and Y [n, d2] (same examples): the correlation of their RDMs, in [-1, 1].
@@ -220,3 +234,9 @@ double rsa(const X& x, const Y& y, const rsa_options& options = {}) {
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_RSA(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::rsa_options) \
+  MINT_CORE_FD(CORE, mint::detail::rdm_core)
+MINT_CORES_SIMILARITY_RSA(MINT_CORE)

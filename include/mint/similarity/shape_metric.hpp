@@ -53,7 +53,7 @@ struct shape_metric_options {
   }
 
   template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
     return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
   }
 
@@ -97,3 +97,8 @@ double shape_distance(const X& x, const Y& y, const shape_metric_options& option
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_SHAPE_METRIC(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::shape_metric_options)
+MINT_CORES_SIMILARITY_SHAPE_METRIC(MINT_CORE)

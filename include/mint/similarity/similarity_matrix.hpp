@@ -14,6 +14,7 @@
 #include "mint/core/error.hpp"
 #include "mint/core/progress.hpp"
 #include "mint/core/tensor.hpp"
+#include "mint/similarity/detail/pair.hpp"
 #include "mint/similarity/detail/rows.hpp"
 #include "mint/similarity/measure.hpp"
 
@@ -25,43 +26,24 @@ concept layer_range = std::ranges::forward_range<R> && tensor<std::ranges::range
 
 namespace detail {
 
-/// Names each layer for messages ("layers_a[3]") and checks that all hold the same examples as
-/// the first layer seen (`examples` < 0 before any), before any work is done.
+/// Views each layer as examples x features, names it for messages ("layers_a[3]") and checks that
+/// all hold the same examples as the first layer seen (`examples` < 0 before any), before any work.
 template <layer_range R>
-std::vector<similarity_context> check_layers(const R& layers, const char* function, const char* name, index& examples,
-                                             similarity_context& first) {
-  std::vector<similarity_context> where;
+auto check_layers(const R& layers, const char* function, const char* name, index& examples, similarity_context& first) {
+  using T = value_t<const std::ranges::range_value_t<R>>;
+  checked_layers<T> out;
   for (const auto& layer : layers) {
-    where.push_back({function, str(name, "[", where.size(), "]")});
-    const index n = example_rows(layer, where.back()).extent(0);
+    out.where.push_back({function, str(name, "[", out.where.size(), "]")});
+    out.rows.push_back(example_rows(measure_view(layer), out.where.back()));
+    const index n = out.rows.back().extent(0);
     if (examples < 0) {
       examples = n;
-      first = where.back();
+      first = out.where.back();
     }
-    require_same_examples(examples, first, n, where.back());
+    require_same_examples(examples, first, n, out.where.back());
   }
-  if (where.empty()) throw argument_error(function, name, "is empty", "needs at least one layer");
-  return where;
-}
-
-/// Each layer's per-layer work, in order.
-template <layer_range R, similarity_measure M>
-auto prepare_layers(const R& layers, const std::vector<similarity_context>& where, const M& measure,
-                    progress_reporter& progress, std::int64_t& step) {
-  using Prepared = decltype(measure.prepare(*std::ranges::begin(layers), where[0]));
-  std::vector<Prepared> out;
-  out.reserve(where.size());
-  std::size_t i = 0;
-  for (const auto& layer : layers) {
-    out.push_back(measure.prepare(layer, where[i++]));
-    progress.report(++step);
-  }
+  if (out.where.empty()) throw argument_error(function, name, "is empty", "needs at least one layer");
   return out;
-}
-
-template <class R>
-std::int64_t count_layers(const R& layers) {
-  return std::int64_t(std::ranges::distance(std::ranges::begin(layers), std::ranges::end(layers)));
 }
 
 }  // namespace detail
@@ -71,44 +53,29 @@ template <layer_range A, layer_range B, similarity_measure M>
 matrixd similarity_matrix(const A& layers_a, const B& layers_b, const M& measure,
                           const progress_callback& on_progress = {}) {
   const char* function = "mint::similarity_matrix";
-  const std::int64_t p = detail::count_layers(layers_a), q = detail::count_layers(layers_b);
-  progress_reporter progress(on_progress, "similarity matrix (" + measure.name() + ")", p + q + p * q);
   index examples = -1;
   similarity_context first;
-  const auto where_a = detail::check_layers(layers_a, function, "layers_a", examples, first);
-  const auto where_b = detail::check_layers(layers_b, function, "layers_b", examples, first);
-  std::int64_t step = 0;
-  const auto a = detail::prepare_layers(layers_a, where_a, measure, progress, step);
-  const auto b = detail::prepare_layers(layers_b, where_b, measure, progress, step);
-  matrixd out(index(a.size()), index(b.size()));
-  for (std::size_t i = 0; i < a.size(); ++i)
-    for (std::size_t j = 0; j < b.size(); ++j) {
-      out(index(i), index(j)) = measure.compare(a[i], b[j]);
-      progress.report(++step);
-    }
-  return out;
+  const auto a = detail::check_layers(layers_a, function, "layers_a", examples, first);
+  const auto b = detail::check_layers(layers_b, function, "layers_b", examples, first);
+  const auto p = std::int64_t(a.rows.size()), q = std::int64_t(b.rows.size());
+  progress_reporter progress(on_progress, "similarity matrix (" + measure.name() + ")", p + q + p * q);
+  using T = typename decltype(a.rows)::value_type::value_type;
+  using U = typename decltype(b.rows)::value_type::value_type;
+  return detail::measure_core<M, T, U>::matrix(measure, a, b, progress);
 }
 
 /// The layers x layers matrix of one model against itself; a symmetric measure fills one triangle.
 template <layer_range A, similarity_measure M>
 matrixd similarity_matrix(const A& layers, const M& measure, const progress_callback& on_progress = {}) {
   const char* function = "mint::similarity_matrix";
-  const std::int64_t p = detail::count_layers(layers);
-  const std::int64_t pairs = M::is_symmetric ? p * (p + 1) / 2 : p * p;
-  progress_reporter progress(on_progress, "similarity matrix (" + measure.name() + ")", p + pairs);
   index examples = -1;
   similarity_context first;
-  const auto where = detail::check_layers(layers, function, "layers", examples, first);
-  std::int64_t step = 0;
-  const auto a = detail::prepare_layers(layers, where, measure, progress, step);
-  matrixd out(index(a.size()), index(a.size()));
-  for (std::size_t i = 0; i < a.size(); ++i)
-    for (std::size_t j = M::is_symmetric ? i : 0; j < a.size(); ++j) {
-      out(index(i), index(j)) = measure.compare(a[i], a[j]);
-      if (M::is_symmetric) out(index(j), index(i)) = out(index(i), index(j));
-      progress.report(++step);
-    }
-  return out;
+  const auto a = detail::check_layers(layers, function, "layers", examples, first);
+  const auto p = std::int64_t(a.rows.size());
+  const std::int64_t pairs = M::is_symmetric ? p * (p + 1) / 2 : p * p;
+  progress_reporter progress(on_progress, "similarity matrix (" + measure.name() + ")", p + pairs);
+  using T = typename decltype(a.rows)::value_type::value_type;
+  return detail::measure_core<M, T, T>::self_matrix(measure, a, progress);
 }
 
 /// Kornblith et al.'s sanity check on a square layer x layer matrix between two models with the

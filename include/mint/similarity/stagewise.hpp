@@ -29,34 +29,22 @@ matrixd stagewise_similarity(const C& checkpoints, const R& reference, const M& 
   const char* function = "mint::stagewise_similarity";
   index examples = -1;
   similarity_context first;
-  const auto where_reference = detail::check_layers(reference, function, "reference", examples, first);
-  const auto layers = std::int64_t(where_reference.size());
-  std::vector<std::vector<similarity_context>> where_checkpoints;
+  const auto final_layers = detail::check_layers(reference, function, "reference", examples, first);
+  const auto layers = std::int64_t(final_layers.rows.size());
+  using T = value_t<const std::ranges::range_value_t<std::ranges::range_value_t<C>>>;
+  std::vector<detail::checked_layers<T>> stages;
   for (const auto& checkpoint : checkpoints) {
-    const std::string name = detail::str("checkpoints[", where_checkpoints.size(), "]");
-    where_checkpoints.push_back(detail::check_layers(checkpoint, function, name.c_str(), examples, first));
-    if (std::int64_t(where_checkpoints.back().size()) != layers)
-      throw shape_error(function, name, detail::str("holds ", where_checkpoints.back().size(), " layers"),
+    const std::string name = detail::str("checkpoints[", stages.size(), "]");
+    stages.push_back(detail::check_layers(checkpoint, function, name.c_str(), examples, first));
+    if (std::int64_t(stages.back().rows.size()) != layers)
+      throw shape_error(function, name, detail::str("holds ", stages.back().rows.size(), " layers"),
                         detail::str("needs ", layers, ", as the reference has"));
   }
-  if (where_checkpoints.empty()) throw argument_error(function, "checkpoints", "is empty", "needs at least one checkpoint");
-  const auto count = std::int64_t(where_checkpoints.size());
+  if (stages.empty()) throw argument_error(function, "checkpoints", "is empty", "needs at least one checkpoint");
+  const auto count = std::int64_t(stages.size());
   progress_reporter progress(on_progress, "stage-wise similarity (" + measure.name() + ")", layers + count * layers);
-  std::int64_t step = 0;
-  const auto final_layers = detail::prepare_layers(reference, where_reference, measure, progress, step);
-  matrixd out(count, layers);
-  index c = 0;
-  for (const auto& checkpoint : checkpoints) {
-    index l = 0;
-    for (const auto& layer : checkpoint) {
-      const auto prepared = measure.prepare(layer, where_checkpoints[std::size_t(c)][std::size_t(l)]);
-      out(c, l) = measure.compare(prepared, final_layers[std::size_t(l)]);
-      progress.report(++step);
-      ++l;
-    }
-    ++c;
-  }
-  return out;
+  using U = value_t<const std::ranges::range_value_t<R>>;
+  return detail::measure_core<M, T, U>::stagewise(measure, stages, final_layers, progress);
 }
 
 }  // namespace mint

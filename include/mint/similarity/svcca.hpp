@@ -58,7 +58,7 @@ struct svcca_options {
   }
 
   template <tensor X>
-  auto prepare(const X& x, const similarity_context& where) const {
+  prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
     return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
   }
 
@@ -115,3 +115,8 @@ double svcca(const X& x, const Y& y, const svcca_options& options = {}) {
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_SVCCA(CORE) \
+  MINT_SIMILARITY_CORES(CORE, mint::svcca_options)
+MINT_CORES_SIMILARITY_SVCCA(MINT_CORE)
