@@ -94,8 +94,7 @@ matrixd procrustes_rotation_core<T, U>::run(const procrustes_options& options, c
   require_same_examples(rows_x.extent(0), where_x, rows_y.extent(0), where_y);
   const auto prepared_x = options.prepare(rows_x, where_x);
   const dense c = options.cross(options.prepare(rows_y, where_y), prepared_x);
-  Eigen::BDCSVD<dense> svd(c, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  return matrixd(svd.matrixU() * svd.matrixV().transpose());
+  return matrixd(orthogonal_factor(c));
 }
 
 }  // namespace detail

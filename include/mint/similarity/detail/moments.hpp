@@ -11,6 +11,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
@@ -85,8 +86,23 @@ struct joint_moments {
 /// [X' Y'], and with Gram matrices requested one symmetric product of it gives X'^T X', Y'^T Y'
 /// and X'^T Y' at once. Y may be empty (d2 = 0): then this is one representation's pass. Each
 /// shift is the mean of the first block, taken from that block once it is loaded.
+/// The passes over the data, products in S for inputs of T and U: a core (mint/core/compiled.hpp),
+/// shared by every linear measure, so separate compilation instantiates it once.
+template <class S, class T, class U>
+struct moments_core {
+  static joint_moments joint(const tensor_view<const T>& x, const tensor_view<const U>* y, moment_request what);
+  static cross_moments cross(const tensor_view<const T>& x, const row_moments& mx, const tensor_view<const U>& y,
+                             const row_moments& my, bool rows);
+};
+
 template <class S, class T, class U>
 joint_moments compute_joint_moments(const tensor_view<const T>& x, const tensor_view<const U>* y, moment_request what) {
+  return moments_core<S, T, U>::joint(x, y, what);
+}
+
+template <class S, class T, class U>
+joint_moments moments_core<S, T, U>::joint(const tensor_view<const T>& x, const tensor_view<const U>* y,
+                                           moment_request what) {
   const index n = x.extent(0), d1 = x.extent(1), d2 = y ? y->extent(1) : 0, d = d1 + d2;
   joint_moments out;
   for (row_moments* m : {&out.x, &out.y}) {
@@ -178,6 +194,12 @@ row_moments compute_row_moments(const tensor_view<const T>& rows, moment_request
 template <class S, class T, class U>
 cross_moments compute_cross_moments(const tensor_view<const T>& x, const row_moments& mx,
                                     const tensor_view<const U>& y, const row_moments& my, bool rows) {
+  return moments_core<S, T, U>::cross(x, mx, y, my, rows);
+}
+
+template <class S, class T, class U>
+cross_moments moments_core<S, T, U>::cross(const tensor_view<const T>& x, const row_moments& mx,
+                                           const tensor_view<const U>& y, const row_moments& my, bool rows) {
   const index n = x.extent(0), d1 = x.extent(1), d2 = y.extent(1);
   cross_moments c;
   if (rows) {
@@ -262,3 +284,13 @@ dense centred_cross(const layer_moments<T>& a, const layer_moments<U>& b, produc
 }
 
 }  // namespace mint::detail
+
+/// The cores this header compiles once (mint/core/compiled.hpp): float products for float data,
+/// double products for any data.
+#define MINT_CORES_SIMILARITY_DETAIL_MOMENTS(CORE)                        \
+  CORE(struct mint::detail::moments_core<float, float, float>)    \
+  CORE(struct mint::detail::moments_core<double, float, float>)   \
+  CORE(struct mint::detail::moments_core<double, float, double>)  \
+  CORE(struct mint::detail::moments_core<double, double, float>)  \
+  CORE(struct mint::detail::moments_core<double, double, double>)
+MINT_CORES_SIMILARITY_DETAIL_MOMENTS(MINT_CORE)
