@@ -82,7 +82,7 @@ struct cca_options {
 
   template <tensor X>
   detail::cca_prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
-    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+    return detail::prepare_by_moments(*this, x, where);
   }
 
   /// The min(d1, d2) canonical correlations, descending.
@@ -117,7 +117,7 @@ struct pwcca_options {
 
   template <tensor X>
   detail::cca_prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
-    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+    return detail::prepare_by_moments(*this, x, where);
   }
 
   template <class T, class U>

@@ -44,7 +44,8 @@ struct linear_cka_options {
     double self_hsic = 0.0;
   };
 
-  /// The pass a layer of n examples and d features needs (the Gram route takes none).
+  /// The pass a layer of n examples and d features needs (the Gram route takes none): the one
+  /// place the route is chosen; prepare() and the pair driver (detail/pair.hpp) follow it.
   detail::linear_plan plan(const similarity_context&, index n, index d) const {
     const bool unbiased = estimator == hsic_estimator::unbiased;
     // A pair costs n (d1 + d2)^2 / 2 in feature space and n^2 (d1 + d2) / 2 through Gram matrices.

@@ -59,7 +59,7 @@ struct svcca_options {
 
   template <tensor X>
   prepared<value_t<const X>> prepare(const X& x, const similarity_context& where) const {
-    return prepare_from(detail::prepare_layer_moments(x, where, precision, plan(where, 0, 0)));
+    return detail::prepare_by_moments(*this, x, where);
   }
 
   /// The kept directions from the layer's covariance.

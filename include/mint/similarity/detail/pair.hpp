@@ -27,12 +27,21 @@
 
 namespace mint::detail {
 
-/// A measure whose per-layer work starts from moments: plan() says which, prepare_from() finishes.
+/// A measure whose per-layer work starts from the moments pass: plan(where, n, d) says which moments
+/// (and, for linear CKA, whether a layer of n examples and d features takes its Gram route
+/// instead); prepare_from() finishes. plan() is where every linear measure chooses its route; the
+/// drivers below follow it: two layers both on moments share one joint pass.
 template <class M>
 concept moment_measure = requires(const M& m, const similarity_context& where) {
   { m.plan(where, index{}, index{}) } -> std::same_as<linear_plan>;
   { m.precision } -> std::convertible_to<product_precision>;
 };
+
+/// The prepare() of a measure built on moments alone: the layer's pass, then prepare_from().
+template <moment_measure M, tensor X>
+auto prepare_by_moments(const M& measure, const X& x, const similarity_context& where) {
+  return measure.prepare_from(prepare_layer_moments(x, where, measure.precision, measure.plan(where, 0, 0)));
+}
 
 /// Layers as checked views, with their names for messages.
 template <class T>
