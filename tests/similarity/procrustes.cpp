@@ -1,9 +1,13 @@
 // Procrustes distance: zero up to rotation, translation and scale; the rotation it finds.
 #include "mint/similarity/procrustes.hpp"
+#include "mint/similarity/shape_metric.hpp"
+#include "mint/similarity/similarity_matrix.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "common.hpp"
 
@@ -46,4 +50,23 @@ TEST_CASE("near-identical representations keep their small Procrustes distance a
 
 TEST_CASE("Procrustes distance refuses a constant representation") {
   CHECK_THROWS_AS(mint::procrustes_distance(gaussian(10, 3, 67), mint::matrixd(mint::matrixd::Ones(10, 3))), mint::numeric_error);
+}
+
+TEST_CASE("an infinity or a NaN is named as such, not as a representation without variance") {
+  // centred_sum_squares clamps at 0, so before the check a NaN sum read as "no variance".
+  const mint::matrixd x = gaussian(20, 3, 68);
+  for (const double bad : {std::numeric_limits<double>::infinity(), std::nan("")}) {
+    mint::matrixd y = gaussian(20, 3, 69);
+    y(4, 1) = bad;
+    const char* message = "mint::procrustes_distance: y holds NaN or infinity (or values whose squares overflow); needs finite activations";
+    CHECK_THROWS_WITH_AS(mint::procrustes_distance(x, y), message, mint::numeric_error);
+    CHECK_THROWS_WITH_AS(mint::shape_distance(y, x),
+                         "mint::shape_distance: x holds NaN or infinity (or values whose squares overflow); needs finite activations",
+                         mint::numeric_error);
+    const std::vector<mint::matrixd> layers{x, y};
+    CHECK_THROWS_WITH_AS(mint::similarity_matrix(layers, mint::procrustes_options{}),
+                         "mint::similarity_matrix: layers[1] holds NaN or infinity (or values whose squares overflow); "
+                         "needs finite activations",
+                         mint::numeric_error);
+  }
 }

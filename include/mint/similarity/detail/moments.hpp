@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <utility>
 
@@ -227,6 +228,15 @@ cross_moments moments_core<S, T, U>::cross(const tensor_view<const T>& x, const 
   return c;
 }
 
+/// Throws numeric_error when a layer's sums are not finite: NaN or infinity in the data (or, in
+/// double data, values whose squares overflow). Checked here, before centring, because
+/// centred_sum_squares() clamps at 0 and would report a NaN as "no variance".
+inline void require_finite_moments(const row_moments& m, const similarity_context& where) {
+  if (!std::isfinite(m.sum_squares) || !m.sum.allFinite())
+    throw numeric_error(where.function, where.argument, "holds NaN or infinity (or values whose squares overflow)",
+                        "needs finite activations");
+}
+
 /// A layer's rows and moments: the per-layer work every linear measure starts from. Two layers
 /// prepared together by prepare_layer_pair share their cross moments, so comparing them costs no pass.
 template <class T>
@@ -247,6 +257,7 @@ auto prepare_layer_moments(const X& x, const similarity_context& where, product_
   require_examples(out.rows, plan.minimum, where, plan.minimum_reason);
   const moment_request what = plan.what;
   with_product_type<T, T>(precision, [&](auto s) { out.moments = compute_row_moments<decltype(s)>(out.rows, what); });
+  require_finite_moments(out.moments, where);
   return out;
 }
 
@@ -263,6 +274,8 @@ std::pair<layer_moments<T>, layer_moments<U>> prepare_layer_pair(const tensor_vi
     out.first.pair_cross = out.second.pair_cross = std::make_shared<const cross_moments>(std::move(j.cross));
     out.second.pair_first = false;
   });
+  require_finite_moments(out.first.moments, where_x);
+  require_finite_moments(out.second.moments, where_y);
   return out;
 }
 
