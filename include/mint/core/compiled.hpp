@@ -34,3 +34,9 @@
   CORE(struct __VA_ARGS__<float, double>)  \
   CORE(struct __VA_ARGS__<double, float>)  \
   CORE(struct __VA_ARGS__<double, double>)
+
+/// Before a function that is not a template but whose body instantiates templates (Eigen
+/// expressions, nlohmann-json): makes it a template with nothing to deduce, so only the units
+/// that call it compile its body, where as an inline function it costs every unit that includes
+/// its header. Calls are unchanged.
+#define MINT_LAZY template <class = void>

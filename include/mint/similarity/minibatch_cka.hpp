@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/tensor.hpp"
@@ -108,10 +109,10 @@ public:
   index batches() const noexcept { return batches_; }
 
   /// The CKA so far (the 1 x 1 case).
-  double value() const { return values()(0, 0); }
+  MINT_LAZY double value() const { return values()(0, 0); }
 
   /// Every pair's CKA so far, layers_a x layers_b.
-  matrixd values() const {
+  MINT_LAZY matrixd values() const {
     if (batches_ == 0)
       throw argument_error("mint::minibatch_cka::values", "batches", "is 0", "needs at least one add() first");
     for (index i = 0; i < self_a_.size() + self_b_.size(); ++i) {
@@ -128,7 +129,7 @@ public:
   }
 
   /// Forgets every batch.
-  void reset() {
+  MINT_LAZY void reset() {
     cross_.setZero();
     self_a_.setZero();
     self_b_.setZero();

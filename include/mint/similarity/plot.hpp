@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
@@ -109,7 +110,7 @@ inline std::string viridis(double t) {
 }
 
 /// The scale of a plot: the given bounds, or the finite values' extremes where a bound is NaN.
-inline std::pair<double, double> value_range(const matrixd& values, double low, double high) {
+MINT_LAZY std::pair<double, double> value_range(const matrixd& values, double low, double high) {
   const auto finite = values.array().isFinite();
   const double inf = std::numeric_limits<double>::infinity();
   if (std::isnan(low)) low = finite.any() ? finite.select(values.array(), inf).minCoeff() : 0.0;
@@ -118,7 +119,7 @@ inline std::pair<double, double> value_range(const matrixd& values, double low, 
   return {low, high};
 }
 
-inline void require_plottable(const matrixd& values, const char* function) {
+MINT_LAZY void require_plottable(const matrixd& values, const char* function) {
   if (values.size() == 0)
     throw shape_error(function, "values", detail::str("has extents [", values.rows(), ", ", values.cols(), "]"),
                       "needs at least one value");
@@ -127,7 +128,7 @@ inline void require_plottable(const matrixd& values, const char* function) {
 }  // namespace detail
 
 /// Writes a matrix as CSV: a header row of column labels, then one row per row label.
-inline void write_csv(const std::filesystem::path& path, const matrixd& values,
+MINT_LAZY void write_csv(const std::filesystem::path& path, const matrixd& values,
                       const std::vector<std::string>& row_labels = {},
                       const std::vector<std::string>& column_labels = {}) {
   const char* function = "mint::write_csv";
@@ -152,7 +153,7 @@ inline void write_csv(const std::filesystem::path& path, const matrixd& values,
 }
 
 /// Writes a matrix as an SVG heatmap (viridis), row 0 at the top, with a colour bar.
-inline void write_heatmap_svg(const std::filesystem::path& path, const matrixd& values, const heatmap_options& options = {}) {
+MINT_LAZY void write_heatmap_svg(const std::filesystem::path& path, const matrixd& values, const heatmap_options& options = {}) {
   const char* function = "mint::write_heatmap_svg";
   detail::require_plottable(values, function);
   const auto rows = detail::labels_or_indices(options.row_labels, values.rows(), function, "row_labels");
@@ -206,7 +207,7 @@ inline void write_heatmap_svg(const std::filesystem::path& path, const matrixd& 
 }
 
 /// Writes an SVG line plot: column s of `series` is one line, row i its value at x[i].
-inline void write_line_plot_svg(const std::filesystem::path& path, const matrixd& series, const line_plot_options& options = {}) {
+MINT_LAZY void write_line_plot_svg(const std::filesystem::path& path, const matrixd& series, const line_plot_options& options = {}) {
   const char* function = "mint::write_line_plot_svg";
   detail::require_plottable(series, function);
   const auto labels = detail::labels_or_indices(options.series_labels, series.cols(), function, "series_labels", "layer ");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/progress.hpp"
@@ -81,7 +82,7 @@ matrixd similarity_matrix(const A& layers, const M& measure, const progress_call
 /// Kornblith et al.'s sanity check on a square layer x layer matrix between two models with the
 /// same architecture: the fraction of layers of A whose most similar layer of B (the largest value,
 /// or the smallest for a distance) is the same layer.
-inline double matching_accuracy(const matrixd& similarity, bool is_distance = false) {
+MINT_LAZY double matching_accuracy(const matrixd& similarity, bool is_distance = false) {
   if (similarity.rows() != similarity.cols() || similarity.rows() == 0)
     throw shape_error("mint::matching_accuracy", "similarity",
                       detail::str("has extents [", similarity.rows(), ", ", similarity.cols(), "]"),

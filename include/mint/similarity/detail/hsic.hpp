@@ -7,6 +7,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
@@ -40,7 +41,7 @@ inline double unbiased_hsic(index n, const hsic_terms& t) {
 
 /// Unbiased terms for linear kernels K = X'X'^T, L = Y'Y'^T from moments: `product` is X'^T Y',
 /// `x_weighted` sum_i |y'_i|^2 x'_i, `y_weighted` sum_i |x'_i|^2 y'_i, `norm_products` sum_i |x'_i|^2 |y'_i|^2.
-inline hsic_terms linear_hsic_terms(const row_moments& x, const row_moments& y, const dense& product,
+MINT_LAZY hsic_terms linear_hsic_terms(const row_moments& x, const row_moments& y, const dense& product,
                                     const vectord& x_weighted, const vectord& y_weighted, double norm_products) {
   hsic_terms t;
   t.trace_kl = product.squaredNorm() - norm_products;
@@ -51,7 +52,7 @@ inline hsic_terms linear_hsic_terms(const row_moments& x, const row_moments& y, 
 }
 
 /// The same terms for K with itself.
-inline hsic_terms linear_hsic_terms(const row_moments& x) {
+MINT_LAZY hsic_terms linear_hsic_terms(const row_moments& x) {
   return linear_hsic_terms(x, x, x.gram, x.norm_weighted_sum, x.norm_weighted_sum, x.sum_row_norms_squared);
 }
 

@@ -48,11 +48,11 @@ struct row_moments {
   double sum_row_norms_squared = 0.0;  ///< sum_i |x'_i|^4, when rows requested
 
   index features() const { return sum.size(); }
-  vectord mean() const { return shift + sum / double(n); }
+  MINT_LAZY vectord mean() const { return shift + sum / double(n); }
   /// sum_i (x_i - mean)(x_i - mean)^T.
-  dense centred_gram() const { return gram - sum * sum.transpose() / double(n); }
+  MINT_LAZY dense centred_gram() const { return gram - sum * sum.transpose() / double(n); }
   /// sum_i |x_i - mean|^2.
-  double centred_sum_squares() const { return std::max(0.0, sum_squares - sum.squaredNorm() / double(n)); }
+  MINT_LAZY double centred_sum_squares() const { return std::max(0.0, sum_squares - sum.squaredNorm() / double(n)); }
 };
 
 /// The shift for a representation: the mean of its first block, rounded to the product type S.
@@ -70,11 +70,11 @@ struct cross_moments {
   double sum_norm_products = 0.0;  ///< sum_i |x'_i|^2 |y'_i|^2, when rows requested
 
   /// sum_i (x_i - mean_x)(y_i - mean_y)^T.
-  dense centred(const row_moments& x, const row_moments& y) const {
+  MINT_LAZY dense centred(const row_moments& x, const row_moments& y) const {
     return product - x.sum * y.sum.transpose() / double(x.n);
   }
   /// The same moments with the roles of X and Y swapped.
-  cross_moments swapped() const { return {product.transpose(), y_weighted, x_weighted, sum_norm_products}; }
+  MINT_LAZY cross_moments swapped() const { return {product.transpose(), y_weighted, x_weighted, sum_norm_products}; }
 };
 
 /// Both representations' moments and their cross moments, from one pass.
@@ -231,7 +231,7 @@ cross_moments moments_core<S, T, U>::cross(const tensor_view<const T>& x, const 
 /// Throws numeric_error when a layer's sums are not finite: NaN or infinity in the data (or, in
 /// double data, values whose squares overflow). Checked here, before centring, because
 /// centred_sum_squares() clamps at 0 and would report a NaN as "no variance".
-inline void require_finite_moments(const row_moments& m, const similarity_context& where) {
+MINT_LAZY void require_finite_moments(const row_moments& m, const similarity_context& where) {
   if (!std::isfinite(m.sum_squares) || !m.sum.allFinite())
     throw numeric_error(where.function, where.argument, "holds NaN or infinity (or values whose squares overflow)",
                         "needs finite activations");

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/tensor_view.hpp"
 
 namespace mint::detail {
@@ -132,7 +133,7 @@ dense_ranks dense_ranking(const std::vector<S>& values) {
 }
 
 /// Number of pairs i < j with a[i] > a[j], by a bottom-up merge sort (a is reordered).
-inline double count_inversions(std::vector<std::uint32_t>& a) {
+MINT_LAZY double count_inversions(std::vector<std::uint32_t>& a) {
   const std::size_t n = a.size();
   std::vector<std::uint32_t> spare(n);
   double inversions = 0.0;
@@ -157,7 +158,7 @@ inline double count_inversions(std::vector<std::uint32_t>& a) {
 }
 
 /// Kendall's tau-b of two rankings of the same items (Knight's algorithm).
-inline double kendall_tau_b(const dense_ranks& x, const dense_ranks& y) {
+MINT_LAZY double kendall_tau_b(const dense_ranks& x, const dense_ranks& y) {
   const std::size_t n = x.rank.size();
   const int bits_y = std::max(1, int(std::bit_width(y.levels)));
   const int bits = std::max(1, int(std::bit_width(x.levels))) + bits_y;

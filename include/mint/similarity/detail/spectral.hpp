@@ -21,7 +21,7 @@
 namespace mint::detail {
 
 /// The ridge added to a covariance: epsilon times its mean variance, so it scales with the data.
-inline double relative_ridge(const dense& covariance, double epsilon) {
+MINT_LAZY double relative_ridge(const dense& covariance, double epsilon) {
   return epsilon * covariance.trace() / double(std::max<index>(covariance.rows(), 1));
 }
 
