@@ -8,6 +8,7 @@
 // instead go in one file each, so a parallel build compiles them at once.
 #pragma once
 
+#include "mint/src/core.hpp"
 #include "mint/src/dictionary.hpp"
 #include "mint/src/io.hpp"
 #include "mint/src/similarity.hpp"
