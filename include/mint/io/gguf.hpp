@@ -60,20 +60,22 @@ struct gguf_value {
   variant value;
 
   gguf_value() = default;
-  gguf_value(std::uint8_t v) : value(std::in_place_type<std::uint8_t>, v) {}  // NOLINT: implicit on purpose, as a literal type tag
-  gguf_value(std::int8_t v) : value(std::in_place_type<std::int8_t>, v) {}  // NOLINT
-  gguf_value(std::uint16_t v) : value(std::in_place_type<std::uint16_t>, v) {}  // NOLINT
-  gguf_value(std::int16_t v) : value(std::in_place_type<std::int16_t>, v) {}  // NOLINT
-  gguf_value(std::uint32_t v) : value(std::in_place_type<std::uint32_t>, v) {}  // NOLINT
-  gguf_value(std::int32_t v) : value(std::in_place_type<std::int32_t>, v) {}  // NOLINT
-  gguf_value(float v) : value(std::in_place_type<float>, v) {}  // NOLINT
-  gguf_value(bool v) : value(std::in_place_type<bool>, v) {}  // NOLINT
-  gguf_value(std::string v) : value(std::in_place_type<std::string>, std::move(v)) {}  // NOLINT
-  gguf_value(const char* v) : value(std::in_place_type<std::string>, v) {}  // NOLINT
-  gguf_value(gguf_array v) : value(std::in_place_type<gguf_array>, std::move(v)) {}  // NOLINT
-  gguf_value(std::uint64_t v) : value(std::in_place_type<std::uint64_t>, v) {}  // NOLINT
-  gguf_value(std::int64_t v) : value(std::in_place_type<std::int64_t>, v) {}  // NOLINT
-  gguf_value(double v) : value(std::in_place_type<double>, v) {}  // NOLINT
+  // One constructor per type, implicit on purpose: the C++ type is the GGUF type tag. Each is a
+  // template (C is always char), so a unit builds the variant only for the types it stores.
+  template <class C = char> gguf_value(std::uint8_t v) : value(std::in_place_type<std::uint8_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::int8_t v) : value(std::in_place_type<std::int8_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::uint16_t v) : value(std::in_place_type<std::uint16_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::int16_t v) : value(std::in_place_type<std::int16_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::uint32_t v) : value(std::in_place_type<std::uint32_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::int32_t v) : value(std::in_place_type<std::int32_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(float v) : value(std::in_place_type<float>, v) {}  // NOLINT
+  template <class C = char> gguf_value(bool v) : value(std::in_place_type<bool>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::string v) : value(std::in_place_type<std::string>, std::move(v)) {}  // NOLINT
+  template <class C = char> gguf_value(const char* v) : value(std::in_place_type<std::string>, v) {}  // NOLINT
+  template <class C = char> gguf_value(gguf_array v) : value(std::in_place_type<gguf_array>, std::move(v)) {}  // NOLINT
+  template <class C = char> gguf_value(std::uint64_t v) : value(std::in_place_type<std::uint64_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::int64_t v) : value(std::in_place_type<std::int64_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(double v) : value(std::in_place_type<double>, v) {}  // NOLINT
 
   /// The type tag (the variant's index is the GGUF numbering).
   gguf_type type() const noexcept { return gguf_type(value.index()); }
