@@ -6,8 +6,12 @@
 //
 // and compile every other unit with -DMINT_SEPARATE_COMPILATION. The parts (mint/src/*.hpp) may
 // instead go in one file each, so a parallel build compiles them at once.
+// The toy runtimes' cores are among them (mint/src/toy.hpp), though mint.hpp leaves toy/ out: a
+// unit built with MINT_SEPARATE_COMPILATION that uses them links them from here.
 #pragma once
 
+#include "mint/src/core.hpp"
 #include "mint/src/dictionary.hpp"
 #include "mint/src/io.hpp"
 #include "mint/src/similarity.hpp"
+#include "mint/src/toy.hpp"

@@ -3,8 +3,6 @@
 
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
-
 #include "mint/core/eigen.hpp"
 #include "mint/toy/transformer.hpp"
 

@@ -2,8 +2,6 @@
 // caches that append chunks, and the toy transformer's KV cache against one full forward.
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <functional>

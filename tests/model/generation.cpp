@@ -9,8 +9,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "../toy/instantiations.hpp"
-
 #include "mint/toy/transformer.hpp"
 
 namespace {

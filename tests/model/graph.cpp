@@ -4,8 +4,6 @@
 
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
-
 #include "mint/core/eigen.hpp"
 #include "mint/model/cache.hpp"
 #include "mint/toy/transformer.hpp"

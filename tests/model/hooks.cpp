@@ -3,8 +3,6 @@
 
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
-
 #include <string>
 #include <vector>
 

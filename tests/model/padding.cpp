@@ -1,8 +1,6 @@
 // Batches of prompts of different lengths give the numbers each prompt gives alone.
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
-
 #include <vector>
 
 #include "mint/core/eigen.hpp"

@@ -4,8 +4,6 @@
 
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
-
 #include <set>
 
 #include "mint/core/eigen.hpp"

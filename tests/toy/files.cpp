@@ -3,7 +3,6 @@
 
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/toy/train.hpp"

@@ -4,8 +4,6 @@
 
 #include "objective.hpp"
 
-#include "../toy/instantiations.hpp"
-
 #include <cmath>
 #include <string>
 #include <vector>

@@ -5,8 +5,6 @@
 
 #include "objective.hpp"
 
-#include "../toy/instantiations.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>

@@ -3,8 +3,6 @@
 
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
-
 namespace {
 const mint::toy::induction_task task{.vocab = 16, .length = 6, .sequence = 24};
 

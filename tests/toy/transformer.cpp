@@ -3,8 +3,6 @@
 
 #include <doctest/doctest.h>
 
-#include "../toy/instantiations.hpp"
-
 #include "mint/core/array.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/parallel.hpp"

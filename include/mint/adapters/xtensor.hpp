@@ -1,14 +1,13 @@
 // xtensor arrays as mint tensors: xarray, xtensor, xtensor_fixed, xt::adapt
 // results, and strided views of them (xt::view, xt::strided_view) that expose
-// data(). Every xtensor include lives in this one header: xtensor 0.24 keeps
-// them at xtensor/x*.hpp, newer releases under xtensor/containers/ and friends.
+// data(). Recognized by their members, not through xtensor's headers: including
+// this header costs nothing and needs no xtensor installed (the user's own code
+// includes xtensor, at x*.hpp in 0.24 or under xtensor/containers/ in newer releases).
 #pragma once
 
 #include <concepts>
+#include <cstddef>
 #include <type_traits>
-
-#include <xtensor/xexpression.hpp>
-#include <xtensor/xutils.hpp>
 
 #include "mint/core/error.hpp"
 #include "mint/core/tensor.hpp"
@@ -18,12 +17,18 @@ namespace mint {
 namespace detail {
 
 /// An xtensor expression backed by strided memory: data() + data_offset(), shape(), strides().
+/// Every xtensor expression names its expression_tag; the strided ones also give backstrides(),
+/// which no Eigen or standard type has.
 template <class E>
-concept xtensor_strided = xt::is_xexpression<E>::value && requires(E& x) {
+concept xtensor_strided = requires(E& x) {
+  typename E::expression_tag;
+  typename E::shape_type;
+  typename E::strides_type;
   { x.data() } -> std::convertible_to<const void*>;
-  x.data_offset();
-  x.shape();
-  x.strides();
+  { x.data_offset() } -> std::convertible_to<std::size_t>;
+  { x.shape().size() } -> std::convertible_to<std::size_t>;
+  { x.strides().size() } -> std::convertible_to<std::size_t>;
+  x.backstrides();
 };
 
 template <class P, class E>

@@ -6,6 +6,7 @@
 // llama.cpp's loader enforces; written so that loader accepts it. O(layers x d).
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <map>
@@ -14,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/error.hpp"
 #include "mint/io/gguf.hpp"
 #include "mint/io/ndarray.hpp"
@@ -39,60 +41,65 @@ struct control_vector_options {
   gguf_type layer_count_type = gguf_type::int32;
 };
 
-/// Reads a control vector; a format_error unless every tensor is an F32 vector named direction.N
-/// (N >= 1), all of the same length, and controlvector.layer_count (when present) is an integer.
-inline control_vector read_control_vector(const gguf_file& file) {
+namespace detail {
+
+/// read_control_vector and write_control_vector. A template (C is always char) so only the
+/// units that call them compile them, and a program may compile them once (mint/core/compiled.hpp).
+template <class C>
+struct control_vector_core {
+  static control_vector read(const gguf_file& file);
+  static void write(const std::string& path, const control_vector& vector, const control_vector_options& options);
+};
+
+template <class C>
+control_vector control_vector_core<C>::read(const gguf_file& file) {
   constexpr const char* function = "mint::read_control_vector";
   const std::string& name = file.file()->name();
   control_vector out;
   if (const gguf_value* hint = file.find("controlvector.model_hint")) {
-    if (!hint->as_string()) detail::format_fail(function, name, "has a controlvector.model_hint that is not a string", "needs a string");
+    if (!hint->as_string()) format_fail(function, name, "has a controlvector.model_hint that is not a string", "needs a string");
     out.model_hint = *hint->as_string();
   }
   if (const gguf_value* count = file.find("controlvector.layer_count")) {
     out.layer_count = count->as_integer();
     if (!out.layer_count || count->type() == gguf_type::boolean)
-      detail::format_fail(function, name,
-                          detail::str("has a controlvector.layer_count of type ", gguf_type_name(count->type())),
-                          "needs an integer (u32 or i32)");
+      format_fail(function, name, str("has a controlvector.layer_count of type ", gguf_type_name(count->type())),
+                  "needs an integer (u32 or i32)");
   }
-  if (file.tensors().empty()) detail::format_fail(function, name, "holds no tensors", "needs direction.N tensors");
+  if (file.tensors().empty()) format_fail(function, name, "holds no tensors", "needs direction.N tensors");
   for (const auto& t : file.tensors()) {
     int layer = 0;
     const std::string_view prefix = "direction.";
     const std::string_view number = std::string_view(t.name).substr(std::min(t.name.size(), prefix.size()));
     const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), layer);
     if (!t.name.starts_with(prefix) || number.empty() || ec != std::errc() || end != number.data() + number.size() || layer < 1)
-      detail::format_fail(function, name, detail::str("holds the tensor '", t.name, "'"), "needs only direction.N tensors with N >= 1");
+      format_fail(function, name, str("holds the tensor '", t.name, "'"), "needs only direction.N tensors with N >= 1");
     if (t.type != 0 || t.dims.size() != 1)
-      detail::format_fail(function, name, detail::str("holds ", t.name, " as ", t.type_name(), " of rank ", t.dims.size()),
-                          "needs an F32 vector");
+      format_fail(function, name, str("holds ", t.name, " as ", t.type_name(), " of rank ", t.dims.size()), "needs an F32 vector");
     const auto values = file.read<float>(t.name);
     std::vector<float> direction(values.values().begin(), values.values().end());
     if (!out.directions.empty() && index(direction.size()) != out.n_embd())
-      detail::format_fail(function, name, detail::str("holds ", t.name, " of length ", direction.size()),
-                          detail::str("needs every direction of one length (", out.n_embd(), ")"));
+      format_fail(function, name, str("holds ", t.name, " of length ", direction.size()),
+                  str("needs every direction of one length (", out.n_embd(), ")"));
     out.directions.emplace(layer, std::move(direction));
   }
   return out;
 }
-inline control_vector read_control_vector(const std::string& path) { return read_control_vector(gguf_file(path)); }
 
-/// Writes a control vector llama.cpp loads (--control-vector FILE): GGUF v3, 32-byte alignment,
-/// direction.N in layer order, layer_count = the number of directions (as repeng and llama.cpp write it).
-inline void write_control_vector(const std::string& path, const control_vector& vector, const control_vector_options& options = {}) {
+template <class C>
+void control_vector_core<C>::write(const std::string& path, const control_vector& vector, const control_vector_options& options) {
   constexpr const char* function = "mint::write_control_vector";
   if (vector.directions.empty()) throw argument_error(function, "vector", "has no directions", "needs at least one layer");
   for (const auto& [layer, direction] : vector.directions) {
     if (layer < 1)
-      throw argument_error(function, "vector", detail::str("has a direction for layer ", layer),
+      throw argument_error(function, "vector", str("has a direction for layer ", layer),
                            "needs layers >= 1 (llama.cpp never steers block 0's input; direction.N goes after block N)");
     if (direction.empty() || index(direction.size()) != vector.n_embd())
-      throw shape_error(function, "vector", detail::str("has layer ", layer, "'s direction of length ", direction.size()),
-                        detail::str("needs every direction of one non-zero length (", vector.n_embd(), ")"));
+      throw shape_error(function, "vector", str("has layer ", layer, "'s direction of length ", direction.size()),
+                        str("needs every direction of one non-zero length (", vector.n_embd(), ")"));
   }
   if (options.layer_count_type != gguf_type::int32 && options.layer_count_type != gguf_type::uint32)
-    throw argument_error(function, "options.layer_count_type", detail::str("is ", gguf_type_name(options.layer_count_type)), "needs int32 or uint32");
+    throw argument_error(function, "options.layer_count_type", str("is ", gguf_type_name(options.layer_count_type)), "needs int32 or uint32");
   gguf_writer out(path);
   out.set("general.architecture", "controlvector");
   out.set("controlvector.model_hint", vector.model_hint);
@@ -100,8 +107,34 @@ inline void write_control_vector(const std::string& path, const control_vector& 
   if (options.layer_count_type == gguf_type::int32) out.set("controlvector.layer_count", std::int32_t(count));
   else out.set("controlvector.layer_count", std::uint32_t(count));
   for (const auto& [layer, direction] : vector.directions)
-    out.add_tensor(detail::str("direction.", layer), array_ref(dtype::float32, {index(direction.size())}, direction.data()));
+    out.add_tensor(str("direction.", layer), array_ref(dtype::float32, {index(direction.size())}, direction.data()));
   out.commit();
 }
 
+}  // namespace detail
+
+/// Reads a control vector; a format_error unless every tensor is an F32 vector named direction.N
+/// (N >= 1), all of the same length, and controlvector.layer_count (when present) is an integer.
+/// (read_control_vector and write_control_vector are templates, C always char, so only the units
+/// that call them compile them.)
+template <class C = char>
+control_vector read_control_vector(const gguf_file& file) {
+  return detail::control_vector_core<C>::read(file);
+}
+template <class C = char>
+control_vector read_control_vector(const std::string& path) {
+  return detail::control_vector_core<C>::read(gguf_file(path));
+}
+
+/// Writes a control vector llama.cpp loads (--control-vector FILE): GGUF v3, 32-byte alignment,
+/// direction.N in layer order, layer_count = the number of directions (as repeng and llama.cpp write it).
+template <class C = char>
+void write_control_vector(const std::string& path, const control_vector& vector, const control_vector_options& options = {}) {
+  detail::control_vector_core<C>::write(path, vector, options);
+}
+
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_IO_CONTROL_VECTOR(CORE) CORE(struct mint::detail::control_vector_core<char>)
+MINT_CORES_IO_CONTROL_VECTOR(MINT_CORE)

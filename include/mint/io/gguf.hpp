@@ -22,6 +22,7 @@
 #include <variant>
 #include <vector>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/detail/bytes.hpp"
@@ -59,20 +60,22 @@ struct gguf_value {
   variant value;
 
   gguf_value() = default;
-  gguf_value(std::uint8_t v) : value(v) {}     // NOLINT: implicit on purpose, as a literal type tag
-  gguf_value(std::int8_t v) : value(v) {}      // NOLINT
-  gguf_value(std::uint16_t v) : value(v) {}    // NOLINT
-  gguf_value(std::int16_t v) : value(v) {}     // NOLINT
-  gguf_value(std::uint32_t v) : value(v) {}    // NOLINT
-  gguf_value(std::int32_t v) : value(v) {}     // NOLINT
-  gguf_value(float v) : value(v) {}            // NOLINT
-  gguf_value(bool v) : value(v) {}             // NOLINT
-  gguf_value(std::string v) : value(std::move(v)) {}  // NOLINT
-  gguf_value(const char* v) : value(std::string(v)) {}  // NOLINT
-  gguf_value(gguf_array v) : value(std::move(v)) {}    // NOLINT
-  gguf_value(std::uint64_t v) : value(v) {}    // NOLINT
-  gguf_value(std::int64_t v) : value(v) {}     // NOLINT
-  gguf_value(double v) : value(v) {}           // NOLINT
+  // One constructor per type, implicit on purpose: the C++ type is the GGUF type tag. Each is a
+  // template (C is always char), so a unit builds the variant only for the types it stores.
+  template <class C = char> gguf_value(std::uint8_t v) : value(std::in_place_type<std::uint8_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::int8_t v) : value(std::in_place_type<std::int8_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::uint16_t v) : value(std::in_place_type<std::uint16_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::int16_t v) : value(std::in_place_type<std::int16_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::uint32_t v) : value(std::in_place_type<std::uint32_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::int32_t v) : value(std::in_place_type<std::int32_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(float v) : value(std::in_place_type<float>, v) {}  // NOLINT
+  template <class C = char> gguf_value(bool v) : value(std::in_place_type<bool>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::string v) : value(std::in_place_type<std::string>, std::move(v)) {}  // NOLINT
+  template <class C = char> gguf_value(const char* v) : value(std::in_place_type<std::string>, v) {}  // NOLINT
+  template <class C = char> gguf_value(gguf_array v) : value(std::in_place_type<gguf_array>, std::move(v)) {}  // NOLINT
+  template <class C = char> gguf_value(std::uint64_t v) : value(std::in_place_type<std::uint64_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(std::int64_t v) : value(std::in_place_type<std::int64_t>, v) {}  // NOLINT
+  template <class C = char> gguf_value(double v) : value(std::in_place_type<double>, v) {}  // NOLINT
 
   /// The type tag (the variant's index is the GGUF numbering).
   gguf_type type() const noexcept { return gguf_type(value.index()); }
@@ -80,6 +83,9 @@ struct gguf_value {
   template <class T>
   const T& get() const { return std::get<T>(value); }
   /// Any integer type (and bool) as int64; nullopt for other types or a u64 above INT64_MAX.
+  /// (as_integer and as_number are templates, C always char, so only the units that call them
+  /// compile their visits.)
+  template <class C = char>
   std::optional<std::int64_t> as_integer() const {
     return std::visit([](const auto& v) -> std::optional<std::int64_t> {
       using V = std::decay_t<decltype(v)>;
@@ -94,6 +100,7 @@ struct gguf_value {
     }, value);
   }
   /// f32 or f64 as double (integers too); nullopt for strings and arrays.
+  template <class C = char>
   std::optional<double> as_number() const {
     return std::visit([](const auto& v) -> std::optional<double> {
       using V = std::decay_t<decltype(v)>;
@@ -106,25 +113,6 @@ struct gguf_value {
   /// The array, or nullptr when the value is not an array.
   const gguf_array* as_array() const noexcept { return std::get_if<gguf_array>(&value); }
 };
-
-/// Prints a value as GGUF dumps do; arrays longer than `max_items` end with "...".
-inline void print_gguf_value(std::ostream& out, const gguf_value& v, std::size_t max_items = 8) {
-  std::visit([&](const auto& x) {
-    using V = std::decay_t<decltype(x)>;
-    if constexpr (std::is_same_v<V, std::string>) out << '"' << x << '"';
-    else if constexpr (std::is_same_v<V, bool>) out << (x ? "true" : "false");
-    else if constexpr (std::is_same_v<V, gguf_array>) {
-      out << '[';
-      for (std::size_t k = 0; k < x.values.size() && k < max_items; ++k) {
-        if (k) out << ", ";
-        print_gguf_value(out, x.values[k], max_items);
-      }
-      if (x.values.size() > max_items) out << ", ... (" << x.values.size() << " items)";
-      out << ']';
-    } else if constexpr (sizeof(V) == 1) out << int(x);
-    else out << x;
-  }, v.value);
-}
 
 /// A ggml tensor type: its number in the file, name, and bytes per block of elements.
 struct ggml_type_info {
@@ -195,6 +183,8 @@ inline std::uint64_t gguf_min_bytes(gguf_type t) {
   return sizes[std::uint32_t(t)];
 }
 
+/// Reads GGUF strings and metadata values (a template only as its users are, C always char).
+template <class C>
 class gguf_parser {
 public:
   explicit gguf_parser(byte_reader& r) : r_(r) {}
@@ -204,59 +194,87 @@ public:
     return std::string(r_.take_string(n, what));
   }
 
-  gguf_value read_value(std::uint32_t raw_type, int depth) {
-    if (raw_type > 12) r_.fail(str("has the value type ", raw_type, " at offset ", r_.position()), "needs a GGUF type 0 to 12");
-    const auto t = gguf_type(raw_type);
-    switch (t) {
-      case gguf_type::uint8: return r_.read<std::uint8_t>("a value");
-      case gguf_type::int8: return r_.read<std::int8_t>("a value");
-      case gguf_type::uint16: return r_.read<std::uint16_t>("a value");
-      case gguf_type::int16: return r_.read<std::int16_t>("a value");
-      case gguf_type::uint32: return r_.read<std::uint32_t>("a value");
-      case gguf_type::int32: return r_.read<std::int32_t>("a value");
-      case gguf_type::float32: return r_.read<float>("a value");
-      case gguf_type::boolean: {
-        const auto b = r_.read<std::uint8_t>("a value");
-        if (b > 1) r_.fail(str("has a bool of value ", int(b), " at offset ", r_.position() - 1), "needs 0 or 1");
-        return b == 1;
-      }
-      case gguf_type::string: return read_string("a string value");
-      case gguf_type::uint64: return r_.read<std::uint64_t>("a value");
-      case gguf_type::int64: return r_.read<std::int64_t>("a value");
-      case gguf_type::float64: return r_.read<double>("a value");
-      case gguf_type::array: break;
-    }
-    if (depth >= gguf_max_array_depth) r_.fail(str("nests arrays deeper than ", gguf_max_array_depth), "needs flatter metadata");
-    gguf_array a;
-    const auto element = r_.read<std::uint32_t>("an array's type");
-    if (element > 12) r_.fail(str("has an array of value type ", element), "needs a GGUF type 0 to 12");
-    a.element_type = gguf_type(element);
-    const auto count = r_.read<std::uint64_t>("an array's length");
-    if (count > r_.remaining() / gguf_min_bytes(a.element_type))
-      r_.fail(str("claims an array of ", count, " values with ", r_.remaining(), " bytes left"), "needs them in the file");
-    a.values.reserve(std::size_t(count));
-    for (std::uint64_t k = 0; k < count; ++k) {
-      if (a.element_type == gguf_type::array) {
-        a.values.push_back(read_value(std::uint32_t(gguf_type::array), depth + 1));
-      } else {
-        a.values.push_back(read_value(element, depth + 1));
-      }
-    }
-    return a;
-  }
+  gguf_value read_value(std::uint32_t raw_type, int depth);
 
 private:
   byte_reader& r_;
 };
 
-}  // namespace detail
+template <class C>
+gguf_value gguf_parser<C>::read_value(std::uint32_t raw_type, int depth) {
+  if (raw_type > 12) r_.fail(str("has the value type ", raw_type, " at offset ", r_.position()), "needs a GGUF type 0 to 12");
+  const auto t = gguf_type(raw_type);
+  switch (t) {
+    case gguf_type::uint8: return r_.read<std::uint8_t>("a value");
+    case gguf_type::int8: return r_.read<std::int8_t>("a value");
+    case gguf_type::uint16: return r_.read<std::uint16_t>("a value");
+    case gguf_type::int16: return r_.read<std::int16_t>("a value");
+    case gguf_type::uint32: return r_.read<std::uint32_t>("a value");
+    case gguf_type::int32: return r_.read<std::int32_t>("a value");
+    case gguf_type::float32: return r_.read<float>("a value");
+    case gguf_type::boolean: {
+      const auto b = r_.read<std::uint8_t>("a value");
+      if (b > 1) r_.fail(str("has a bool of value ", int(b), " at offset ", r_.position() - 1), "needs 0 or 1");
+      return b == 1;
+    }
+    case gguf_type::string: return read_string("a string value");
+    case gguf_type::uint64: return r_.read<std::uint64_t>("a value");
+    case gguf_type::int64: return r_.read<std::int64_t>("a value");
+    case gguf_type::float64: return r_.read<double>("a value");
+    case gguf_type::array: break;
+  }
+  if (depth >= gguf_max_array_depth) r_.fail(str("nests arrays deeper than ", gguf_max_array_depth), "needs flatter metadata");
+  gguf_array a;
+  const auto element = r_.read<std::uint32_t>("an array's type");
+  if (element > 12) r_.fail(str("has an array of value type ", element), "needs a GGUF type 0 to 12");
+  a.element_type = gguf_type(element);
+  const auto count = r_.read<std::uint64_t>("an array's length");
+  if (count > r_.remaining() / gguf_min_bytes(a.element_type))
+    r_.fail(str("claims an array of ", count, " values with ", r_.remaining(), " bytes left"), "needs them in the file");
+  a.values.reserve(std::size_t(count));
+  for (std::uint64_t k = 0; k < count; ++k) {
+    if (a.element_type == gguf_type::array) {
+      a.values.push_back(read_value(std::uint32_t(gguf_type::array), depth + 1));
+    } else {
+      a.values.push_back(read_value(element, depth + 1));
+    }
+  }
+  return a;
+}
 
-/// A GGUF file opened for reading: metadata in file order, tensor infos, and the plain tensors' data.
-class gguf_file {
+/// print_gguf_value (C is always char, as for the file classes below).
+template <class C>
+struct gguf_core {
+  static void print(std::ostream& out, const gguf_value& v, std::size_t max_items);
+};
+
+template <class C>
+void gguf_core<C>::print(std::ostream& out, const gguf_value& v, std::size_t max_items) {
+  std::visit([&](const auto& x) {
+    using V = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<V, std::string>) out << '"' << x << '"';
+    else if constexpr (std::is_same_v<V, bool>) out << (x ? "true" : "false");
+    else if constexpr (std::is_same_v<V, gguf_array>) {
+      out << '[';
+      for (std::size_t k = 0; k < x.values.size() && k < max_items; ++k) {
+        if (k) out << ", ";
+        print(out, x.values[k], max_items);
+      }
+      if (x.values.size() > max_items) out << ", ... (" << x.values.size() << " items)";
+      out << ']';
+    } else if constexpr (sizeof(V) == 1) out << int(x);
+    else out << x;
+  }, v.value);
+}
+
+/// gguf_file. A template (C is always char) so only the units that open a file compile the
+/// parser behind it, and a program may compile it once (mint/core/compiled.hpp).
+template <class C>
+class basic_gguf_file {
 public:
   /// Opens (memory-maps) the file and parses its header; tensor data is not read.
-  explicit gguf_file(const std::string& path) : gguf_file(mapped_file::open(path)) {}
-  explicit gguf_file(file_ptr file) : file_(std::move(file)) { parse(); }
+  explicit basic_gguf_file(const std::string& path) : basic_gguf_file(mapped_file::open(path)) {}
+  explicit basic_gguf_file(file_ptr file);
 
   /// 2 or 3.
   std::uint32_t version() const noexcept { return version_; }
@@ -272,21 +290,9 @@ public:
     return it == keys_.end() ? nullptr : &metadata_[it->second].second;
   }
   /// An integer value of any width (u32 and i32 alike); an argument_error when absent or not an integer.
-  std::int64_t integer(std::string_view key) const {
-    const gguf_value& v = at(key, "mint::gguf_file::integer");
-    const auto i = v.as_integer();
-    if (!i) throw argument_error("mint::gguf_file::integer", detail::str("key '", key, "'"),
-                                 detail::str("holds a ", gguf_type_name(v.type()), " in ", file_->name()), "needs an integer");
-    return *i;
-  }
+  std::int64_t integer(std::string_view key) const;
   /// A string value; an argument_error when absent or not a string.
-  const std::string& string(std::string_view key) const {
-    const gguf_value& v = at(key, "mint::gguf_file::string");
-    if (!v.as_string())
-      throw argument_error("mint::gguf_file::string", detail::str("key '", key, "'"),
-                           detail::str("holds a ", gguf_type_name(v.type()), " in ", file_->name()), "needs a string");
-    return *v.as_string();
-  }
+  const std::string& string(std::string_view key) const;
 
   /// Tensor infos in file order.
   const std::vector<gguf_tensor_info>& tensors() const noexcept { return tensors_; }
@@ -303,8 +309,8 @@ public:
   ndarray<T> read(std::string_view name, const read_options& options = {}) const {
     constexpr const char* function = "mint::gguf_file::read";
     const auto& t = find_tensor(name, function);
-    return detail::read_elements<T>(*file_, t.data_offset, plain_dtype(t, function), std::endian::little, t.shape(), false,
-                                    options, function, detail::str("tensor '", t.name, "' "));
+    return read_elements<T>(*file_, t.data_offset, plain_dtype(t, function), std::endian::little, t.shape(), false,
+                            options, function, str("tensor '", t.name, "' "));
   }
 
   /// Maps a plain tensor without a copy (its dtype must be T's).
@@ -313,113 +319,20 @@ public:
     constexpr const char* function = "mint::gguf_file::map";
     const auto& t = find_tensor(name, function);
     const shape_t shape = t.shape();
-    return detail::map_elements<T>(file_, t.data_offset, plain_dtype(t, function), std::endian::little, shape,
-                                   detail::c_strides(shape), function, detail::str("tensor '", t.name, "' "));
+    return map_elements<T>(file_, t.data_offset, plain_dtype(t, function), std::endian::little, shape, c_strides(shape),
+                           function, str("tensor '", t.name, "' "));
   }
 
   const file_ptr& file() const noexcept { return file_; }
 
 private:
-  const gguf_value& at(std::string_view key, const char* function) const {
-    const gguf_value* v = find(key);
-    if (!v) throw argument_error(function, detail::str("key '", key, "'"), detail::str("is not in ", file_->name()), "needs a key the file has");
-    return *v;
-  }
-
-  const gguf_tensor_info& find_tensor(std::string_view name, const char* function) const {
-    const auto it = tensor_index_.find(name);
-    if (it == tensor_index_.end())
-      throw argument_error(function, "name", detail::str("'", name, "' is not a tensor of ", file_->name()),
-                           detail::str("needs one of its ", tensors_.size(), " tensors"));
-    return tensors_[it->second];
-  }
-
-  dtype plain_dtype(const gguf_tensor_info& t, const char* function) const {
-    const auto d = ggml_dtype(t.type);
-    if (!d)
-      detail::format_fail(function, file_->name(), detail::str("holds tensor '", t.name, "' as ", t.type_name()),
-                          "needs F32, F16, BF16, F64 or I8..I64 to read it (quantized types are listed, not decoded)");
-    return *d;
-  }
-
-  void parse() {
-    constexpr const char* function = "mint::gguf_file";
-    detail::byte_reader r(file_->bytes(), function, file_->name());
-    const auto magic = r.read<std::uint32_t>("the magic");
-    if (magic != detail::gguf_magic) r.fail("does not start with GGUF", "needs a GGUF file");
-    version_ = r.read<std::uint32_t>("the version");
-    if (version_ == 1) r.fail("has GGUF version 1", "needs version 2 or 3 (convert it with a current llama.cpp)");
-    if (version_ > 0xffff) r.fail(detail::str("has the version ", version_, " (a big-endian file?)"), "needs a little-endian GGUF file");
-    if (version_ > 3) r.fail(detail::str("has GGUF version ", version_), "needs version 2 or 3");
-    const auto n_tensors = r.read<std::uint64_t>("the tensor count");
-    const auto n_kv = r.read<std::uint64_t>("the metadata count");
-    if (n_kv > r.remaining() / 13) r.fail(detail::str("claims ", n_kv, " metadata keys"), "needs them in the file");
-    if (n_tensors > r.remaining() / 24) r.fail(detail::str("claims ", n_tensors, " tensors"), "needs them in the file");
-
-    detail::gguf_parser p(r);
-    metadata_.reserve(std::size_t(n_kv));
-    for (std::uint64_t k = 0; k < n_kv; ++k) {
-      std::string key = p.read_string("a metadata key");
-      const auto type = r.read<std::uint32_t>("a value type");
-      gguf_value value = p.read_value(type, 0);
-      if (!keys_.emplace(key, metadata_.size()).second) r.fail(detail::str("holds the key '", key, "' twice"), "needs unique keys");
-      metadata_.emplace_back(std::move(key), std::move(value));
-    }
-    if (const gguf_value* a = find("general.alignment")) {
-      const auto* u = std::get_if<std::uint32_t>(&a->value);
-      if (!u || *u == 0 || (*u & (*u - 1)) != 0)
-        r.fail("has a general.alignment that is not a u32 power of two", "needs a u32 power of two");
-      alignment_ = *u;
-    }
-
-    tensors_.reserve(std::size_t(n_tensors));
-    std::uint64_t expected = 0;  // tensors are packed in order, each padded to the alignment
-    for (std::uint64_t k = 0; k < n_tensors; ++k) {
-      gguf_tensor_info t;
-      t.name = p.read_string("a tensor name");
-      if (t.name.size() >= detail::ggml_max_name)
-        r.fail(detail::str("has a tensor name of ", t.name.size(), " bytes"), detail::str("needs fewer than ", detail::ggml_max_name));
-      const auto n_dims = r.read<std::uint32_t>("a tensor's rank");
-      if (n_dims > 4) r.fail(detail::str("gives tensor '", t.name, "' ", n_dims, " dimensions"), "needs at most 4");
-      std::int64_t count = 1;
-      for (std::uint32_t d = 0; d < n_dims; ++d) {
-        const auto extent = r.read<std::int64_t>("a tensor's dimensions");
-        if (extent < 0 || __builtin_mul_overflow(count, extent, &count))
-          r.fail(detail::str("gives tensor '", t.name, "' a dimension of ", extent, " (or too many elements)"), "needs a sane shape");
-        t.dims.push_back(extent);
-      }
-      t.type = r.read<std::uint32_t>("a tensor's type");
-      const ggml_type_info* info = find_ggml_type(t.type);
-      if (!info) r.fail(detail::str("gives tensor '", t.name, "' the ggml type ", t.type), "needs a known ggml type");
-      if (!t.dims.empty() && t.dims[0] % info->block_size != 0)
-        r.fail(detail::str("gives tensor '", t.name, "' rows of ", t.dims[0], " ", info->name, " elements"),
-               detail::str("needs a multiple of the block size ", info->block_size));
-      if (detail::mul_overflows(std::uint64_t(count) / info->block_size, info->block_bytes, t.data_bytes))
-        r.fail(detail::str("gives tensor '", t.name, "' ", count, " elements whose size overflows 64 bits"), "needs a sane shape");
-      t.offset = r.read<std::uint64_t>("a tensor's offset");
-      if (t.offset != expected)
-        r.fail(detail::str("places tensor '", t.name, "' at data offset ", t.offset),
-               detail::str("needs ", expected, " (tensors packed in order, each padded to ", alignment_, " bytes)"));
-      std::uint64_t padded = 0;
-      if (!detail::align_up(t.data_bytes, alignment_, padded) || detail::add_overflows(expected, padded, expected))
-        r.fail("has tensor sizes that overflow 64 bits", "needs a sane file");
-      if (!tensor_index_.emplace(t.name, tensors_.size()).second)
-        r.fail(detail::str("holds the tensor '", t.name, "' twice"), "needs unique tensor names");
-      tensors_.push_back(std::move(t));
-    }
-    if (!detail::align_up(r.position(), alignment_, data_offset_)) r.fail("has an impossible data offset", "needs a sane file");
-    for (auto& t : tensors_) {
-      std::uint64_t end = 0;
-      if (detail::add_overflows(data_offset_, t.offset, t.data_offset) || detail::add_overflows(t.data_offset, t.data_bytes, end) ||
-          end > file_->size())
-        r.fail(detail::str("places tensor '", t.name, "' (", t.data_bytes, " bytes at data offset ", t.offset, ") past its end"),
-               detail::str("needs the data inside the file's ", file_->size(), " bytes (is it truncated?)"));
-    }
-  }
+  const gguf_value& at(std::string_view key, const char* function) const;
+  const gguf_tensor_info& find_tensor(std::string_view name, const char* function) const;
+  dtype plain_dtype(const gguf_tensor_info& t, const char* function) const;
 
   file_ptr file_;
   std::uint32_t version_ = 3;
-  std::uint32_t alignment_ = detail::gguf_default_alignment;
+  std::uint32_t alignment_ = gguf_default_alignment;
   std::uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, gguf_value>> metadata_;
   std::map<std::string, std::size_t, std::less<>> keys_;
@@ -427,123 +340,152 @@ private:
   std::map<std::string, std::size_t, std::less<>> tensor_index_;
 };
 
-/// Writes a GGUF version 3 file: metadata in the order set, then tensors of plain dtypes
-/// (float32, float16, bfloat16, float64, int8..int64), each padded to the alignment. commit()
-/// puts the file in place atomically; a writer destroyed before it leaves any old file intact.
-class gguf_writer {
+template <class C>
+std::int64_t basic_gguf_file<C>::integer(std::string_view key) const {
+  const gguf_value& v = at(key, "mint::gguf_file::integer");
+  const auto i = v.as_integer();
+  if (!i) throw argument_error("mint::gguf_file::integer", str("key '", key, "'"),
+                               str("holds a ", gguf_type_name(v.type()), " in ", file_->name()), "needs an integer");
+  return *i;
+}
+
+template <class C>
+const std::string& basic_gguf_file<C>::string(std::string_view key) const {
+  const gguf_value& v = at(key, "mint::gguf_file::string");
+  if (!v.as_string())
+    throw argument_error("mint::gguf_file::string", str("key '", key, "'"),
+                         str("holds a ", gguf_type_name(v.type()), " in ", file_->name()), "needs a string");
+  return *v.as_string();
+}
+
+template <class C>
+const gguf_value& basic_gguf_file<C>::at(std::string_view key, const char* function) const {
+  const gguf_value* v = find(key);
+  if (!v) throw argument_error(function, str("key '", key, "'"), str("is not in ", file_->name()), "needs a key the file has");
+  return *v;
+}
+
+template <class C>
+const gguf_tensor_info& basic_gguf_file<C>::find_tensor(std::string_view name, const char* function) const {
+  const auto it = tensor_index_.find(name);
+  if (it == tensor_index_.end())
+    throw argument_error(function, "name", str("'", name, "' is not a tensor of ", file_->name()),
+                         str("needs one of its ", tensors_.size(), " tensors"));
+  return tensors_[it->second];
+}
+
+template <class C>
+dtype basic_gguf_file<C>::plain_dtype(const gguf_tensor_info& t, const char* function) const {
+  const auto d = ggml_dtype(t.type);
+  if (!d)
+    format_fail(function, file_->name(), str("holds tensor '", t.name, "' as ", t.type_name()),
+                "needs F32, F16, BF16, F64 or I8..I64 to read it (quantized types are listed, not decoded)");
+  return *d;
+}
+
+template <class C>
+basic_gguf_file<C>::basic_gguf_file(file_ptr file) : file_(std::move(file)) {
+  constexpr const char* function = "mint::gguf_file";
+  byte_reader r(file_->bytes(), function, file_->name());
+  const auto magic = r.read<std::uint32_t>("the magic");
+  if (magic != gguf_magic) r.fail("does not start with GGUF", "needs a GGUF file");
+  version_ = r.read<std::uint32_t>("the version");
+  if (version_ == 1) r.fail("has GGUF version 1", "needs version 2 or 3 (convert it with a current llama.cpp)");
+  if (version_ > 0xffff) r.fail(str("has the version ", version_, " (a big-endian file?)"), "needs a little-endian GGUF file");
+  if (version_ > 3) r.fail(str("has GGUF version ", version_), "needs version 2 or 3");
+  const auto n_tensors = r.read<std::uint64_t>("the tensor count");
+  const auto n_kv = r.read<std::uint64_t>("the metadata count");
+  if (n_kv > r.remaining() / 13) r.fail(str("claims ", n_kv, " metadata keys"), "needs them in the file");
+  if (n_tensors > r.remaining() / 24) r.fail(str("claims ", n_tensors, " tensors"), "needs them in the file");
+
+  gguf_parser<C> p(r);
+  metadata_.reserve(std::size_t(n_kv));
+  for (std::uint64_t k = 0; k < n_kv; ++k) {
+    std::string key = p.read_string("a metadata key");
+    const auto type = r.read<std::uint32_t>("a value type");
+    gguf_value value = p.read_value(type, 0);
+    if (!keys_.emplace(key, metadata_.size()).second) r.fail(str("holds the key '", key, "' twice"), "needs unique keys");
+    metadata_.emplace_back(std::move(key), std::move(value));
+  }
+  if (const gguf_value* a = find("general.alignment")) {
+    const auto* u = std::get_if<std::uint32_t>(&a->value);
+    if (!u || *u == 0 || (*u & (*u - 1)) != 0)
+      r.fail("has a general.alignment that is not a u32 power of two", "needs a u32 power of two");
+    alignment_ = *u;
+  }
+
+  tensors_.reserve(std::size_t(n_tensors));
+  std::uint64_t expected = 0;  // tensors are packed in order, each padded to the alignment
+  for (std::uint64_t k = 0; k < n_tensors; ++k) {
+    gguf_tensor_info t;
+    t.name = p.read_string("a tensor name");
+    if (t.name.size() >= ggml_max_name)
+      r.fail(str("has a tensor name of ", t.name.size(), " bytes"), str("needs fewer than ", ggml_max_name));
+    const auto n_dims = r.read<std::uint32_t>("a tensor's rank");
+    if (n_dims > 4) r.fail(str("gives tensor '", t.name, "' ", n_dims, " dimensions"), "needs at most 4");
+    std::int64_t count = 1;
+    for (std::uint32_t d = 0; d < n_dims; ++d) {
+      const auto extent = r.read<std::int64_t>("a tensor's dimensions");
+      if (extent < 0 || __builtin_mul_overflow(count, extent, &count))
+        r.fail(str("gives tensor '", t.name, "' a dimension of ", extent, " (or too many elements)"), "needs a sane shape");
+      t.dims.push_back(extent);
+    }
+    t.type = r.read<std::uint32_t>("a tensor's type");
+    const ggml_type_info* info = find_ggml_type(t.type);
+    if (!info) r.fail(str("gives tensor '", t.name, "' the ggml type ", t.type), "needs a known ggml type");
+    if (!t.dims.empty() && t.dims[0] % info->block_size != 0)
+      r.fail(str("gives tensor '", t.name, "' rows of ", t.dims[0], " ", info->name, " elements"),
+             str("needs a multiple of the block size ", info->block_size));
+    if (mul_overflows(std::uint64_t(count) / info->block_size, info->block_bytes, t.data_bytes))
+      r.fail(str("gives tensor '", t.name, "' ", count, " elements whose size overflows 64 bits"), "needs a sane shape");
+    t.offset = r.read<std::uint64_t>("a tensor's offset");
+    if (t.offset != expected)
+      r.fail(str("places tensor '", t.name, "' at data offset ", t.offset),
+             str("needs ", expected, " (tensors packed in order, each padded to ", alignment_, " bytes)"));
+    std::uint64_t padded = 0;
+    if (!align_up(t.data_bytes, alignment_, padded) || add_overflows(expected, padded, expected))
+      r.fail("has tensor sizes that overflow 64 bits", "needs a sane file");
+    if (!tensor_index_.emplace(t.name, tensors_.size()).second)
+      r.fail(str("holds the tensor '", t.name, "' twice"), "needs unique tensor names");
+    tensors_.push_back(std::move(t));
+  }
+  if (!align_up(r.position(), alignment_, data_offset_)) r.fail("has an impossible data offset", "needs a sane file");
+  for (auto& t : tensors_) {
+    std::uint64_t end = 0;
+    if (add_overflows(data_offset_, t.offset, t.data_offset) || add_overflows(t.data_offset, t.data_bytes, end) ||
+        end > file_->size())
+      r.fail(str("places tensor '", t.name, "' (", t.data_bytes, " bytes at data offset ", t.offset, ") past its end"),
+             str("needs the data inside the file's ", file_->size(), " bytes (is it truncated?)"));
+  }
+}
+
+/// gguf_writer (C is always char, as for basic_gguf_file).
+template <class C>
+class basic_gguf_writer {
 public:
-  explicit gguf_writer(std::string path) : path_(std::move(path)) {}
+  explicit basic_gguf_writer(std::string path) : path_(std::move(path)) {}
 
   /// Sets a metadata key (replacing an earlier value of the same key). general.alignment must be a u32 power of two.
-  void set(const std::string& key, gguf_value value) {
-    constexpr const char* function = "mint::gguf_writer::set";
-    if (key == "general.alignment") {
-      const auto* u = std::get_if<std::uint32_t>(&value.value);
-      if (!u || *u == 0 || (*u & (*u - 1)) != 0)
-        throw argument_error(function, "general.alignment", "is not a u32 power of two", "needs e.g. std::uint32_t(32)");
-      alignment_ = *u;
-    }
-    check_value(value, key, 0);
-    for (auto& [k, v] : metadata_)
-      if (k == key) return void(v = std::move(value));
-    metadata_.emplace_back(key, std::move(value));
-  }
+  void set(const std::string& key, gguf_value value);
 
   /// Adds a tensor; the array's row-major shape is written reversed, as ggml's dims. The elements
   /// are copied now (in row-major order), so the array may go away before commit(); this writer
   /// is meant for control vectors and other small files, not for multi-gigabyte models.
-  void add_tensor(const std::string& name, const array_ref& array) {
-    constexpr const char* function = "mint::gguf_writer::add_tensor";
-    detail::check_array_ref(array, function);
-    if (name.empty() || name.size() >= detail::ggml_max_name)
-      throw argument_error(function, "name", detail::str("'", name, "' has ", name.size(), " bytes"), "needs 1 to 63 bytes");
-    if (array.shape.empty() || array.shape.size() > 4)
-      throw shape_error(function, "array", detail::str("has rank ", array.shape.size()), "needs rank 1 to 4");
-    for (const auto& t : tensors_)
-      if (t.name == name) throw argument_error(function, "name", detail::str("'", name, "' was added already"), "needs unique names");
-    bool known = false;
-    for (const auto& t : ggml_types)
-      if (ggml_dtype(t.id) == array.type) known = true;
-    if (!known)
-      throw argument_error(function, "array", detail::str("holds ", dtype_name(array.type)),
-                           "needs float32, float16, bfloat16, float64 or int8..int64 (ggml has no unsigned or bool types)");
-    tensor t{name, array.type, array.shape, {}};
-    t.bytes.reserve(std::size_t(array.size()) * dtype_size(array.type));
-    detail::for_each_chunk(array, false, [&](const void* p, std::size_t n) {
-      t.bytes.insert(t.bytes.end(), static_cast<const std::byte*>(p), static_cast<const std::byte*>(p) + n);
-    });
-    tensors_.push_back(std::move(t));
-  }
+  void add_tensor(const std::string& name, const array_ref& array);
 
   /// Writes the file and renames it into place.
-  void commit() {
-    atomic_file out(path_);
-    std::string head;
-    detail::append_le(head, detail::gguf_magic);
-    detail::append_le(head, std::uint32_t(3));
-    detail::append_le(head, std::uint64_t(tensors_.size()));
-    detail::append_le(head, std::uint64_t(metadata_.size()));
-    for (const auto& [key, value] : metadata_) {
-      append_string(head, key);
-      detail::append_le(head, std::uint32_t(value.type()));
-      append_value(head, value);
-    }
-    std::uint64_t offset = 0;
-    for (const auto& t : tensors_) {
-      append_string(head, t.name);
-      detail::append_le(head, std::uint32_t(t.shape.size()));
-      for (std::size_t d = t.shape.size(); d-- > 0;) detail::append_le(head, std::uint64_t(t.shape[d]));
-      std::uint32_t type = 0;
-      for (const auto& g : ggml_types)
-        if (ggml_dtype(g.id) == t.type) type = g.id;
-      detail::append_le(head, type);
-      detail::append_le(head, offset);
-      offset += (t.bytes.size() + alignment_ - 1) / alignment_ * alignment_;
-    }
-    out.write(head);
-    out.write_zeros((alignment_ - head.size() % alignment_) % alignment_);
-    for (const auto& t : tensors_) {
-      out.write(std::span<const std::byte>(t.bytes));
-      out.write_zeros((alignment_ - t.bytes.size() % alignment_) % alignment_);  // llama.cpp reads this padding too
-    }
-    out.commit();
-  }
+  void commit();
 
 private:
   static void append_string(std::string& out, const std::string& s) {
-    detail::append_le(out, std::uint64_t(s.size()));
+    append_le(out, std::uint64_t(s.size()));
     out += s;
   }
-
-  static void check_value(const gguf_value& v, const std::string& key, int depth) {
-    const gguf_array* a = v.as_array();
-    if (!a) return;
-    if (depth >= detail::gguf_max_array_depth)
-      throw argument_error("mint::gguf_writer::set", detail::str("key '", key, "'"), "nests arrays too deeply", "needs flatter values");
-    for (const auto& x : a->values) {
-      if (x.type() != a->element_type)
-        throw argument_error("mint::gguf_writer::set", detail::str("key '", key, "'"),
-                             detail::str("holds a ", gguf_type_name(x.type()), " in an array of ", gguf_type_name(a->element_type)),
-                             "needs every element of the array's type");
-      check_value(x, key, depth + 1);
-    }
-  }
-
-  static void append_value(std::string& out, const gguf_value& v) {
-    std::visit([&](const auto& x) {
-      using V = std::decay_t<decltype(x)>;
-      if constexpr (std::is_same_v<V, std::string>) append_string(out, x);
-      else if constexpr (std::is_same_v<V, bool>) out += char(x ? 1 : 0);
-      else if constexpr (std::is_same_v<V, gguf_array>) {
-        detail::append_le(out, std::uint32_t(x.element_type));
-        detail::append_le(out, std::uint64_t(x.values.size()));
-        for (const auto& e : x.values) append_value(out, e);
-      } else detail::append_le(out, x);
-    }, v.value);
-  }
+  static void check_value(const gguf_value& v, const std::string& key, int depth);
+  static void append_value(std::string& out, const gguf_value& v);
 
   std::string path_;
-  std::uint32_t alignment_ = detail::gguf_default_alignment;
+  std::uint32_t alignment_ = gguf_default_alignment;
   std::vector<std::pair<std::string, gguf_value>> metadata_;
   struct tensor {
     std::string name;
@@ -554,4 +496,129 @@ private:
   std::vector<tensor> tensors_;
 };
 
+template <class C>
+void basic_gguf_writer<C>::set(const std::string& key, gguf_value value) {
+  constexpr const char* function = "mint::gguf_writer::set";
+  if (key == "general.alignment") {
+    const auto* u = std::get_if<std::uint32_t>(&value.value);
+    if (!u || *u == 0 || (*u & (*u - 1)) != 0)
+      throw argument_error(function, "general.alignment", "is not a u32 power of two", "needs e.g. std::uint32_t(32)");
+    alignment_ = *u;
+  }
+  check_value(value, key, 0);
+  for (auto& [k, v] : metadata_)
+    if (k == key) return void(v = std::move(value));
+  metadata_.emplace_back(key, std::move(value));
+}
+
+template <class C>
+void basic_gguf_writer<C>::add_tensor(const std::string& name, const array_ref& array) {
+  constexpr const char* function = "mint::gguf_writer::add_tensor";
+  npy_core<C>::check(array, function);
+  if (name.empty() || name.size() >= ggml_max_name)
+    throw argument_error(function, "name", str("'", name, "' has ", name.size(), " bytes"), "needs 1 to 63 bytes");
+  if (array.shape.empty() || array.shape.size() > 4)
+    throw shape_error(function, "array", str("has rank ", array.shape.size()), "needs rank 1 to 4");
+  for (const auto& t : tensors_)
+    if (t.name == name) throw argument_error(function, "name", str("'", name, "' was added already"), "needs unique names");
+  bool known = false;
+  for (const auto& t : ggml_types)
+    if (ggml_dtype(t.id) == array.type) known = true;
+  if (!known)
+    throw argument_error(function, "array", str("holds ", dtype_name(array.type)),
+                         "needs float32, float16, bfloat16, float64 or int8..int64 (ggml has no unsigned or bool types)");
+  tensor t{name, array.type, array.shape, {}};
+  t.bytes.reserve(std::size_t(array.size()) * dtype_size(array.type));
+  for_each_chunk(array, false, [&](const void* p, std::size_t n) {
+    t.bytes.insert(t.bytes.end(), static_cast<const std::byte*>(p), static_cast<const std::byte*>(p) + n);
+  });
+  tensors_.push_back(std::move(t));
+}
+
+template <class C>
+void basic_gguf_writer<C>::commit() {
+  atomic_file out(path_);
+  std::string head;
+  append_le(head, gguf_magic);
+  append_le(head, std::uint32_t(3));
+  append_le(head, std::uint64_t(tensors_.size()));
+  append_le(head, std::uint64_t(metadata_.size()));
+  for (const auto& [key, value] : metadata_) {
+    append_string(head, key);
+    append_le(head, std::uint32_t(value.type()));
+    append_value(head, value);
+  }
+  std::uint64_t offset = 0;
+  for (const auto& t : tensors_) {
+    append_string(head, t.name);
+    append_le(head, std::uint32_t(t.shape.size()));
+    for (std::size_t d = t.shape.size(); d-- > 0;) append_le(head, std::uint64_t(t.shape[d]));
+    std::uint32_t type = 0;
+    for (const auto& g : ggml_types)
+      if (ggml_dtype(g.id) == t.type) type = g.id;
+    append_le(head, type);
+    append_le(head, offset);
+    offset += (t.bytes.size() + alignment_ - 1) / alignment_ * alignment_;
+  }
+  out.write(head);
+  out.write_zeros((alignment_ - head.size() % alignment_) % alignment_);
+  for (const auto& t : tensors_) {
+    out.write(std::span<const std::byte>(t.bytes));
+    out.write_zeros((alignment_ - t.bytes.size() % alignment_) % alignment_);  // llama.cpp reads this padding too
+  }
+  out.commit();
+}
+
+template <class C>
+void basic_gguf_writer<C>::check_value(const gguf_value& v, const std::string& key, int depth) {
+  const gguf_array* a = v.as_array();
+  if (!a) return;
+  if (depth >= gguf_max_array_depth)
+    throw argument_error("mint::gguf_writer::set", str("key '", key, "'"), "nests arrays too deeply", "needs flatter values");
+  for (const auto& x : a->values) {
+    if (x.type() != a->element_type)
+      throw argument_error("mint::gguf_writer::set", str("key '", key, "'"),
+                           str("holds a ", gguf_type_name(x.type()), " in an array of ", gguf_type_name(a->element_type)),
+                           "needs every element of the array's type");
+    check_value(x, key, depth + 1);
+  }
+}
+
+template <class C>
+void basic_gguf_writer<C>::append_value(std::string& out, const gguf_value& v) {
+  std::visit([&](const auto& x) {
+    using V = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<V, std::string>) append_string(out, x);
+    else if constexpr (std::is_same_v<V, bool>) out += char(x ? 1 : 0);
+    else if constexpr (std::is_same_v<V, gguf_array>) {
+      append_le(out, std::uint32_t(x.element_type));
+      append_le(out, std::uint64_t(x.values.size()));
+      for (const auto& e : x.values) append_value(out, e);
+    } else append_le(out, x);
+  }, v.value);
+}
+
+}  // namespace detail
+
+/// Prints a value as GGUF dumps do; arrays longer than `max_items` end with "...".
+template <class C = char>  // a template only so units that never print one compile nothing of it
+void print_gguf_value(std::ostream& out, const gguf_value& v, std::size_t max_items = 8) {
+  detail::gguf_core<C>::print(out, v, max_items);
+}
+
+/// A GGUF file opened for reading: metadata in file order, tensor infos, and the plain tensors' data.
+using gguf_file = detail::basic_gguf_file<char>;
+
+/// Writes a GGUF version 3 file: metadata in the order set, then tensors of plain dtypes
+/// (float32, float16, bfloat16, float64, int8..int64), each padded to the alignment. commit()
+/// puts the file in place atomically; a writer destroyed before it leaves any old file intact.
+using gguf_writer = detail::basic_gguf_writer<char>;
+
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_IO_GGUF(CORE)                   \
+  CORE(struct mint::detail::gguf_core<char>)      \
+  CORE(class mint::detail::basic_gguf_file<char>) \
+  CORE(class mint::detail::basic_gguf_writer<char>)
+MINT_CORES_IO_GGUF(MINT_CORE)

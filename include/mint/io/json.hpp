@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/detail/bytes.hpp"
@@ -23,10 +24,19 @@ namespace mint {
 /// nlohmann-json's value type, as mint's readers return it.
 using json = nlohmann::json;
 
-/// Parses JSON text; a format_error (naming `name`, the function and the position) when it is not
-/// valid JSON, holds a key twice in one object, or nests deeper than `max_depth`.
-inline json parse_json(std::string_view text, std::string_view name, const char* function = "mint::parse_json",
-                       int max_depth = 64) {
+namespace detail {
+
+/// parse_json, read_json and write_json. A template (C is always char) so only the units that
+/// call them compile nlohmann-json's parser and printer, and a program may compile them once.
+template <class C>
+struct json_core {
+  static json parse(std::string_view text, std::string_view name, const char* function, int max_depth);
+  static json read(const std::string& path);
+  static void write(const std::string& path, const json& value, int indent);
+};
+
+template <class C>
+json json_core<C>::parse(std::string_view text, std::string_view name, const char* function, int max_depth) {
   std::vector<std::set<std::string>> open;  // the keys seen in each open object
   std::string duplicate;
   bool too_deep = false;
@@ -43,27 +53,53 @@ inline json parse_json(std::string_view text, std::string_view name, const char*
   try {
     out = json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/true);
   } catch (const json::exception& e) {
-    detail::format_fail(function, name, detail::str("is not valid JSON (", e.what(), ")"), "needs valid UTF-8 JSON");
+    format_fail(function, name, str("is not valid JSON (", e.what(), ")"), "needs valid UTF-8 JSON");
   }
-  if (too_deep) detail::format_fail(function, name, detail::str("nests JSON deeper than ", max_depth, " levels"), "needs a flatter document");
+  if (too_deep) format_fail(function, name, str("nests JSON deeper than ", max_depth, " levels"), "needs a flatter document");
   if (!duplicate.empty())
-    detail::format_fail(function, name, detail::str("holds the key '", duplicate, "' twice in one object"), "needs unique keys");
+    format_fail(function, name, str("holds the key '", duplicate, "' twice in one object"), "needs unique keys");
   return out;
 }
 
-/// Reads a JSON file (checked as parse_json does).
-inline json read_json(const std::string& path) {
+template <class C>
+json json_core<C>::read(const std::string& path) {
   const auto file = mapped_file::open(path);
   const auto bytes = file->bytes();
-  return parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path, "mint::read_json");
+  return parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path, "mint::read_json", 64);
 }
 
-/// Writes a JSON value to a file atomically, indented by `indent` spaces (-1: one line).
-inline void write_json(const std::string& path, const json& value, int indent = 2) {
+template <class C>
+void json_core<C>::write(const std::string& path, const json& value, int indent) {
   atomic_file out(path);
   out.write(value.dump(indent));
   out.write("\n");
   out.commit();
 }
 
+}  // namespace detail
+
+/// Parses JSON text; a format_error (naming `name`, the function and the position) when it is not
+/// valid JSON, holds a key twice in one object, or nests deeper than `max_depth`.
+template <class C = char>  // a template only so units that never parse JSON compile no parser
+json parse_json(std::string_view text, std::string_view name, const char* function = "mint::parse_json",
+                int max_depth = 64) {
+  return detail::json_core<C>::parse(text, name, function, max_depth);
+}
+
+/// Reads a JSON file (checked as parse_json does).
+template <class C = char>
+json read_json(const std::string& path) {
+  return detail::json_core<C>::read(path);
+}
+
+/// Writes a JSON value to a file atomically, indented by `indent` spaces (-1: one line).
+template <class C = char>
+void write_json(const std::string& path, const json& value, int indent = 2) {
+  detail::json_core<C>::write(path, value, indent);
+}
+
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_IO_JSON(CORE) CORE(struct mint::detail::json_core<char>)
+MINT_CORES_IO_JSON(MINT_CORE)

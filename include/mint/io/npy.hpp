@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/detail/bytes.hpp"
@@ -41,6 +42,8 @@ inline constexpr std::uint64_t npy_max_header_bytes = std::uint64_t(1) << 20;
 inline constexpr std::size_t npy_max_rank = 64;
 
 /// Parses the Python dict literal of an .npy header: {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
+/// (A template only as npy_core is, C always char.)
+template <class C>
 class npy_dict_parser {
 public:
   npy_dict_parser(std::string_view text, const byte_reader& where) : s_(text), where_(where) {}
@@ -182,9 +185,27 @@ private:
   const byte_reader& where_;
 };
 
-/// Parses and checks the .npy file that occupies [offset, offset + length) of `bytes`.
-inline npy_header parse_npy(std::span<const std::byte> bytes, std::uint64_t offset, std::uint64_t length,
-                            const char* function, std::string_view name) {
+/// Reading and writing .npy headers. A template (C is always char) so only the units that read
+/// or write a file compile it, and a program may compile it once (mint/core/compiled.hpp).
+template <class C>
+struct npy_core {
+  /// Parses and checks the .npy file that occupies [offset, offset + length) of `bytes`.
+  static npy_header parse(std::span<const std::byte> bytes, std::uint64_t offset, std::uint64_t length,
+                          const char* function, std::string_view name);
+  /// The .npy bytes before the data: magic, version, length and the padded dict (a multiple of 64 bytes).
+  static std::string preamble(const array_ref& a, bool fortran_order);
+  /// Checks that every size a writer computes from `a` fits, and that it has data.
+  static void check(const array_ref& a, const char* function);
+  /// write_npy.
+  static void write(const std::string& path, const array_ref& array);
+
+private:
+  static std::string descr(dtype d);
+};
+
+template <class C>
+npy_header npy_core<C>::parse(std::span<const std::byte> bytes, std::uint64_t offset, std::uint64_t length,
+                              const char* function, std::string_view name) {
   byte_reader r(bytes.subspan(offset, length), function, name);
   const auto magic = r.take_string(6, "the magic string");
   if (magic != std::string_view("\x93NUMPY", 6)) r.fail("does not start with \\x93NUMPY", "needs an .npy file");
@@ -197,7 +218,7 @@ inline npy_header parse_npy(std::span<const std::byte> bytes, std::uint64_t offs
   if (header_bytes > npy_max_header_bytes)
     r.fail(str("claims a header of ", header_bytes, " bytes"), str("needs at most ", npy_max_header_bytes));
   const auto text = r.take_string(header_bytes, "the header");
-  npy_dict_parser(text, r).parse(h);
+  npy_dict_parser<C>(text, r).parse(h);
   const index count = [&] {
     index n = 1;
     for (const index e : h.shape)
@@ -271,7 +292,8 @@ mapped_array<T> map_elements(const file_ptr& file, std::uint64_t offset, dtype t
   return mapped_array<T>(file, reinterpret_cast<const T*>(p), std::move(shape), std::move(strides));
 }
 
-inline std::string npy_descr(dtype d) {
+template <class C>
+std::string npy_core<C>::descr(dtype d) {
   const char order = dtype_size(d) == 1 ? '|' : (std::endian::native == std::endian::little ? '<' : '>');
   switch (d) {
     case dtype::boolean: return "|b1";
@@ -285,9 +307,9 @@ inline std::string npy_descr(dtype d) {
   return str(order, kind, dtype_size(d));
 }
 
-/// The .npy bytes before the data: magic, version, length and the padded dict (a multiple of 64 bytes).
-inline std::string npy_preamble(const array_ref& a, bool fortran_order) {
-  std::string dict = "{'descr': '" + npy_descr(a.type) + "', 'fortran_order': " + (fortran_order ? "True" : "False") +
+template <class C>
+std::string npy_core<C>::preamble(const array_ref& a, bool fortran_order) {
+  std::string dict = "{'descr': '" + descr(a.type) + "', 'fortran_order': " + (fortran_order ? "True" : "False") +
                      ", 'shape': (";
   for (std::size_t k = 0; k < a.shape.size(); ++k) dict += str(a.shape[k], a.shape.size() == 1 ? "," : (k + 1 < a.shape.size() ? ", " : ""));
   dict += "), }";
@@ -304,7 +326,8 @@ inline std::string npy_preamble(const array_ref& a, bool fortran_order) {
   return out + dict;
 }
 
-inline void check_array_ref(const array_ref& a, const char* function) {
+template <class C>
+void npy_core<C>::check(const array_ref& a, const char* function) {
   if (a.strides.size() != a.shape.size())
     throw shape_error(function, "array", str("has ", a.strides.size(), " strides for ", a.shape.size(), " axes"),
                       "needs one stride per axis");
@@ -326,27 +349,35 @@ inline void check_array_ref(const array_ref& a, const char* function) {
   if (a.data == nullptr && n > 0) throw argument_error(function, "array", "has no data", "needs a pointer");
 }
 
-/// Writes an array as .npy bytes to a sink (an atomic_file, or a zip member).
-template <class Out>
-void write_npy_to(Out& out, const array_ref& a) {
-  const bool fortran = a.shape.size() > 1 && !a.is_c_contiguous() && a.is_fortran_contiguous();
-  out.write(npy_preamble(a, fortran));
-  for_each_chunk(a, fortran, [&](const void* p, std::size_t n) { out.write(p, n); });
+template <class C>
+void npy_core<C>::write(const std::string& path, const array_ref& array) {
+  check(array, "mint::write_npy");
+  atomic_file out(path);
+  const bool fortran = array.shape.size() > 1 && !array.is_c_contiguous() && array.is_fortran_contiguous();
+  out.write(preamble(array, fortran));
+  for_each_chunk(array, fortran, [&](const void* p, std::size_t n) { out.write(p, n); });
+  out.commit();
 }
 
 }  // namespace detail
 
-/// Reads and checks the header of an .npy file without reading its data.
-inline npy_header read_npy_header(const file_ptr& file) {
-  return detail::parse_npy(file->bytes(), 0, file->size(), "mint::read_npy_header", file->name());
+/// Reads and checks the header of an .npy file without reading its data. (read_npy_header and
+/// write_npy are templates, C always char, so only the units that call them compile them.)
+template <class C = char>
+npy_header read_npy_header(const file_ptr& file) {
+  return detail::npy_core<C>::parse(file->bytes(), 0, file->size(), "mint::read_npy_header", file->name());
 }
-inline npy_header read_npy_header(const std::string& path) { return read_npy_header(mapped_file::open(path)); }
+template <class C = char>
+npy_header read_npy_header(const std::string& path) {
+  const file_ptr file = mapped_file::open(path);
+  return detail::npy_core<C>::parse(file->bytes(), 0, file->size(), "mint::read_npy_header", file->name());
+}
 
 /// Reads an .npy file into an owning array (Fortran order kept as strides; big endian swapped).
 template <element T>
 ndarray<T> read_npy(const file_ptr& file, const read_options& options = {}) {
   constexpr const char* function = "mint::read_npy";
-  const npy_header h = detail::parse_npy(file->bytes(), 0, file->size(), function, file->name());
+  const npy_header h = detail::npy_core<char>::parse(file->bytes(), 0, file->size(), function, file->name());
   return detail::read_elements<T>(*file, h.data_offset, h.type, h.byte_order, h.shape, h.fortran_order, options,
                                   function, "");
 }
@@ -359,7 +390,7 @@ ndarray<T> read_npy(const std::string& path, const read_options& options = {}) {
 template <element T>
 mapped_array<T> map_npy(const file_ptr& file) {
   constexpr const char* function = "mint::map_npy";
-  const npy_header h = detail::parse_npy(file->bytes(), 0, file->size(), function, file->name());
+  const npy_header h = detail::npy_core<char>::parse(file->bytes(), 0, file->size(), function, file->name());
   return detail::map_elements<T>(file, h.data_offset, h.type, h.byte_order, h.shape, detail::npy_strides(h), function, "");
 }
 template <element T>
@@ -369,11 +400,13 @@ mapped_array<T> map_npy(const std::string& path) {
 
 /// Writes an array (any mint tensor, ndarray or array_ref) as an .npy file, atomically.
 /// A Fortran-ordered layout is written as is; any other layout in C order.
-inline void write_npy(const std::string& path, const array_ref& array) {
-  detail::check_array_ref(array, "mint::write_npy");
-  atomic_file out(path);
-  detail::write_npy_to(out, array);
-  out.commit();
+template <class C = char>
+void write_npy(const std::string& path, const array_ref& array) {
+  detail::npy_core<C>::write(path, array);
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_IO_NPY(CORE) CORE(struct mint::detail::npy_core<char>)
+MINT_CORES_IO_NPY(MINT_CORE)

@@ -16,6 +16,7 @@
 
 #include <zlib.h>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/detail/bytes.hpp"
@@ -42,8 +43,19 @@ inline constexpr std::uint32_t zip_local_signature = 0x04034b50, zip_central_sig
                                zip64_locator_signature = 0x07064b50;
 inline constexpr std::uint64_t zip_max_ratio = 1032;  // deflate cannot expand data more than this
 
-/// Reads the central directory of a zip archive; every offset and size is checked against the file.
-inline std::vector<zip_member> read_zip_directory(const mapped_file& file, const char* function) {
+/// Reading zip archives. A template (C is always char) so only the units that open an archive
+/// compile it, and a program may compile it once (mint/core/compiled.hpp).
+template <class C>
+struct zip_core {
+  /// Reads the central directory of a zip archive; every offset and size is checked against the file.
+  static std::vector<zip_member> directory(const mapped_file& file, const char* function);
+  /// The uncompressed bytes of a deflated member (CRC checked), or its first `limit` bytes.
+  static std::vector<std::byte> inflate(const mapped_file& file, const zip_member& m, const char* function,
+                                        std::uint64_t limit = ~std::uint64_t(0));
+};
+
+template <class C>
+std::vector<zip_member> zip_core<C>::directory(const mapped_file& file, const char* function) {
   const auto bytes = file.bytes();
   byte_reader r(bytes, function, file.name());
   if (bytes.size() < 22) r.fail(str("has ", bytes.size(), " bytes"), "needs a zip archive (at least 22 bytes)");
@@ -136,9 +148,9 @@ inline std::vector<zip_member> read_zip_directory(const mapped_file& file, const
   return members;
 }
 
-/// The uncompressed bytes of a deflated member (CRC checked), or its first `limit` bytes.
-inline std::vector<std::byte> inflate_member(const mapped_file& file, const zip_member& m, const char* function,
-                                             std::uint64_t limit = ~std::uint64_t(0)) {
+template <class C>
+std::vector<std::byte> zip_core<C>::inflate(const mapped_file& file, const zip_member& m, const char* function,
+                                            std::uint64_t limit) {
   const std::uint64_t want = std::min(m.size, limit);
   std::vector<std::byte> out(static_cast<std::size_t>(want));
   z_stream z{};
@@ -153,7 +165,7 @@ inline std::vector<std::byte> inflate_member(const mapped_file& file, const zip_
     z.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
     z.avail_out = uInt(std::min<std::uint64_t>(want - produced, 1u << 30));
     const auto out_before = z.avail_out;
-    status = inflate(&z, Z_NO_FLUSH);
+    status = ::inflate(&z, Z_NO_FLUSH);
     const std::uint64_t used = in_chunk - z.avail_in;
     in += used;
     in_left -= used;
@@ -174,20 +186,13 @@ inline std::vector<std::byte> inflate_member(const mapped_file& file, const zip_
   return out;
 }
 
-}  // namespace detail
-
-/// An .npz archive opened for reading: its member arrays by name (without ".npy").
-class npz_file {
+/// npz_file (C is always char, as for zip_core).
+template <class C>
+class basic_npz_file {
 public:
   /// Opens (memory-maps) the archive and checks its directory.
-  explicit npz_file(const std::string& path) : npz_file(mapped_file::open(path)) {}
-  explicit npz_file(file_ptr file) : file_(std::move(file)) {
-    for (auto& m : detail::read_zip_directory(*file_, "mint::npz_file")) {
-      std::string name = m.name.size() > 4 && m.name.ends_with(".npy") ? m.name.substr(0, m.name.size() - 4) : m.name;
-      names_.push_back(name);
-      members_.emplace(std::move(name), std::move(m));
-    }
-  }
+  explicit basic_npz_file(const std::string& path) : basic_npz_file(mapped_file::open(path)) {}
+  explicit basic_npz_file(file_ptr file);
 
   /// Array names in archive order.
   const std::vector<std::string>& names() const noexcept { return names_; }
@@ -196,17 +201,7 @@ public:
   const zip_member& member(std::string_view name) const { return find(name, "mint::npz_file::member"); }
 
   /// The .npy header of an array (a deflated member is inflated as far as its header).
-  npy_header header(std::string_view name) const {
-    constexpr const char* function = "mint::npz_file::header";
-    const zip_member& m = find(name, function);
-    if (m.method == 0) return detail::parse_npy(file_->bytes(), m.data_offset, m.size, function, file_->name());
-    const auto head = detail::inflate_member(*file_, m, function, std::min<std::uint64_t>(m.size, 12 + detail::npy_max_header_bytes));
-    npy_header h = detail::parse_npy(head, 0, head.size(), function, file_->name());
-    // Only the header was inflated: check the data size against the member's instead.
-    if (h.data_offset + h.data_bytes > m.size)
-      detail::format_fail(function, file_->name(), detail::str("has member '", m.name, "' shorter than its header says"), "needs the whole array");
-    return h;
-  }
+  npy_header header(std::string_view name) const;
 
   /// Reads an array (inflating a deflated member; CRC checked there).
   template <element T>
@@ -214,14 +209,14 @@ public:
     constexpr const char* function = "mint::npz_file::read";
     const zip_member& m = find(name, function);
     if (m.method == 0) {
-      const npy_header h = detail::parse_npy(file_->bytes(), m.data_offset, m.size, function, file_->name());
-      return detail::read_elements<T>(*file_, h.data_offset, h.type, h.byte_order, h.shape, h.fortran_order, options,
-                                      function, detail::str("member '", m.name, "' "));
+      const npy_header h = npy_core<C>::parse(file_->bytes(), m.data_offset, m.size, function, file_->name());
+      return read_elements<T>(*file_, h.data_offset, h.type, h.byte_order, h.shape, h.fortran_order, options, function,
+                              str("member '", m.name, "' "));
     }
-    const auto inflated = mapped_file::from_bytes(file_->name(), detail::inflate_member(*file_, m, function));
-    const npy_header h = detail::parse_npy(inflated->bytes(), 0, inflated->size(), function, file_->name());
-    return detail::read_elements<T>(*inflated, h.data_offset, h.type, h.byte_order, h.shape, h.fortran_order, options,
-                                    function, detail::str("member '", m.name, "' "));
+    const auto inflated = mapped_file::from_bytes(file_->name(), zip_core<C>::inflate(*file_, m, function));
+    const npy_header h = npy_core<C>::parse(inflated->bytes(), 0, inflated->size(), function, file_->name());
+    return read_elements<T>(*inflated, h.data_offset, h.type, h.byte_order, h.shape, h.fortran_order, options, function,
+                            str("member '", m.name, "' "));
   }
 
   /// Maps a stored member without a copy (its dtype must be T's, native order, aligned).
@@ -230,168 +225,65 @@ public:
     constexpr const char* function = "mint::npz_file::map";
     const zip_member& m = find(name, function);
     if (m.method != 0)
-      detail::format_fail(function, file_->name(), detail::str("has member '", m.name, "' deflated"),
-                          "needs a stored member (np.savez, not savez_compressed) to be mapped; read() it instead");
-    const npy_header h = detail::parse_npy(file_->bytes(), m.data_offset, m.size, function, file_->name());
-    return detail::map_elements<T>(file_, h.data_offset, h.type, h.byte_order, h.shape, detail::npy_strides(h),
-                                   function, detail::str("member '", m.name, "' "));
+      format_fail(function, file_->name(), str("has member '", m.name, "' deflated"),
+                  "needs a stored member (np.savez, not savez_compressed) to be mapped; read() it instead");
+    const npy_header h = npy_core<C>::parse(file_->bytes(), m.data_offset, m.size, function, file_->name());
+    return map_elements<T>(file_, h.data_offset, h.type, h.byte_order, h.shape, npy_strides(h), function,
+                           str("member '", m.name, "' "));
   }
 
   const file_ptr& file() const noexcept { return file_; }
 
 private:
-  const zip_member& find(std::string_view name, const char* function) const {
-    const auto it = members_.find(name);
-    if (it == members_.end())
-      throw argument_error(function, "name", detail::str("'", name, "' is not in ", file_->name()),
-                           detail::str("needs one of its ", names_.size(), " arrays"));
-    return it->second;
-  }
+  const zip_member& find(std::string_view name, const char* function) const;
 
   file_ptr file_;
   std::vector<std::string> names_;
   std::map<std::string, zip_member, std::less<>> members_;
 };
 
-/// Reads every array of an .npz archive, converted as `options` allow.
-template <element T>
-std::map<std::string, ndarray<T>> read_npz(const std::string& path, const read_options& options = {}) {
-  const npz_file archive(path);
-  std::map<std::string, ndarray<T>> out;
-  for (const auto& name : archive.names()) out.emplace(name, archive.read<T>(name, options));
-  return out;
+template <class C>
+basic_npz_file<C>::basic_npz_file(file_ptr file) : file_(std::move(file)) {
+  for (auto& m : zip_core<C>::directory(*file_, "mint::npz_file")) {
+    std::string name = m.name.size() > 4 && m.name.ends_with(".npy") ? m.name.substr(0, m.name.size() - 4) : m.name;
+    names_.push_back(name);
+    members_.emplace(std::move(name), std::move(m));
+  }
 }
 
-/// Writes an .npz archive member by member (stored, as np.savez does); commit() puts it in place.
-/// A writer destroyed before commit() leaves any previous file untouched.
-class npz_writer {
+template <class C>
+npy_header basic_npz_file<C>::header(std::string_view name) const {
+  constexpr const char* function = "mint::npz_file::header";
+  const zip_member& m = find(name, function);
+  if (m.method == 0) return npy_core<C>::parse(file_->bytes(), m.data_offset, m.size, function, file_->name());
+  const auto head = zip_core<C>::inflate(*file_, m, function, std::min<std::uint64_t>(m.size, 12 + npy_max_header_bytes));
+  npy_header h = npy_core<C>::parse(head, 0, head.size(), function, file_->name());
+  // Only the header was inflated: check the data size against the member's instead.
+  if (h.data_offset + h.data_bytes > m.size)
+    format_fail(function, file_->name(), str("has member '", m.name, "' shorter than its header says"), "needs the whole array");
+  return h;
+}
+
+template <class C>
+const zip_member& basic_npz_file<C>::find(std::string_view name, const char* function) const {
+  const auto it = members_.find(name);
+  if (it == members_.end())
+    throw argument_error(function, "name", str("'", name, "' is not in ", file_->name()),
+                         str("needs one of its ", names_.size(), " arrays"));
+  return it->second;
+}
+
+/// npz_writer (C is always char, as for zip_core).
+template <class C>
+class basic_npz_writer {
 public:
-  explicit npz_writer(const std::string& path) : out_(path) {}
+  explicit basic_npz_writer(const std::string& path) : out_(path) {}
 
   /// Appends an array under `name` (".npy" is added, as np.savez does).
-  void add(const std::string& name, const array_ref& array) {
-    constexpr const char* function = "mint::npz_writer::add";
-    detail::check_array_ref(array, function);
-    if (name.empty() || name.size() > 60000) throw argument_error(function, "name", detail::str("has ", name.size(), " bytes"), "needs 1 to 60000");
-    const std::string member = name + ".npy";
-    for (const auto& e : entries_)
-      if (e.name == member) throw argument_error(function, "name", detail::str("'", name, "' was added already"), "needs unique names");
-    const bool fortran = array.shape.size() > 1 && !array.is_c_contiguous() && array.is_fortran_contiguous();
-    const std::string preamble = detail::npy_preamble(array, fortran);
-    entry e{member, out_.size(), preamble.size() + std::uint64_t(array.size()) * dtype_size(array.type), 0};
-    uLong crc = crc32(0L, Z_NULL, 0);
-    auto crc_of = [&](const void* p, std::size_t n) {
-      for (std::size_t done = 0; done < n; done += 1u << 30)
-        crc = crc32(crc, static_cast<const Bytef*>(p) + done, uInt(std::min<std::size_t>(n - done, 1u << 30)));
-    };
-    crc_of(preamble.data(), preamble.size());
-    detail::for_each_chunk(array, fortran, crc_of);
-    e.crc = std::uint32_t(crc);
-
-    const bool big = e.size >= 0xffffffffu;
-    std::string header;
-    detail::append_le(header, detail::zip_local_signature);
-    detail::append_le(header, std::uint16_t(big ? 45 : 20));
-    detail::append_le(header, std::uint16_t(0));  // flags
-    detail::append_le(header, std::uint16_t(0));  // stored
-    detail::append_le(header, std::uint16_t(0));  // time 00:00
-    detail::append_le(header, std::uint16_t(0x21));  // date 1980-01-01: the same bytes on every run
-    detail::append_le(header, e.crc);
-    detail::append_le(header, std::uint32_t(big ? 0xffffffffu : e.size));
-    detail::append_le(header, std::uint32_t(big ? 0xffffffffu : e.size));
-    std::string extra;
-    if (big) {
-      detail::append_le(extra, std::uint16_t(1));
-      detail::append_le(extra, std::uint16_t(16));
-      detail::append_le(extra, e.size);
-      detail::append_le(extra, e.size);
-    }
-    // Pad so the array's data lands on a multiple of 64 bytes, and can be mapped.
-    std::uint64_t pad = (64 - (e.offset + 30 + member.size() + extra.size()) % 64) % 64;
-    if (pad > 0 && pad < 4) pad += 64;
-    if (pad > 0) {
-      detail::append_le(extra, std::uint16_t(0xd935));  // an alignment record, as Android's zipalign writes
-      detail::append_le(extra, std::uint16_t(pad - 4));
-      extra.append(std::size_t(pad - 4), '\0');
-    }
-    detail::append_le(header, std::uint16_t(member.size()));
-    detail::append_le(header, std::uint16_t(extra.size()));
-    out_.write(header);
-    out_.write(member);
-    out_.write(extra);
-    out_.write(preamble);
-    detail::for_each_chunk(array, fortran, [&](const void* p, std::size_t n) { out_.write(p, n); });
-    entries_.push_back(std::move(e));
-  }
+  void add(const std::string& name, const array_ref& array);
 
   /// Writes the central directory and renames the archive into place.
-  void commit() {
-    const std::uint64_t cd_offset = out_.size();
-    for (const auto& e : entries_) {
-      const bool big_size = e.size >= 0xffffffffu, big_offset = e.offset >= 0xffffffffu;
-      std::string extra;
-      if (big_size || big_offset) {
-        detail::append_le(extra, std::uint16_t(1));
-        detail::append_le(extra, std::uint16_t((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
-        if (big_size) {
-          detail::append_le(extra, e.size);
-          detail::append_le(extra, e.size);
-        }
-        if (big_offset) detail::append_le(extra, e.offset);
-      }
-      std::string h;
-      detail::append_le(h, detail::zip_central_signature);
-      detail::append_le(h, std::uint16_t(big_size || big_offset ? 45 : 20));  // made by
-      detail::append_le(h, std::uint16_t(big_size || big_offset ? 45 : 20));  // needed
-      detail::append_le(h, std::uint16_t(0));
-      detail::append_le(h, std::uint16_t(0));
-      detail::append_le(h, std::uint16_t(0));
-      detail::append_le(h, std::uint16_t(0x21));
-      detail::append_le(h, e.crc);
-      detail::append_le(h, std::uint32_t(big_size ? 0xffffffffu : e.size));
-      detail::append_le(h, std::uint32_t(big_size ? 0xffffffffu : e.size));
-      detail::append_le(h, std::uint16_t(e.name.size()));
-      detail::append_le(h, std::uint16_t(extra.size()));
-      detail::append_le(h, std::uint16_t(0));  // comment
-      detail::append_le(h, std::uint16_t(0));  // disk
-      detail::append_le(h, std::uint16_t(0));  // internal attributes
-      detail::append_le(h, std::uint32_t(0644u << 16));  // external: a regular file, rw-r--r--
-      detail::append_le(h, std::uint32_t(big_offset ? 0xffffffffu : e.offset));
-      out_.write(h);
-      out_.write(e.name);
-      out_.write(extra);
-    }
-    const std::uint64_t cd_size = out_.size() - cd_offset, count = entries_.size();
-    const bool zip64 = count >= 0xffff || cd_offset >= 0xffffffffu || cd_size >= 0xffffffffu;
-    std::string end;
-    if (zip64) {
-      const std::uint64_t z64 = out_.size();
-      detail::append_le(end, detail::zip64_end_signature);
-      detail::append_le(end, std::uint64_t(44));
-      detail::append_le(end, std::uint16_t(45));
-      detail::append_le(end, std::uint16_t(45));
-      detail::append_le(end, std::uint32_t(0));
-      detail::append_le(end, std::uint32_t(0));
-      detail::append_le(end, count);
-      detail::append_le(end, count);
-      detail::append_le(end, cd_size);
-      detail::append_le(end, cd_offset);
-      detail::append_le(end, detail::zip64_locator_signature);
-      detail::append_le(end, std::uint32_t(0));
-      detail::append_le(end, z64);
-      detail::append_le(end, std::uint32_t(1));
-    }
-    detail::append_le(end, detail::zip_end_signature);
-    detail::append_le(end, std::uint16_t(0));
-    detail::append_le(end, std::uint16_t(0));
-    detail::append_le(end, std::uint16_t(zip64 ? 0xffff : count));
-    detail::append_le(end, std::uint16_t(zip64 ? 0xffff : count));
-    detail::append_le(end, std::uint32_t(zip64 ? 0xffffffffu : cd_size));
-    detail::append_le(end, std::uint32_t(zip64 ? 0xffffffffu : cd_offset));
-    detail::append_le(end, std::uint16_t(0));
-    out_.write(end);
-    out_.commit();
-  }
+  void commit();
 
 private:
   struct entry {
@@ -404,11 +296,162 @@ private:
   std::vector<entry> entries_;
 };
 
+template <class C>
+void basic_npz_writer<C>::add(const std::string& name, const array_ref& array) {
+  constexpr const char* function = "mint::npz_writer::add";
+  npy_core<C>::check(array, function);
+  if (name.empty() || name.size() > 60000) throw argument_error(function, "name", str("has ", name.size(), " bytes"), "needs 1 to 60000");
+  const std::string member = name + ".npy";
+  for (const auto& e : entries_)
+    if (e.name == member) throw argument_error(function, "name", str("'", name, "' was added already"), "needs unique names");
+  const bool fortran = array.shape.size() > 1 && !array.is_c_contiguous() && array.is_fortran_contiguous();
+  const std::string preamble = npy_core<C>::preamble(array, fortran);
+  entry e{member, out_.size(), preamble.size() + std::uint64_t(array.size()) * dtype_size(array.type), 0};
+  uLong crc = crc32(0L, Z_NULL, 0);
+  auto crc_of = [&](const void* p, std::size_t n) {
+    for (std::size_t done = 0; done < n; done += 1u << 30)
+      crc = crc32(crc, static_cast<const Bytef*>(p) + done, uInt(std::min<std::size_t>(n - done, 1u << 30)));
+  };
+  crc_of(preamble.data(), preamble.size());
+  for_each_chunk(array, fortran, crc_of);
+  e.crc = std::uint32_t(crc);
+
+  const bool big = e.size >= 0xffffffffu;
+  std::string header;
+  append_le(header, zip_local_signature);
+  append_le(header, std::uint16_t(big ? 45 : 20));
+  append_le(header, std::uint16_t(0));  // flags
+  append_le(header, std::uint16_t(0));  // stored
+  append_le(header, std::uint16_t(0));  // time 00:00
+  append_le(header, std::uint16_t(0x21));  // date 1980-01-01: the same bytes on every run
+  append_le(header, e.crc);
+  append_le(header, std::uint32_t(big ? 0xffffffffu : e.size));
+  append_le(header, std::uint32_t(big ? 0xffffffffu : e.size));
+  std::string extra;
+  if (big) {
+    append_le(extra, std::uint16_t(1));
+    append_le(extra, std::uint16_t(16));
+    append_le(extra, e.size);
+    append_le(extra, e.size);
+  }
+  // Pad so the array's data lands on a multiple of 64 bytes, and can be mapped.
+  std::uint64_t pad = (64 - (e.offset + 30 + member.size() + extra.size()) % 64) % 64;
+  if (pad > 0 && pad < 4) pad += 64;
+  if (pad > 0) {
+    append_le(extra, std::uint16_t(0xd935));  // an alignment record, as Android's zipalign writes
+    append_le(extra, std::uint16_t(pad - 4));
+    extra.append(std::size_t(pad - 4), '\0');
+  }
+  append_le(header, std::uint16_t(member.size()));
+  append_le(header, std::uint16_t(extra.size()));
+  out_.write(header);
+  out_.write(member);
+  out_.write(extra);
+  out_.write(preamble);
+  for_each_chunk(array, fortran, [&](const void* p, std::size_t n) { out_.write(p, n); });
+  entries_.push_back(std::move(e));
+}
+
+template <class C>
+void basic_npz_writer<C>::commit() {
+  const std::uint64_t cd_offset = out_.size();
+  for (const auto& e : entries_) {
+    const bool big_size = e.size >= 0xffffffffu, big_offset = e.offset >= 0xffffffffu;
+    std::string extra;
+    if (big_size || big_offset) {
+      append_le(extra, std::uint16_t(1));
+      append_le(extra, std::uint16_t((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
+      if (big_size) {
+        append_le(extra, e.size);
+        append_le(extra, e.size);
+      }
+      if (big_offset) append_le(extra, e.offset);
+    }
+    std::string h;
+    append_le(h, zip_central_signature);
+    append_le(h, std::uint16_t(big_size || big_offset ? 45 : 20));  // made by
+    append_le(h, std::uint16_t(big_size || big_offset ? 45 : 20));  // needed
+    append_le(h, std::uint16_t(0));
+    append_le(h, std::uint16_t(0));
+    append_le(h, std::uint16_t(0));
+    append_le(h, std::uint16_t(0x21));
+    append_le(h, e.crc);
+    append_le(h, std::uint32_t(big_size ? 0xffffffffu : e.size));
+    append_le(h, std::uint32_t(big_size ? 0xffffffffu : e.size));
+    append_le(h, std::uint16_t(e.name.size()));
+    append_le(h, std::uint16_t(extra.size()));
+    append_le(h, std::uint16_t(0));  // comment
+    append_le(h, std::uint16_t(0));  // disk
+    append_le(h, std::uint16_t(0));  // internal attributes
+    append_le(h, std::uint32_t(0644u << 16));  // external: a regular file, rw-r--r--
+    append_le(h, std::uint32_t(big_offset ? 0xffffffffu : e.offset));
+    out_.write(h);
+    out_.write(e.name);
+    out_.write(extra);
+  }
+  const std::uint64_t cd_size = out_.size() - cd_offset, count = entries_.size();
+  const bool zip64 = count >= 0xffff || cd_offset >= 0xffffffffu || cd_size >= 0xffffffffu;
+  std::string end;
+  if (zip64) {
+    const std::uint64_t z64 = out_.size();
+    append_le(end, zip64_end_signature);
+    append_le(end, std::uint64_t(44));
+    append_le(end, std::uint16_t(45));
+    append_le(end, std::uint16_t(45));
+    append_le(end, std::uint32_t(0));
+    append_le(end, std::uint32_t(0));
+    append_le(end, count);
+    append_le(end, count);
+    append_le(end, cd_size);
+    append_le(end, cd_offset);
+    append_le(end, zip64_locator_signature);
+    append_le(end, std::uint32_t(0));
+    append_le(end, z64);
+    append_le(end, std::uint32_t(1));
+  }
+  append_le(end, zip_end_signature);
+  append_le(end, std::uint16_t(0));
+  append_le(end, std::uint16_t(0));
+  append_le(end, std::uint16_t(zip64 ? 0xffff : count));
+  append_le(end, std::uint16_t(zip64 ? 0xffff : count));
+  append_le(end, std::uint32_t(zip64 ? 0xffffffffu : cd_size));
+  append_le(end, std::uint32_t(zip64 ? 0xffffffffu : cd_offset));
+  append_le(end, std::uint16_t(0));
+  out_.write(end);
+  out_.commit();
+}
+
+}  // namespace detail
+
+/// An .npz archive opened for reading: its member arrays by name (without ".npy").
+using npz_file = detail::basic_npz_file<char>;
+
+/// Reads every array of an .npz archive, converted as `options` allow.
+template <element T>
+std::map<std::string, ndarray<T>> read_npz(const std::string& path, const read_options& options = {}) {
+  const npz_file archive(path);
+  std::map<std::string, ndarray<T>> out;
+  for (const auto& name : archive.names()) out.emplace(name, archive.read<T>(name, options));
+  return out;
+}
+
+/// Writes an .npz archive member by member (stored, as np.savez does); commit() puts it in place.
+/// A writer destroyed before commit() leaves any previous file untouched.
+using npz_writer = detail::basic_npz_writer<char>;
+
 /// Writes named arrays as an .npz archive (stored members), atomically.
-inline void write_npz(const std::string& path, const std::vector<std::pair<std::string, array_ref>>& arrays) {
-  npz_writer out(path);
+template <class C = char>  // a template only so units that never write one compile nothing of it
+void write_npz(const std::string& path, const std::vector<std::pair<std::string, array_ref>>& arrays) {
+  detail::basic_npz_writer<C> out(path);
   for (const auto& [name, array] : arrays) out.add(name, array);
   out.commit();
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_IO_NPZ(CORE)                   \
+  CORE(struct mint::detail::zip_core<char>)      \
+  CORE(class mint::detail::basic_npz_file<char>) \
+  CORE(class mint::detail::basic_npz_writer<char>)
+MINT_CORES_IO_NPZ(MINT_CORE)

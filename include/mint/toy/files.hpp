@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mint/core/adam.hpp"
+#include "mint/core/compiled.hpp"
 #include "mint/core/error.hpp"
 #include "mint/io/json.hpp"
 #include "mint/io/safetensors.hpp"
@@ -17,43 +18,6 @@
 namespace mint::toy {
 
 namespace detail {
-
-inline json config_to_json(const transformer_config& c) {
-  const char* activations[] = {"gelu", "gelu_tanh", "relu"};
-  return {{"vocab", c.vocab}, {"context", c.context}, {"d_model", c.d_model}, {"layers", c.layers},
-          {"heads", c.heads}, {"kv_heads", c.kv_heads}, {"d_head", c.d_head}, {"d_mlp", c.d_mlp},
-          {"activation", activations[int(c.activation)]}, {"layer_norm", c.layer_norm},
-          {"split_qkv_input", c.split_qkv_input}, {"layer_norm_eps", c.layer_norm_eps}};
-}
-
-inline transformer_config config_from_json(const std::string& text, const std::string& path) {
-  const json j = parse_json(text, path, "mint::toy::load_transformer");
-  try {
-    transformer_config c;
-    c.vocab = j.at("vocab").get<int>();
-    c.context = j.at("context").get<int>();
-    c.d_model = j.at("d_model").get<int>();
-    c.layers = j.at("layers").get<int>();
-    c.heads = j.at("heads").get<int>();
-    c.kv_heads = j.at("kv_heads").get<int>();
-    c.d_head = j.at("d_head").get<int>();
-    c.d_mlp = j.at("d_mlp").get<int>();
-    const auto act = j.at("activation").get<std::string>();
-    if (act == "gelu") c.activation = activation_fn::gelu;
-    else if (act == "gelu_tanh") c.activation = activation_fn::gelu_tanh;
-    else if (act == "relu") c.activation = activation_fn::relu;
-    else throw format_error("mint::toy::load_transformer", "file '" + path + "'", "names activation '" + act + "'",
-                            "needs gelu, gelu_tanh or relu");
-    c.layer_norm = j.at("layer_norm").get<bool>();
-    c.split_qkv_input = j.at("split_qkv_input").get<bool>();
-    c.layer_norm_eps = j.at("layer_norm_eps").get<double>();
-    return c;
-  } catch (const json::exception& e) {
-    throw format_error("mint::toy::load_transformer", "file '" + path + "'",
-                       std::string("has a config that does not parse (") + e.what() + ")",
-                       "needs the mint.toy.config metadata save() writes");
-  }
-}
 
 template <class T>
 std::vector<std::pair<std::string, array_ref>> weight_refs(const transformer<T>& model) {
@@ -79,55 +43,91 @@ void read_weights(const safetensors_file& file, const std::string& path, transfo
   }
 }
 
-}  // namespace detail
+/// The toy transformer's files: its config as JSON, models and checkpoints read back. A template
+/// (C is always char) so only the units that read or write files compile it (and nlohmann-json's
+/// parser and printer), and a program may compile it once (mint/core/compiled.hpp).
+template <class C>
+struct transformer_files {
+  static json config_to_json(const transformer_config& c);
+  /// The config as the one-line JSON save() stores.
+  static std::string config_text(const transformer_config& c);
+  static transformer_config config_from_json(const std::string& text, const std::string& path);
+  static transformer<float> load(const std::string& path);
+  static void load_checkpoint(const std::string& path, transformer<float>& model, adam<float>& optimizer);
+};
 
-/// Writes the model's weights and config to a safetensors file, atomically.
-template <class T>
-void save(const transformer<T>& model, const std::string& path) {
-  write_safetensors(path, detail::weight_refs(model), {{"mint.toy.config", detail::config_to_json(model.config()).dump()}});
+template <class C>
+json transformer_files<C>::config_to_json(const transformer_config& c) {
+  const char* activations[] = {"gelu", "gelu_tanh", "relu"};
+  return {{"vocab", c.vocab}, {"context", c.context}, {"d_model", c.d_model}, {"layers", c.layers},
+          {"heads", c.heads}, {"kv_heads", c.kv_heads}, {"d_head", c.d_head}, {"d_mlp", c.d_mlp},
+          {"activation", activations[int(c.activation)]}, {"layer_norm", c.layer_norm},
+          {"split_qkv_input", c.split_qkv_input}, {"layer_norm_eps", c.layer_norm_eps}};
 }
 
-/// A model read from a file save() or save_checkpoint() wrote (F16/BF16/F64 weights convert to float).
-inline transformer<float> load_transformer(const std::string& path) {
+template <class C>
+std::string transformer_files<C>::config_text(const transformer_config& c) {
+  return config_to_json(c).dump();
+}
+
+template <class C>
+transformer_config transformer_files<C>::config_from_json(const std::string& text, const std::string& path) {
+  const json j = parse_json<C>(text, path, "mint::toy::load_transformer");
+  try {
+    transformer_config c;
+    c.vocab = j.at("vocab").template get<int>();
+    c.context = j.at("context").template get<int>();
+    c.d_model = j.at("d_model").template get<int>();
+    c.layers = j.at("layers").template get<int>();
+    c.heads = j.at("heads").template get<int>();
+    c.kv_heads = j.at("kv_heads").template get<int>();
+    c.d_head = j.at("d_head").template get<int>();
+    c.d_mlp = j.at("d_mlp").template get<int>();
+    const auto act = j.at("activation").template get<std::string>();
+    if (act == "gelu") c.activation = activation_fn::gelu;
+    else if (act == "gelu_tanh") c.activation = activation_fn::gelu_tanh;
+    else if (act == "relu") c.activation = activation_fn::relu;
+    else throw format_error("mint::toy::load_transformer", "file '" + path + "'", "names activation '" + act + "'",
+                            "needs gelu, gelu_tanh or relu");
+    c.layer_norm = j.at("layer_norm").template get<bool>();
+    c.split_qkv_input = j.at("split_qkv_input").template get<bool>();
+    c.layer_norm_eps = j.at("layer_norm_eps").template get<double>();
+    return c;
+  } catch (const json::exception& e) {
+    throw format_error("mint::toy::load_transformer", "file '" + path + "'",
+                       std::string("has a config that does not parse (") + e.what() + ")",
+                       "needs the mint.toy.config metadata save() writes");
+  }
+}
+
+template <class C>
+transformer<float> transformer_files<C>::load(const std::string& path) {
   const safetensors_file file(path);
   const auto it = file.metadata().find("mint.toy.config");
   if (it == file.metadata().end())
     throw format_error("mint::toy::load_transformer", "file '" + path + "'", "has no 'mint.toy.config' metadata",
                        "needs a file written by mint::toy::save");
-  transformer<float> model(detail::config_from_json(it->second, path));
-  detail::read_weights(file, path, model);
+  transformer<float> model(config_from_json(it->second, path));
+  read_weights(file, path, model);
   return model;
 }
 
-/// Writes weights, config, and Adam's moments and step (tensors optimizer.m, optimizer.v).
-template <class T>
-void save_checkpoint(const transformer<T>& model, const adam<T>& optimizer, const std::string& path) {
-  auto tensors = detail::weight_refs(model);
-  const auto n = index(optimizer.first_moment().size());
-  tensors.emplace_back("optimizer.m", array_ref(dtype::float64, {n}, optimizer.first_moment().data()));
-  tensors.emplace_back("optimizer.v", array_ref(dtype::float64, {n}, optimizer.second_moment().data()));
-  write_safetensors(path, tensors,
-                    {{"mint.toy.config", detail::config_to_json(model.config()).dump()},
-                     {"mint.optimizer.step", std::to_string(optimizer.steps())}});
-}
-
-/// Restores weights and Adam's state from save_checkpoint(); the model's shape must match the file's.
-inline void load_checkpoint(const std::string& path, transformer<float>& model, adam<float>& optimizer) {
+template <class C>
+void transformer_files<C>::load_checkpoint(const std::string& path, transformer<float>& model, adam<float>& optimizer) {
   const char* fn = "mint::toy::load_checkpoint";
   const safetensors_file file(path);
   const auto& meta = file.metadata();
   if (!meta.count("mint.toy.config") || !meta.count("mint.optimizer.step"))
     throw format_error(fn, "file '" + path + "'", "lacks mint.toy.config or mint.optimizer.step metadata",
                        "needs a file written by mint::toy::save_checkpoint");
-  const auto config = detail::config_from_json(meta.at("mint.toy.config"), path);
-  if (detail::config_to_json(config) != detail::config_to_json(model.config()))
-    throw argument_error(fn, "model", "has config " + detail::config_to_json(model.config()).dump(),
-                         "needs the checkpoint's, " + detail::config_to_json(config).dump());
-  detail::read_weights(file, path, model);
+  const auto config = config_from_json(meta.at("mint.toy.config"), path);
+  if (config_to_json(config) != config_to_json(model.config()))
+    throw argument_error(fn, "model", "has config " + config_text(model.config()), "needs the checkpoint's, " + config_text(config));
+  read_weights(file, path, model);
   for (const auto& [name, moment] : {std::pair{"optimizer.m", optimizer.first_moment()},
                                      std::pair{"optimizer.v", optimizer.second_moment()}}) {
     if (!file.contains(name)) throw format_error(fn, "file '" + path + "'", std::string("has no '") + name + "'", "needs Adam's moments");
-    const auto a = file.read<double>(name);
+    const auto a = file.template read<double>(name);
     if (a.size() != index(moment.size()))
       throw format_error(fn, "file '" + path + "'", mint::detail::str("holds ", a.size(), " values in '", name, "'"),
                          mint::detail::str("needs ", moment.size(), ", one per parameter"));
@@ -140,4 +140,43 @@ inline void load_checkpoint(const std::string& path, transformer<float>& model, 
   }
 }
 
+}  // namespace detail
+
+/// Writes the model's weights and config to a safetensors file, atomically.
+template <class T>
+void save(const transformer<T>& model, const std::string& path) {
+  write_safetensors(path, detail::weight_refs(model),
+                    {{"mint.toy.config", detail::transformer_files<char>::config_text(model.config())}});
+}
+
+/// A model read from a file save() or save_checkpoint() wrote (F16/BF16/F64 weights convert to float).
+/// (load_transformer and load_checkpoint are templates, C always char, so only the units that call
+/// them compile them.)
+template <class C = char>
+transformer<float> load_transformer(const std::string& path) {
+  return detail::transformer_files<C>::load(path);
+}
+
+/// Writes weights, config, and Adam's moments and step (tensors optimizer.m, optimizer.v).
+template <class T>
+void save_checkpoint(const transformer<T>& model, const adam<T>& optimizer, const std::string& path) {
+  auto tensors = detail::weight_refs(model);
+  const auto n = index(optimizer.first_moment().size());
+  tensors.emplace_back("optimizer.m", array_ref(dtype::float64, {n}, optimizer.first_moment().data()));
+  tensors.emplace_back("optimizer.v", array_ref(dtype::float64, {n}, optimizer.second_moment().data()));
+  write_safetensors(path, tensors,
+                    {{"mint.toy.config", detail::transformer_files<char>::config_text(model.config())},
+                     {"mint.optimizer.step", std::to_string(optimizer.steps())}});
+}
+
+/// Restores weights and Adam's state from save_checkpoint(); the model's shape must match the file's.
+template <class C = char>
+void load_checkpoint(const std::string& path, transformer<float>& model, adam<float>& optimizer) {
+  detail::transformer_files<C>::load_checkpoint(path, model, optimizer);
+}
+
 }  // namespace mint::toy
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_TOY_FILES(CORE) CORE(struct mint::toy::detail::transformer_files<char>)
+MINT_CORES_TOY_FILES(MINT_CORE)

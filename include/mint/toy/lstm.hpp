@@ -17,6 +17,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/parameters.hpp"
@@ -60,27 +61,12 @@ public:
   using scalar_type = T;
 
   /// A model of that shape with zero weights; see initialize().
-  explicit lstm(const lstm_config& config) : config_(config), sequence_(config.context, config.vocab) {
-    config_.validate();
-    declare_parameters();
-    declare_sites();
-  }
+  explicit lstm(const lstm_config& config);
 
   /// Random weights: W_E ~ N(0, 1), the others N(0, 1 / fan_in) (fan_in = their first extent),
   /// so pre-activations start near unit scale; biases zero but the forget gate's, 1, so the
   /// cell remembers from the start (Jozefowicz et al. 2015).
-  void initialize(std::uint64_t seed) {
-    rng r(seed);
-    for (const auto& e : params_.entries()) {
-      auto v = params_.view_of(e);
-      if (e.name.find(".W_") != std::string::npos)
-        r.fill_normal(v, 0.0, e.name == "embed.W_E" ? 1.0 : 1.0 / std::sqrt(double(e.extents[0])));
-      else
-        std::fill(v.data(), v.data() + v.size(), T(0));
-    }
-    const index h = config_.d_hidden;
-    for (const auto& w : layer_) std::fill(params_.flat().data() + w.b + h, params_.flat().data() + w.b + 2 * h, T(1));
-  }
+  void initialize(std::uint64_t seed);
 
   const lstm_config& config() const noexcept { return config_; }
   /// Every site, in the order a chunk reaches them (recurrent sites once per position).
@@ -92,20 +78,8 @@ public:
   /// Runs the whole sequence from a zero state (reset(), then one chunk), calling hooks at each
   /// site; returns logits [batch, pos, vocab], valid until the next call. An empty view means a
   /// hook stopped the pass. forward_chunk() may continue the sequence afterwards.
-  tensor_view<const T> forward(const token_batch& tokens, hook_set<T>& hooks) {
-    const char* fn = "mint::toy::lstm::forward";
-    check_forward_hooks(hooks, *sites_, fn);
-    sequence_.start(tokens, fn);
-    forward_done_ = false;
-    const auto logits = run(tokens, hooks);
-    forward_done_ = !logits.empty();
-    return logits;
-  }
-
-  tensor_view<const T> forward(const token_batch& tokens) {
-    hook_set<T> none;
-    return forward(tokens, none);
-  }
+  tensor_view<const T> forward(const token_batch& tokens, hook_set<T>& hooks);
+  tensor_view<const T> forward(const token_batch& tokens);
 
   /// Forgets the sequence: h and c back to zero.
   void reset() noexcept { sequence_.reset(); }
@@ -119,61 +93,15 @@ public:
   /// The first chunk after reset() fixes the batch and needs every row to hold a token; later, a
   /// row whose chunk length is below n has ended, and its state stays as its last token left it.
   /// There is no backward after a chunk.
-  tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks) {
-    const char* fn = "mint::toy::lstm::forward_chunk";
-    check_forward_hooks(hooks, *sites_, fn);
-    sequence_.append(chunk, fn);
-    forward_done_ = false;
-    return run(chunk, hooks);
-  }
-
-  tensor_view<const T> forward_chunk(const token_batch& chunk) {
-    hook_set<T> none;
-    return forward_chunk(chunk, none);
-  }
+  tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks);
+  tensor_view<const T> forward_chunk(const token_batch& chunk);
 
   /// Propagates d(metric)/d(logits) back through the last forward() (through time), calling grad
   /// hooks with d(metric)/d(activation): logits first, then each layer from the last, its
   /// recurrent sites once per position from t = T - 1 down to 0, then the embedding. Adds
   /// parameter gradients into `gradients` when given.
-  void backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, parameter_store<T>* gradients = nullptr) {
-    const char* fn = "mint::toy::lstm::backward";
-    if (!forward_done_)
-      throw argument_error(fn, "model", "has no completed forward pass",
-                           "needs forward() to run to the end first (forward_chunk() keeps no backward state)");
-    if (dlogits.rank() != 3 || dlogits.extent(0) != batch_ || dlogits.extent(1) != positions_ ||
-        dlogits.extent(2) != config_.vocab)
-      throw shape_error(fn, "dlogits", "has extents " + mint::detail::shape_string(dlogits.extents()),
-                        mint::detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
-    if (grad_hooks.sites() && grad_hooks.sites() != sites_.get())
-      throw argument_error(fn, "grad_hooks", "were made for another runtime's sites",
-                           "needs hook_set(model.sites(), hook_phase::backward)");
-    if (gradients && gradients->size() != params_.size())
-      throw shape_error(fn, "gradients", mint::detail::str("hold ", gradients->size(), " values"),
-                        mint::detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
-    T* grad = gradients ? gradients->flat().data() : nullptr;
-    const index Hd = config_.d_hidden, V = config_.vocab;
-    d_logits_.resize(rows(), V);
-    copy(dlogits, tensor_view<T>(d_logits_.data(), {batch_, positions_, index(V)}));
-    if (!visit(grad_hooks, ids_.logits, d_logits_)) return;
-    const matrix<T>& top = states_.back().h;
-    if (grad) {
-      Eigen::Map<matrix<T>>(grad + unembed_W_, Hd, V).noalias() += top.transpose() * d_logits_;
-      vector_map(grad + unembed_b_, V) += d_logits_.colwise().sum();
-    }
-    d_above_.noalias() = d_logits_ * const_matrix_map(p(unembed_W_), Hd, V).transpose();
-    for (int l = config_.layers - 1; l >= 0; --l)
-      if (!layer_backward(l, grad_hooks, grad)) return;
-    // d_above_ now holds d(metric)/d(embedding).
-    if (!visit(grad_hooks, ids_.embed, d_above_) || !grad) return;
-    Eigen::Map<matrix<T>> dWE(grad + embed_W_, config_.vocab, config_.d_model);
-    for (index n = 0; n < rows(); ++n) dWE.row(ids_in_[std::size_t(n)]) += d_above_.row(n);
-  }
-
-  void backward(tensor_view<const T> dlogits, parameter_store<T>& gradients) {
-    hook_set<T> none;
-    backward(dlogits, none, &gradients);
-  }
+  void backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, parameter_store<T>* gradients = nullptr);
+  void backward(tensor_view<const T> dlogits, parameter_store<T>& gradients);
 
   /// The same model in another scalar type (for example double, for gradient checks).
   template <class U>
@@ -224,45 +152,8 @@ private:
 
   // ---- declarations ----------------------------------------------------------------
 
-  void declare_parameters() {
-    const index V = config_.vocab, d = config_.d_model, h = config_.d_hidden;
-    auto offset = [&](const std::string& name, std::vector<index> extents) {
-      params_.add(name, std::move(extents));
-      return params_.entries().back().offset;
-    };
-    embed_W_ = offset("embed.W_E", {V, d});
-    for (int l = 0; l < config_.layers; ++l) {
-      const std::string b = "blocks." + std::to_string(l) + ".lstm.";
-      layer_params lp{};
-      lp.W_ih = offset(b + "W_ih", {l == 0 ? d : h, 4 * h});
-      lp.W_hh = offset(b + "W_hh", {h, 4 * h});
-      lp.b = offset(b + "b", {4 * h});
-      layer_.push_back(lp);
-    }
-    unembed_W_ = offset("unembed.W_U", {h, V});
-    unembed_b_ = offset("unembed.b_U", {V});
-  }
-
-  void declare_sites() {
-    auto table = std::make_shared<site_table>();
-    const index d = config_.d_model, h = config_.d_hidden, V = config_.vocab;
-    using a = axis;
-    auto add = [&](std::string name, int layer, site_role role, axis last, index width) {
-      return table->add({std::move(name), layer, role, 0, 0, {a::batch, a::pos, last}, {0, 0, width}, full_access});
-    };
-    ids_.embed = add("hook_embed", -1, site_role::embed, a::d_model, d);
-    for (int l = 0; l < config_.layers; ++l) {
-      const std::string b = "blocks." + std::to_string(l) + ".";
-      layer_sites s;
-      s.gates_pre = add(b + "hook_gates_pre", l, site_role::other, a::d_model, 4 * h);
-      s.gates = add(b + "hook_gates", l, site_role::other, a::d_model, 4 * h);
-      s.c = add(b + "hook_c", l, site_role::other, a::d_model, h);
-      s.h = add(b + "hook_h", l, site_role::other, a::d_model, h);
-      ids_.layer.push_back(s);
-    }
-    ids_.logits = add("hook_logits", -1, site_role::logits, a::vocab, V);
-    sites_ = std::move(table);
-  }
+  void declare_parameters();
+  void declare_sites();
 
   // ---- checks ------------------------------------------------------------------------
 
@@ -283,141 +174,13 @@ private:
 
   /// One chunk at absolute positions [t0, t0 + n), t0 = cached_positions(), from the carried state; an empty view
   /// (and a model that refuses further chunks) when a hook stopped it.
-  tensor_view<const T> run(const token_batch& tokens, hook_set<T>& hooks) {
-    const index d = config_.d_model, V = config_.vocab, Hd = config_.d_hidden;
-    const bool fresh = sequence_.next_position() == 0;
-    batch_ = tokens.batch();
-    positions_ = tokens.positions();
-    first_ = sequence_.next_position();
-    ids_in_.assign(std::size_t(rows()), 0);
-    for (index b = 0; b < batch_; ++b)
-      for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
-    states_.resize(std::size_t(config_.layers));
-    if (fresh)
-      for (auto& s : states_) s.h0.setZero(batch_, Hd), s.c0.setZero(batch_, Hd);
-
-    embed_.resize(rows(), d);
-    const const_matrix_map WE(p(embed_W_), config_.vocab, d);
-    for (index n = 0; n < rows(); ++n) embed_.row(n) = WE.row(ids_in_[std::size_t(n)]);
-    bool going = visit(hooks, ids_.embed, embed_);
-    for (int l = 0; going && l < config_.layers; ++l) going = layer_forward(l, hooks);
-    if (going) {
-      logits_.noalias() = states_.back().h * const_matrix_map(p(unembed_W_), Hd, V);
-      logits_.rowwise() += const_vector_map(p(unembed_b_), V);
-      going = visit(hooks, ids_.logits, logits_);
-    }
-    sequence_.finish(first_, positions_, !going);
-    if (!going) return {};
-    return tensor_view<const T>(logits_.data(), {batch_, positions_, index(V)});
-  }
-
-  bool layer_forward(int l, hook_set<T>& hooks) {
-    layer_state& s = states_[std::size_t(l)];
-    const layer_sites& id = ids_.layer[std::size_t(l)];
-    const layer_params& w = layer_[std::size_t(l)];
-    const index Hd = config_.d_hidden, in = l == 0 ? config_.d_model : Hd;
-    const matrix<T>& x = l == 0 ? embed_ : states_[std::size_t(l) - 1].h;
-    // The input projection of the whole chunk in one product; only the recurrence is per step.
-    s.pre.noalias() = x * const_matrix_map(p(w.W_ih), in, 4 * Hd);
-    s.pre.rowwise() += const_vector_map(p(w.b), 4 * Hd);
-    s.gates.resize(rows(), 4 * Hd);
-    s.c.resize(rows(), Hd);
-    s.h.resize(rows(), Hd);
-    const const_matrix_map Whh(p(w.W_hh), Hd, 4 * Hd);
-    for (index t = 0; t < positions_; ++t) {
-      // h and c of the previous step, as its hooks left them (the carried state at t = 0).
-      const const_rows_map h_prev = t == 0 ? const_rows_map(s.h0.data(), batch_, Hd, Eigen::OuterStride<>(Hd))
-                                           : const_step(s.h, t - 1);
-      const const_rows_map c_prev = t == 0 ? const_rows_map(s.c0.data(), batch_, Hd, Eigen::OuterStride<>(Hd))
-                                           : const_step(s.c, t - 1);
-      rows_map pre = step(s.pre, t), gates = step(s.gates, t), c = step(s.c, t), h = step(s.h, t);
-      pre.noalias() += h_prev * Whh;
-      if (!visit(hooks, id.gates_pre, s.pre, t)) return false;
-      for (index b = 0; b < batch_; ++b)
-        for (index k = 0; k < 4 * Hd; ++k) gates(b, k) = is_g(k) ? std::tanh(pre(b, k)) : sigmoid(pre(b, k));
-      if (!visit(hooks, id.gates, s.gates, t)) return false;
-      for (index b = 0; b < batch_; ++b)
-        for (index j = 0; j < Hd; ++j) c(b, j) = gates(b, Hd + j) * c_prev(b, j) + gates(b, j) * gates(b, 2 * Hd + j);
-      if (!visit(hooks, id.c, s.c, t)) return false;
-      for (index b = 0; b < batch_; ++b)
-        for (index j = 0; j < Hd; ++j) h(b, j) = gates(b, 3 * Hd + j) * std::tanh(c(b, j));
-      if (!visit(hooks, id.h, s.h, t)) return false;
-    }
-    // Carry each row's state from its last valid position of the chunk; an ended row keeps its own.
-    for (index b = 0; b < batch_; ++b) {
-      const index last = std::min(positions_, sequence_.lengths()[std::size_t(b)] - first_) - 1;
-      if (last < 0) continue;
-      s.h0.row(b) = s.h.row(b * positions_ + last);
-      s.c0.row(b) = s.c.row(b * positions_ + last);
-    }
-    return true;
-  }
+  tensor_view<const T> run(const token_batch& tokens, hook_set<T>& hooks);
+  bool layer_forward(int l, hook_set<T>& hooks);
 
   // ---- backward ----------------------------------------------------------------------
 
   /// Backward through one layer, d(metric)/d(h) from above in d_above_; leaves d(metric)/d(input) there.
-  bool layer_backward(int l, hook_set<T>& hooks, T* grad) {
-    layer_state& s = states_[std::size_t(l)];
-    const layer_sites& id = ids_.layer[std::size_t(l)];
-    const layer_params& w = layer_[std::size_t(l)];
-    const index Hd = config_.d_hidden, in = l == 0 ? config_.d_model : Hd, Tn = positions_;
-    const matrix<T>& x = l == 0 ? embed_ : states_[std::size_t(l) - 1].h;
-    const const_matrix_map Whh(p(w.W_hh), Hd, 4 * Hd), Wih(p(w.W_ih), in, 4 * Hd);
-    d_h_ = d_above_;  // from the layer above (or the unembedding) at every step; step t + 1 adds below
-    d_c_.resize(rows(), Hd);
-    d_gates_.resize(rows(), 4 * Hd);
-    d_pre_.resize(rows(), 4 * Hd);
-    d_c_next_.setZero(batch_, Hd);  // d(metric)/d(c_t) through c_{t+1} = f_{t+1} c_t + ...
-    for (index t = Tn - 1; t >= 0; --t) {
-      if (!visit(hooks, id.h, d_h_, t)) return false;  // complete: from above at t and from step t + 1
-      rows_map dh = step(d_h_, t), dc = step(d_c_, t), dg = step(d_gates_, t), dp = step(d_pre_, t);
-      const const_rows_map gates = const_step(s.gates, t), c = const_step(s.c, t), pre = const_step(s.pre, t);
-      for (index b = 0; b < batch_; ++b)
-        for (index j = 0; j < Hd; ++j) {
-          const T tc = std::tanh(c(b, j));
-          dc(b, j) = dh(b, j) * gates(b, 3 * Hd + j) * (T(1) - tc * tc) + d_c_next_(b, j);
-        }
-      if (!visit(hooks, id.c, d_c_, t)) return false;
-      // The forward pass started from a zero state (backward follows forward() only).
-      for (index b = 0; b < batch_; ++b)
-        for (index j = 0; j < Hd; ++j) {
-          const T c_prev = t > 0 ? s.c(b * Tn + t - 1, j) : T(0);
-          dg(b, j) = dc(b, j) * gates(b, 2 * Hd + j);
-          dg(b, Hd + j) = dc(b, j) * c_prev;
-          dg(b, 2 * Hd + j) = dc(b, j) * gates(b, j);
-          dg(b, 3 * Hd + j) = dh(b, j) * std::tanh(c(b, j));
-        }
-      if (!visit(hooks, id.gates, d_gates_, t)) return false;
-      // Derivatives of the nonlinearities where the forward pass evaluated them (straight through a gates hook).
-      for (index b = 0; b < batch_; ++b)
-        for (index k = 0; k < 4 * Hd; ++k) {
-          if (is_g(k)) {
-            const T a = std::tanh(pre(b, k));
-            dp(b, k) = dg(b, k) * (T(1) - a * a);
-          } else {
-            const T a = sigmoid(pre(b, k));
-            dp(b, k) = dg(b, k) * a * (T(1) - a);
-          }
-        }
-      if (!visit(hooks, id.gates_pre, d_pre_, t)) return false;
-      if (t > 0) {
-        step(d_h_, t - 1).noalias() += dp * Whh.transpose();
-        for (index b = 0; b < batch_; ++b)
-          for (index j = 0; j < Hd; ++j) d_c_next_(b, j) = dc(b, j) * gates(b, Hd + j);
-      }
-    }
-    if (grad) {
-      Eigen::Map<matrix<T>>(grad + w.W_ih, in, 4 * Hd).noalias() += x.transpose() * d_pre_;
-      vector_map(grad + w.b, 4 * Hd) += d_pre_.colwise().sum();
-      // h_{t-1} meets the gates of step t: rows [0, T-1) of h against rows [1, T) of d_pre, per batch row.
-      Eigen::Map<matrix<T>> dWhh(grad + w.W_hh, Hd, 4 * Hd);
-      if (Tn > 1)
-        for (index b = 0; b < batch_; ++b)
-          dWhh.noalias() += s.h.middleRows(b * Tn, Tn - 1).transpose() * d_pre_.middleRows(b * Tn + 1, Tn - 1);
-    }
-    d_above_.noalias() = d_pre_ * Wih.transpose();
-    return true;
-  }
+  bool layer_backward(int l, hook_set<T>& hooks, T* grad);
 
   lstm_config config_;
   parameter_store<T> params_;
@@ -438,4 +201,283 @@ private:
   matrix<T> d_logits_, d_above_, d_h_, d_c_, d_gates_, d_pre_, d_c_next_;
 };
 
+template <class T>
+lstm<T>::lstm(const lstm_config& config)
+    : config_(config), sequence_(config.context, config.vocab) {
+  config_.validate();
+  declare_parameters();
+  declare_sites();
+}
+
+template <class T>
+void lstm<T>::initialize(std::uint64_t seed) {
+  rng r(seed);
+  for (const auto& e : params_.entries()) {
+    auto v = params_.view_of(e);
+    if (e.name.find(".W_") != std::string::npos)
+      r.fill_normal(v, 0.0, e.name == "embed.W_E" ? 1.0 : 1.0 / std::sqrt(double(e.extents[0])));
+    else
+      std::fill(v.data(), v.data() + v.size(), T(0));
+  }
+  const index h = config_.d_hidden;
+  for (const auto& w : layer_) std::fill(params_.flat().data() + w.b + h, params_.flat().data() + w.b + 2 * h, T(1));
+}
+
+template <class T>
+tensor_view<const T> lstm<T>::forward(const token_batch& tokens, hook_set<T>& hooks) {
+  const char* fn = "mint::toy::lstm::forward";
+  check_forward_hooks(hooks, *sites_, fn);
+  sequence_.start(tokens, fn);
+  forward_done_ = false;
+  const auto logits = run(tokens, hooks);
+  forward_done_ = !logits.empty();
+  return logits;
+}
+
+template <class T>
+tensor_view<const T> lstm<T>::forward(const token_batch& tokens) {
+  hook_set<T> none;
+  return forward(tokens, none);
+}
+
+template <class T>
+tensor_view<const T> lstm<T>::forward_chunk(const token_batch& chunk, hook_set<T>& hooks) {
+  const char* fn = "mint::toy::lstm::forward_chunk";
+  check_forward_hooks(hooks, *sites_, fn);
+  sequence_.append(chunk, fn);
+  forward_done_ = false;
+  return run(chunk, hooks);
+}
+
+template <class T>
+tensor_view<const T> lstm<T>::forward_chunk(const token_batch& chunk) {
+  hook_set<T> none;
+  return forward_chunk(chunk, none);
+}
+
+template <class T>
+void lstm<T>::backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, parameter_store<T>* gradients) {
+  const char* fn = "mint::toy::lstm::backward";
+  if (!forward_done_)
+    throw argument_error(fn, "model", "has no completed forward pass",
+                         "needs forward() to run to the end first (forward_chunk() keeps no backward state)");
+  if (dlogits.rank() != 3 || dlogits.extent(0) != batch_ || dlogits.extent(1) != positions_ ||
+      dlogits.extent(2) != config_.vocab)
+    throw shape_error(fn, "dlogits", "has extents " + mint::detail::shape_string(dlogits.extents()),
+                      mint::detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
+  if (grad_hooks.sites() && grad_hooks.sites() != sites_.get())
+    throw argument_error(fn, "grad_hooks", "were made for another runtime's sites",
+                         "needs hook_set(model.sites(), hook_phase::backward)");
+  if (gradients && gradients->size() != params_.size())
+    throw shape_error(fn, "gradients", mint::detail::str("hold ", gradients->size(), " values"),
+                      mint::detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
+  T* grad = gradients ? gradients->flat().data() : nullptr;
+  const index Hd = config_.d_hidden, V = config_.vocab;
+  d_logits_.resize(rows(), V);
+  copy(dlogits, tensor_view<T>(d_logits_.data(), {batch_, positions_, index(V)}));
+  if (!visit(grad_hooks, ids_.logits, d_logits_)) return;
+  const matrix<T>& top = states_.back().h;
+  if (grad) {
+    Eigen::Map<matrix<T>>(grad + unembed_W_, Hd, V).noalias() += top.transpose() * d_logits_;
+    vector_map(grad + unembed_b_, V) += d_logits_.colwise().sum();
+  }
+  d_above_.noalias() = d_logits_ * const_matrix_map(p(unembed_W_), Hd, V).transpose();
+  for (int l = config_.layers - 1; l >= 0; --l)
+    if (!layer_backward(l, grad_hooks, grad)) return;
+  // d_above_ now holds d(metric)/d(embedding).
+  if (!visit(grad_hooks, ids_.embed, d_above_) || !grad) return;
+  Eigen::Map<matrix<T>> dWE(grad + embed_W_, config_.vocab, config_.d_model);
+  for (index n = 0; n < rows(); ++n) dWE.row(ids_in_[std::size_t(n)]) += d_above_.row(n);
+}
+
+template <class T>
+void lstm<T>::backward(tensor_view<const T> dlogits, parameter_store<T>& gradients) {
+  hook_set<T> none;
+  backward(dlogits, none, &gradients);
+}
+
+template <class T>
+void lstm<T>::declare_parameters() {
+  const index V = config_.vocab, d = config_.d_model, h = config_.d_hidden;
+  auto offset = [&](const std::string& name, std::vector<index> extents) {
+    params_.add(name, std::move(extents));
+    return params_.entries().back().offset;
+  };
+  embed_W_ = offset("embed.W_E", {V, d});
+  for (int l = 0; l < config_.layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".lstm.";
+    layer_params lp{};
+    lp.W_ih = offset(b + "W_ih", {l == 0 ? d : h, 4 * h});
+    lp.W_hh = offset(b + "W_hh", {h, 4 * h});
+    lp.b = offset(b + "b", {4 * h});
+    layer_.push_back(lp);
+  }
+  unembed_W_ = offset("unembed.W_U", {h, V});
+  unembed_b_ = offset("unembed.b_U", {V});
+}
+
+template <class T>
+void lstm<T>::declare_sites() {
+  auto table = std::make_shared<site_table>();
+  const index d = config_.d_model, h = config_.d_hidden, V = config_.vocab;
+  using a = axis;
+  auto add = [&](std::string name, int layer, site_role role, axis last, index width) {
+    return table->add({std::move(name), layer, role, 0, 0, {a::batch, a::pos, last}, {0, 0, width}, full_access});
+  };
+  ids_.embed = add("hook_embed", -1, site_role::embed, a::d_model, d);
+  for (int l = 0; l < config_.layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    layer_sites s;
+    s.gates_pre = add(b + "hook_gates_pre", l, site_role::other, a::d_model, 4 * h);
+    s.gates = add(b + "hook_gates", l, site_role::other, a::d_model, 4 * h);
+    s.c = add(b + "hook_c", l, site_role::other, a::d_model, h);
+    s.h = add(b + "hook_h", l, site_role::other, a::d_model, h);
+    ids_.layer.push_back(s);
+  }
+  ids_.logits = add("hook_logits", -1, site_role::logits, a::vocab, V);
+  sites_ = std::move(table);
+}
+
+template <class T>
+tensor_view<const T> lstm<T>::run(const token_batch& tokens, hook_set<T>& hooks) {
+  const index d = config_.d_model, V = config_.vocab, Hd = config_.d_hidden;
+  const bool fresh = sequence_.next_position() == 0;
+  batch_ = tokens.batch();
+  positions_ = tokens.positions();
+  first_ = sequence_.next_position();
+  ids_in_.assign(std::size_t(rows()), 0);
+  for (index b = 0; b < batch_; ++b)
+    for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
+  states_.resize(std::size_t(config_.layers));
+  if (fresh)
+    for (auto& s : states_) s.h0.setZero(batch_, Hd), s.c0.setZero(batch_, Hd);
+
+  embed_.resize(rows(), d);
+  const const_matrix_map WE(p(embed_W_), config_.vocab, d);
+  for (index n = 0; n < rows(); ++n) embed_.row(n) = WE.row(ids_in_[std::size_t(n)]);
+  bool going = visit(hooks, ids_.embed, embed_);
+  for (int l = 0; going && l < config_.layers; ++l) going = layer_forward(l, hooks);
+  if (going) {
+    logits_.noalias() = states_.back().h * const_matrix_map(p(unembed_W_), Hd, V);
+    logits_.rowwise() += const_vector_map(p(unembed_b_), V);
+    going = visit(hooks, ids_.logits, logits_);
+  }
+  sequence_.finish(first_, positions_, !going);
+  if (!going) return {};
+  return tensor_view<const T>(logits_.data(), {batch_, positions_, index(V)});
+}
+
+template <class T>
+bool lstm<T>::layer_forward(int l, hook_set<T>& hooks) {
+  layer_state& s = states_[std::size_t(l)];
+  const layer_sites& id = ids_.layer[std::size_t(l)];
+  const layer_params& w = layer_[std::size_t(l)];
+  const index Hd = config_.d_hidden, in = l == 0 ? config_.d_model : Hd;
+  const matrix<T>& x = l == 0 ? embed_ : states_[std::size_t(l) - 1].h;
+  // The input projection of the whole chunk in one product; only the recurrence is per step.
+  s.pre.noalias() = x * const_matrix_map(p(w.W_ih), in, 4 * Hd);
+  s.pre.rowwise() += const_vector_map(p(w.b), 4 * Hd);
+  s.gates.resize(rows(), 4 * Hd);
+  s.c.resize(rows(), Hd);
+  s.h.resize(rows(), Hd);
+  const const_matrix_map Whh(p(w.W_hh), Hd, 4 * Hd);
+  for (index t = 0; t < positions_; ++t) {
+    // h and c of the previous step, as its hooks left them (the carried state at t = 0).
+    const const_rows_map h_prev = t == 0 ? const_rows_map(s.h0.data(), batch_, Hd, Eigen::OuterStride<>(Hd))
+                                         : const_step(s.h, t - 1);
+    const const_rows_map c_prev = t == 0 ? const_rows_map(s.c0.data(), batch_, Hd, Eigen::OuterStride<>(Hd))
+                                         : const_step(s.c, t - 1);
+    rows_map pre = step(s.pre, t), gates = step(s.gates, t), c = step(s.c, t), h = step(s.h, t);
+    pre.noalias() += h_prev * Whh;
+    if (!visit(hooks, id.gates_pre, s.pre, t)) return false;
+    for (index b = 0; b < batch_; ++b)
+      for (index k = 0; k < 4 * Hd; ++k) gates(b, k) = is_g(k) ? std::tanh(pre(b, k)) : sigmoid(pre(b, k));
+    if (!visit(hooks, id.gates, s.gates, t)) return false;
+    for (index b = 0; b < batch_; ++b)
+      for (index j = 0; j < Hd; ++j) c(b, j) = gates(b, Hd + j) * c_prev(b, j) + gates(b, j) * gates(b, 2 * Hd + j);
+    if (!visit(hooks, id.c, s.c, t)) return false;
+    for (index b = 0; b < batch_; ++b)
+      for (index j = 0; j < Hd; ++j) h(b, j) = gates(b, 3 * Hd + j) * std::tanh(c(b, j));
+    if (!visit(hooks, id.h, s.h, t)) return false;
+  }
+  // Carry each row's state from its last valid position of the chunk; an ended row keeps its own.
+  for (index b = 0; b < batch_; ++b) {
+    const index last = std::min(positions_, sequence_.lengths()[std::size_t(b)] - first_) - 1;
+    if (last < 0) continue;
+    s.h0.row(b) = s.h.row(b * positions_ + last);
+    s.c0.row(b) = s.c.row(b * positions_ + last);
+  }
+  return true;
+}
+
+template <class T>
+bool lstm<T>::layer_backward(int l, hook_set<T>& hooks, T* grad) {
+  layer_state& s = states_[std::size_t(l)];
+  const layer_sites& id = ids_.layer[std::size_t(l)];
+  const layer_params& w = layer_[std::size_t(l)];
+  const index Hd = config_.d_hidden, in = l == 0 ? config_.d_model : Hd, Tn = positions_;
+  const matrix<T>& x = l == 0 ? embed_ : states_[std::size_t(l) - 1].h;
+  const const_matrix_map Whh(p(w.W_hh), Hd, 4 * Hd), Wih(p(w.W_ih), in, 4 * Hd);
+  d_h_ = d_above_;  // from the layer above (or the unembedding) at every step; step t + 1 adds below
+  d_c_.resize(rows(), Hd);
+  d_gates_.resize(rows(), 4 * Hd);
+  d_pre_.resize(rows(), 4 * Hd);
+  d_c_next_.setZero(batch_, Hd);  // d(metric)/d(c_t) through c_{t+1} = f_{t+1} c_t + ...
+  for (index t = Tn - 1; t >= 0; --t) {
+    if (!visit(hooks, id.h, d_h_, t)) return false;  // complete: from above at t and from step t + 1
+    rows_map dh = step(d_h_, t), dc = step(d_c_, t), dg = step(d_gates_, t), dp = step(d_pre_, t);
+    const const_rows_map gates = const_step(s.gates, t), c = const_step(s.c, t), pre = const_step(s.pre, t);
+    for (index b = 0; b < batch_; ++b)
+      for (index j = 0; j < Hd; ++j) {
+        const T tc = std::tanh(c(b, j));
+        dc(b, j) = dh(b, j) * gates(b, 3 * Hd + j) * (T(1) - tc * tc) + d_c_next_(b, j);
+      }
+    if (!visit(hooks, id.c, d_c_, t)) return false;
+    // The forward pass started from a zero state (backward follows forward() only).
+    for (index b = 0; b < batch_; ++b)
+      for (index j = 0; j < Hd; ++j) {
+        const T c_prev = t > 0 ? s.c(b * Tn + t - 1, j) : T(0);
+        dg(b, j) = dc(b, j) * gates(b, 2 * Hd + j);
+        dg(b, Hd + j) = dc(b, j) * c_prev;
+        dg(b, 2 * Hd + j) = dc(b, j) * gates(b, j);
+        dg(b, 3 * Hd + j) = dh(b, j) * std::tanh(c(b, j));
+      }
+    if (!visit(hooks, id.gates, d_gates_, t)) return false;
+    // Derivatives of the nonlinearities where the forward pass evaluated them (straight through a gates hook).
+    for (index b = 0; b < batch_; ++b)
+      for (index k = 0; k < 4 * Hd; ++k) {
+        if (is_g(k)) {
+          const T a = std::tanh(pre(b, k));
+          dp(b, k) = dg(b, k) * (T(1) - a * a);
+        } else {
+          const T a = sigmoid(pre(b, k));
+          dp(b, k) = dg(b, k) * a * (T(1) - a);
+        }
+      }
+    if (!visit(hooks, id.gates_pre, d_pre_, t)) return false;
+    if (t > 0) {
+      step(d_h_, t - 1).noalias() += dp * Whh.transpose();
+      for (index b = 0; b < batch_; ++b)
+        for (index j = 0; j < Hd; ++j) d_c_next_(b, j) = dc(b, j) * gates(b, Hd + j);
+    }
+  }
+  if (grad) {
+    Eigen::Map<matrix<T>>(grad + w.W_ih, in, 4 * Hd).noalias() += x.transpose() * d_pre_;
+    vector_map(grad + w.b, 4 * Hd) += d_pre_.colwise().sum();
+    // h_{t-1} meets the gates of step t: rows [0, T-1) of h against rows [1, T) of d_pre, per batch row.
+    Eigen::Map<matrix<T>> dWhh(grad + w.W_hh, Hd, 4 * Hd);
+    if (Tn > 1)
+      for (index b = 0; b < batch_; ++b)
+        dWhh.noalias() += s.h.middleRows(b * Tn, Tn - 1).transpose() * d_pre_.middleRows(b * Tn + 1, Tn - 1);
+  }
+  d_above_.noalias() = d_pre_ * Wih.transpose();
+  return true;
+}
+
 }  // namespace mint::toy
+
+/// The cores this header compiles once (mint/core/compiled.hpp): the model over float and double.
+#define MINT_CORES_TOY_LSTM(CORE)     \
+  CORE(class mint::toy::lstm<float>) \
+  CORE(class mint::toy::lstm<double>)
+MINT_CORES_TOY_LSTM(MINT_CORE)

@@ -16,6 +16,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/parallel.hpp"
@@ -76,26 +77,10 @@ public:
   using scalar_type = T;
 
   /// A model of that shape with zero weights (layer-norm gains one); see initialize().
-  explicit transformer(const transformer_config& config)
-      : config_(config), sequence_(config.context, config.vocab) {
-    config_.validate();
-    declare_parameters();
-    declare_sites();
-    reset_layer_norms();
-  }
+  explicit transformer(const transformer_config& config);
 
   /// Random weights, N(0, (0.8 / sqrt(d_model))^2) as TransformerLens initializes small models; biases zero.
-  void initialize(std::uint64_t seed) {
-    rng r(seed);
-    const double std = 0.8 / std::sqrt(double(config_.d_model));
-    for (const auto& e : params_.entries()) {
-      const bool weight = e.name.find(".W_") != std::string::npos;
-      auto v = params_.view_of(e);
-      if (weight) r.fill_normal(v, 0.0, std);
-      else std::fill(v.data(), v.data() + v.size(), T(0));
-    }
-    reset_layer_norms();
-  }
+  void initialize(std::uint64_t seed);
 
   const transformer_config& config() const noexcept { return config_; }
   /// Every site, in the order the forward pass reaches them.
@@ -105,30 +90,13 @@ public:
   const parameter_store<T>& parameters() const noexcept { return params_; }
 
   /// The residual edge graph (needs split_qkv_input, so each head's inputs are sites).
-  edge_graph graph() const {
-    if (!config_.split_qkv_input)
-      throw argument_error("mint::toy::transformer::graph", "config.split_qkv_input", "is false",
-                           "needs true, so each head's q/k/v input is a receiver");
-    return transformer_graph(*sites_, {config_.layers, config_.heads, config_.key_value_heads(), config_.has_mlp()});
-  }
+  edge_graph graph() const;
 
   /// Runs the model, calling hooks at each site; returns logits [batch, pos, vocab], valid until the next forward.
   /// An empty view means a hook stopped the pass.
   /// It forgets any sequence built by forward_chunk().
-  tensor_view<const T> forward(const token_batch& tokens, hook_set<T>& hooks) {
-    check_forward_hooks(hooks, *sites_, "mint::toy::transformer::forward");
-    sequence_.start(tokens, "mint::toy::transformer::forward");  // keeps no keys: the next chunk starts afresh
-    forward_done_ = false;
-    prepare(tokens, 0, 0);
-    const auto logits = run(hooks);
-    forward_done_ = !logits.empty();
-    return logits;
-  }
-
-  tensor_view<const T> forward(const token_batch& tokens) {
-    hook_set<T> none;
-    return forward(tokens, none);
-  }
+  tensor_view<const T> forward(const token_batch& tokens, hook_set<T>& hooks);
+  tensor_view<const T> forward(const token_batch& tokens);
 
   /// Forgets the sequence forward_chunk() has built (its keys and values).
   void reset() noexcept { sequence_.reset(); }
@@ -143,89 +111,17 @@ public:
   /// reset() fixes the batch and needs every row to hold a token; later, a row whose chunk
   /// length is below n has ended and its later positions are padding. The logits equal one
   /// forward() over the whole sequence to rounding. There is no backward after a chunk.
-  tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks) {
-    const char* fn = "mint::toy::transformer::forward_chunk";
-    check_forward_hooks(hooks, *sites_, fn);
-    const index t0 = sequence_.append(chunk, fn);
-    forward_done_ = false;
-    if (t0 == 0) {
-      states_.resize(std::size_t(config_.layers));
-      for (auto& st : states_) {
-        st.k_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
-        st.v_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
-      }
-    }
-    prepare(chunk, t0, config_.context);
-    const auto logits = run(hooks);
-    sequence_.finish(t0, chunk.positions(), logits.empty());
-    return logits;
-  }
-
-  tensor_view<const T> forward_chunk(const token_batch& chunk) {
-    hook_set<T> none;
-    return forward_chunk(chunk, none);
-  }
+  tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks);
+  tensor_view<const T> forward_chunk(const token_batch& chunk);
 
   /// Propagates d(metric)/d(logits) back through the last forward, calling grad hooks with
   /// d(metric)/d(activation) at each site, and adding parameter gradients into `gradients` when given.
-  void backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, parameter_store<T>* gradients = nullptr) {
-    const char* fn = "mint::toy::transformer::backward";
-    if (!forward_done_)
-      throw argument_error(fn, "model", "has no completed forward pass", "needs forward() to run to the end first");
-    if (dlogits.rank() != 3 || dlogits.extent(0) != batch_ || dlogits.extent(1) != positions_ ||
-        dlogits.extent(2) != config_.vocab)
-      throw shape_error(fn, "dlogits", "has extents " + mint::detail::shape_string(dlogits.extents()),
-                        mint::detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
-    if (grad_hooks.sites() && grad_hooks.sites() != sites_.get())
-      throw argument_error(fn, "grad_hooks", "were made for another runtime's sites", "needs hook_set(model.sites(), hook_phase::backward)");
-    if (gradients && gradients->size() != params_.size())
-      throw shape_error(fn, "gradients", mint::detail::str("hold ", gradients->size(), " values"),
-                        mint::detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
-    T* grad = gradients ? gradients->flat().data() : nullptr;
-    d_logits_.resize(rows(), config_.vocab);
-    copy(dlogits, tensor_view<T>(d_logits_.data(), {batch_, positions_, index(config_.vocab)}));
-    if (!unembed_backward(grad_hooks, grad)) return;
-    for (int l = config_.layers - 1; l >= 0; --l) {
-      if (!visit(grad_hooks, ids_.layer[l].resid_post, d_resid_)) return;
-      if (!mlp_backward(l, grad_hooks, grad)) return;
-      if (!attention_backward(l, grad_hooks, grad)) return;
-      if (!visit(grad_hooks, ids_.layer[l].resid_pre, d_resid_)) return;
-    }
-    embed_backward(grad_hooks, grad);
-  }
-
-  void backward(tensor_view<const T> dlogits, parameter_store<T>& gradients) {
-    hook_set<T> none;
-    backward(dlogits, none, &gradients);
-  }
+  void backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, parameter_store<T>* gradients = nullptr);
+  void backward(tensor_view<const T> dlogits, parameter_store<T>& gradients);
 
   /// Folds each layer norm's gain and bias into the weights that read it (W_Q/W_K/W_V,
   /// W_in, W_U and their biases), leaving gains of one and biases of zero: the same function.
-  void fold_layer_norm() {
-    if (!config_.layer_norm) return;
-    const index d = config_.d_model;
-    auto fold = [&](const std::string& ln, const std::string& weight, const std::string& bias, index outer) {
-      auto w = params_[ln + ".w"], b = params_[ln + ".b"];
-      auto W = params_[weight], B = params_[bias];
-      const index cols = W.size() / (outer * d);
-      for (index o = 0; o < outer; ++o) {
-        Eigen::Map<matrix<T>> Wo(W.data() + o * d * cols, d, cols);
-        Eigen::Map<vector<T>> Bo(B.data() + o * cols, cols);
-        const Eigen::Map<const vector<T>> wv(w.data(), d), bv(b.data(), d);
-        Bo += (bv.transpose() * Wo).transpose();
-        Wo = wv.asDiagonal() * Wo;
-      }
-    };
-    for (int l = 0; l < config_.layers; ++l) {
-      const std::string block = "blocks." + std::to_string(l);
-      fold(block + ".ln1", block + ".attn.W_Q", block + ".attn.b_Q", config_.heads);
-      fold(block + ".ln1", block + ".attn.W_K", block + ".attn.b_K", config_.key_value_heads());
-      fold(block + ".ln1", block + ".attn.W_V", block + ".attn.b_V", config_.key_value_heads());
-      if (config_.has_mlp()) fold(block + ".ln2", block + ".mlp.W_in", block + ".mlp.b_in", 1);
-    }
-    fold("ln_final", "unembed.W_U", "unembed.b_U", 1);
-    reset_layer_norms();
-  }
+  void fold_layer_norm();
 
   /// The same model in another scalar type (for example double, for gradient checks).
   template <class U>
@@ -284,142 +180,18 @@ private:
 
   // ---- declarations ----------------------------------------------------------------
 
-  void declare_parameters() {
-    const index V = config_.vocab, C = config_.context, d = config_.d_model, H = config_.heads,
-                K = config_.key_value_heads(), dh = config_.d_head, m = config_.d_mlp;
-    auto offset = [&](const std::string& name, std::vector<index> extents) {
-      params_.add(name, std::move(extents));
-      return params_.entries().back().offset;
-    };
-    embed_W_ = offset("embed.W_E", {V, d});
-    pos_W_ = offset("pos_embed.W_pos", {C, d});
-    for (int l = 0; l < config_.layers; ++l) {
-      const std::string b = "blocks." + std::to_string(l);
-      layer_params lp{};
-      if (config_.layer_norm) lp.ln1_w = offset(b + ".ln1.w", {d}), lp.ln1_b = offset(b + ".ln1.b", {d});
-      lp.W_Q = offset(b + ".attn.W_Q", {H, d, dh});
-      lp.b_Q = offset(b + ".attn.b_Q", {H, dh});
-      lp.W_K = offset(b + ".attn.W_K", {K, d, dh});
-      lp.b_K = offset(b + ".attn.b_K", {K, dh});
-      lp.W_V = offset(b + ".attn.W_V", {K, d, dh});
-      lp.b_V = offset(b + ".attn.b_V", {K, dh});
-      lp.W_O = offset(b + ".attn.W_O", {H, dh, d});
-      lp.b_O = offset(b + ".attn.b_O", {d});
-      if (config_.has_mlp()) {
-        if (config_.layer_norm) lp.ln2_w = offset(b + ".ln2.w", {d}), lp.ln2_b = offset(b + ".ln2.b", {d});
-        lp.W_in = offset(b + ".mlp.W_in", {d, m});
-        lp.b_in = offset(b + ".mlp.b_in", {m});
-        lp.W_out = offset(b + ".mlp.W_out", {m, d});
-        lp.b_out = offset(b + ".mlp.b_out", {d});
-      }
-      layer_.push_back(lp);
-    }
-    if (config_.layer_norm) final_w_ = offset("ln_final.w", {d}), final_b_ = offset("ln_final.b", {d});
-    unembed_W_ = offset("unembed.W_U", {d, V});
-    unembed_b_ = offset("unembed.b_U", {V});
-  }
-
-  void reset_layer_norms() {
-    if (!config_.layer_norm) return;
-    for (const auto& e : params_.entries()) {
-      const auto& n = e.name;
-      const bool gain = n.size() > 2 && n.compare(n.size() - 2, 2, ".w") == 0;
-      const bool bias = n.size() > 2 && n.compare(n.size() - 2, 2, ".b") == 0;
-      if (!gain && !bias) continue;
-      auto v = params_.view_of(e);
-      std::fill(v.data(), v.data() + v.size(), gain ? T(1) : T(0));
-    }
-  }
-
-  void declare_sites() {
-    auto table = std::make_shared<site_table>();
-    const index d = config_.d_model, H = config_.heads, K = config_.key_value_heads(), dh = config_.d_head,
-                G = config_.input_groups(), m = config_.d_mlp, V = config_.vocab;
-    using a = axis;
-    auto add = [&](std::string name, int layer, site_role role, std::vector<axis> axes, std::vector<index> sizes) {
-      return table->add({std::move(name), layer, role, config_.heads, int(K), std::move(axes), std::move(sizes), full_access});
-    };
-    const std::vector<axis> bpd = {a::batch, a::pos, a::d_model};
-    const std::vector<index> sd = {0, 0, d};
-    ids_.embed = add("hook_embed", -1, site_role::embed, bpd, sd);
-    ids_.pos_embed = add("hook_pos_embed", -1, site_role::pos_embed, bpd, sd);
-    for (int l = 0; l < config_.layers; ++l) {
-      const std::string b = "blocks." + std::to_string(l) + ".";
-      layer_sites s;
-      s.resid_pre = add(b + "hook_resid_pre", l, site_role::resid_pre, bpd, sd);
-      if (config_.split_qkv_input) {
-        s.q_input = add(b + "hook_q_input", l, site_role::q_input, {a::batch, a::pos, a::head, a::d_model}, {0, 0, H, d});
-        s.k_input = add(b + "hook_k_input", l, site_role::k_input, {a::batch, a::pos, a::kv_head, a::d_model}, {0, 0, K, d});
-        s.v_input = add(b + "hook_v_input", l, site_role::v_input, {a::batch, a::pos, a::kv_head, a::d_model}, {0, 0, K, d});
-      }
-      if (config_.layer_norm) {
-        if (config_.split_qkv_input) {
-          s.ln1_scale = add(b + "ln1.hook_scale", l, site_role::ln_scale, {a::batch, a::pos, a::qkv_head}, {0, 0, G});
-          s.ln1_normalized = add(b + "ln1.hook_normalized", l, site_role::ln_normalized,
-                                 {a::batch, a::pos, a::qkv_head, a::d_model}, {0, 0, G, d});
-        } else {
-          s.ln1_scale = add(b + "ln1.hook_scale", l, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
-          s.ln1_normalized = add(b + "ln1.hook_normalized", l, site_role::ln_normalized, bpd, sd);
-        }
-      }
-      s.q = add(b + "attn.hook_q", l, site_role::attn_q, {a::batch, a::pos, a::head, a::d_head}, {0, 0, H, dh});
-      s.k = add(b + "attn.hook_k", l, site_role::attn_k, {a::batch, a::pos, a::kv_head, a::d_head}, {0, 0, K, dh});
-      s.v = add(b + "attn.hook_v", l, site_role::attn_v, {a::batch, a::pos, a::kv_head, a::d_head}, {0, 0, K, dh});
-      s.pattern = add(b + "attn.hook_pattern", l, site_role::attn_pattern, {a::batch, a::head, a::pos, a::key_pos},
-                      {0, H, 0, 0});
-      s.z = add(b + "attn.hook_z", l, site_role::attn_z, {a::batch, a::pos, a::head, a::d_head}, {0, 0, H, dh});
-      s.result = add(b + "attn.hook_result", l, site_role::attn_result, {a::batch, a::pos, a::head, a::d_model},
-                     {0, 0, H, d});
-      s.attn_out = add(b + "hook_attn_out", l, site_role::attn_out, bpd, sd);
-      if (config_.has_mlp()) {
-        s.resid_mid = add(b + "hook_resid_mid", l, site_role::resid_mid, bpd, sd);
-        s.mlp_in = add(b + "hook_mlp_in", l, site_role::mlp_in, bpd, sd);
-        if (config_.layer_norm) {
-          s.ln2_scale = add(b + "ln2.hook_scale", l, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
-          s.ln2_normalized = add(b + "ln2.hook_normalized", l, site_role::ln_normalized, bpd, sd);
-        }
-        s.mlp_pre = add(b + "mlp.hook_pre", l, site_role::mlp_pre, {a::batch, a::pos, a::d_mlp}, {0, 0, m});
-        s.mlp_post = add(b + "mlp.hook_post", l, site_role::mlp_post, {a::batch, a::pos, a::d_mlp}, {0, 0, m});
-        s.mlp_out = add(b + "hook_mlp_out", l, site_role::mlp_out, bpd, sd);
-      }
-      s.resid_post = add(b + "hook_resid_post", l, site_role::resid_post, bpd, sd);
-      ids_.layer.push_back(s);
-    }
-    if (config_.layer_norm) {
-      ids_.ln_final_scale = add("ln_final.hook_scale", -1, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
-      ids_.ln_final_normalized = add("ln_final.hook_normalized", -1, site_role::ln_normalized, bpd, sd);
-    }
-    ids_.logits = add("hook_logits", -1, site_role::logits, {a::batch, a::pos, a::vocab}, {0, 0, V});
-    sites_ = std::move(table);
-  }
+  void declare_parameters();
+  void reset_layer_norms();
+  void declare_sites();
 
   // ---- forward -----------------------------------------------------------------------
 
   /// Sets up a pass over positions [first, first + tokens.positions()); kv_capacity > 0 keeps
   /// keys and values in the per-layer caches of that many positions a row (incremental mode).
-  void prepare(const token_batch& tokens, index first, index kv_capacity) {
-    batch_ = tokens.batch();
-    positions_ = tokens.positions();
-    first_ = first;
-    kv_capacity_ = kv_capacity;
-    ids_in_.assign(std::size_t(rows()), 0);
-    for (index b = 0; b < batch_; ++b)
-      for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
-    states_.resize(std::size_t(config_.layers));
-    resid_.resize(std::size_t(config_.layers) + 1);
-  }
+  void prepare(const token_batch& tokens, index first, index kv_capacity);
 
   /// The pass itself, shared by forward() and forward_chunk(); an empty view when a hook stopped it.
-  tensor_view<const T> run(hook_set<T>& hooks) {
-    if (!embed(hooks)) return {};
-    for (int l = 0; l < config_.layers; ++l) {
-      if (l > 0 && !visit(hooks, ids_.layer[l].resid_pre, resid_[l])) return {};
-      if (!attention_forward(l, hooks)) return {};
-      if (!mlp_forward(l, hooks)) return {};
-    }
-    if (!unembed(hooks)) return {};
-    return tensor_view<const T>(logits_.data(), {batch_, positions_, index(config_.vocab)});
-  }
+  tensor_view<const T> run(hook_set<T>& hooks);
 
   /// Calls the hooks at a site whose activation is a [batch*pos, ...] buffer; false: stop.
   bool visit(hook_set<T>& hooks, site_id id, T* data, std::span<const index> extents,
@@ -438,19 +210,7 @@ private:
     return visit(hooks, id, data, extents, strides);
   }
 
-  bool embed(hook_set<T>& hooks) {
-    const index d = config_.d_model;
-    embed_.resize(rows(), d);
-    pos_.resize(rows(), d);
-    const const_matrix_map WE(p(embed_W_), config_.vocab, d), Wpos(p(pos_W_), config_.context, d);
-    for (index n = 0; n < rows(); ++n) {
-      embed_.row(n) = WE.row(ids_in_[std::size_t(n)]);
-      pos_.row(n) = Wpos.row(first_ + n % positions_);
-    }
-    if (!visit(hooks, ids_.embed, embed_) || !visit(hooks, ids_.pos_embed, pos_)) return false;
-    resid_[0] = embed_ + pos_;
-    return visit(hooks, ids_.layer[0].resid_pre, resid_[0]);
-  }
+  bool embed(hook_set<T>& hooks);
 
   norm_ref ln1_of(int l) const {
     const layer_params& w = layer_[std::size_t(l)];
@@ -470,31 +230,7 @@ private:
 
   /// Layer norm over `count` rows of width d at `in` (row stride d), into `out`, calling the scale and normalized sites.
   bool layer_norm_forward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n, norm_stats& st,
-                          matrix<T>& out) {
-    const index d = config_.d_model, w = n.w, b = n.b, groups = n.groups;
-    const site_id scale_site = n.scale_site, normalized_site = n.normalized_site;
-    std::vector<T>&mean = st.mean, &raw = st.raw, &scale = st.scale;
-    out.resize(count, d);
-    const const_rows_map x(in, count, d, Eigen::OuterStride<>(d));
-    if (!config_.layer_norm) {
-      out = x;
-      return true;
-    }
-    mean.resize(std::size_t(count));
-    raw.resize(std::size_t(count));
-    detail::layer_norm_stats<T>(x, config_.layer_norm_eps, mean.data(), raw.data());
-    scale = raw;
-    if (groups > 0) {
-      const index se[] = {batch_, positions_, groups}, ne[] = {batch_, positions_, groups, d};
-      if (!visit(hooks, scale_site, scale.data(), se)) return false;
-      detail::layer_norm_apply<T>(x, mean.data(), scale.data(), p(w), p(b), rows_map(out.data(), count, d, Eigen::OuterStride<>(d)));
-      return visit(hooks, normalized_site, out.data(), ne);
-    }
-    const index se[] = {batch_, positions_};
-    if (!visit(hooks, scale_site, scale.data(), se)) return false;
-    detail::layer_norm_apply<T>(x, mean.data(), scale.data(), p(w), p(b), rows_map(out.data(), count, d, Eigen::OuterStride<>(d)));
-    return visit(hooks, normalized_site, out);
-  }
+                          matrix<T>& out);
 
   /// Rows of the attention input that head-group `group` reads (all groups read one matrix unless split).
   const_rows_map attention_input(const layer_state& s, index group) const {
@@ -503,336 +239,20 @@ private:
     return const_rows_map(s.ln1_out.data() + group * d, rows(), d, Eigen::OuterStride<>(config_.input_groups() * d));
   }
 
-  bool attention_forward(int l, hook_set<T>& hooks) {
-    layer_state& s = states_[std::size_t(l)];
-    const layer_sites& id = ids_.layer[std::size_t(l)];
-    const layer_params& w = layer_[std::size_t(l)];
-    const index N = rows(), d = config_.d_model, H = config_.heads, K = config_.key_value_heads(),
-                dh = config_.d_head, G = config_.input_groups(), Tn = positions_;
-    const matrix<T>& x = resid_[std::size_t(l)];
-
-    if (config_.split_qkv_input) {
-      s.qkv_in.resize(N, G * d);
-      for (index n = 0; n < N; ++n)
-        for (index gi = 0; gi < G; ++gi) s.qkv_in.row(n).segment(gi * d, d) = x.row(n);
-      if (!visit_heads(hooks, id.q_input, s.qkv_in.data(), H, d, G * d) ||
-          !visit_heads(hooks, id.k_input, s.qkv_in.data() + H * d, K, d, G * d) ||
-          !visit_heads(hooks, id.v_input, s.qkv_in.data() + (H + K) * d, K, d, G * d))
-        return false;
-      if (!layer_norm_forward(hooks, s.qkv_in.data(), N * G, ln1_of(l), s.ln1, s.ln1_out))
-        return false;
-    } else if (!layer_norm_forward(hooks, x.data(), N, ln1_of(l), s.ln1, s.ln1_out)) {
-      return false;
-    }
-
-    s.q.resize(N, H * dh);
-    s.k.resize(N, K * dh);
-    s.v.resize(N, K * dh);
-    for (index h = 0; h < H; ++h) {
-      s.q.middleCols(h * dh, dh).noalias() = attention_input(s, h) * const_matrix_map(p(w.W_Q) + h * d * dh, d, dh);
-      s.q.middleCols(h * dh, dh).rowwise() += const_vector_map(p(w.b_Q) + h * dh, dh);
-    }
-    for (index kv = 0; kv < K; ++kv) {
-      s.k.middleCols(kv * dh, dh).noalias() = attention_input(s, H + kv) * const_matrix_map(p(w.W_K) + kv * d * dh, d, dh);
-      s.k.middleCols(kv * dh, dh).rowwise() += const_vector_map(p(w.b_K) + kv * dh, dh);
-      s.v.middleCols(kv * dh, dh).noalias() =
-          attention_input(s, H + K + kv) * const_matrix_map(p(w.W_V) + kv * d * dh, d, dh);
-      s.v.middleCols(kv * dh, dh).rowwise() += const_vector_map(p(w.b_V) + kv * dh, dh);
-    }
-    if (!visit_heads(hooks, id.q, s.q.data(), H, dh, H * dh) || !visit_heads(hooks, id.k, s.k.data(), K, dh, K * dh) ||
-        !visit_heads(hooks, id.v, s.v.data(), K, dh, K * dh))
-      return false;
-
-    // Queries attend to keys [0, first_ + Tn): this chunk's own, and in incremental mode the
-    // ones kept from earlier chunks, where this chunk's keys and values (as hooks left them) go too.
-    const index Tk = first_ + Tn;
-    const matrix<T>* keys = &s.k;
-    const matrix<T>* values = &s.v;
-    index key_rows = Tn;  // rows a batch row takes in keys/values
-    if (kv_capacity_ > 0) {
-      for (index b = 0; b < batch_; ++b) {
-        s.k_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.k.middleRows(b * Tn, Tn);
-        s.v_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.v.middleRows(b * Tn, Tn);
-      }
-      keys = &s.k_cache;
-      values = &s.v_cache;
-      key_rows = kv_capacity_;
-    }
-    s.pattern.resize(std::size_t(batch_ * H * Tn * Tk));
-    const double attention_work = 2.0 * double(batch_ * H * Tn * Tk * dh);
-    const T scale = T(1) / std::sqrt(T(dh));
-    const index per_group = H / K;
-    MINT_PARALLEL_FOR(attention_work)
-    for (index b = 0; b < batch_; ++b)
-      for (index h = 0; h < H; ++h) {
-        Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
-        P.noalias() = (s.q.block(b * Tn, h * dh, Tn, dh) * keys->block(b * key_rows, (h / per_group) * dh, Tk, dh).transpose());
-        P *= scale;
-        detail::causal_softmax<T>(P, sequence_.lengths()[std::size_t(b)], first_);
-      }
-    s.pattern_hooked = hooks.wants(id.pattern);
-    if (s.pattern_hooked) {
-      s.pattern_raw = s.pattern;  // the softmax's own output, for its backward
-      const index pe[] = {batch_, H, Tn, Tk};
-      if (!visit(hooks, id.pattern, s.pattern.data(), pe)) return false;
-    }
-
-    s.z.resize(N, H * dh);
-    MINT_PARALLEL_FOR(attention_work)
-    for (index b = 0; b < batch_; ++b)
-      for (index h = 0; h < H; ++h) {
-        const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
-        s.z.block(b * Tn, h * dh, Tn, dh).noalias() = P * values->block(b * key_rows, (h / per_group) * dh, Tk, dh);
-      }
-    if (!visit_heads(hooks, id.z, s.z.data(), H, dh, H * dh)) return false;
-
-    // attn_out sums the heads' results one head at a time, the same way whether or not
-    // the per-head results are hooked, so reading them never changes a bit of the output.
-    s.attn_out.resize(N, d);
-    if (hooks.wants(id.result)) {
-      s.result.resize(N, H * d);
-      for (index h = 0; h < H; ++h)
-        s.result.middleCols(h * d, d).noalias() = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
-      if (!visit_heads(hooks, id.result, s.result.data(), H, d, H * d)) return false;
-      // One pass over the results, row by row, in the same order of heads as below.
-      for (index n = 0; n < N; ++n) {
-        auto out = s.attn_out.row(n);
-        out = s.result.row(n).segment(0, d);
-        for (index h = 1; h < H; ++h) out += s.result.row(n).segment(h * d, d);
-      }
-    } else {
-      for (index h = 0; h < H; ++h) {
-        const auto product = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
-        if (h == 0) s.attn_out.noalias() = product;
-        else s.attn_out.noalias() += product;
-      }
-    }
-    s.attn_out.rowwise() += const_vector_map(p(w.b_O), d);
-    return visit(hooks, id.attn_out, s.attn_out);
-  }
-
-  bool mlp_forward(int l, hook_set<T>& hooks) {
-    layer_state& s = states_[std::size_t(l)];
-    const layer_sites& id = ids_.layer[std::size_t(l)];
-    const layer_params& w = layer_[std::size_t(l)];
-    matrix<T>& out = resid_[std::size_t(l) + 1];
-    if (!config_.has_mlp()) {
-      out = resid_[std::size_t(l)] + s.attn_out;
-      return visit(hooks, id.resid_post, out);
-    }
-    const index d = config_.d_model, m = config_.d_mlp;
-    s.resid_mid = resid_[std::size_t(l)] + s.attn_out;
-    if (!visit(hooks, id.resid_mid, s.resid_mid)) return false;
-    s.mlp_in = s.resid_mid;
-    if (!visit(hooks, id.mlp_in, s.mlp_in)) return false;
-    if (!layer_norm_forward(hooks, s.mlp_in.data(), rows(), ln2_of(l), s.ln2, s.ln2_out))
-      return false;
-    s.pre.noalias() = s.ln2_out * const_matrix_map(p(w.W_in), d, m);
-    s.pre.rowwise() += const_vector_map(p(w.b_in), m);
-    if (!visit(hooks, id.mlp_pre, s.pre)) return false;
-    s.post = s.pre.unaryExpr([f = config_.activation](T x) { return detail::activate(f, x); });
-    if (!visit(hooks, id.mlp_post, s.post)) return false;
-    s.mlp_out.noalias() = s.post * const_matrix_map(p(w.W_out), m, d);
-    s.mlp_out.rowwise() += const_vector_map(p(w.b_out), d);
-    if (!visit(hooks, id.mlp_out, s.mlp_out)) return false;
-    out = s.resid_mid + s.mlp_out;
-    return visit(hooks, id.resid_post, out);
-  }
-
-  bool unembed(hook_set<T>& hooks) {
-    const index d = config_.d_model, V = config_.vocab;
-    const matrix<T>& x = resid_.back();
-    if (!layer_norm_forward(hooks, x.data(), rows(), final_norm(), final_norm_, final_out_))
-      return false;
-    logits_.noalias() = final_out_ * const_matrix_map(p(unembed_W_), d, V);
-    logits_.rowwise() += const_vector_map(p(unembed_b_), V);
-    return visit(hooks, ids_.logits, logits_);
-  }
+  bool attention_forward(int l, hook_set<T>& hooks);
+  bool mlp_forward(int l, hook_set<T>& hooks);
+  bool unembed(hook_set<T>& hooks);
 
   // ---- backward ----------------------------------------------------------------------
 
   /// d(out) of a layer norm -> d(in) into `d_in` (count x d, row stride d); calls the normalized and scale grad sites.
   bool layer_norm_backward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n, const norm_stats& st,
-                           matrix<T>& d_out, matrix<T>& d_in, T* grad) {
-    const index d = config_.d_model, w = n.w, b = n.b, groups = n.groups;
-    const site_id scale_site = n.scale_site, normalized_site = n.normalized_site;
-    const std::vector<T>&mean = st.mean, &raw = st.raw, &scale = st.scale;
-    d_in.resize(count, d);
-    if (!config_.layer_norm) {
-      d_in = d_out;
-      return true;
-    }
-    if (groups > 0) {
-      const index ne[] = {batch_, positions_, groups, d};
-      if (!visit(hooks, normalized_site, d_out.data(), ne)) return false;
-    } else if (!visit(hooks, normalized_site, d_out)) {
-      return false;
-    }
-    const const_rows_map x(in, count, d, Eigen::OuterStride<>(d)), dout(d_out.data(), count, d, Eigen::OuterStride<>(d));
-    d_scale_.resize(std::size_t(count));
-    detail::layer_norm_backward_scale<T>(x, mean.data(), scale.data(), p(w), dout, d_scale_.data(), g(grad, w),
-                                         g(grad, b));
-    const index se2[] = {batch_, positions_}, se3[] = {batch_, positions_, groups};
-    if (!visit(hooks, scale_site, d_scale_.data(), groups > 0 ? std::span<const index>(se3) : std::span<const index>(se2)))
-      return false;
-    detail::layer_norm_backward_input<T>(x, mean.data(), scale.data(), raw.data(), p(w), dout, d_scale_.data(),
-                                         rows_map(d_in.data(), count, d, Eigen::OuterStride<>(d)), false);
-    return true;
-  }
+                           matrix<T>& d_out, matrix<T>& d_in, T* grad);
 
-  bool unembed_backward(hook_set<T>& hooks, T* grad) {
-    const index d = config_.d_model, V = config_.vocab;
-    if (!visit(hooks, ids_.logits, d_logits_)) return false;
-    d_final_out_.noalias() = d_logits_ * const_matrix_map(p(unembed_W_), d, V).transpose();
-    if (grad) {
-      Eigen::Map<matrix<T>>(grad + unembed_W_, d, V).noalias() += final_out_.transpose() * d_logits_;
-      vector_map(grad + unembed_b_, V) += d_logits_.colwise().sum();
-    }
-    return layer_norm_backward(hooks, resid_.back().data(), rows(), final_norm(), final_norm_, d_final_out_, d_resid_,
-                               grad);
-  }
-
-  bool mlp_backward(int l, hook_set<T>& hooks, T* grad) {
-    if (!config_.has_mlp()) return true;  // d_resid passes to the attention block unchanged
-    layer_state& s = states_[std::size_t(l)];
-    const layer_sites& id = ids_.layer[std::size_t(l)];
-    const layer_params& w = layer_[std::size_t(l)];
-    const index d = config_.d_model, m = config_.d_mlp;
-    d_mlp_out_ = d_resid_;
-    if (!visit(hooks, id.mlp_out, d_mlp_out_)) return false;
-    if (grad) {
-      Eigen::Map<matrix<T>>(grad + w.W_out, m, d).noalias() += s.post.transpose() * d_mlp_out_;
-      vector_map(grad + w.b_out, d) += d_mlp_out_.colwise().sum();
-    }
-    d_post_.noalias() = d_mlp_out_ * const_matrix_map(p(w.W_out), m, d).transpose();
-    if (!visit(hooks, id.mlp_post, d_post_)) return false;
-    d_pre_ = d_post_.cwiseProduct(s.pre.unaryExpr([f = config_.activation](T x) { return detail::activate_derivative(f, x); }));
-    if (!visit(hooks, id.mlp_pre, d_pre_)) return false;
-    if (grad) {
-      Eigen::Map<matrix<T>>(grad + w.W_in, d, m).noalias() += s.ln2_out.transpose() * d_pre_;
-      vector_map(grad + w.b_in, m) += d_pre_.colwise().sum();
-    }
-    d_ln_out_.noalias() = d_pre_ * const_matrix_map(p(w.W_in), d, m).transpose();
-    if (!layer_norm_backward(hooks, s.mlp_in.data(), rows(), ln2_of(l), s.ln2, d_ln_out_, d_ln_in_, grad))
-      return false;
-    if (!visit(hooks, id.mlp_in, d_ln_in_)) return false;
-    d_resid_ += d_ln_in_;
-    return visit(hooks, id.resid_mid, d_resid_);
-  }
-
-  bool attention_backward(int l, hook_set<T>& hooks, T* grad) {
-    layer_state& s = states_[std::size_t(l)];
-    const layer_sites& id = ids_.layer[std::size_t(l)];
-    const layer_params& w = layer_[std::size_t(l)];
-    const index N = rows(), d = config_.d_model, H = config_.heads, K = config_.key_value_heads(),
-                dh = config_.d_head, G = config_.input_groups(), Tn = positions_, per_group = H / K;
-
-    d_attn_out_ = d_resid_;
-    if (!visit(hooks, id.attn_out, d_attn_out_)) return false;
-    if (grad) vector_map(grad + w.b_O, d) += d_attn_out_.colwise().sum();
-    // Per head, as in the forward pass, so hooking the results changes no bit of the gradients.
-    d_z_.resize(N, H * dh);
-    const bool hooked = hooks.wants(id.result);
-    if (hooked) {
-      d_result_.resize(N, H * d);
-      for (index h = 0; h < H; ++h) d_result_.middleCols(h * d, d) = d_attn_out_;
-      if (!visit_heads(hooks, id.result, d_result_.data(), H, d, H * d)) return false;
-    }
-    for (index h = 0; h < H; ++h) {
-      const_matrix_map WO(p(w.W_O) + h * dh * d, dh, d);
-      const auto d_result_h = hooked ? d_result_.middleCols(h * d, d) : d_attn_out_.middleCols(0, d);
-      d_z_.middleCols(h * dh, dh).noalias() = d_result_h * WO.transpose();
-      if (grad)
-        Eigen::Map<matrix<T>>(grad + w.W_O + h * dh * d, dh, d).noalias() += s.z.middleCols(h * dh, dh).transpose() * d_result_h;
-    }
-    if (!visit_heads(hooks, id.z, d_z_.data(), H, dh, H * dh)) return false;
-
-    // Through z = P v, then the softmax, then the scores q k^T / sqrt(dh).
-    const double attention_work = 4.0 * double(batch_ * H * Tn * Tn * dh);
-    d_pattern_.resize(s.pattern.size());
-    d_q_.setZero(N, H * dh);
-    d_k_.setZero(N, K * dh);
-    d_v_.setZero(N, K * dh);
-    MINT_PARALLEL_FOR(attention_work)
-    for (index b = 0; b < batch_; ++b)
-      for (index h = 0; h < H; ++h) {
-        const index kv = h / per_group;
-        const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tn, Tn, Tn);
-        Eigen::Map<matrix<T>> dP(d_pattern_.data() + (b * H + h) * Tn * Tn, Tn, Tn);
-        const auto dZ = d_z_.block(b * Tn, h * dh, Tn, dh);
-        dP.noalias() = dZ * s.v.block(b * Tn, kv * dh, Tn, dh).transpose();
-        d_v_.block(b * Tn, kv * dh, Tn, dh).noalias() += P.transpose() * dZ;
-      }
-    const index pe[] = {batch_, H, Tn, Tn};
-    if (!visit(hooks, id.pattern, d_pattern_.data(), pe)) return false;
-    const T scale = T(1) / std::sqrt(T(dh));
-    const std::vector<T>& softmax_out = s.pattern_hooked ? s.pattern_raw : s.pattern;
-    MINT_PARALLEL_FOR(attention_work)
-    for (index b = 0; b < batch_; ++b)
-      for (index h = 0; h < H; ++h) {
-        const index kv = h / per_group;
-        const Eigen::Map<const matrix<T>> P(softmax_out.data() + (b * H + h) * Tn * Tn, Tn, Tn);
-        Eigen::Map<matrix<T>> dS(d_pattern_.data() + (b * H + h) * Tn * Tn, Tn, Tn);
-        for (index i = 0; i < Tn; ++i) {
-          const T inner = P.row(i).dot(dS.row(i));
-          dS.row(i) = (P.row(i).array() * (dS.row(i).array() - inner)).matrix();
-        }
-        dS *= scale;
-        d_q_.block(b * Tn, h * dh, Tn, dh).noalias() = dS * s.k.block(b * Tn, kv * dh, Tn, dh);
-        d_k_.block(b * Tn, kv * dh, Tn, dh).noalias() += dS.transpose() * s.q.block(b * Tn, h * dh, Tn, dh);
-      }
-    if (!visit_heads(hooks, id.q, d_q_.data(), H, dh, H * dh) || !visit_heads(hooks, id.k, d_k_.data(), K, dh, K * dh) ||
-        !visit_heads(hooks, id.v, d_v_.data(), K, dh, K * dh))
-      return false;
-
-    // Into the (normalized) attention inputs and the q/k/v weights.
-    const index input_rows = config_.split_qkv_input ? N * G : N;
-    d_ln_out_.setZero(input_rows, d);
-    auto d_input = [&](index group) {
-      if (!config_.split_qkv_input) return rows_map(d_ln_out_.data(), N, d, Eigen::OuterStride<>(d));
-      return rows_map(d_ln_out_.data() + group * d, N, d, Eigen::OuterStride<>(G * d));
-    };
-    auto project = [&](const matrix<T>& d_act, index head, index group, index W, index B) {
-      const_matrix_map Wh(p(W) + head * d * dh, d, dh);
-      const auto dh_block = d_act.middleCols(head * dh, dh);
-      d_input(group).noalias() += dh_block * Wh.transpose();
-      if (grad) {
-        Eigen::Map<matrix<T>>(grad + W + head * d * dh, d, dh).noalias() += attention_input(s, group).transpose() * dh_block;
-        vector_map(grad + B + head * dh, dh) += dh_block.colwise().sum();
-      }
-    };
-    for (index h = 0; h < H; ++h) project(d_q_, h, h, w.W_Q, w.b_Q);
-    for (index kv = 0; kv < K; ++kv) {
-      project(d_k_, kv, H + kv, w.W_K, w.b_K);
-      project(d_v_, kv, H + K + kv, w.W_V, w.b_V);
-    }
-    const T* ln_in = config_.split_qkv_input ? s.qkv_in.data() : resid_[std::size_t(l)].data();
-    if (!layer_norm_backward(hooks, ln_in, input_rows, ln1_of(l), s.ln1, d_ln_out_, d_ln_in_, grad))
-      return false;
-    if (!config_.split_qkv_input) {
-      d_resid_ += d_ln_in_;
-      return true;
-    }
-    if (!visit_heads(hooks, id.q_input, d_ln_in_.data(), H, d, G * d) ||
-        !visit_heads(hooks, id.k_input, d_ln_in_.data() + H * d, K, d, G * d) ||
-        !visit_heads(hooks, id.v_input, d_ln_in_.data() + (H + K) * d, K, d, G * d))
-      return false;
-    for (index n = 0; n < N; ++n)
-      for (index gi = 0; gi < G; ++gi) d_resid_.row(n) += d_ln_in_.row(n * G + gi);
-    return true;
-  }
-
-  void embed_backward(hook_set<T>& hooks, T* grad) {
-    const index d = config_.d_model;
-    d_embed_ = d_resid_;
-    d_pos_ = d_resid_;
-    if (!visit(hooks, ids_.pos_embed, d_pos_) || !visit(hooks, ids_.embed, d_embed_) || !grad) return;
-    Eigen::Map<matrix<T>> dWE(grad + embed_W_, config_.vocab, d), dWpos(grad + pos_W_, config_.context, d);
-    for (index n = 0; n < rows(); ++n) {
-      dWE.row(ids_in_[std::size_t(n)]) += d_embed_.row(n);
-      dWpos.row(n % positions_) += d_pos_.row(n);
-    }
-  }
+  bool unembed_backward(hook_set<T>& hooks, T* grad);
+  bool mlp_backward(int l, hook_set<T>& hooks, T* grad);
+  bool attention_backward(int l, hook_set<T>& hooks, T* grad);
+  void embed_backward(hook_set<T>& hooks, T* grad);
 
   transformer_config config_;
   parameter_store<T> params_;
@@ -858,4 +278,658 @@ private:
   std::vector<T> d_pattern_, d_scale_;
 };
 
+template <class T>
+transformer<T>::transformer(const transformer_config& config)
+    : config_(config), sequence_(config.context, config.vocab) {
+  config_.validate();
+  declare_parameters();
+  declare_sites();
+  reset_layer_norms();
+}
+
+template <class T>
+void transformer<T>::initialize(std::uint64_t seed) {
+  rng r(seed);
+  const double std = 0.8 / std::sqrt(double(config_.d_model));
+  for (const auto& e : params_.entries()) {
+    const bool weight = e.name.find(".W_") != std::string::npos;
+    auto v = params_.view_of(e);
+    if (weight) r.fill_normal(v, 0.0, std);
+    else std::fill(v.data(), v.data() + v.size(), T(0));
+  }
+  reset_layer_norms();
+}
+
+template <class T>
+edge_graph transformer<T>::graph() const {
+  if (!config_.split_qkv_input)
+    throw argument_error("mint::toy::transformer::graph", "config.split_qkv_input", "is false",
+                         "needs true, so each head's q/k/v input is a receiver");
+  return transformer_graph(*sites_, {config_.layers, config_.heads, config_.key_value_heads(), config_.has_mlp()});
+}
+
+template <class T>
+tensor_view<const T> transformer<T>::forward(const token_batch& tokens, hook_set<T>& hooks) {
+  check_forward_hooks(hooks, *sites_, "mint::toy::transformer::forward");
+  sequence_.start(tokens, "mint::toy::transformer::forward");  // keeps no keys: the next chunk starts afresh
+  forward_done_ = false;
+  prepare(tokens, 0, 0);
+  const auto logits = run(hooks);
+  forward_done_ = !logits.empty();
+  return logits;
+}
+
+template <class T>
+tensor_view<const T> transformer<T>::forward(const token_batch& tokens) {
+  hook_set<T> none;
+  return forward(tokens, none);
+}
+
+template <class T>
+tensor_view<const T> transformer<T>::forward_chunk(const token_batch& chunk, hook_set<T>& hooks) {
+  const char* fn = "mint::toy::transformer::forward_chunk";
+  check_forward_hooks(hooks, *sites_, fn);
+  const index t0 = sequence_.append(chunk, fn);
+  forward_done_ = false;
+  if (t0 == 0) {
+    states_.resize(std::size_t(config_.layers));
+    for (auto& st : states_) {
+      st.k_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
+      st.v_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
+    }
+  }
+  prepare(chunk, t0, config_.context);
+  const auto logits = run(hooks);
+  sequence_.finish(t0, chunk.positions(), logits.empty());
+  return logits;
+}
+
+template <class T>
+tensor_view<const T> transformer<T>::forward_chunk(const token_batch& chunk) {
+  hook_set<T> none;
+  return forward_chunk(chunk, none);
+}
+
+template <class T>
+void transformer<T>::backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, parameter_store<T>* gradients) {
+  const char* fn = "mint::toy::transformer::backward";
+  if (!forward_done_)
+    throw argument_error(fn, "model", "has no completed forward pass", "needs forward() to run to the end first");
+  if (dlogits.rank() != 3 || dlogits.extent(0) != batch_ || dlogits.extent(1) != positions_ ||
+      dlogits.extent(2) != config_.vocab)
+    throw shape_error(fn, "dlogits", "has extents " + mint::detail::shape_string(dlogits.extents()),
+                      mint::detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
+  if (grad_hooks.sites() && grad_hooks.sites() != sites_.get())
+    throw argument_error(fn, "grad_hooks", "were made for another runtime's sites", "needs hook_set(model.sites(), hook_phase::backward)");
+  if (gradients && gradients->size() != params_.size())
+    throw shape_error(fn, "gradients", mint::detail::str("hold ", gradients->size(), " values"),
+                      mint::detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
+  T* grad = gradients ? gradients->flat().data() : nullptr;
+  d_logits_.resize(rows(), config_.vocab);
+  copy(dlogits, tensor_view<T>(d_logits_.data(), {batch_, positions_, index(config_.vocab)}));
+  if (!unembed_backward(grad_hooks, grad)) return;
+  for (int l = config_.layers - 1; l >= 0; --l) {
+    if (!visit(grad_hooks, ids_.layer[l].resid_post, d_resid_)) return;
+    if (!mlp_backward(l, grad_hooks, grad)) return;
+    if (!attention_backward(l, grad_hooks, grad)) return;
+    if (!visit(grad_hooks, ids_.layer[l].resid_pre, d_resid_)) return;
+  }
+  embed_backward(grad_hooks, grad);
+}
+
+template <class T>
+void transformer<T>::backward(tensor_view<const T> dlogits, parameter_store<T>& gradients) {
+  hook_set<T> none;
+  backward(dlogits, none, &gradients);
+}
+
+template <class T>
+void transformer<T>::fold_layer_norm() {
+  if (!config_.layer_norm) return;
+  const index d = config_.d_model;
+  auto fold = [&](const std::string& ln, const std::string& weight, const std::string& bias, index outer) {
+    auto w = params_[ln + ".w"], b = params_[ln + ".b"];
+    auto W = params_[weight], B = params_[bias];
+    const index cols = W.size() / (outer * d);
+    for (index o = 0; o < outer; ++o) {
+      Eigen::Map<matrix<T>> Wo(W.data() + o * d * cols, d, cols);
+      Eigen::Map<vector<T>> Bo(B.data() + o * cols, cols);
+      const Eigen::Map<const vector<T>> wv(w.data(), d), bv(b.data(), d);
+      Bo += (bv.transpose() * Wo).transpose();
+      Wo = wv.asDiagonal() * Wo;
+    }
+  };
+  for (int l = 0; l < config_.layers; ++l) {
+    const std::string block = "blocks." + std::to_string(l);
+    fold(block + ".ln1", block + ".attn.W_Q", block + ".attn.b_Q", config_.heads);
+    fold(block + ".ln1", block + ".attn.W_K", block + ".attn.b_K", config_.key_value_heads());
+    fold(block + ".ln1", block + ".attn.W_V", block + ".attn.b_V", config_.key_value_heads());
+    if (config_.has_mlp()) fold(block + ".ln2", block + ".mlp.W_in", block + ".mlp.b_in", 1);
+  }
+  fold("ln_final", "unembed.W_U", "unembed.b_U", 1);
+  reset_layer_norms();
+}
+
+template <class T>
+void transformer<T>::declare_parameters() {
+  const index V = config_.vocab, C = config_.context, d = config_.d_model, H = config_.heads,
+              K = config_.key_value_heads(), dh = config_.d_head, m = config_.d_mlp;
+  auto offset = [&](const std::string& name, std::vector<index> extents) {
+    params_.add(name, std::move(extents));
+    return params_.entries().back().offset;
+  };
+  embed_W_ = offset("embed.W_E", {V, d});
+  pos_W_ = offset("pos_embed.W_pos", {C, d});
+  for (int l = 0; l < config_.layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l);
+    layer_params lp{};
+    if (config_.layer_norm) lp.ln1_w = offset(b + ".ln1.w", {d}), lp.ln1_b = offset(b + ".ln1.b", {d});
+    lp.W_Q = offset(b + ".attn.W_Q", {H, d, dh});
+    lp.b_Q = offset(b + ".attn.b_Q", {H, dh});
+    lp.W_K = offset(b + ".attn.W_K", {K, d, dh});
+    lp.b_K = offset(b + ".attn.b_K", {K, dh});
+    lp.W_V = offset(b + ".attn.W_V", {K, d, dh});
+    lp.b_V = offset(b + ".attn.b_V", {K, dh});
+    lp.W_O = offset(b + ".attn.W_O", {H, dh, d});
+    lp.b_O = offset(b + ".attn.b_O", {d});
+    if (config_.has_mlp()) {
+      if (config_.layer_norm) lp.ln2_w = offset(b + ".ln2.w", {d}), lp.ln2_b = offset(b + ".ln2.b", {d});
+      lp.W_in = offset(b + ".mlp.W_in", {d, m});
+      lp.b_in = offset(b + ".mlp.b_in", {m});
+      lp.W_out = offset(b + ".mlp.W_out", {m, d});
+      lp.b_out = offset(b + ".mlp.b_out", {d});
+    }
+    layer_.push_back(lp);
+  }
+  if (config_.layer_norm) final_w_ = offset("ln_final.w", {d}), final_b_ = offset("ln_final.b", {d});
+  unembed_W_ = offset("unembed.W_U", {d, V});
+  unembed_b_ = offset("unembed.b_U", {V});
+}
+
+template <class T>
+void transformer<T>::reset_layer_norms() {
+  if (!config_.layer_norm) return;
+  for (const auto& e : params_.entries()) {
+    const auto& n = e.name;
+    const bool gain = n.size() > 2 && n.compare(n.size() - 2, 2, ".w") == 0;
+    const bool bias = n.size() > 2 && n.compare(n.size() - 2, 2, ".b") == 0;
+    if (!gain && !bias) continue;
+    auto v = params_.view_of(e);
+    std::fill(v.data(), v.data() + v.size(), gain ? T(1) : T(0));
+  }
+}
+
+template <class T>
+void transformer<T>::declare_sites() {
+  auto table = std::make_shared<site_table>();
+  const index d = config_.d_model, H = config_.heads, K = config_.key_value_heads(), dh = config_.d_head,
+              G = config_.input_groups(), m = config_.d_mlp, V = config_.vocab;
+  using a = axis;
+  auto add = [&](std::string name, int layer, site_role role, std::vector<axis> axes, std::vector<index> sizes) {
+    return table->add({std::move(name), layer, role, config_.heads, int(K), std::move(axes), std::move(sizes), full_access});
+  };
+  const std::vector<axis> bpd = {a::batch, a::pos, a::d_model};
+  const std::vector<index> sd = {0, 0, d};
+  ids_.embed = add("hook_embed", -1, site_role::embed, bpd, sd);
+  ids_.pos_embed = add("hook_pos_embed", -1, site_role::pos_embed, bpd, sd);
+  for (int l = 0; l < config_.layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    layer_sites s;
+    s.resid_pre = add(b + "hook_resid_pre", l, site_role::resid_pre, bpd, sd);
+    if (config_.split_qkv_input) {
+      s.q_input = add(b + "hook_q_input", l, site_role::q_input, {a::batch, a::pos, a::head, a::d_model}, {0, 0, H, d});
+      s.k_input = add(b + "hook_k_input", l, site_role::k_input, {a::batch, a::pos, a::kv_head, a::d_model}, {0, 0, K, d});
+      s.v_input = add(b + "hook_v_input", l, site_role::v_input, {a::batch, a::pos, a::kv_head, a::d_model}, {0, 0, K, d});
+    }
+    if (config_.layer_norm) {
+      if (config_.split_qkv_input) {
+        s.ln1_scale = add(b + "ln1.hook_scale", l, site_role::ln_scale, {a::batch, a::pos, a::qkv_head}, {0, 0, G});
+        s.ln1_normalized = add(b + "ln1.hook_normalized", l, site_role::ln_normalized,
+                               {a::batch, a::pos, a::qkv_head, a::d_model}, {0, 0, G, d});
+      } else {
+        s.ln1_scale = add(b + "ln1.hook_scale", l, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
+        s.ln1_normalized = add(b + "ln1.hook_normalized", l, site_role::ln_normalized, bpd, sd);
+      }
+    }
+    s.q = add(b + "attn.hook_q", l, site_role::attn_q, {a::batch, a::pos, a::head, a::d_head}, {0, 0, H, dh});
+    s.k = add(b + "attn.hook_k", l, site_role::attn_k, {a::batch, a::pos, a::kv_head, a::d_head}, {0, 0, K, dh});
+    s.v = add(b + "attn.hook_v", l, site_role::attn_v, {a::batch, a::pos, a::kv_head, a::d_head}, {0, 0, K, dh});
+    s.pattern = add(b + "attn.hook_pattern", l, site_role::attn_pattern, {a::batch, a::head, a::pos, a::key_pos},
+                    {0, H, 0, 0});
+    s.z = add(b + "attn.hook_z", l, site_role::attn_z, {a::batch, a::pos, a::head, a::d_head}, {0, 0, H, dh});
+    s.result = add(b + "attn.hook_result", l, site_role::attn_result, {a::batch, a::pos, a::head, a::d_model},
+                   {0, 0, H, d});
+    s.attn_out = add(b + "hook_attn_out", l, site_role::attn_out, bpd, sd);
+    if (config_.has_mlp()) {
+      s.resid_mid = add(b + "hook_resid_mid", l, site_role::resid_mid, bpd, sd);
+      s.mlp_in = add(b + "hook_mlp_in", l, site_role::mlp_in, bpd, sd);
+      if (config_.layer_norm) {
+        s.ln2_scale = add(b + "ln2.hook_scale", l, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
+        s.ln2_normalized = add(b + "ln2.hook_normalized", l, site_role::ln_normalized, bpd, sd);
+      }
+      s.mlp_pre = add(b + "mlp.hook_pre", l, site_role::mlp_pre, {a::batch, a::pos, a::d_mlp}, {0, 0, m});
+      s.mlp_post = add(b + "mlp.hook_post", l, site_role::mlp_post, {a::batch, a::pos, a::d_mlp}, {0, 0, m});
+      s.mlp_out = add(b + "hook_mlp_out", l, site_role::mlp_out, bpd, sd);
+    }
+    s.resid_post = add(b + "hook_resid_post", l, site_role::resid_post, bpd, sd);
+    ids_.layer.push_back(s);
+  }
+  if (config_.layer_norm) {
+    ids_.ln_final_scale = add("ln_final.hook_scale", -1, site_role::ln_scale, {a::batch, a::pos}, {0, 0});
+    ids_.ln_final_normalized = add("ln_final.hook_normalized", -1, site_role::ln_normalized, bpd, sd);
+  }
+  ids_.logits = add("hook_logits", -1, site_role::logits, {a::batch, a::pos, a::vocab}, {0, 0, V});
+  sites_ = std::move(table);
+}
+
+template <class T>
+void transformer<T>::prepare(const token_batch& tokens, index first, index kv_capacity) {
+  batch_ = tokens.batch();
+  positions_ = tokens.positions();
+  first_ = first;
+  kv_capacity_ = kv_capacity;
+  ids_in_.assign(std::size_t(rows()), 0);
+  for (index b = 0; b < batch_; ++b)
+    for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
+  states_.resize(std::size_t(config_.layers));
+  resid_.resize(std::size_t(config_.layers) + 1);
+}
+
+template <class T>
+tensor_view<const T> transformer<T>::run(hook_set<T>& hooks) {
+  if (!embed(hooks)) return {};
+  for (int l = 0; l < config_.layers; ++l) {
+    if (l > 0 && !visit(hooks, ids_.layer[l].resid_pre, resid_[l])) return {};
+    if (!attention_forward(l, hooks)) return {};
+    if (!mlp_forward(l, hooks)) return {};
+  }
+  if (!unembed(hooks)) return {};
+  return tensor_view<const T>(logits_.data(), {batch_, positions_, index(config_.vocab)});
+}
+
+template <class T>
+bool transformer<T>::embed(hook_set<T>& hooks) {
+  const index d = config_.d_model;
+  embed_.resize(rows(), d);
+  pos_.resize(rows(), d);
+  const const_matrix_map WE(p(embed_W_), config_.vocab, d), Wpos(p(pos_W_), config_.context, d);
+  for (index n = 0; n < rows(); ++n) {
+    embed_.row(n) = WE.row(ids_in_[std::size_t(n)]);
+    pos_.row(n) = Wpos.row(first_ + n % positions_);
+  }
+  if (!visit(hooks, ids_.embed, embed_) || !visit(hooks, ids_.pos_embed, pos_)) return false;
+  resid_[0] = embed_ + pos_;
+  return visit(hooks, ids_.layer[0].resid_pre, resid_[0]);
+}
+
+template <class T>
+bool transformer<T>::layer_norm_forward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n, norm_stats& st,
+                                        matrix<T>& out) {
+  const index d = config_.d_model, w = n.w, b = n.b, groups = n.groups;
+  const site_id scale_site = n.scale_site, normalized_site = n.normalized_site;
+  std::vector<T>&mean = st.mean, &raw = st.raw, &scale = st.scale;
+  out.resize(count, d);
+  const const_rows_map x(in, count, d, Eigen::OuterStride<>(d));
+  if (!config_.layer_norm) {
+    out = x;
+    return true;
+  }
+  mean.resize(std::size_t(count));
+  raw.resize(std::size_t(count));
+  detail::layer_norm_stats<T>(x, config_.layer_norm_eps, mean.data(), raw.data());
+  scale = raw;
+  if (groups > 0) {
+    const index se[] = {batch_, positions_, groups}, ne[] = {batch_, positions_, groups, d};
+    if (!visit(hooks, scale_site, scale.data(), se)) return false;
+    detail::layer_norm_apply<T>(x, mean.data(), scale.data(), p(w), p(b), rows_map(out.data(), count, d, Eigen::OuterStride<>(d)));
+    return visit(hooks, normalized_site, out.data(), ne);
+  }
+  const index se[] = {batch_, positions_};
+  if (!visit(hooks, scale_site, scale.data(), se)) return false;
+  detail::layer_norm_apply<T>(x, mean.data(), scale.data(), p(w), p(b), rows_map(out.data(), count, d, Eigen::OuterStride<>(d)));
+  return visit(hooks, normalized_site, out);
+}
+
+template <class T>
+bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
+  layer_state& s = states_[std::size_t(l)];
+  const layer_sites& id = ids_.layer[std::size_t(l)];
+  const layer_params& w = layer_[std::size_t(l)];
+  const index N = rows(), d = config_.d_model, H = config_.heads, K = config_.key_value_heads(),
+              dh = config_.d_head, G = config_.input_groups(), Tn = positions_;
+  const matrix<T>& x = resid_[std::size_t(l)];
+
+  if (config_.split_qkv_input) {
+    s.qkv_in.resize(N, G * d);
+    for (index n = 0; n < N; ++n)
+      for (index gi = 0; gi < G; ++gi) s.qkv_in.row(n).segment(gi * d, d) = x.row(n);
+    if (!visit_heads(hooks, id.q_input, s.qkv_in.data(), H, d, G * d) ||
+        !visit_heads(hooks, id.k_input, s.qkv_in.data() + H * d, K, d, G * d) ||
+        !visit_heads(hooks, id.v_input, s.qkv_in.data() + (H + K) * d, K, d, G * d))
+      return false;
+    if (!layer_norm_forward(hooks, s.qkv_in.data(), N * G, ln1_of(l), s.ln1, s.ln1_out))
+      return false;
+  } else if (!layer_norm_forward(hooks, x.data(), N, ln1_of(l), s.ln1, s.ln1_out)) {
+    return false;
+  }
+
+  s.q.resize(N, H * dh);
+  s.k.resize(N, K * dh);
+  s.v.resize(N, K * dh);
+  for (index h = 0; h < H; ++h) {
+    s.q.middleCols(h * dh, dh).noalias() = attention_input(s, h) * const_matrix_map(p(w.W_Q) + h * d * dh, d, dh);
+    s.q.middleCols(h * dh, dh).rowwise() += const_vector_map(p(w.b_Q) + h * dh, dh);
+  }
+  for (index kv = 0; kv < K; ++kv) {
+    s.k.middleCols(kv * dh, dh).noalias() = attention_input(s, H + kv) * const_matrix_map(p(w.W_K) + kv * d * dh, d, dh);
+    s.k.middleCols(kv * dh, dh).rowwise() += const_vector_map(p(w.b_K) + kv * dh, dh);
+    s.v.middleCols(kv * dh, dh).noalias() =
+        attention_input(s, H + K + kv) * const_matrix_map(p(w.W_V) + kv * d * dh, d, dh);
+    s.v.middleCols(kv * dh, dh).rowwise() += const_vector_map(p(w.b_V) + kv * dh, dh);
+  }
+  if (!visit_heads(hooks, id.q, s.q.data(), H, dh, H * dh) || !visit_heads(hooks, id.k, s.k.data(), K, dh, K * dh) ||
+      !visit_heads(hooks, id.v, s.v.data(), K, dh, K * dh))
+    return false;
+
+  // Queries attend to keys [0, first_ + Tn): this chunk's own, and in incremental mode the
+  // ones kept from earlier chunks, where this chunk's keys and values (as hooks left them) go too.
+  const index Tk = first_ + Tn;
+  const matrix<T>* keys = &s.k;
+  const matrix<T>* values = &s.v;
+  index key_rows = Tn;  // rows a batch row takes in keys/values
+  if (kv_capacity_ > 0) {
+    for (index b = 0; b < batch_; ++b) {
+      s.k_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.k.middleRows(b * Tn, Tn);
+      s.v_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.v.middleRows(b * Tn, Tn);
+    }
+    keys = &s.k_cache;
+    values = &s.v_cache;
+    key_rows = kv_capacity_;
+  }
+  s.pattern.resize(std::size_t(batch_ * H * Tn * Tk));
+  const double attention_work = 2.0 * double(batch_ * H * Tn * Tk * dh);
+  const T scale = T(1) / std::sqrt(T(dh));
+  const index per_group = H / K;
+  MINT_PARALLEL_FOR(attention_work)
+  for (index b = 0; b < batch_; ++b)
+    for (index h = 0; h < H; ++h) {
+      Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
+      P.noalias() = (s.q.block(b * Tn, h * dh, Tn, dh) * keys->block(b * key_rows, (h / per_group) * dh, Tk, dh).transpose());
+      P *= scale;
+      detail::causal_softmax<T>(P, sequence_.lengths()[std::size_t(b)], first_);
+    }
+  s.pattern_hooked = hooks.wants(id.pattern);
+  if (s.pattern_hooked) {
+    s.pattern_raw = s.pattern;  // the softmax's own output, for its backward
+    const index pe[] = {batch_, H, Tn, Tk};
+    if (!visit(hooks, id.pattern, s.pattern.data(), pe)) return false;
+  }
+
+  s.z.resize(N, H * dh);
+  MINT_PARALLEL_FOR(attention_work)
+  for (index b = 0; b < batch_; ++b)
+    for (index h = 0; h < H; ++h) {
+      const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
+      s.z.block(b * Tn, h * dh, Tn, dh).noalias() = P * values->block(b * key_rows, (h / per_group) * dh, Tk, dh);
+    }
+  if (!visit_heads(hooks, id.z, s.z.data(), H, dh, H * dh)) return false;
+
+  // attn_out sums the heads' results one head at a time, the same way whether or not
+  // the per-head results are hooked, so reading them never changes a bit of the output.
+  s.attn_out.resize(N, d);
+  if (hooks.wants(id.result)) {
+    s.result.resize(N, H * d);
+    for (index h = 0; h < H; ++h)
+      s.result.middleCols(h * d, d).noalias() = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
+    if (!visit_heads(hooks, id.result, s.result.data(), H, d, H * d)) return false;
+    // One pass over the results, row by row, in the same order of heads as below.
+    for (index n = 0; n < N; ++n) {
+      auto out = s.attn_out.row(n);
+      out = s.result.row(n).segment(0, d);
+      for (index h = 1; h < H; ++h) out += s.result.row(n).segment(h * d, d);
+    }
+  } else {
+    for (index h = 0; h < H; ++h) {
+      const auto product = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
+      if (h == 0) s.attn_out.noalias() = product;
+      else s.attn_out.noalias() += product;
+    }
+  }
+  s.attn_out.rowwise() += const_vector_map(p(w.b_O), d);
+  return visit(hooks, id.attn_out, s.attn_out);
+}
+
+template <class T>
+bool transformer<T>::mlp_forward(int l, hook_set<T>& hooks) {
+  layer_state& s = states_[std::size_t(l)];
+  const layer_sites& id = ids_.layer[std::size_t(l)];
+  const layer_params& w = layer_[std::size_t(l)];
+  matrix<T>& out = resid_[std::size_t(l) + 1];
+  if (!config_.has_mlp()) {
+    out = resid_[std::size_t(l)] + s.attn_out;
+    return visit(hooks, id.resid_post, out);
+  }
+  const index d = config_.d_model, m = config_.d_mlp;
+  s.resid_mid = resid_[std::size_t(l)] + s.attn_out;
+  if (!visit(hooks, id.resid_mid, s.resid_mid)) return false;
+  s.mlp_in = s.resid_mid;
+  if (!visit(hooks, id.mlp_in, s.mlp_in)) return false;
+  if (!layer_norm_forward(hooks, s.mlp_in.data(), rows(), ln2_of(l), s.ln2, s.ln2_out))
+    return false;
+  s.pre.noalias() = s.ln2_out * const_matrix_map(p(w.W_in), d, m);
+  s.pre.rowwise() += const_vector_map(p(w.b_in), m);
+  if (!visit(hooks, id.mlp_pre, s.pre)) return false;
+  s.post = s.pre.unaryExpr([f = config_.activation](T x) { return detail::activate(f, x); });
+  if (!visit(hooks, id.mlp_post, s.post)) return false;
+  s.mlp_out.noalias() = s.post * const_matrix_map(p(w.W_out), m, d);
+  s.mlp_out.rowwise() += const_vector_map(p(w.b_out), d);
+  if (!visit(hooks, id.mlp_out, s.mlp_out)) return false;
+  out = s.resid_mid + s.mlp_out;
+  return visit(hooks, id.resid_post, out);
+}
+
+template <class T>
+bool transformer<T>::unembed(hook_set<T>& hooks) {
+  const index d = config_.d_model, V = config_.vocab;
+  const matrix<T>& x = resid_.back();
+  if (!layer_norm_forward(hooks, x.data(), rows(), final_norm(), final_norm_, final_out_))
+    return false;
+  logits_.noalias() = final_out_ * const_matrix_map(p(unembed_W_), d, V);
+  logits_.rowwise() += const_vector_map(p(unembed_b_), V);
+  return visit(hooks, ids_.logits, logits_);
+}
+
+template <class T>
+bool transformer<T>::layer_norm_backward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n,
+                                         const norm_stats& st, matrix<T>& d_out, matrix<T>& d_in, T* grad) {
+  const index d = config_.d_model, w = n.w, b = n.b, groups = n.groups;
+  const site_id scale_site = n.scale_site, normalized_site = n.normalized_site;
+  const std::vector<T>&mean = st.mean, &raw = st.raw, &scale = st.scale;
+  d_in.resize(count, d);
+  if (!config_.layer_norm) {
+    d_in = d_out;
+    return true;
+  }
+  if (groups > 0) {
+    const index ne[] = {batch_, positions_, groups, d};
+    if (!visit(hooks, normalized_site, d_out.data(), ne)) return false;
+  } else if (!visit(hooks, normalized_site, d_out)) {
+    return false;
+  }
+  const const_rows_map x(in, count, d, Eigen::OuterStride<>(d)), dout(d_out.data(), count, d, Eigen::OuterStride<>(d));
+  d_scale_.resize(std::size_t(count));
+  detail::layer_norm_backward_scale<T>(x, mean.data(), scale.data(), p(w), dout, d_scale_.data(), g(grad, w),
+                                       g(grad, b));
+  const index se2[] = {batch_, positions_}, se3[] = {batch_, positions_, groups};
+  if (!visit(hooks, scale_site, d_scale_.data(), groups > 0 ? std::span<const index>(se3) : std::span<const index>(se2)))
+    return false;
+  detail::layer_norm_backward_input<T>(x, mean.data(), scale.data(), raw.data(), p(w), dout, d_scale_.data(),
+                                       rows_map(d_in.data(), count, d, Eigen::OuterStride<>(d)), false);
+  return true;
+}
+
+template <class T>
+bool transformer<T>::unembed_backward(hook_set<T>& hooks, T* grad) {
+  const index d = config_.d_model, V = config_.vocab;
+  if (!visit(hooks, ids_.logits, d_logits_)) return false;
+  d_final_out_.noalias() = d_logits_ * const_matrix_map(p(unembed_W_), d, V).transpose();
+  if (grad) {
+    Eigen::Map<matrix<T>>(grad + unembed_W_, d, V).noalias() += final_out_.transpose() * d_logits_;
+    vector_map(grad + unembed_b_, V) += d_logits_.colwise().sum();
+  }
+  return layer_norm_backward(hooks, resid_.back().data(), rows(), final_norm(), final_norm_, d_final_out_, d_resid_,
+                             grad);
+}
+
+template <class T>
+bool transformer<T>::mlp_backward(int l, hook_set<T>& hooks, T* grad) {
+  if (!config_.has_mlp()) return true;  // d_resid passes to the attention block unchanged
+  layer_state& s = states_[std::size_t(l)];
+  const layer_sites& id = ids_.layer[std::size_t(l)];
+  const layer_params& w = layer_[std::size_t(l)];
+  const index d = config_.d_model, m = config_.d_mlp;
+  d_mlp_out_ = d_resid_;
+  if (!visit(hooks, id.mlp_out, d_mlp_out_)) return false;
+  if (grad) {
+    Eigen::Map<matrix<T>>(grad + w.W_out, m, d).noalias() += s.post.transpose() * d_mlp_out_;
+    vector_map(grad + w.b_out, d) += d_mlp_out_.colwise().sum();
+  }
+  d_post_.noalias() = d_mlp_out_ * const_matrix_map(p(w.W_out), m, d).transpose();
+  if (!visit(hooks, id.mlp_post, d_post_)) return false;
+  d_pre_ = d_post_.cwiseProduct(s.pre.unaryExpr([f = config_.activation](T x) { return detail::activate_derivative(f, x); }));
+  if (!visit(hooks, id.mlp_pre, d_pre_)) return false;
+  if (grad) {
+    Eigen::Map<matrix<T>>(grad + w.W_in, d, m).noalias() += s.ln2_out.transpose() * d_pre_;
+    vector_map(grad + w.b_in, m) += d_pre_.colwise().sum();
+  }
+  d_ln_out_.noalias() = d_pre_ * const_matrix_map(p(w.W_in), d, m).transpose();
+  if (!layer_norm_backward(hooks, s.mlp_in.data(), rows(), ln2_of(l), s.ln2, d_ln_out_, d_ln_in_, grad))
+    return false;
+  if (!visit(hooks, id.mlp_in, d_ln_in_)) return false;
+  d_resid_ += d_ln_in_;
+  return visit(hooks, id.resid_mid, d_resid_);
+}
+
+template <class T>
+bool transformer<T>::attention_backward(int l, hook_set<T>& hooks, T* grad) {
+  layer_state& s = states_[std::size_t(l)];
+  const layer_sites& id = ids_.layer[std::size_t(l)];
+  const layer_params& w = layer_[std::size_t(l)];
+  const index N = rows(), d = config_.d_model, H = config_.heads, K = config_.key_value_heads(),
+              dh = config_.d_head, G = config_.input_groups(), Tn = positions_, per_group = H / K;
+
+  d_attn_out_ = d_resid_;
+  if (!visit(hooks, id.attn_out, d_attn_out_)) return false;
+  if (grad) vector_map(grad + w.b_O, d) += d_attn_out_.colwise().sum();
+  // Per head, as in the forward pass, so hooking the results changes no bit of the gradients.
+  d_z_.resize(N, H * dh);
+  const bool hooked = hooks.wants(id.result);
+  if (hooked) {
+    d_result_.resize(N, H * d);
+    for (index h = 0; h < H; ++h) d_result_.middleCols(h * d, d) = d_attn_out_;
+    if (!visit_heads(hooks, id.result, d_result_.data(), H, d, H * d)) return false;
+  }
+  for (index h = 0; h < H; ++h) {
+    const_matrix_map WO(p(w.W_O) + h * dh * d, dh, d);
+    const auto d_result_h = hooked ? d_result_.middleCols(h * d, d) : d_attn_out_.middleCols(0, d);
+    d_z_.middleCols(h * dh, dh).noalias() = d_result_h * WO.transpose();
+    if (grad)
+      Eigen::Map<matrix<T>>(grad + w.W_O + h * dh * d, dh, d).noalias() += s.z.middleCols(h * dh, dh).transpose() * d_result_h;
+  }
+  if (!visit_heads(hooks, id.z, d_z_.data(), H, dh, H * dh)) return false;
+
+  // Through z = P v, then the softmax, then the scores q k^T / sqrt(dh).
+  const double attention_work = 4.0 * double(batch_ * H * Tn * Tn * dh);
+  d_pattern_.resize(s.pattern.size());
+  d_q_.setZero(N, H * dh);
+  d_k_.setZero(N, K * dh);
+  d_v_.setZero(N, K * dh);
+  MINT_PARALLEL_FOR(attention_work)
+  for (index b = 0; b < batch_; ++b)
+    for (index h = 0; h < H; ++h) {
+      const index kv = h / per_group;
+      const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+      Eigen::Map<matrix<T>> dP(d_pattern_.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+      const auto dZ = d_z_.block(b * Tn, h * dh, Tn, dh);
+      dP.noalias() = dZ * s.v.block(b * Tn, kv * dh, Tn, dh).transpose();
+      d_v_.block(b * Tn, kv * dh, Tn, dh).noalias() += P.transpose() * dZ;
+    }
+  const index pe[] = {batch_, H, Tn, Tn};
+  if (!visit(hooks, id.pattern, d_pattern_.data(), pe)) return false;
+  const T scale = T(1) / std::sqrt(T(dh));
+  const std::vector<T>& softmax_out = s.pattern_hooked ? s.pattern_raw : s.pattern;
+  MINT_PARALLEL_FOR(attention_work)
+  for (index b = 0; b < batch_; ++b)
+    for (index h = 0; h < H; ++h) {
+      const index kv = h / per_group;
+      const Eigen::Map<const matrix<T>> P(softmax_out.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+      Eigen::Map<matrix<T>> dS(d_pattern_.data() + (b * H + h) * Tn * Tn, Tn, Tn);
+      for (index i = 0; i < Tn; ++i) {
+        const T inner = P.row(i).dot(dS.row(i));
+        dS.row(i) = (P.row(i).array() * (dS.row(i).array() - inner)).matrix();
+      }
+      dS *= scale;
+      d_q_.block(b * Tn, h * dh, Tn, dh).noalias() = dS * s.k.block(b * Tn, kv * dh, Tn, dh);
+      d_k_.block(b * Tn, kv * dh, Tn, dh).noalias() += dS.transpose() * s.q.block(b * Tn, h * dh, Tn, dh);
+    }
+  if (!visit_heads(hooks, id.q, d_q_.data(), H, dh, H * dh) || !visit_heads(hooks, id.k, d_k_.data(), K, dh, K * dh) ||
+      !visit_heads(hooks, id.v, d_v_.data(), K, dh, K * dh))
+    return false;
+
+  // Into the (normalized) attention inputs and the q/k/v weights.
+  const index input_rows = config_.split_qkv_input ? N * G : N;
+  d_ln_out_.setZero(input_rows, d);
+  auto d_input = [&](index group) {
+    if (!config_.split_qkv_input) return rows_map(d_ln_out_.data(), N, d, Eigen::OuterStride<>(d));
+    return rows_map(d_ln_out_.data() + group * d, N, d, Eigen::OuterStride<>(G * d));
+  };
+  auto project = [&](const matrix<T>& d_act, index head, index group, index W, index B) {
+    const_matrix_map Wh(p(W) + head * d * dh, d, dh);
+    const auto dh_block = d_act.middleCols(head * dh, dh);
+    d_input(group).noalias() += dh_block * Wh.transpose();
+    if (grad) {
+      Eigen::Map<matrix<T>>(grad + W + head * d * dh, d, dh).noalias() += attention_input(s, group).transpose() * dh_block;
+      vector_map(grad + B + head * dh, dh) += dh_block.colwise().sum();
+    }
+  };
+  for (index h = 0; h < H; ++h) project(d_q_, h, h, w.W_Q, w.b_Q);
+  for (index kv = 0; kv < K; ++kv) {
+    project(d_k_, kv, H + kv, w.W_K, w.b_K);
+    project(d_v_, kv, H + K + kv, w.W_V, w.b_V);
+  }
+  const T* ln_in = config_.split_qkv_input ? s.qkv_in.data() : resid_[std::size_t(l)].data();
+  if (!layer_norm_backward(hooks, ln_in, input_rows, ln1_of(l), s.ln1, d_ln_out_, d_ln_in_, grad))
+    return false;
+  if (!config_.split_qkv_input) {
+    d_resid_ += d_ln_in_;
+    return true;
+  }
+  if (!visit_heads(hooks, id.q_input, d_ln_in_.data(), H, d, G * d) ||
+      !visit_heads(hooks, id.k_input, d_ln_in_.data() + H * d, K, d, G * d) ||
+      !visit_heads(hooks, id.v_input, d_ln_in_.data() + (H + K) * d, K, d, G * d))
+    return false;
+  for (index n = 0; n < N; ++n)
+    for (index gi = 0; gi < G; ++gi) d_resid_.row(n) += d_ln_in_.row(n * G + gi);
+  return true;
+}
+
+template <class T>
+void transformer<T>::embed_backward(hook_set<T>& hooks, T* grad) {
+  const index d = config_.d_model;
+  d_embed_ = d_resid_;
+  d_pos_ = d_resid_;
+  if (!visit(hooks, ids_.pos_embed, d_pos_) || !visit(hooks, ids_.embed, d_embed_) || !grad) return;
+  Eigen::Map<matrix<T>> dWE(grad + embed_W_, config_.vocab, d), dWpos(grad + pos_W_, config_.context, d);
+  for (index n = 0; n < rows(); ++n) {
+    dWE.row(ids_in_[std::size_t(n)]) += d_embed_.row(n);
+    dWpos.row(n % positions_) += d_pos_.row(n);
+  }
+}
+
 }  // namespace mint::toy
+
+/// The cores this header compiles once (mint/core/compiled.hpp): the model over float and double.
+#define MINT_CORES_TOY_TRANSFORMER(CORE)     \
+  CORE(class mint::toy::transformer<float>) \
+  CORE(class mint::toy::transformer<double>)
+MINT_CORES_TOY_TRANSFORMER(MINT_CORE)

@@ -1,0 +1,13 @@
+// mint's toy cores, compiled once for a program built with MINT_SEPARATE_COMPILATION
+// (mint/core/compiled.hpp): include in one .cpp file of the program (or use mint/src.hpp).
+#pragma once
+
+#ifndef MINT_SEPARATE_COMPILATION
+#define MINT_SEPARATE_COMPILATION 1
+#endif
+
+#include "mint/toy.hpp"
+
+MINT_CORES_TOY_FILES(MINT_INSTANTIATE)
+MINT_CORES_TOY_LSTM(MINT_INSTANTIATE)
+MINT_CORES_TOY_TRANSFORMER(MINT_INSTANTIATE)
