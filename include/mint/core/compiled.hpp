@@ -16,9 +16,9 @@
 // Code with no scalar type to be generic over (file formats, JSON, the toy models' files) is a
 // core over a key that is always `char` (json_core<char>), and its public functions and classes
 // are templates over that key too (`template <class C = char> json parse_json(...)`, and
-// `using gguf_file = detail::basic_gguf_file<char>`): a compiler compiles a template's body only
-// in the units that use it, where it would compile a plain inline function's body, and every
-// template that body uses, in every unit that includes its header.
+// `using gguf_file = detail::basic_gguf_file<char>`): a compiler compiles a plain inline
+// function's body, and every template it uses, in every unit that includes its header; a
+// template's body only in the units that use it.
 #pragma once
 
 #if defined(MINT_SEPARATE_COMPILATION)
