@@ -43,9 +43,12 @@ struct sae_metrics_options {
 
 namespace detail {
 
+/// Sums in S (double) over the rows of reconstructions. A template only so that finish()'s
+/// Eigen code compiles where metrics_core uses it, not in every unit that includes this header.
+template <class S = double>
 struct reconstruction_sums {
   double error = 0, cosine = 0;
-  vectord sum, sum_sq;  // per column: for the variance about the mean
+  vector<S> sum, sum_sq;  // per column: for the variance about the mean
   index rows = 0;
 
   template <class A, class B>
@@ -80,10 +83,6 @@ struct reconstruction_sums {
   }
 };
 
-}  // namespace detail
-
-namespace detail {
-
 /// The measures below over float and double tensors (mint/core/compiled.hpp): T is the first
 /// argument's element type (the SAE's for evaluate), V the second's.
 template <class T, class V>
@@ -99,7 +98,7 @@ reconstruction_metrics metrics_core<T, V>::quality(const tensor_view<const T>& x
   if (a.rows() != b.rows() || a.cols() != b.cols())
     throw shape_error("mint::dictionary::reconstruction_quality", "x_hat", mint::detail::str("is ", b.rows(), " x ", b.cols()),
                       mint::detail::str("needs the shape of x, ", a.rows(), " x ", a.cols()));
-  reconstruction_sums s;
+  reconstruction_sums<> s;
   s.add(a, b);
   return s.finish();
 }
@@ -119,7 +118,7 @@ sae_metrics metrics_core<T, V>::evaluate(const basic_sae<T>& sae, const tensor_v
   sae_metrics out;
   out.rows = n;
   std::vector<std::int64_t> fired(std::size_t(m), 0);
-  detail::reconstruction_sums sums;
+  reconstruction_sums<> sums;
   matrix<T> xn, z, y;
   row_scaling<T> rows;
   double active = 0;
