@@ -18,6 +18,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/parallel.hpp"
@@ -61,6 +62,33 @@ inline bool ranks_before(const top_activation& a, const top_activation& b) noexc
   if (a.value != b.value) return a.value > b.value;
   return std::tie(a.where.example, a.where.position) < std::tie(b.where.example, b.where.position);
 }
+
+class feature_collector;
+struct logit_effect;
+struct feature_report_options;
+
+namespace detail {
+
+/// The work of the functions below over float and double codes, decoders and SAEs
+/// (mint/core/compiled.hpp); another element type compiles where it is used.
+template <class T>
+struct feature_analysis_core {
+  static void add(feature_collector& c, const tensor_view<const T>& codes, std::span<const example_ref> refs);
+  static std::vector<logit_effect> logit_effects(const tensor_view<const T>& decoder,
+                                                 const tensor_view<const T>& unembedding, index top_n);
+  static nlohmann::ordered_json describe(const basic_sae<T>& sae);
+};
+
+/// The JSON report of a collector, which has no scalar type: a core over the JSON type, so the
+/// JSON code depends on a template argument and is compiled once, not in every unit that
+/// includes this header (g++ instantiates what a template's non-dependent code calls).
+template <class Json = nlohmann::ordered_json>
+struct feature_report_core {
+  static Json report(const feature_collector& c, const feature_report_options& o);
+  static void write(const std::string& path, const feature_collector& c, const feature_report_options& o, int indent);
+};
+
+}  // namespace detail
 
 /// Knobs of feature_collector.
 struct feature_collector_options {
@@ -110,30 +138,7 @@ public:
   /// Adds a batch of codes ([rows, latents], or [..., latents]) whose rows came from `refs`.
   template <tensor Z>
   void add(const Z& codes, std::span<const example_ref> refs) {
-    const char* fn = "mint::dictionary::feature_collector::add";
-    const auto zv = mint::view(codes);
-    if (zv.rank() < 2 || zv.extent(zv.rank() - 1) != latents_)
-      throw shape_error(fn, "codes", "has extents " + mint::detail::shape_string(zv.extents()),
-                        mint::detail::str("needs [rows, latents = ", latents_, "]"));
-    visit_matrix(zv, [&](const auto& z) {
-      if (index(refs.size()) != z.rows())
-        throw shape_error(fn, "refs", mint::detail::str("has ", refs.size(), " entries"),
-                          mint::detail::str("needs one per row of codes, ", z.rows()));
-      const index n = z.rows();
-      constexpr index block = 64;
-      const index blocks = (latents_ + block - 1) / block;
-      // Threads own blocks of latents (their heaps and counts): no sharing, any schedule, same result.
-      MINT_PARALLEL_FOR(double(n) * double(latents_))
-      for (index b = 0; b < blocks; ++b) {
-        const index j0 = b * block, j1 = std::min(latents_, j0 + block);
-        for (index i = 0; i < n; ++i)
-          for (index j = j0; j < j1; ++j) {
-            const double v = double(z(i, j));
-            if (v > 0) offer(j, top_activation{v, refs[std::size_t(i)]});
-          }
-      }
-    });
-    rows_ += std::int64_t(refs.size());
+    detail::feature_analysis_core<value_t<const Z>>::add(*this, mint::view(codes), refs);
   }
 
   /// Encodes activations ([rows, d_in], or [batch, pos, d_in] as a cache holds them, rows
@@ -183,6 +188,9 @@ public:
   }
 
 private:
+  template <class>
+  friend struct detail::feature_analysis_core;
+
   // The heap's front is its worst entry: the first to go when a better one comes.
   static bool heap_order(const top_activation& a, const top_activation& b) noexcept { return ranks_before(a, b); }
   top_activation* heap(index j) noexcept { return heaps_.data() + j * options_.top_n; }
@@ -234,11 +242,98 @@ struct logit_effect {
 /// scale into W_U first if the model has one. Computed in blocks of latents (~64 MiB).
 template <tensor D, tensor U>
 std::vector<logit_effect> logit_effects(const D& decoder, const U& unembedding, index top_n = 10) {
-  const char* fn = "mint::dictionary::logit_effects";
   using T = std::remove_const_t<value_t<const D>>;
   static_assert(std::is_same_v<T, std::remove_const_t<value_t<const U>>>, "logit_effects: decoder and unembedding need one element type");
-  const tensor_view<const T> dv = mint::view(decoder);
-  const tensor_view<const T> uv = mint::view(unembedding);
+  return detail::feature_analysis_core<T>::logit_effects(mint::view(decoder), mint::view(unembedding), top_n);
+}
+
+/// An example's token ids (its whole sequence); the report cuts a window around a position.
+using token_source = std::function<std::vector<std::int64_t>(std::int64_t example)>;
+
+/// The rows of an integer tensor [examples, positions] as a token_source (example id = row).
+/// The tensor must outlive the source.
+template <tensor X>
+token_source tokens_from(const X& tokens) {
+  using V = std::remove_const_t<value_t<const X>>;
+  static_assert(std::is_integral_v<V>, "tokens_from: needs a tensor of integer token ids");
+  const tensor_view<const V> v = mint::view(tokens);
+  if (v.rank() != 2)
+    throw shape_error("mint::dictionary::tokens_from", "tokens", mint::detail::str("has rank ", v.rank()), "needs rank 2 [examples, positions]");
+  return [v](std::int64_t example) {
+    if (example < 0 || example >= v.extent(0))
+      throw argument_error("mint::dictionary::tokens_from", "example", mint::detail::str("is ", example),
+                           mint::detail::str("needs 0 <= example < ", v.extent(0), ", the rows of tokens"));
+    std::vector<std::int64_t> out(std::size_t(v.extent(1)));
+    for (index t = 0; t < v.extent(1); ++t) out[std::size_t(t)] = std::int64_t(v(index(example), t));
+    return out;
+  };
+}
+
+/// What the report holds beyond the collector's figures.
+struct feature_report_options {
+  token_source tokens{};                  ///< each top example's tokens (empty: refs only, no context)
+  std::span<const std::string> vocab{};   ///< token strings by id (empty: ids only)
+  index context_before = 8;               ///< tokens kept before the activating one
+  index context_after = 2;                ///< and after it
+  std::span<const logit_effect> logit_effects{};  ///< per latent, from logit_effects() (empty: left out)
+  nlohmann::ordered_json metadata = nlohmann::ordered_json(nlohmann::ordered_json::value_t::object);  ///< the caller's facts (model, hook, data, ...), copied as is
+  nlohmann::ordered_json sae = nullptr;   ///< the SAE's description, e.g. describe(sae)
+  bool skip_dead = false;                 ///< leave out latents that never fired
+};
+
+/// The SAE's shape and rule as the report's "sae" object.
+template <class T>
+nlohmann::ordered_json describe(const basic_sae<T>& sae) {
+  return detail::feature_analysis_core<T>::describe(sae);
+}
+
+/// The report as a JSON value; its schema is in docs/sae_analysis.md ("format":
+/// "mint.feature_analysis", "version": 1), its keys in the schema's order.
+inline nlohmann::ordered_json feature_report(const feature_collector& c, const feature_report_options& o = {}) {
+  return detail::feature_report_core<>::report(c, o);
+}
+
+/// Writes feature_report() to `path` atomically (a temporary beside it, then a rename), one
+/// line unless indent >= 0. Token strings that are not valid UTF-8 (a BPE piece cut inside a
+/// character) are written with U+FFFD in place of the bad bytes.
+inline void write_feature_report(const std::string& path, const feature_collector& c, const feature_report_options& o = {},
+                                 int indent = -1) {
+  detail::feature_report_core<>::write(path, c, o, indent);
+}
+
+namespace detail {
+
+template <class T>
+void feature_analysis_core<T>::add(feature_collector& c, const tensor_view<const T>& zv, std::span<const example_ref> refs) {
+  const char* fn = "mint::dictionary::feature_collector::add";
+  if (zv.rank() < 2 || zv.extent(zv.rank() - 1) != c.latents_)
+    throw shape_error(fn, "codes", "has extents " + mint::detail::shape_string(zv.extents()),
+                      mint::detail::str("needs [rows, latents = ", c.latents_, "]"));
+  visit_matrix(zv, [&](const auto& z) {
+    if (index(refs.size()) != z.rows())
+      throw shape_error(fn, "refs", mint::detail::str("has ", refs.size(), " entries"),
+                        mint::detail::str("needs one per row of codes, ", z.rows()));
+    const index n = z.rows();
+    constexpr index block = 64;
+    const index blocks = (c.latents_ + block - 1) / block;
+    // Threads own blocks of latents (their heaps and counts): no sharing, any schedule, same result.
+    MINT_PARALLEL_FOR(double(n) * double(c.latents_))
+    for (index b = 0; b < blocks; ++b) {
+      const index j0 = b * block, j1 = std::min(c.latents_, j0 + block);
+      for (index i = 0; i < n; ++i)
+        for (index j = j0; j < j1; ++j) {
+          const double v = double(z(i, j));
+          if (v > 0) c.offer(j, top_activation{v, refs[std::size_t(i)]});
+        }
+    }
+  });
+  c.rows_ += std::int64_t(refs.size());
+}
+
+template <class T>
+std::vector<logit_effect> feature_analysis_core<T>::logit_effects(const tensor_view<const T>& dv,
+                                                                  const tensor_view<const T>& uv, index top_n) {
+  const char* fn = "mint::dictionary::logit_effects";
   if (dv.rank() != 2) throw shape_error(fn, "decoder", mint::detail::str("has rank ", dv.rank()), "needs rank 2 [latents, d_model]");
   if (uv.rank() != 2) throw shape_error(fn, "unembedding", mint::detail::str("has rank ", uv.rank()), "needs rank 2 [d_model, vocab]");
   if (uv.extent(0) != dv.extent(1))
@@ -277,52 +372,16 @@ std::vector<logit_effect> logit_effects(const D& decoder, const U& unembedding, 
   return out;
 }
 
-/// An example's token ids (its whole sequence); the report cuts a window around a position.
-using token_source = std::function<std::vector<std::int64_t>(std::int64_t example)>;
-
-/// The rows of an integer tensor [examples, positions] as a token_source (example id = row).
-/// The tensor must outlive the source.
-template <tensor X>
-token_source tokens_from(const X& tokens) {
-  using V = std::remove_const_t<value_t<const X>>;
-  static_assert(std::is_integral_v<V>, "tokens_from: needs a tensor of integer token ids");
-  const tensor_view<const V> v = mint::view(tokens);
-  if (v.rank() != 2)
-    throw shape_error("mint::dictionary::tokens_from", "tokens", mint::detail::str("has rank ", v.rank()), "needs rank 2 [examples, positions]");
-  return [v](std::int64_t example) {
-    if (example < 0 || example >= v.extent(0))
-      throw argument_error("mint::dictionary::tokens_from", "example", mint::detail::str("is ", example),
-                           mint::detail::str("needs 0 <= example < ", v.extent(0), ", the rows of tokens"));
-    std::vector<std::int64_t> out(std::size_t(v.extent(1)));
-    for (index t = 0; t < v.extent(1); ++t) out[std::size_t(t)] = std::int64_t(v(index(example), t));
-    return out;
-  };
-}
-
-/// What the report holds beyond the collector's figures.
-struct feature_report_options {
-  token_source tokens{};                  ///< each top example's tokens (empty: refs only, no context)
-  std::span<const std::string> vocab{};   ///< token strings by id (empty: ids only)
-  index context_before = 8;               ///< tokens kept before the activating one
-  index context_after = 2;                ///< and after it
-  std::span<const logit_effect> logit_effects{};  ///< per latent, from logit_effects() (empty: left out)
-  nlohmann::ordered_json metadata = nlohmann::ordered_json::object();  ///< the caller's facts (model, hook, data, ...), copied as is
-  nlohmann::ordered_json sae = nullptr;   ///< the SAE's description, e.g. describe(sae)
-  bool skip_dead = false;                 ///< leave out latents that never fired
-};
-
-/// The SAE's shape and rule as the report's "sae" object.
 template <class T>
-nlohmann::ordered_json describe(const basic_sae<T>& sae) {
+nlohmann::ordered_json feature_analysis_core<T>::describe(const basic_sae<T>& sae) {
   nlohmann::ordered_json j = {{"architecture", std::string(to_string(sae.architecture()))}, {"d_in", sae.d_in()}, {"d_sae", sae.d_sae()}};
   if (sae.uses_k()) j["k"] = sae.options().k;
   return j;
 }
 
-/// The report as a JSON value; its schema is in docs/sae_analysis.md ("format":
-/// "mint.feature_analysis", "version": 1), its keys in the schema's order.
-inline nlohmann::ordered_json feature_report(const feature_collector& c, const feature_report_options& o = {}) {
-  using report_json = nlohmann::ordered_json;
+template <class Json>
+Json feature_report_core<Json>::report(const feature_collector& c, const feature_report_options& o) {
+  using report_json = Json;
   const char* fn = "mint::dictionary::feature_report";
   if (o.context_before < 0 || o.context_after < 0)
     throw argument_error(fn, "options.context_before", mint::detail::str("is ", o.context_before, " (after ", o.context_after, ")"),
@@ -392,17 +451,23 @@ inline nlohmann::ordered_json feature_report(const feature_collector& c, const f
               {"features", std::move(features)}};
 }
 
-/// Writes feature_report() to `path` atomically (a temporary beside it, then a rename), one
-/// line unless indent >= 0. Token strings that are not valid UTF-8 (a BPE piece cut inside a
-/// character) are written with U+FFFD in place of the bad bytes.
-inline void write_feature_report(const std::string& path, const feature_collector& c, const feature_report_options& o = {},
-                                 int indent = -1) {
-  const auto report = feature_report(c, o);
-  const std::string text = report.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+template <class Json>
+void feature_report_core<Json>::write(const std::string& path, const feature_collector& c, const feature_report_options& o,
+                                   int indent) {
+  const auto report = feature_report_core::report(c, o);
+  const std::string text = report.dump(indent, ' ', false, Json::error_handler_t::replace);
   atomic_file out(path);
   out.write(text);
   out.write("\n");
   out.commit();
 }
 
+}  // namespace detail
+
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_FEATURE_ANALYSIS(CORE)                  \
+  MINT_CORE_FD(CORE, mint::dictionary::detail::feature_analysis_core) \
+  CORE(struct mint::dictionary::detail::feature_report_core<>)
+MINT_CORES_DICTIONARY_FEATURE_ANALYSIS(MINT_CORE)

@@ -12,11 +12,13 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/progress.hpp"
@@ -58,8 +60,8 @@ struct ksvd_result {
 
 namespace detail {
 
-template <class T, class XMatrix>
-ksvd_result<T> ksvd_run(const XMatrix& x, matrix<T> dictionary, const ksvd_options& options) {
+template <class T>
+ksvd_result<T> ksvd_run(const matrix<T>& x, matrix<T> dictionary, const ksvd_options& options) {
   constexpr const char* function = "mint::dictionary::ksvd";
   const index n = x.rows(), dims = x.cols(), atoms = dictionary.rows();
   ksvd_result<T> result;
@@ -78,10 +80,9 @@ ksvd_result<T> ksvd_run(const XMatrix& x, matrix<T> dictionary, const ksvd_optio
 
   for (index iteration = 1; iteration <= options.iterations; ++iteration) {
     // Sparse coding with the current dictionary.
-    const matrix<T> gram = gram_of(dictionary);
-    correlations.noalias() = x * dictionary.transpose();
-    auto codes_map = map_of(codes);
-    omp_rows<T>(gram, correlations, options.tolerance > 0 ? norms2.data() : nullptr, coding, codes_map);
+    const matrix<T> gram = sparse_coding_core<T>::gram(dictionary);
+    sparse_coding_core<T>::correlations(x, dictionary, correlations);
+    omp_core<T>::rows(gram, correlations, options.tolerance > 0 ? norms2.data() : nullptr, coding, map_of(codes));
 
     // The residual from the sparse codes (k non-zeros a row, so by rows rather than a dense GEMM).
     for (auto& u : users) u.clear();
@@ -130,10 +131,10 @@ ksvd_result<T> ksvd_run(const XMatrix& x, matrix<T> dictionary, const ksvd_optio
         // top eigenvector u of E E^T, whichever is smaller; in double, then g = E d.
         const matrixd e = block.template cast<double>();
         if (used >= dims) {
-          eigen.compute(e.transpose() * e);
+          sparse_coding_core<T>::symmetric_eigen(e.transpose() * e, eigen);
           atom = eigen.eigenvectors().col(dims - 1).template cast<T>();
         } else {
-          eigen.compute(e * e.transpose());
+          sparse_coding_core<T>::symmetric_eigen(e * e.transpose(), eigen);
           atom = (e.transpose() * eigen.eigenvectors().col(used - 1)).normalized().template cast<T>();
         }
         coefficients.noalias() = block * atom;
@@ -188,18 +189,22 @@ inline void check_ksvd_options(const char* function, const ksvd_options& options
                       "needs at least one signal of at least one dimension");
 }
 
-}  // namespace detail
+/// K-SVD over float and double views (mint/core/compiled.hpp).
+template <class T>
+struct ksvd_core {
+  /// ksvd(x, options): from K signals drawn with options.seed.
+  static ksvd_result<T> learn(const tensor_view<const T>& x, const ksvd_options& options);
+  /// ksvd(x, initial, options).
+  static ksvd_result<T> learn(const tensor_view<const T>& x, const tensor_view<const T>& initial,
+                              const ksvd_options& options);
+};
 
-/// K-SVD on the rows of x ([n, d]) from K distinct signals drawn with options.seed, normalized.
-template <tensor X>
-ksvd_result<detail::scalar_of<X>> ksvd(const X& x, const ksvd_options& options) {
-  using T = detail::scalar_of<X>;
-  static_assert(std::is_floating_point_v<T>, "mint::dictionary::ksvd learns from float or double signals");
+template <class T>
+ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, const ksvd_options& options) {
   constexpr const char* function = "mint::dictionary::ksvd";
-  const auto xv = mint::view(x);
-  detail::check_rank2(function, "x", xv);
-  detail::check_ksvd_options(function, options, xv.extent(0), xv.extent(1));
-  const matrix<T> xm = detail::finite_copy<T>(function, "x", xv);
+  check_rank2(function, "x", x);
+  check_ksvd_options(function, options, x.extent(0), x.extent(1));
+  const matrix<T> xm = sparse_coding_core<T>::finite_copy(function, "x", x);
   // Start from signals: a random choice without repeats (with repeats when K > n), zero ones
   // replaced by random directions.
   mint::rng r(options.seed, 0x4B5D);
@@ -213,29 +218,49 @@ ksvd_result<detail::scalar_of<X>> ksvd(const X& x, const ksvd_options& options) 
       for (index c = 0; c < xm.cols(); ++c) dictionary(j, c) = T(r.normal());
     dictionary.row(j).normalize();
   }
-  return detail::ksvd_run<T>(xm, std::move(dictionary), options);
+  return ksvd_run<T>(xm, std::move(dictionary), options);
+}
+
+template <class T>
+ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, const tensor_view<const T>& initial,
+                                   const ksvd_options& options) {
+  constexpr const char* function = "mint::dictionary::ksvd";
+  check_rank2(function, "x", x);
+  check_ksvd_options(function, options, x.extent(0), x.extent(1));
+  check_rank2(function, "initial", initial, x.extent(1), "the columns (dimensions) of x");
+  if (initial.extent(0) != options.atoms)
+    throw shape_error(function, "initial", mint::detail::str("has ", initial.extent(0), " rows"),
+                      mint::detail::str("needs options.atoms = ", options.atoms));
+  matrix<T> dictionary = sparse_coding_core<T>::finite_copy(function, "initial", initial);
+  for (index j = 0; j < dictionary.rows(); ++j) {
+    if (dictionary.row(j).squaredNorm() == T(0))
+      throw numeric_error(function, "initial", mint::detail::str("has a zero row ", j), "needs atoms of non-zero norm");
+    dictionary.row(j).normalize();
+  }
+  return ksvd_run<T>(sparse_coding_core<T>::finite_copy(function, "x", x), std::move(dictionary), options);
+}
+
+}  // namespace detail
+
+/// K-SVD on the rows of x ([n, d]) from K distinct signals drawn with options.seed, normalized.
+template <tensor X>
+ksvd_result<detail::scalar_of<X>> ksvd(const X& x, const ksvd_options& options) {
+  using T = detail::scalar_of<X>;
+  static_assert(std::is_floating_point_v<T>, "mint::dictionary::ksvd learns from float or double signals");
+  return detail::ksvd_core<T>::learn(mint::view(x), options);
 }
 
 /// K-SVD from a given dictionary ([K, d]; rows normalized first); options.atoms must equal K.
 template <tensor X, tensor D>
 ksvd_result<detail::scalar_of<X>> ksvd(const X& x, const D& initial, const ksvd_options& options) {
   using T = detail::scalar_of<X>;
-  constexpr const char* function = "mint::dictionary::ksvd";
-  const auto xv = mint::view(x);
-  const auto dv = mint::view(initial);
-  detail::check_rank2(function, "x", xv);
-  detail::check_ksvd_options(function, options, xv.extent(0), xv.extent(1));
-  detail::check_rank2(function, "initial", dv, xv.extent(1), "the columns (dimensions) of x");
-  if (dv.extent(0) != options.atoms)
-    throw shape_error(function, "initial", mint::detail::str("has ", dv.extent(0), " rows"),
-                      mint::detail::str("needs options.atoms = ", options.atoms));
-  matrix<T> dictionary = detail::finite_copy<T>(function, "initial", dv);
-  for (index j = 0; j < dictionary.rows(); ++j) {
-    if (dictionary.row(j).squaredNorm() == T(0))
-      throw numeric_error(function, "initial", mint::detail::str("has a zero row ", j), "needs atoms of non-zero norm");
-    dictionary.row(j).normalize();
-  }
-  return detail::ksvd_run<T>(detail::finite_copy<T>(function, "x", xv), std::move(dictionary), options);
+  std::vector<T> converted;
+  return detail::ksvd_core<T>::learn(mint::view(x), detail::view_as<T>(mint::view(initial), converted), options);
 }
 
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_KSVD(CORE) \
+  MINT_CORE_FD(CORE, mint::dictionary::detail::ksvd_core)
+MINT_CORES_DICTIONARY_KSVD(MINT_CORE)

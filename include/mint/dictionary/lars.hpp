@@ -26,6 +26,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/parallel.hpp"
@@ -316,14 +317,38 @@ lars_report lars_rows(const Gram& gram, const Correlations& correlations, const 
   return total;
 }
 
-template <class T, class X, class D>
-lars_report lars_into(const X& x, const D& dictionary, matrix_map<T> codes, const lars_options& options) {
+/// LARS over float and double views (mint/core/compiled.hpp); the public functions convert their
+/// arguments to the signals' (or correlations') element type T and call these.
+template <class T>
+struct lars_core {
+  /// lars(x, dictionary), writing `codes` ([n, K]).
+  static lars_report code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
+                          const lars_options& options);
+  /// lars_gram.
+  static lars_report gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                          const tensor_view<T>& codes, const lars_options& options);
+};
+
+template <class T>
+lars_report lars_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary,
+                               matrix_map<T> codes, const lars_options& options) {
   constexpr const char* function = "mint::dictionary::lars";
   check_lars_options(function, options);
+  const coding_products<T> p = sparse_coding_core<T>::products(function, x, dictionary, signal_norms::none);
+  return lars_rows<T>(p.gram, p.correlations, options, codes);
+}
+
+template <class T>
+lars_report lars_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                               const tensor_view<T>& codes, const lars_options& options) {
+  constexpr const char* function = "mint::dictionary::lars_gram";
+  check_lars_options(function, options);
+  check_gram_products(function, gram, correlations);
+  auto out = checked_output<T>(function, "codes", codes, correlations.extent(0), gram.extent(0));
+  const matrix<T> g = sparse_coding_core<T>::finite_copy(function, "gram", gram);
   lars_report report;
-  with_products<T>(function, x, dictionary, [&](const auto& gram, const auto& correlations, const auto&) {
-    report = lars_rows<T>(gram, correlations, options, codes);
-  });
+  visit_finite(function, "correlations", correlations,
+               [&](const auto& cm) { report = lars_rows<T>(g, cm, options, out); });
   return report;
 }
 
@@ -339,9 +364,12 @@ template <tensor X, tensor D>
 matrix<detail::scalar_of<X>> lars(const X& x, const D& dictionary, const lars_options& options) {
   using T = detail::scalar_of<X>;
   static_assert(std::is_floating_point_v<T>, "mint::dictionary::lars codes float or double signals");
-  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  const auto xv = mint::view(x);
+  const auto dv = mint::view(dictionary);
+  const auto [rows, atoms] = detail::code_extents(xv, dv);
   matrix<T> codes(rows, atoms);
-  detail::lars_into<T>(x, dictionary, detail::map_of(codes), options);
+  std::vector<T> converted;
+  detail::lars_core<T>::code(xv, detail::view_as<T>(dv, converted), detail::map_of(codes), options);
   return codes;
 }
 
@@ -350,9 +378,12 @@ template <tensor X, tensor D, mutable_tensor Codes>
   requires tensor_of<Codes, detail::scalar_of<X>>
 lars_report lars(const X& x, const D& dictionary, Codes&& codes, const lars_options& options) {
   using T = detail::scalar_of<X>;
-  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  const auto xv = mint::view(x);
+  const auto dv = mint::view(dictionary);
+  const auto [rows, atoms] = detail::code_extents(xv, dv);
   auto out = detail::checked_output<T>("mint::dictionary::lars", "codes", mint::view(codes), rows, atoms);
-  return detail::lars_into<T>(x, dictionary, out, options);
+  std::vector<T> converted;
+  return detail::lars_core<T>::code(xv, detail::view_as<T>(dv, converted), out, options);
 }
 
 /// LARS from precomputed products: `gram` = D D^T ([K, K]), `correlations` = X D^T ([n, K], the
@@ -361,17 +392,14 @@ template <tensor G, tensor C, mutable_tensor Codes>
   requires tensor_of<Codes, detail::scalar_of<C>>
 lars_report lars_gram(const G& gram, const C& correlations, Codes&& codes, const lars_options& options) {
   using T = detail::scalar_of<C>;
-  constexpr const char* function = "mint::dictionary::lars_gram";
-  detail::check_lars_options(function, options);
-  const auto gv = mint::view(gram);
-  const auto cv = mint::view(correlations);
-  detail::check_gram_products(function, gv, cv);
-  auto out = detail::checked_output<T>(function, "codes", mint::view(codes), cv.extent(0), gv.extent(0));
-  const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
-  lars_report report;
-  detail::with_matrix_of<T>(function, "correlations", cv,
-                            [&](const auto& cm) { report = detail::lars_rows<T>(g, cm, options, out); });
-  return report;
+  std::vector<T> converted;
+  return detail::lars_core<T>::gram(detail::view_as<T>(mint::view(gram), converted), mint::view(correlations),
+                                    mint::view(codes), options);
 }
 
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_LARS(CORE) \
+  MINT_CORE_FD(CORE, mint::dictionary::detail::lars_core)
+MINT_CORES_DICTIONARY_LARS(MINT_CORE)

@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/parallel.hpp"
@@ -149,17 +151,54 @@ lasso_report lasso_rows(const Gram& gram, const Correlations& correlations, cons
   return total;
 }
 
-template <class T, class X, class D>
-lasso_report lasso_into(const X& x, const D& dictionary, matrix_map<T> codes, const lasso_options& options) {
+/// The lasso over float and double views (mint/core/compiled.hpp); the public functions convert
+/// their arguments to the signals' (or correlations') element type T and call these.
+template <class T>
+struct lasso_core {
+  /// lasso(x, dictionary) from the warm start in `codes` ([n, K]).
+  static lasso_report code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
+                           const lasso_options& options);
+  /// lasso_gram.
+  static lasso_report gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                           const tensor_view<const double>& squared_norms, const tensor_view<T>& codes,
+                           const lasso_options& options);
+  /// Coordinate descent over products already formed (online dictionary learning's coding step).
+  static lasso_report rows(const matrix<T>& gram, const matrix<T>& correlations, const vectord& norms2,
+                           const lasso_options& options, matrix_map<T> codes);
+};
+
+template <class T>
+lasso_report lasso_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary,
+                                 matrix_map<T> codes, const lasso_options& options) {
   constexpr const char* function = "mint::dictionary::lasso";
   check_lasso_options(function, options);
   if (!codes.allFinite()) throw numeric_error(function, "codes", "hold a NaN or infinity", "needs a finite warm start");
+  const coding_products<T> p = sparse_coding_core<T>::products(function, x, dictionary, signal_norms::in_double);
+  return lasso_rows<T>(p.gram, p.correlations, p.norms2_double, options, codes);
+}
+
+template <class T>
+lasso_report lasso_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                                 const tensor_view<const double>& squared_norms, const tensor_view<T>& codes,
+                                 const lasso_options& options) {
+  constexpr const char* function = "mint::dictionary::lasso_gram";
+  check_lasso_options(function, options);
+  check_gram_products(function, gram, correlations);
+  check_squared_norms(function, squared_norms, correlations.extent(0));
+  auto out = checked_output<T>(function, "codes", codes, correlations.extent(0), gram.extent(0));
+  if (!out.allFinite()) throw numeric_error(function, "codes", "hold a NaN or infinity", "needs a finite warm start");
+  const matrix<T> g = sparse_coding_core<T>::finite_copy(function, "gram", gram);
+  const vectord norms2 = as_vector(squared_norms);
   lasso_report report;
-  with_products<T>(function, x, dictionary, [&](const auto& gram, const auto& correlations, const auto& xm) {
-    const vectord norms2 = xm.template cast<double>().rowwise().squaredNorm();
-    report = lasso_rows<T>(gram, correlations, norms2, options, codes);
-  });
+  visit_finite(function, "correlations", correlations,
+               [&](const auto& cm) { report = lasso_rows<T>(g, cm, norms2, options, out); });
   return report;
+}
+
+template <class T>
+lasso_report lasso_core<T>::rows(const matrix<T>& gram, const matrix<T>& correlations, const vectord& norms2,
+                                 const lasso_options& options, matrix_map<T> codes) {
+  return lasso_rows<T>(gram, correlations, norms2, options, codes);
 }
 
 }  // namespace detail
@@ -170,9 +209,12 @@ template <tensor X, tensor D>
 matrix<detail::scalar_of<X>> lasso(const X& x, const D& dictionary, const lasso_options& options) {
   using T = detail::scalar_of<X>;
   static_assert(std::is_floating_point_v<T>, "mint::dictionary::lasso codes float or double signals");
-  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  const auto xv = mint::view(x);
+  const auto dv = mint::view(dictionary);
+  const auto [rows, atoms] = detail::code_extents(xv, dv);
   matrix<T> codes = matrix<T>::Zero(rows, atoms);
-  detail::lasso_into<T>(x, dictionary, detail::map_of(codes), options);
+  std::vector<T> converted;
+  detail::lasso_core<T>::code(xv, detail::view_as<T>(dv, converted), detail::map_of(codes), options);
   return codes;
 }
 
@@ -181,9 +223,12 @@ template <tensor X, tensor D, mutable_tensor Codes>
   requires tensor_of<Codes, detail::scalar_of<X>>
 lasso_report lasso(const X& x, const D& dictionary, Codes&& codes, const lasso_options& options) {
   using T = detail::scalar_of<X>;
-  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  const auto xv = mint::view(x);
+  const auto dv = mint::view(dictionary);
+  const auto [rows, atoms] = detail::code_extents(xv, dv);
   auto out = detail::checked_output<T>("mint::dictionary::lasso", "codes", mint::view(codes), rows, atoms);
-  return detail::lasso_into<T>(x, dictionary, out, options);
+  std::vector<T> converted;
+  return detail::lasso_core<T>::code(xv, detail::view_as<T>(dv, converted), out, options);
 }
 
 /// Lasso from precomputed products: `gram` = D D^T ([K, K]), `correlations` = X D^T ([n, K]),
@@ -193,22 +238,16 @@ template <tensor G, tensor C, tensor N, mutable_tensor Codes>
 lasso_report lasso_gram(const G& gram, const C& correlations, const N& squared_norms, Codes&& codes,
                         const lasso_options& options) {
   using T = detail::scalar_of<C>;
-  constexpr const char* function = "mint::dictionary::lasso_gram";
-  detail::check_lasso_options(function, options);
-  const auto gv = mint::view(gram);
-  const auto cv = mint::view(correlations);
-  const auto nv = mint::view(squared_norms);
-  detail::check_gram_products(function, gv, cv);
-  detail::check_squared_norms(function, nv, cv.extent(0));
-  auto out = detail::checked_output<T>(function, "codes", mint::view(codes), cv.extent(0), gv.extent(0));
-  if (!out.allFinite()) throw numeric_error(function, "codes", "hold a NaN or infinity", "needs a finite warm start");
-  const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
-  const vectord norms2 = as_vector(nv).template cast<double>();
-  lasso_report report;
-  detail::with_matrix_of<T>(function, "correlations", cv, [&](const auto& cm) {
-    report = detail::lasso_rows<T>(g, cm, norms2, options, out);
-  });
-  return report;
+  std::vector<T> converted_gram;
+  std::vector<double> converted_norms;  // the duality gap is in double
+  return detail::lasso_core<T>::gram(detail::view_as<T>(mint::view(gram), converted_gram), mint::view(correlations),
+                                     detail::view_as<double>(mint::view(squared_norms), converted_norms),
+                                     mint::view(codes), options);
 }
 
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_LASSO(CORE) \
+  MINT_CORE_FD(CORE, mint::dictionary::detail::lasso_core)
+MINT_CORES_DICTIONARY_LASSO(MINT_CORE)

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/tensor.hpp"
@@ -42,9 +43,12 @@ struct sae_metrics_options {
 
 namespace detail {
 
+/// Sums in S (double) over the rows of reconstructions. A template only so that finish()'s
+/// Eigen code compiles where metrics_core uses it, not in every unit that includes this header.
+template <class S = double>
 struct reconstruction_sums {
   double error = 0, cosine = 0;
-  vectord sum, sum_sq;  // per column: for the variance about the mean
+  vector<S> sum, sum_sq;  // per column: for the variance about the mean
   index rows = 0;
 
   template <class A, class B>
@@ -79,29 +83,30 @@ struct reconstruction_sums {
   }
 };
 
-}  // namespace detail
+/// The measures below over float and double tensors (mint/core/compiled.hpp): T is the first
+/// argument's element type (the SAE's for evaluate), V the second's.
+template <class T, class V>
+struct metrics_core {
+  static reconstruction_metrics quality(const tensor_view<const T>& x, const tensor_view<const V>& x_hat);
+  static sae_metrics evaluate(const basic_sae<T>& sae, const tensor_view<const V>& x, const sae_metrics_options& options);
+};
 
-/// MSE, FVU (about the mean of x), explained variance and mean cosine of x_hat against x.
-template <tensor X, tensor Y>
-reconstruction_metrics reconstruction_quality(const X& x, const Y& x_hat) {
-  const auto xv = mint::view(x);
-  const auto yv = mint::view(x_hat);
+template <class T, class V>
+reconstruction_metrics metrics_core<T, V>::quality(const tensor_view<const T>& xv, const tensor_view<const V>& yv) {
   const auto a = as_matrix(xv);
   const auto b = as_matrix(yv);
   if (a.rows() != b.rows() || a.cols() != b.cols())
     throw shape_error("mint::dictionary::reconstruction_quality", "x_hat", mint::detail::str("is ", b.rows(), " x ", b.cols()),
                       mint::detail::str("needs the shape of x, ", a.rows(), " x ", a.cols()));
-  detail::reconstruction_sums s;
+  reconstruction_sums<> s;
   s.add(a, b);
   return s.finish();
 }
 
-/// Runs the SAE over x ([n, d_in], in batches) and measures it: L0 and firing on the codes,
-/// reconstruction metrics in x's units (normalization undone).
-template <class T, tensor X>
-sae_metrics evaluate(const basic_sae<T>& sae, const X& x, const sae_metrics_options& options = {}) {
+template <class T, class V>
+sae_metrics metrics_core<T, V>::evaluate(const basic_sae<T>& sae, const tensor_view<const V>& xv,
+                                         const sae_metrics_options& options) {
   const char* fn = "mint::dictionary::evaluate";
-  const auto xv = mint::view(x);
   if (xv.rank() != 2 || xv.extent(1) != sae.d_in())
     throw shape_error(fn, "x", "has extents " + mint::detail::shape_string(xv.extents()),
                       mint::detail::str("needs [rows, d_in = ", sae.d_in(), "]"));
@@ -113,7 +118,7 @@ sae_metrics evaluate(const basic_sae<T>& sae, const X& x, const sae_metrics_opti
   sae_metrics out;
   out.rows = n;
   std::vector<std::int64_t> fired(std::size_t(m), 0);
-  detail::reconstruction_sums sums;
+  reconstruction_sums<> sums;
   matrix<T> xn, z, y;
   row_scaling<T> rows;
   double active = 0;
@@ -146,6 +151,21 @@ sae_metrics evaluate(const basic_sae<T>& sae, const X& x, const sae_metrics_opti
   return out;
 }
 
+}  // namespace detail
+
+/// MSE, FVU (about the mean of x), explained variance and mean cosine of x_hat against x.
+template <tensor X, tensor Y>
+reconstruction_metrics reconstruction_quality(const X& x, const Y& x_hat) {
+  return detail::metrics_core<value_t<const X>, value_t<const Y>>::quality(mint::view(x), mint::view(x_hat));
+}
+
+/// Runs the SAE over x ([n, d_in], in batches) and measures it: L0 and firing on the codes,
+/// reconstruction metrics in x's units (normalization undone).
+template <class T, tensor X>
+sae_metrics evaluate(const basic_sae<T>& sae, const X& x, const sae_metrics_options& options = {}) {
+  return detail::metrics_core<T, value_t<const X>>::evaluate(sae, mint::view(x), options);
+}
+
 /// A histogram of log10 firing frequencies (SAELens's feature-density plot).
 struct firing_histogram {
   std::vector<double> edges;          ///< bins + 1 edges in log10 units, ascending
@@ -174,3 +194,8 @@ inline firing_histogram histogram_of_firing(const std::vector<double>& frequenci
 }
 
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_METRICS(CORE) \
+  MINT_CORE_FD2(CORE, mint::dictionary::detail::metrics_core)
+MINT_CORES_DICTIONARY_METRICS(MINT_CORE)

@@ -11,10 +11,12 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/parallel.hpp"
@@ -162,17 +164,72 @@ void omp_rows(const Gram& gram, const Correlations& correlations, const T* norms
   }
 }
 
-template <class T, class X, class D>
-void omp_into(const X& x, const D& dictionary, matrix_map<T> codes, const omp_options& options) {
+/// OMP over float and double views (mint/core/compiled.hpp); the public functions convert their
+/// arguments to the signals' (or correlations') element type T and call these.
+template <class T>
+struct omp_core {
+  /// omp(x, dictionary): codes [n, K] written into `codes`.
+  static void code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
+                   const omp_options& options);
+  /// omp_gram without squared norms.
+  static matrix<T> gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                        const omp_options& options);
+  /// omp_gram with the squared norms of the signals.
+  static matrix<T> gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                        const tensor_view<const T>& squared_norms, const omp_options& options);
+  /// Batch-OMP over products already formed (K-SVD's coding step).
+  static void rows(const matrix<T>& gram, const matrix<T>& correlations, const T* norms2, const omp_options& options,
+                   matrix_map<T> codes);
+};
+
+template <class T>
+void omp_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
+                       const omp_options& options) {
   constexpr const char* function = "mint::dictionary::omp";
   check_omp_options(function, options);
-  const auto dv = mint::view(dictionary);
-  if (dv.rank() == 2) check_omp_budget(function, "options.nonzeros", options.nonzeros, dv.extent(0));
-  with_products<T>(function, x, dictionary, [&](const auto& gram, const auto& correlations, const auto& xm) {
-    vector<T> norms2;
-    if (options.tolerance > 0) norms2 = xm.rowwise().squaredNorm();
-    omp_rows<T>(gram, correlations, options.tolerance > 0 ? norms2.data() : nullptr, options, codes);
-  });
+  if (dictionary.rank() == 2) check_omp_budget(function, "options.nonzeros", options.nonzeros, dictionary.extent(0));
+  const coding_products<T> p = sparse_coding_core<T>::products(
+      function, x, dictionary, options.tolerance > 0 ? signal_norms::same_type : signal_norms::none);
+  omp_rows<T>(p.gram, p.correlations, options.tolerance > 0 ? p.norms2.data() : nullptr, options, codes);
+}
+
+template <class T>
+matrix<T> omp_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                            const omp_options& options) {
+  constexpr const char* function = "mint::dictionary::omp_gram";
+  if (options.tolerance > 0)
+    throw argument_error(function, "options.tolerance", mint::detail::str("is ", options.tolerance),
+                         "needs the squared norms of the signals: call omp_gram(gram, correlations, squared_norms, options)");
+  check_omp_options(function, options);
+  check_gram_products(function, gram, correlations);
+  check_omp_budget(function, "options.nonzeros", options.nonzeros, gram.extent(0));
+  const matrix<T> g = sparse_coding_core<T>::finite_copy(function, "gram", gram);
+  matrix<T> codes(correlations.extent(0), g.rows());
+  visit_finite(function, "correlations", correlations,
+               [&](const auto& cm) { omp_rows<T>(g, cm, nullptr, options, codes); });
+  return codes;
+}
+
+template <class T>
+matrix<T> omp_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                            const tensor_view<const T>& squared_norms, const omp_options& options) {
+  constexpr const char* function = "mint::dictionary::omp_gram";
+  check_omp_options(function, options);
+  check_gram_products(function, gram, correlations);
+  check_omp_budget(function, "options.nonzeros", options.nonzeros, gram.extent(0));
+  check_squared_norms(function, squared_norms, correlations.extent(0));
+  const matrix<T> g = sparse_coding_core<T>::finite_copy(function, "gram", gram);
+  const vector<T> norms2 = as_vector(squared_norms);
+  matrix<T> codes(correlations.extent(0), g.rows());
+  visit_finite(function, "correlations", correlations,
+               [&](const auto& cm) { omp_rows<T>(g, cm, norms2.data(), options, codes); });
+  return codes;
+}
+
+template <class T>
+void omp_core<T>::rows(const matrix<T>& gram, const matrix<T>& correlations, const T* norms2,
+                       const omp_options& options, matrix_map<T> codes) {
+  omp_rows<T>(gram, correlations, norms2, options, codes);
 }
 
 }  // namespace detail
@@ -183,9 +240,12 @@ template <tensor X, tensor D>
 matrix<detail::scalar_of<X>> omp(const X& x, const D& dictionary, const omp_options& options) {
   using T = detail::scalar_of<X>;
   static_assert(std::is_floating_point_v<T>, "mint::dictionary::omp codes float or double signals");
-  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  const auto xv = mint::view(x);
+  const auto dv = mint::view(dictionary);
+  const auto [rows, atoms] = detail::code_extents(xv, dv);
   matrix<T> codes(rows, atoms);
-  detail::omp_into<T>(x, dictionary, detail::map_of(codes), options);
+  std::vector<T> converted;
+  detail::omp_core<T>::code(xv, detail::view_as<T>(dv, converted), detail::map_of(codes), options);
   return codes;
 }
 
@@ -194,9 +254,12 @@ template <tensor X, tensor D, mutable_tensor Codes>
   requires tensor_of<Codes, detail::scalar_of<X>>
 void omp(const X& x, const D& dictionary, Codes&& codes, const omp_options& options) {
   using T = detail::scalar_of<X>;
-  const auto [rows, atoms] = detail::code_extents(mint::view(x), mint::view(dictionary));
+  const auto xv = mint::view(x);
+  const auto dv = mint::view(dictionary);
+  const auto [rows, atoms] = detail::code_extents(xv, dv);
   auto out = detail::checked_output<T>("mint::dictionary::omp", "codes", mint::view(codes), rows, atoms);
-  detail::omp_into<T>(x, dictionary, out, options);
+  std::vector<T> converted;
+  detail::omp_core<T>::code(xv, detail::view_as<T>(dv, converted), out, options);
 }
 
 /// OMP from precomputed products, as scikit-learn's orthogonal_mp_gram: `gram` = D D^T ([K, K]),
@@ -205,20 +268,8 @@ void omp(const X& x, const D& dictionary, Codes&& codes, const omp_options& opti
 template <tensor G, tensor C>
 matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, const omp_options& options) {
   using T = detail::scalar_of<C>;
-  constexpr const char* function = "mint::dictionary::omp_gram";
-  if (options.tolerance > 0)
-    throw argument_error(function, "options.tolerance", mint::detail::str("is ", options.tolerance),
-                         "needs the squared norms of the signals: call omp_gram(gram, correlations, squared_norms, options)");
-  detail::check_omp_options(function, options);
-  const auto gv = mint::view(gram);
-  const auto cv = mint::view(correlations);
-  detail::check_gram_products(function, gv, cv);
-  detail::check_omp_budget(function, "options.nonzeros", options.nonzeros, gv.extent(0));
-  const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
-  matrix<T> codes(cv.extent(0), g.rows());
-  detail::with_matrix_of<T>(function, "correlations", cv,
-                            [&](const auto& cm) { detail::omp_rows<T>(g, cm, nullptr, options, codes); });
-  return codes;
+  std::vector<T> converted;
+  return detail::omp_core<T>::gram(detail::view_as<T>(mint::view(gram), converted), mint::view(correlations), options);
 }
 
 /// As above with the signals' squared norms ||x_i||^2 (n values), so a tolerance can stop the pursuit.
@@ -226,20 +277,14 @@ template <tensor G, tensor C, tensor N>
 matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, const N& squared_norms,
                                       const omp_options& options) {
   using T = detail::scalar_of<C>;
-  constexpr const char* function = "mint::dictionary::omp_gram";
-  detail::check_omp_options(function, options);
-  const auto gv = mint::view(gram);
-  const auto cv = mint::view(correlations);
-  const auto nv = mint::view(squared_norms);
-  detail::check_gram_products(function, gv, cv);
-  detail::check_omp_budget(function, "options.nonzeros", options.nonzeros, gv.extent(0));
-  detail::check_squared_norms(function, nv, cv.extent(0));
-  const matrix<T> g = detail::finite_copy<T>(function, "gram", gv);
-  const vector<T> norms2 = as_vector(nv).template cast<T>();
-  matrix<T> codes(cv.extent(0), g.rows());
-  detail::with_matrix_of<T>(function, "correlations", cv,
-                            [&](const auto& cm) { detail::omp_rows<T>(g, cm, norms2.data(), options, codes); });
-  return codes;
+  std::vector<T> converted_gram, converted_norms;
+  return detail::omp_core<T>::gram(detail::view_as<T>(mint::view(gram), converted_gram), mint::view(correlations),
+                                   detail::view_as<T>(mint::view(squared_norms), converted_norms), options);
 }
 
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_OMP(CORE) \
+  MINT_CORE_FD(CORE, mint::dictionary::detail::omp_core)
+MINT_CORES_DICTIONARY_OMP(MINT_CORE)

@@ -16,12 +16,14 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/parameters.hpp"
 #include "mint/core/random.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/dictionary/detail/sparse_codes.hpp"
+#include "mint/dictionary/detail/views.hpp"
 
 namespace mint::dictionary {
 
@@ -126,36 +128,7 @@ public:
   basic_sae() = default;
 
   /// A fresh SAE: random unit decoder rows (times decoder_init_norm), W_enc = W_dec^T, zero biases.
-  explicit basic_sae(const sae_options& options, std::uint64_t seed = 0) : options_(options) {
-    const char* fn = "mint::dictionary::sae";
-    if (options.d_in < 1 || options.d_sae < 1)
-      throw argument_error(fn, "options", mint::detail::str("has d_in ", options.d_in, " and d_sae ", options.d_sae),
-                           "needs both >= 1");
-    if (uses_k() && (options.k < 1 || options.k > options.d_sae))
-      throw argument_error(fn, "options.k", mint::detail::str("is ", options.k), mint::detail::str("needs 1 <= k <= d_sae = ", options.d_sae));
-    if (!(options.initial_threshold >= 0))
-      throw argument_error(fn, "options.initial_threshold", mint::detail::str("is ", options.initial_threshold), "needs >= 0");
-    if (!(options.decoder_init_norm > 0))
-      throw argument_error(fn, "options.decoder_init_norm", mint::detail::str("is ", options.decoder_init_norm), "needs > 0");
-    const index d = options.d_in, m = options.d_sae;
-    params_.add("W_enc", {d, m});
-    if (gated()) {
-      params_.add("b_gate", {m});
-      params_.add("b_mag", {m});
-      params_.add("r_mag", {m});
-    } else {
-      params_.add("b_enc", {m});
-    }
-    params_.add("W_dec", {m, d});
-    params_.add("b_dec", {d});
-    if (options.architecture == sae_architecture::jumprelu) params_.add("threshold", {m});
-    mint::rng r(seed, 0x5AE);
-    auto dec = W_dec();
-    r.fill_normal(params_["W_dec"]);
-    for (index j = 0; j < m; ++j) dec.row(j) *= T(options.decoder_init_norm / std::max(double(dec.row(j).norm()), 1e-30));
-    W_enc() = dec.transpose();
-    if (options.architecture == sae_architecture::jumprelu) threshold().setConstant(T(options.initial_threshold));
-  }
+  explicit basic_sae(const sae_options& options, std::uint64_t seed = 0);
 
   const sae_options& options() const noexcept { return options_; }
   index d_in() const noexcept { return options_.d_in; }
@@ -212,21 +185,17 @@ public:
   matrix<T> decode(const Z& z) const {
     const auto zv = mint::view(z);
     check_columns(zv, options_.d_sae, "mint::dictionary::sae::decode", "z", "d_sae");
-    matrix<T> out = (as_matrix(zv).template cast<T>() * W_dec()).rowwise() + b_dec().transpose();
-    if (options_.normalize_activations == normalization::expected_average_only_in) out /= scaling_factor_;
-    return out;
+    std::vector<T> converted;
+    return decode_rows(detail::rows_as<T>(zv, converted));
   }
 
   /// The reconstruction of x, in x's units ([n, d_in]).
   template <tensor X>
   matrix<T> forward(const X& x) const {
-    matrix<T> xn, z;
+    matrix<T> xn;
     row_scaling<T> rows;
     normalize(x, xn, rows);
-    encode_normalized(xn, z);
-    matrix<T> out = (z * W_dec()).rowwise() + b_dec().transpose();
-    denormalize(out, rows);
-    return out;
+    return forward_normalized(xn, rows);
   }
 
   /// x scaled as options().normalize_activations says, into xn ([n, d_in]); rows keeps what decode undoes.
@@ -234,96 +203,15 @@ public:
   void normalize(const X& x, matrix<T>& xn, row_scaling<T>& rows) const {
     const auto xv = mint::view(x);
     check_columns(xv, options_.d_in, "mint::dictionary::sae::normalize", "x", "d_in");
-    xn = as_matrix(xv).template cast<T>();
-    const index n = xn.rows(), d = xn.cols();
-    switch (options_.normalize_activations) {
-      case normalization::none: break;
-      case normalization::expected_average_only_in: xn *= scaling_factor_; break;
-      case normalization::constant_norm_rescale:
-        rows.scale.resize(n);
-        for (index i = 0; i < n; ++i) {
-          const double norm = xn.row(i).template cast<double>().norm();
-          rows.scale(i) = norm > 0 ? T(std::sqrt(double(d)) / norm) : T(1);
-          xn.row(i) *= rows.scale(i);
-        }
-        break;
-      case normalization::layer_norm:
-        rows.scale.resize(n);
-        rows.shift.resize(n);
-        for (index i = 0; i < n; ++i) {
-          const double mean = xn.row(i).template cast<double>().mean();
-          const double var = d > 1 ? (xn.row(i).template cast<double>().array() - mean).square().sum() / double(d - 1) : 0.0;
-          rows.shift(i) = T(mean);
-          rows.scale(i) = T(std::sqrt(var));
-          xn.row(i) = (xn.row(i).array() - rows.shift(i)) / T(std::sqrt(var) + 1e-5);
-        }
-        break;
-    }
+    std::vector<T> converted;
+    normalize_rows(detail::rows_as<T>(xv, converted), xn, rows);
   }
 
   /// Undoes normalize() on reconstructions y (in place).
-  void denormalize(matrix<T>& y, const row_scaling<T>& rows) const {
-    switch (options_.normalize_activations) {
-      case normalization::none: break;
-      case normalization::expected_average_only_in: y /= scaling_factor_; break;
-      case normalization::constant_norm_rescale:
-        for (index i = 0; i < y.rows(); ++i) y.row(i) /= rows.scale(i);
-        break;
-      case normalization::layer_norm:
-        // SAELens undoes with the standard deviation alone (ln_std), not the std + 1e-5 divided by.
-        for (index i = 0; i < y.rows(); ++i) y.row(i) = y.row(i).array() * rows.scale(i) + rows.shift(i);
-        break;
-    }
-  }
+  void denormalize(matrix<T>& y, const row_scaling<T>& rows) const;
 
   /// Codes of already-normalized rows, by the inference rule (BatchTopK: the global threshold).
-  void encode_normalized(const matrix<T>& xn, matrix<T>& z) const {
-    const index n = xn.rows(), m = options_.d_sae;
-    matrix<T> h = input_of(xn) * W_enc();
-    z.setZero(n, m);
-    switch (options_.architecture) {
-      case sae_architecture::relu: z = (h.rowwise() + b_enc().transpose()).cwiseMax(T(0)); break;
-      case sae_architecture::topk: {
-        h.rowwise() += b_enc().transpose();
-        detail::sparse_codes<T> codes;
-        detail::topk_scratch<T> scratch;
-        detail::select_topk(h, options_.k, nullptr, codes, scratch);
-        scatter(codes, z);
-        break;
-      }
-      case sae_architecture::batchtopk: {
-        h.rowwise() += b_enc().transpose();
-        if (batch_threshold_ > 0) {
-          z = (h.array() > batch_threshold_).select(h, T(0));
-        } else {
-          detail::sparse_codes<T> codes;
-          std::vector<T> boundary;
-          std::vector<std::int64_t> histogram;
-          detail::select_batch_topk(h, options_.k * n, codes, boundary, histogram);
-          scatter(codes, z);
-        }
-        break;
-      }
-      case sae_architecture::jumprelu: {
-        h.rowwise() += b_enc().transpose();
-        const T* theta = threshold().data();
-        for (index i = 0; i < n; ++i)
-          for (index j = 0; j < m; ++j) z(i, j) = h(i, j) > theta[j] && h(i, j) > 0 ? h(i, j) : T(0);
-        break;
-      }
-      case sae_architecture::gated: {
-        const vector<T> e = r_mag().array().exp();
-        const T* gate = b_gate().data();
-        const T* mag_bias = b_mag().data();
-        for (index i = 0; i < n; ++i)
-          for (index j = 0; j < m; ++j) {
-            const T mag = e(j) * h(i, j) + mag_bias[j];
-            z(i, j) = h(i, j) + gate[j] > 0 && mag > 0 ? mag : T(0);
-          }
-        break;
-      }
-    }
-  }
+  void encode_normalized(const matrix<T>& xn, matrix<T>& z) const;
 
   /// The training loss of normalized rows xn ([n, d_in]) and, when `gradient` is given (a store laid
   /// out like parameters()), adds the gradient of the loss summed over rows into it. `dead` (d_sae
@@ -331,27 +219,7 @@ public:
   /// pseudo-derivative: dz/dtheta = -(theta/eps) K and dH/dtheta = -(1/eps) K, with the rectangle
   /// kernel K = 1 when |pre - theta| < eps/2, else 0; H's derivative in pre is taken as 0.
   sae_loss loss(const matrix<T>& xn, const sae_loss_options& o, sae_workspace<T>& ws,
-                parameter_store<T>* gradient = nullptr, std::span<const std::uint8_t> dead = {}) const {
-    const char* fn = "mint::dictionary::sae::loss";
-    if (xn.cols() != options_.d_in)
-      throw shape_error(fn, "xn", mint::detail::str("has ", xn.cols(), " columns"), mint::detail::str("needs d_in = ", options_.d_in));
-    if (gradient && gradient->size() != params_.size())
-      throw shape_error(fn, "gradient", mint::detail::str("has ", gradient->size(), " values"),
-                        mint::detail::str("needs ", params_.size(), ", the layout of parameters()"));
-    if (!dead.empty() && index(dead.size()) != options_.d_sae)
-      throw shape_error(fn, "dead", mint::detail::str("has ", dead.size(), " flags"), mint::detail::str("needs d_sae = ", options_.d_sae));
-    if (options_.architecture == sae_architecture::jumprelu && !(o.bandwidth > 0))
-      throw argument_error(fn, "o.bandwidth", mint::detail::str("is ", o.bandwidth), "needs > 0");
-    ws.fires_.assign(std::size_t(options_.d_sae), 0);
-    if (xn.rows() == 0) return {};
-    const index n = xn.rows(), m = options_.d_sae;
-    ws.xc_ = input_of(xn);
-    ws.pre_.resize(n, m);
-    ws.pre_.noalias() = ws.xc_ * W_enc();  // h; pre = h + b_enc
-    if (uses_k() || (!gated() && o.sparse_density > 0 && density(o, ws) < o.sparse_density))
-      return sparse_loss(xn, o, ws, gradient, dead);
-    return dense_loss(xn, o, ws, gradient);
-  }
+                parameter_store<T>* gradient = nullptr, std::span<const std::uint8_t> dead = {}) const;
 
   bool gated() const noexcept { return options_.architecture == sae_architecture::gated; }
   bool uses_k() const noexcept {
@@ -359,6 +227,11 @@ public:
   }
 
 private:
+  // The work of the templates above on rows already read as T ([n, d], ranks merged).
+  void normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, row_scaling<T>& rows) const;
+  matrix<T> decode_rows(const tensor_view<const T>& z) const;
+  matrix<T> forward_normalized(const matrix<T>& xn, const row_scaling<T>& rows) const;
+
   map mat(const char* name) {
     const auto& e = params_.find(name);
     return map(params_.flat().data() + e.offset, e.extents[0], e.extents[1]);
@@ -393,6 +266,8 @@ private:
                         mint::detail::str("needs ", what, " = ", want));
   }
 
+  // The helpers below are called only from the members defined outside the class, which
+  // mint/src compiles once (mint/core/compiled.hpp): no user unit instantiates them.
   template <class M>
   auto input_of(const M& xn) const {
     // x - b_dec when apply_b_dec_to_input, else x (an expression either way).
@@ -732,7 +607,178 @@ private:
   T batch_threshold_ = 0;
 };
 
+template <class T>
+basic_sae<T>::basic_sae(const sae_options& options, std::uint64_t seed) : options_(options) {
+  const char* fn = "mint::dictionary::sae";
+  if (options.d_in < 1 || options.d_sae < 1)
+    throw argument_error(fn, "options", mint::detail::str("has d_in ", options.d_in, " and d_sae ", options.d_sae),
+                         "needs both >= 1");
+  if (uses_k() && (options.k < 1 || options.k > options.d_sae))
+    throw argument_error(fn, "options.k", mint::detail::str("is ", options.k), mint::detail::str("needs 1 <= k <= d_sae = ", options.d_sae));
+  if (!(options.initial_threshold >= 0))
+    throw argument_error(fn, "options.initial_threshold", mint::detail::str("is ", options.initial_threshold), "needs >= 0");
+  if (!(options.decoder_init_norm > 0))
+    throw argument_error(fn, "options.decoder_init_norm", mint::detail::str("is ", options.decoder_init_norm), "needs > 0");
+  const index d = options.d_in, m = options.d_sae;
+  params_.add("W_enc", {d, m});
+  if (gated()) {
+    params_.add("b_gate", {m});
+    params_.add("b_mag", {m});
+    params_.add("r_mag", {m});
+  } else {
+    params_.add("b_enc", {m});
+  }
+  params_.add("W_dec", {m, d});
+  params_.add("b_dec", {d});
+  if (options.architecture == sae_architecture::jumprelu) params_.add("threshold", {m});
+  mint::rng r(seed, 0x5AE);
+  auto dec = W_dec();
+  r.fill_normal(params_["W_dec"]);
+  for (index j = 0; j < m; ++j) dec.row(j) *= T(options.decoder_init_norm / std::max(double(dec.row(j).norm()), 1e-30));
+  W_enc() = dec.transpose();
+  if (options.architecture == sae_architecture::jumprelu) threshold().setConstant(T(options.initial_threshold));
+}
+
+template <class T>
+void basic_sae<T>::normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, row_scaling<T>& rows) const {
+  xn = as_matrix(x);
+  const index n = xn.rows(), d = xn.cols();
+  switch (options_.normalize_activations) {
+    case normalization::none: break;
+    case normalization::expected_average_only_in: xn *= scaling_factor_; break;
+    case normalization::constant_norm_rescale:
+      rows.scale.resize(n);
+      for (index i = 0; i < n; ++i) {
+        const double norm = xn.row(i).template cast<double>().norm();
+        rows.scale(i) = norm > 0 ? T(std::sqrt(double(d)) / norm) : T(1);
+        xn.row(i) *= rows.scale(i);
+      }
+      break;
+    case normalization::layer_norm:
+      rows.scale.resize(n);
+      rows.shift.resize(n);
+      for (index i = 0; i < n; ++i) {
+        const double mean = xn.row(i).template cast<double>().mean();
+        const double var = d > 1 ? (xn.row(i).template cast<double>().array() - mean).square().sum() / double(d - 1) : 0.0;
+        rows.shift(i) = T(mean);
+        rows.scale(i) = T(std::sqrt(var));
+        xn.row(i) = (xn.row(i).array() - rows.shift(i)) / T(std::sqrt(var) + 1e-5);
+      }
+      break;
+  }
+}
+
+template <class T>
+void basic_sae<T>::denormalize(matrix<T>& y, const row_scaling<T>& rows) const {
+  switch (options_.normalize_activations) {
+    case normalization::none: break;
+    case normalization::expected_average_only_in: y /= scaling_factor_; break;
+    case normalization::constant_norm_rescale:
+      for (index i = 0; i < y.rows(); ++i) y.row(i) /= rows.scale(i);
+      break;
+    case normalization::layer_norm:
+      // SAELens undoes with the standard deviation alone (ln_std), not the std + 1e-5 divided by.
+      for (index i = 0; i < y.rows(); ++i) y.row(i) = y.row(i).array() * rows.scale(i) + rows.shift(i);
+      break;
+  }
+}
+
+template <class T>
+void basic_sae<T>::encode_normalized(const matrix<T>& xn, matrix<T>& z) const {
+  const index n = xn.rows(), m = options_.d_sae;
+  matrix<T> h = input_of(xn) * W_enc();
+  z.setZero(n, m);
+  switch (options_.architecture) {
+    case sae_architecture::relu: z = (h.rowwise() + b_enc().transpose()).cwiseMax(T(0)); break;
+    case sae_architecture::topk: {
+      h.rowwise() += b_enc().transpose();
+      detail::sparse_codes<T> codes;
+      detail::topk_scratch<T> scratch;
+      detail::select_topk(h, options_.k, nullptr, codes, scratch);
+      scatter(codes, z);
+      break;
+    }
+    case sae_architecture::batchtopk: {
+      h.rowwise() += b_enc().transpose();
+      if (batch_threshold_ > 0) {
+        z = (h.array() > batch_threshold_).select(h, T(0));
+      } else {
+        detail::sparse_codes<T> codes;
+        std::vector<T> boundary;
+        std::vector<std::int64_t> histogram;
+        detail::select_batch_topk(h, options_.k * n, codes, boundary, histogram);
+        scatter(codes, z);
+      }
+      break;
+    }
+    case sae_architecture::jumprelu: {
+      h.rowwise() += b_enc().transpose();
+      const T* theta = threshold().data();
+      for (index i = 0; i < n; ++i)
+        for (index j = 0; j < m; ++j) z(i, j) = h(i, j) > theta[j] && h(i, j) > 0 ? h(i, j) : T(0);
+      break;
+    }
+    case sae_architecture::gated: {
+      const vector<T> e = r_mag().array().exp();
+      const T* gate = b_gate().data();
+      const T* mag_bias = b_mag().data();
+      for (index i = 0; i < n; ++i)
+        for (index j = 0; j < m; ++j) {
+          const T mag = e(j) * h(i, j) + mag_bias[j];
+          z(i, j) = h(i, j) + gate[j] > 0 && mag > 0 ? mag : T(0);
+        }
+      break;
+    }
+  }
+}
+
+template <class T>
+matrix<T> basic_sae<T>::decode_rows(const tensor_view<const T>& z) const {
+  matrix<T> out = (as_matrix(z) * W_dec()).rowwise() + b_dec().transpose();
+  if (options_.normalize_activations == normalization::expected_average_only_in) out /= scaling_factor_;
+  return out;
+}
+
+template <class T>
+matrix<T> basic_sae<T>::forward_normalized(const matrix<T>& xn, const row_scaling<T>& rows) const {
+  matrix<T> z;
+  encode_normalized(xn, z);
+  matrix<T> out = (z * W_dec()).rowwise() + b_dec().transpose();
+  denormalize(out, rows);
+  return out;
+}
+
+template <class T>
+sae_loss basic_sae<T>::loss(const matrix<T>& xn, const sae_loss_options& o, sae_workspace<T>& ws,
+                            parameter_store<T>* gradient, std::span<const std::uint8_t> dead) const {
+  const char* fn = "mint::dictionary::sae::loss";
+  if (xn.cols() != options_.d_in)
+    throw shape_error(fn, "xn", mint::detail::str("has ", xn.cols(), " columns"), mint::detail::str("needs d_in = ", options_.d_in));
+  if (gradient && gradient->size() != params_.size())
+    throw shape_error(fn, "gradient", mint::detail::str("has ", gradient->size(), " values"),
+                      mint::detail::str("needs ", params_.size(), ", the layout of parameters()"));
+  if (!dead.empty() && index(dead.size()) != options_.d_sae)
+    throw shape_error(fn, "dead", mint::detail::str("has ", dead.size(), " flags"), mint::detail::str("needs d_sae = ", options_.d_sae));
+  if (options_.architecture == sae_architecture::jumprelu && !(o.bandwidth > 0))
+    throw argument_error(fn, "o.bandwidth", mint::detail::str("is ", o.bandwidth), "needs > 0");
+  ws.fires_.assign(std::size_t(options_.d_sae), 0);
+  if (xn.rows() == 0) return {};
+  const index n = xn.rows(), m = options_.d_sae;
+  ws.xc_ = input_of(xn);
+  ws.pre_.resize(n, m);
+  ws.pre_.noalias() = ws.xc_ * W_enc();  // h; pre = h + b_enc
+  if (uses_k() || (!gated() && o.sparse_density > 0 && density(o, ws) < o.sparse_density))
+    return sparse_loss(xn, o, ws, gradient, dead);
+  return dense_loss(xn, o, ws, gradient);
+}
+
 /// The float SAE.
 using sae = basic_sae<float>;
 
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_SAE(CORE)                \
+  CORE(class mint::dictionary::basic_sae<float>)       \
+  CORE(class mint::dictionary::basic_sae<double>)
+MINT_CORES_DICTIONARY_SAE(MINT_CORE)

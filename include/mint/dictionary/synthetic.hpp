@@ -12,6 +12,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/random.hpp"
@@ -37,54 +38,32 @@ struct synthetic_options {
   double max_coefficient = 1.0;
 };
 
+class synthetic_features;
+
+namespace detail {
+
+/// What synthetic_features does, over the float it samples (mint/core/compiled.hpp).
+template <class T>
+struct synthetic_core {
+  static void build(synthetic_features& f);
+  static void sample(const synthetic_features& f, mint::rng& r, index n, matrix<T>& x, matrix<T>* coefficients);
+  // z with P(N(0,1) > z) = p, by bisection on erfc (once per feature, at construction).
+  static double upper_quantile(double p);
+};
+
+/// mmcs over float and double directions (mint/core/compiled.hpp).
+template <class T, class U>
+struct mmcs_core {
+  static double run(const tensor_view<const T>& learned, const tensor_view<const U>& truth);
+};
+
+}  // namespace detail
+
 /// A fixed dictionary of unit feature directions and a sampler of sparse mixtures of them.
 class synthetic_features {
 public:
   explicit synthetic_features(const synthetic_options& options) : options_(options) {
-    const char* fn = "mint::dictionary::synthetic_features";
-    if (options.features < 1 || options.dims < 1)
-      throw argument_error(fn, "options", mint::detail::str("has features ", options.features, " and dims ", options.dims),
-                           "needs both >= 1");
-    if (!(options.firing_probability > 0 && options.firing_probability <= 1))
-      throw argument_error(fn, "options.firing_probability", mint::detail::str("is ", options.firing_probability),
-                           "needs a value in (0, 1]");
-    if (!(options.correlation >= 0 && options.correlation < 1))
-      throw argument_error(fn, "options.correlation", mint::detail::str("is ", options.correlation), "needs a value in [0, 1)");
-    if (!(options.probability_decay > 0 && options.probability_decay <= 1))
-      throw argument_error(fn, "options.probability_decay", mint::detail::str("is ", options.probability_decay),
-                           "needs a value in (0, 1]");
-    if (options.correlation > 0 && options.groups < 1)
-      throw argument_error(fn, "options.groups", mint::detail::str("is ", options.groups), "needs >= 1 with a correlation");
-    if (!(options.min_coefficient >= 0 && options.max_coefficient > options.min_coefficient))
-      throw argument_error(fn, "options", mint::detail::str("has coefficients in [", options.min_coefficient, ", ",
-                                                      options.max_coefficient, ")"),
-                           "needs 0 <= min_coefficient < max_coefficient");
-
-    mint::rng r(options.seed, 0xD1C7);
-    dictionary_.resize(options.features, options.dims);
-    for (index i = 0; i < options.features; ++i) {
-      double norm = 0;
-      do {
-        r.fill_normal(row_view(i));
-        norm = dictionary_.row(i).template cast<double>().norm();
-      } while (norm == 0);
-      dictionary_.row(i) /= float(norm);
-    }
-
-    // p_i proportional to decay^i with mean p, clamped to 1 (then the mean falls short).
-    probabilities_.resize(std::size_t(options.features));
-    double sum = 0, w = 1;
-    for (auto& p : probabilities_) {
-      p = w;
-      sum += w;
-      w *= options.probability_decay;
-    }
-    const double scale = options.firing_probability * double(options.features) / sum;
-    for (auto& p : probabilities_) p = std::min(1.0, p * scale);
-    if (options.correlation > 0) {
-      quantiles_.resize(probabilities_.size());
-      for (std::size_t i = 0; i < probabilities_.size(); ++i) quantiles_[i] = upper_quantile(probabilities_[i]);
-    }
+    detail::synthetic_core<float>::build(*this);
   }
 
   /// The true dictionary, [features, dims]; each row a unit vector.
@@ -110,42 +89,15 @@ public:
   }
 
 private:
+  template <class>
+  friend struct detail::synthetic_core;
+
   tensor_view<float> row_view(index i) {
     return tensor_view<float>(dictionary_.row(i).data(), {options_.dims}, {1});
   }
 
-  // z with P(N(0,1) > z) = p, by bisection on erfc (once per feature, at construction).
-  static double upper_quantile(double p) {
-    if (p >= 1) return -1e300;
-    double lo = -40, hi = 40;
-    for (int it = 0; it < 200; ++it) {
-      const double mid = 0.5 * (lo + hi);
-      if (0.5 * std::erfc(mid / std::sqrt(2.0)) > p) lo = mid;
-      else hi = mid;
-    }
-    return 0.5 * (lo + hi);
-  }
-
   void sample_into(mint::rng& r, index n, matrixf& x, matrixf* coefficients) const {
-    if (n < 0)
-      throw argument_error("mint::dictionary::synthetic_features::sample", "n", mint::detail::str("is ", n), "needs n >= 0");
-    const index m = options_.features;
-    x.setZero(n, options_.dims);
-    if (coefficients) coefficients->setZero(n, m);
-    const double c = options_.correlation, shared = std::sqrt(c), own = std::sqrt(1 - c);
-    const double lo = options_.min_coefficient, width = options_.max_coefficient - options_.min_coefficient;
-    std::vector<double> group(c > 0 ? std::size_t(options_.groups) : 0);
-    for (index s = 0; s < n; ++s) {
-      for (auto& g : group) g = r.normal();
-      for (index i = 0; i < m; ++i) {
-        const bool fires = c > 0 ? shared * group[std::size_t(i % options_.groups)] + own * r.normal() > quantiles_[std::size_t(i)]
-                                 : r.uniform() < probabilities_[std::size_t(i)];
-        if (!fires) continue;
-        const float a = float(lo + width * r.uniform());
-        x.row(s) += a * dictionary_.row(i);
-        if (coefficients) (*coefficients)(s, i) = a;
-      }
-    }
+    detail::synthetic_core<float>::sample(*this, r, n, x, coefficients);
   }
 
   synthetic_options options_;
@@ -161,9 +113,98 @@ private:
 /// cosine 0 with everything. 1 means every true feature has an exact match.
 template <tensor A, tensor B>
 double mmcs(const A& learned, const B& truth) {
+  return detail::mmcs_core<value_t<const A>, value_t<const B>>::run(mint::view(learned), mint::view(truth));
+}
+
+namespace detail {
+
+template <class T>
+void synthetic_core<T>::build(synthetic_features& f) {
+  const synthetic_options& options = f.options_;
+  const char* fn = "mint::dictionary::synthetic_features";
+  if (options.features < 1 || options.dims < 1)
+    throw argument_error(fn, "options", mint::detail::str("has features ", options.features, " and dims ", options.dims),
+                         "needs both >= 1");
+  if (!(options.firing_probability > 0 && options.firing_probability <= 1))
+    throw argument_error(fn, "options.firing_probability", mint::detail::str("is ", options.firing_probability),
+                         "needs a value in (0, 1]");
+  if (!(options.correlation >= 0 && options.correlation < 1))
+    throw argument_error(fn, "options.correlation", mint::detail::str("is ", options.correlation), "needs a value in [0, 1)");
+  if (!(options.probability_decay > 0 && options.probability_decay <= 1))
+    throw argument_error(fn, "options.probability_decay", mint::detail::str("is ", options.probability_decay),
+                         "needs a value in (0, 1]");
+  if (options.correlation > 0 && options.groups < 1)
+    throw argument_error(fn, "options.groups", mint::detail::str("is ", options.groups), "needs >= 1 with a correlation");
+  if (!(options.min_coefficient >= 0 && options.max_coefficient > options.min_coefficient))
+    throw argument_error(fn, "options", mint::detail::str("has coefficients in [", options.min_coefficient, ", ",
+                                                    options.max_coefficient, ")"),
+                         "needs 0 <= min_coefficient < max_coefficient");
+
+  mint::rng r(options.seed, 0xD1C7);
+  f.dictionary_.resize(options.features, options.dims);
+  for (index i = 0; i < options.features; ++i) {
+    double norm = 0;
+    do {
+      r.fill_normal(f.row_view(i));
+      norm = f.dictionary_.row(i).template cast<double>().norm();
+    } while (norm == 0);
+    f.dictionary_.row(i) /= float(norm);
+  }
+
+  // p_i proportional to decay^i with mean p, clamped to 1 (then the mean falls short).
+  f.probabilities_.resize(std::size_t(options.features));
+  double sum = 0, w = 1;
+  for (auto& p : f.probabilities_) {
+    p = w;
+    sum += w;
+    w *= options.probability_decay;
+  }
+  const double scale = options.firing_probability * double(options.features) / sum;
+  for (auto& p : f.probabilities_) p = std::min(1.0, p * scale);
+  if (options.correlation > 0) {
+    f.quantiles_.resize(f.probabilities_.size());
+    for (std::size_t i = 0; i < f.probabilities_.size(); ++i) f.quantiles_[i] = upper_quantile(f.probabilities_[i]);
+  }
+}
+
+template <class T>
+void synthetic_core<T>::sample(const synthetic_features& f, mint::rng& r, index n, matrix<T>& x, matrix<T>* coefficients) {
+  if (n < 0)
+    throw argument_error("mint::dictionary::synthetic_features::sample", "n", mint::detail::str("is ", n), "needs n >= 0");
+  const index m = f.options_.features;
+  x.setZero(n, f.options_.dims);
+  if (coefficients) coefficients->setZero(n, m);
+  const double c = f.options_.correlation, shared = std::sqrt(c), own = std::sqrt(1 - c);
+  const double lo = f.options_.min_coefficient, width = f.options_.max_coefficient - f.options_.min_coefficient;
+  std::vector<double> group(c > 0 ? std::size_t(f.options_.groups) : 0);
+  for (index s = 0; s < n; ++s) {
+    for (auto& g : group) g = r.normal();
+    for (index i = 0; i < m; ++i) {
+      const bool fires = c > 0 ? shared * group[std::size_t(i % f.options_.groups)] + own * r.normal() > f.quantiles_[std::size_t(i)]
+                               : r.uniform() < f.probabilities_[std::size_t(i)];
+      if (!fires) continue;
+      const float a = float(lo + width * r.uniform());
+      x.row(s) += a * f.dictionary_.row(i);
+      if (coefficients) (*coefficients)(s, i) = a;
+    }
+  }
+}
+
+template <class T>
+double synthetic_core<T>::upper_quantile(double p) {
+  if (p >= 1) return -1e300;
+  double lo = -40, hi = 40;
+  for (int it = 0; it < 200; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (0.5 * std::erfc(mid / std::sqrt(2.0)) > p) lo = mid;
+    else hi = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+template <class T, class U>
+double mmcs_core<T, U>::run(const tensor_view<const T>& lv, const tensor_view<const U>& tv) {
   const char* fn = "mint::dictionary::mmcs";
-  const auto lv = mint::view(learned);
-  const auto tv = mint::view(truth);
   if (lv.rank() != 2) throw shape_error(fn, "learned", mint::detail::str("has rank ", lv.rank()), "needs rank 2 [features, dims]");
   if (tv.rank() != 2) throw shape_error(fn, "truth", mint::detail::str("has rank ", tv.rank()), "needs rank 2 [features, dims]");
   if (lv.extent(1) != tv.extent(1))
@@ -185,4 +226,12 @@ double mmcs(const A& learned, const B& truth) {
   return cosines.rowwise().maxCoeff().mean();
 }
 
+}  // namespace detail
+
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_SYNTHETIC(CORE)                   \
+  CORE(struct mint::dictionary::detail::synthetic_core<float>)  \
+  MINT_CORE_FD2(CORE, mint::dictionary::detail::mmcs_core)
+MINT_CORES_DICTIONARY_SYNTHETIC(MINT_CORE)

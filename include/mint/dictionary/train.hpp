@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "mint/core/adam.hpp"
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/progress.hpp"
@@ -29,11 +30,17 @@
 
 namespace mint::dictionary {
 
-/// The geometric median of the rows of x (Weiszfeld's iteration from the mean): the point
-/// minimizing the summed distance to the rows, robust to outliers. O(iterations n d).
-template <tensor X>
-vectord geometric_median(const X& x, int iterations = 100, double tolerance = 1e-7) {
-  const auto m = as_matrix(mint::view(x));
+namespace detail {
+
+/// geometric_median over float and double rows (mint/core/compiled.hpp).
+template <class T>
+struct geometric_median_core {
+  static vectord run(const tensor_view<const T>& x, int iterations, double tolerance);
+};
+
+template <class T>
+vectord geometric_median_core<T>::run(const tensor_view<const T>& x, int iterations, double tolerance) {
+  const auto m = as_matrix(x);
   if (m.rows() < 1) throw shape_error("mint::dictionary::geometric_median", "x", "has no rows", "needs at least one");
   const matrixd data = m.template cast<double>();
   vectord y = data.colwise().mean().transpose();
@@ -55,6 +62,15 @@ vectord geometric_median(const X& x, int iterations = 100, double tolerance = 1e
   return y;
 }
 
+}  // namespace detail
+
+/// The geometric median of the rows of x (Weiszfeld's iteration from the mean): the point
+/// minimizing the summed distance to the rows, robust to outliers. O(iterations n d).
+template <tensor X>
+vectord geometric_median(const X& x, int iterations = 100, double tolerance = 1e-7) {
+  return detail::geometric_median_core<value_t<const X>>::run(mint::view(x), iterations, tolerance);
+}
+
 /// Where training rows come from: `next` fills the rows of a [n, d] float view and returns how
 /// many it filled (n unless the data ran out for good); `seek` puts the stream after a number of
 /// rows, for resuming (empty when the source cannot seek).
@@ -63,12 +79,19 @@ struct batch_source {
   std::function<void(std::uint64_t)> seek;
 };
 
-/// Rows of an in-memory matrix ([rows, d], kept alive by the caller), in a fresh seeded
-/// permutation each epoch (epoch e shuffles with rng(seed, e)), cycling forever.
-template <tensor X>
-batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
+namespace detail {
+
+/// The batch sources below, over the float rows they fill (mint/core/compiled.hpp).
+template <class T>
+struct batch_sources {
+  static batch_source of_matrix(const tensor_view<const T>& data, std::uint64_t seed);
+  static batch_source of_shards(activation_shards& shards);
+};
+
+template <class T>
+batch_source batch_sources<T>::of_matrix(const tensor_view<const T>& v, std::uint64_t seed) {
   struct state {
-    tensor_view<const float> rows;
+    tensor_view<const T> rows;
     std::uint64_t seed = 0, epoch = 0;
     index position = 0;
     std::vector<index> order;
@@ -77,7 +100,6 @@ batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
       mint::rng(seed, epoch).shuffle(order.begin(), order.end());
     }
   };
-  const tensor_view<const float> v = mint::view(data);
   if (v.rank() != 2 || v.extent(0) < 1)
     throw shape_error("mint::dictionary::matrix_batches", "data", "has extents " + mint::detail::shape_string(v.extents()),
                       "needs a [rows, d] float matrix with at least one row");
@@ -116,8 +138,8 @@ batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
   return out;
 }
 
-/// Rows streamed from .npy shards (their own seeded shuffle buffer), epoch after epoch.
-inline batch_source shard_batches(activation_shards& shards) {
+template <class T>
+batch_source batch_sources<T>::of_shards(activation_shards& shards) {
   batch_source out;
   out.next = [&shards](const tensor_view<float>& batch) {
     index filled = 0;
@@ -135,6 +157,19 @@ inline batch_source shard_batches(activation_shards& shards) {
   };
   return out;
 }
+
+}  // namespace detail
+
+/// Rows of an in-memory matrix ([rows, d], kept alive by the caller), in a fresh seeded
+/// permutation each epoch (epoch e shuffles with rng(seed, e)), cycling forever.
+template <tensor X>
+batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
+  const tensor_view<const float> v = mint::view(data);
+  return detail::batch_sources<float>::of_matrix(v, seed);
+}
+
+/// Rows streamed from .npy shards (their own seeded shuffle buffer), epoch after epoch.
+inline batch_source shard_batches(activation_shards& shards) { return detail::batch_sources<float>::of_shards(shards); }
 
 /// Rows from a callback (e.g. a runtime with a cache hook): f(view) fills [n, d] and returns n.
 inline batch_source callback_batches(std::function<index(const tensor_view<float>&)> f) {
@@ -175,86 +210,20 @@ struct sae_step_stats {
 template <class T = float>
 class sae_trainer {
 public:
-  sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_(sae), options_(std::move(options)) {
-    const char* fn = "mint::dictionary::sae_trainer";
-    if (options_.batch_size < 1) throw argument_error(fn, "options.batch_size", mint::detail::str("is ", options_.batch_size), "needs >= 1");
-    if (options_.steps < 1) throw argument_error(fn, "options.steps", mint::detail::str("is ", options_.steps), "needs >= 1");
-    if (options_.dead_after_tokens < 1)
-      throw argument_error(fn, "options.dead_after_tokens", mint::detail::str("is ", options_.dead_after_tokens), "needs >= 1");
-    if (options_.adam.decay != lr_decay::none && options_.adam.total_steps == 0) options_.adam.total_steps = options_.steps;
-    optimizer_ = adam<T>(std::size_t(sae.parameters().size()), options_.adam);
-    gradient_ = sae.parameters().zeros_like();
-    silent_rows_.assign(std::size_t(sae.d_sae()), 0);
-    dead_.assign(std::size_t(sae.d_sae()), 0);
-    batch_.resize(options_.batch_size, sae.d_in());
-    if (options_.reduce_gradient && !std::is_same_v<T, float>)
-      throw argument_error(fn, "options.reduce_gradient", "is set on a double trainer", "needs a float trainer");
-  }
+  sae_trainer(basic_sae<T>& sae, sae_train_options options);
 
   /// Runs steps until options.steps, drawing batches from `source`.
-  void train(batch_source& source) {
-    if (needs_seek_) {
-      if (!source.seek)
-        throw argument_error("mint::dictionary::sae_trainer::train", "source", "cannot seek",
-                             "needs a source with seek to resume from a checkpoint");
-      source.seek(rows_);
-      needs_seek_ = false;
-    }
-    progress_reporter reporter(options_.progress, std::string("train ") + std::string(to_string(sae_.architecture())),
-                               options_.steps, options_.progress_interval);
-    const auto start = std::chrono::steady_clock::now();
-    const std::int64_t first = step_;
-    while (step_ < options_.steps) {
-      const index got = source.next(tensor_view<float>(batch_.data(), {batch_.rows(), batch_.cols()}));
-      if (got != batch_.rows())
-        throw argument_error("mint::dictionary::sae_trainer::train", "source",
-                             mint::detail::str("filled ", got, " rows"), mint::detail::str("needs ", batch_.rows(), " per batch"));
-      const auto stats = step(batch_);
-      if (reporter.active()) {
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const double tokens_per_second = seconds > 0 ? double(step_ - first) * double(batch_.rows()) / seconds : 0.0;
-        reporter.report(step_, {{"tokens/s", tokens_per_second}, {"loss", stats.loss}, {"l0", stats.l0},
-                                {"dead", stats.dead_fraction}});
-      }
-    }
-  }
+  void train(batch_source& source);
 
   /// One step on a batch ([n, d_in] rows, n >= 1, in the data's units).
   template <tensor X>
   sae_step_stats step(const X& batch) {
-    sae_.normalize(batch, xn_, rows_scaling_);
-    if (!initialized_) initialize(batch);
-    sae_loss_options o = options_.loss;
-    if (options_.l1_warmup_steps > 0) {
-      const double ramp = std::min(1.0, double(step_ + 1) / double(options_.l1_warmup_steps));
-      o.l1_coefficient *= ramp;
-      o.l0_coefficient *= ramp;
+    sae_.normalize(batch, xn_, rows_scaling_);  // checks the batch
+    if (!initialized_) {
+      std::vector<T> converted;
+      initialize(detail::rows_as<T>(mint::view(batch), converted));
     }
-    auto flat = gradient_.flat();
-    std::fill(flat.begin(), flat.end(), T(0));
-    const bool any_dead = std::any_of(dead_.begin(), dead_.end(), [](std::uint8_t f) { return f != 0; });
-    sae_loss l = sae_.loss(xn_, o, ws_, &gradient_, any_dead ? std::span<const std::uint8_t>(dead_) : std::span<const std::uint8_t>());
-    if (options_.reduce_gradient) {
-      if constexpr (std::is_same_v<T, float>) options_.reduce_gradient(flat, l);
-    }
-    const T inv = T(1) / T(l.rows);
-    for (auto& g : flat) g *= inv;
-    if (options_.unit_norm_decoder) project_decoder_gradient();
-    sae_step_stats stats;
-    stats.gradient_norm = optimizer_.step(sae_.parameters().flat(), flat);
-    after_update();
-    ++step_;
-    rows_ += std::uint64_t(xn_.rows());
-    track_dead();
-    if (options_.resample_every > 0 && step_ % options_.resample_every == 0) resample();
-    const double n = double(l.rows);
-    stats.loss = l.total() / n;
-    stats.reconstruction = l.reconstruction / n;
-    stats.sparsity = l.sparsity / n;
-    stats.auxiliary = l.auxiliary / n;
-    stats.l0 = l.l0 / n;
-    stats.dead_fraction = dead_fraction();
-    return stats;
+    return step_normalized();
   }
 
   std::int64_t steps_done() const noexcept { return step_; }
@@ -268,68 +237,18 @@ public:
   const sae_train_options& options() const noexcept { return options_; }
 
   /// Writes the SAE, Adam's moments and the trainer's counters to a safetensors file, atomically.
-  void save_checkpoint(const std::string& path) const {
-    std::vector<std::pair<std::string, array_ref>> tensors;
-    for (const auto& e : sae_.parameters().entries())
-      tensors.emplace_back(e.name, array_ref(dtype_of<T>, shape_t(e.extents.begin(), e.extents.end()),
-                                             sae_.parameters().flat().data() + e.offset));
-    const auto n = index(optimizer_.first_moment().size());
-    tensors.emplace_back("optimizer.m", array_ref(dtype::float64, {n}, optimizer_.first_moment().data()));
-    tensors.emplace_back("optimizer.v", array_ref(dtype::float64, {n}, optimizer_.second_moment().data()));
-    tensors.emplace_back("trainer.silent_rows", array_ref(dtype::int64, {index(silent_rows_.size())}, silent_rows_.data()));
-    write_safetensors(path, tensors,
-                      {{"mint.sae.architecture", std::string(to_string(sae_.architecture()))},
-                       {"mint.sae.shape", mint::detail::str(sae_.d_in(), "x", sae_.d_sae())},
-                       {"mint.trainer.step", std::to_string(step_)},
-                       {"mint.trainer.rows", std::to_string(rows_)},
-                       {"mint.trainer.initialized", initialized_ ? "1" : "0"},
-                       {"mint.sae.scaling_factor", exact(sae_.scaling_factor())},
-                       {"mint.sae.batch_threshold", exact(sae_.batch_threshold())}});
-  }
+  void save_checkpoint(const std::string& path) const;
 
   /// Restores what save_checkpoint wrote; the SAE's architecture and shape must match. The
   /// next train() seeks its source to the rows already seen, so the run goes on identically.
-  void load_checkpoint(const std::string& path) {
-    const char* fn = "mint::dictionary::sae_trainer::load_checkpoint";
-    const safetensors_file file(path);
-    const auto& meta = file.metadata();
-    auto get = [&](const char* key) -> const std::string& {
-      const auto it = meta.find(key);
-      if (it == meta.end())
-        throw format_error(fn, "file '" + path + "'", std::string("has no '") + key + "' metadata",
-                           "needs a file written by sae_trainer::save_checkpoint");
-      return it->second;
-    };
-    if (get("mint.sae.architecture") != to_string(sae_.architecture()) ||
-        get("mint.sae.shape") != mint::detail::str(sae_.d_in(), "x", sae_.d_sae()))
-      throw argument_error(fn, "sae", mint::detail::str("is ", to_string(sae_.architecture()), " ", sae_.d_in(), "x", sae_.d_sae()),
-                           "needs the checkpoint's " + get("mint.sae.architecture") + " " + get("mint.sae.shape"));
-    auto read_into = [&](const std::string& name, auto span) {
-      using V = std::remove_cv_t<typename decltype(span)::element_type>;
-      if (!file.contains(name)) throw format_error(fn, "file '" + path + "'", "has no '" + name + "'", "needs every tensor of a checkpoint");
-      const auto a = file.read<V>(name);
-      if (a.size() != index(span.size()))
-        throw format_error(fn, "file '" + path + "'", mint::detail::str("holds ", a.size(), " values in '", name, "'"),
-                           mint::detail::str("needs ", span.size()));
-      std::copy(a.values().begin(), a.values().end(), span.begin());
-    };
-    for (const auto& e : sae_.parameters().entries())
-      read_into(e.name, sae_.parameters().flat().subspan(std::size_t(e.offset), std::size_t(e.size)));
-    read_into("optimizer.m", optimizer_.first_moment());
-    read_into("optimizer.v", optimizer_.second_moment());
-    read_into("trainer.silent_rows", std::span<std::int64_t>(silent_rows_));
-    step_ = parse_integer<std::int64_t>(get("mint.trainer.step"), fn, path);
-    rows_ = parse_integer<std::uint64_t>(get("mint.trainer.rows"), fn, path);
-    initialized_ = get("mint.trainer.initialized") == "1";
-    const double scaling = parse_double(get("mint.sae.scaling_factor"), fn, path);
-    if (scaling > 0) sae_.set_scaling_factor(T(scaling));
-    sae_.set_batch_threshold(T(parse_double(get("mint.sae.batch_threshold"), fn, path)));
-    optimizer_.set_steps(step_);
-    for (std::size_t j = 0; j < silent_rows_.size(); ++j) dead_[j] = silent_rows_[j] >= options_.dead_after_tokens;
-    needs_seek_ = true;
-  }
+  void load_checkpoint(const std::string& path);
 
 private:
+  // step() once the batch is normalized into xn_ (the SAE initialized from it when first).
+  sae_step_stats step_normalized();
+
+  // The helpers below are called only from the members defined outside the class, which
+  // mint/src compiles once (mint/core/compiled.hpp): no user unit instantiates them.
   static std::string exact(T v) {
     char buffer[64];
     const auto r = std::to_chars(buffer, buffer + sizeof buffer, double(v), std::chars_format::hex);
@@ -352,20 +271,7 @@ private:
   }
 
   // First batch: the scaling factor (E||x||^2 = d_in) and b_dec at the geometric median.
-  template <tensor X>
-  void initialize(const X& batch) {
-    initialized_ = true;
-    if (sae_.options().normalize_activations == normalization::expected_average_only_in) {
-      const double mean_sq = xn_.template cast<double>().rowwise().squaredNorm().mean() /
-                             std::pow(double(sae_.scaling_factor()), 2);
-      if (mean_sq > 0) {
-        sae_.set_scaling_factor(T(std::sqrt(double(sae_.d_in()) / mean_sq)));
-        sae_.normalize(batch, xn_, rows_scaling_);
-      }
-    }
-    if (options_.init_b_dec_geometric_median)
-      sae_.b_dec() = geometric_median(xn_.topRows(std::min<index>(xn_.rows(), 4096))).template cast<T>();
-  }
+  void initialize(const tensor_view<const T>& batch);
 
   // Removes from each decoder row's gradient its component along the (unit) row.
   void project_decoder_gradient() {
@@ -479,4 +385,168 @@ private:
   bool needs_seek_ = false;
 };
 
+template <class T>
+sae_trainer<T>::sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_(sae), options_(std::move(options)) {
+  const char* fn = "mint::dictionary::sae_trainer";
+  if (options_.batch_size < 1) throw argument_error(fn, "options.batch_size", mint::detail::str("is ", options_.batch_size), "needs >= 1");
+  if (options_.steps < 1) throw argument_error(fn, "options.steps", mint::detail::str("is ", options_.steps), "needs >= 1");
+  if (options_.dead_after_tokens < 1)
+    throw argument_error(fn, "options.dead_after_tokens", mint::detail::str("is ", options_.dead_after_tokens), "needs >= 1");
+  if (options_.adam.decay != lr_decay::none && options_.adam.total_steps == 0) options_.adam.total_steps = options_.steps;
+  optimizer_ = adam<T>(std::size_t(sae.parameters().size()), options_.adam);
+  gradient_ = sae.parameters().zeros_like();
+  silent_rows_.assign(std::size_t(sae.d_sae()), 0);
+  dead_.assign(std::size_t(sae.d_sae()), 0);
+  batch_.resize(options_.batch_size, sae.d_in());
+  if (options_.reduce_gradient && !std::is_same_v<T, float>)
+    throw argument_error(fn, "options.reduce_gradient", "is set on a double trainer", "needs a float trainer");
+}
+
+template <class T>
+void sae_trainer<T>::train(batch_source& source) {
+  if (needs_seek_) {
+    if (!source.seek)
+      throw argument_error("mint::dictionary::sae_trainer::train", "source", "cannot seek",
+                           "needs a source with seek to resume from a checkpoint");
+    source.seek(rows_);
+    needs_seek_ = false;
+  }
+  progress_reporter reporter(options_.progress, std::string("train ") + std::string(to_string(sae_.architecture())),
+                             options_.steps, options_.progress_interval);
+  const auto start = std::chrono::steady_clock::now();
+  const std::int64_t first = step_;
+  while (step_ < options_.steps) {
+    const index got = source.next(tensor_view<float>(batch_.data(), {batch_.rows(), batch_.cols()}));
+    if (got != batch_.rows())
+      throw argument_error("mint::dictionary::sae_trainer::train", "source",
+                           mint::detail::str("filled ", got, " rows"), mint::detail::str("needs ", batch_.rows(), " per batch"));
+    const auto stats = step(batch_);
+    if (reporter.active()) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double tokens_per_second = seconds > 0 ? double(step_ - first) * double(batch_.rows()) / seconds : 0.0;
+      reporter.report(step_, {{"tokens/s", tokens_per_second}, {"loss", stats.loss}, {"l0", stats.l0},
+                              {"dead", stats.dead_fraction}});
+    }
+  }
+}
+
+template <class T>
+void sae_trainer<T>::save_checkpoint(const std::string& path) const {
+  std::vector<std::pair<std::string, array_ref>> tensors;
+  for (const auto& e : sae_.parameters().entries())
+    tensors.emplace_back(e.name, array_ref(dtype_of<T>, shape_t(e.extents.begin(), e.extents.end()),
+                                           sae_.parameters().flat().data() + e.offset));
+  const auto n = index(optimizer_.first_moment().size());
+  tensors.emplace_back("optimizer.m", array_ref(dtype::float64, {n}, optimizer_.first_moment().data()));
+  tensors.emplace_back("optimizer.v", array_ref(dtype::float64, {n}, optimizer_.second_moment().data()));
+  tensors.emplace_back("trainer.silent_rows", array_ref(dtype::int64, {index(silent_rows_.size())}, silent_rows_.data()));
+  write_safetensors(path, tensors,
+                    {{"mint.sae.architecture", std::string(to_string(sae_.architecture()))},
+                     {"mint.sae.shape", mint::detail::str(sae_.d_in(), "x", sae_.d_sae())},
+                     {"mint.trainer.step", std::to_string(step_)},
+                     {"mint.trainer.rows", std::to_string(rows_)},
+                     {"mint.trainer.initialized", initialized_ ? "1" : "0"},
+                     {"mint.sae.scaling_factor", exact(sae_.scaling_factor())},
+                     {"mint.sae.batch_threshold", exact(sae_.batch_threshold())}});
+}
+
+template <class T>
+void sae_trainer<T>::load_checkpoint(const std::string& path) {
+  const char* fn = "mint::dictionary::sae_trainer::load_checkpoint";
+  const safetensors_file file(path);
+  const auto& meta = file.metadata();
+  auto get = [&](const char* key) -> const std::string& {
+    const auto it = meta.find(key);
+    if (it == meta.end())
+      throw format_error(fn, "file '" + path + "'", std::string("has no '") + key + "' metadata",
+                         "needs a file written by sae_trainer::save_checkpoint");
+    return it->second;
+  };
+  if (get("mint.sae.architecture") != to_string(sae_.architecture()) ||
+      get("mint.sae.shape") != mint::detail::str(sae_.d_in(), "x", sae_.d_sae()))
+    throw argument_error(fn, "sae", mint::detail::str("is ", to_string(sae_.architecture()), " ", sae_.d_in(), "x", sae_.d_sae()),
+                         "needs the checkpoint's " + get("mint.sae.architecture") + " " + get("mint.sae.shape"));
+  auto read_into = [&](const std::string& name, auto span) {
+    using V = std::remove_cv_t<typename decltype(span)::element_type>;
+    if (!file.contains(name)) throw format_error(fn, "file '" + path + "'", "has no '" + name + "'", "needs every tensor of a checkpoint");
+    const auto a = file.read<V>(name);
+    if (a.size() != index(span.size()))
+      throw format_error(fn, "file '" + path + "'", mint::detail::str("holds ", a.size(), " values in '", name, "'"),
+                         mint::detail::str("needs ", span.size()));
+    std::copy(a.values().begin(), a.values().end(), span.begin());
+  };
+  for (const auto& e : sae_.parameters().entries())
+    read_into(e.name, sae_.parameters().flat().subspan(std::size_t(e.offset), std::size_t(e.size)));
+  read_into("optimizer.m", optimizer_.first_moment());
+  read_into("optimizer.v", optimizer_.second_moment());
+  read_into("trainer.silent_rows", std::span<std::int64_t>(silent_rows_));
+  step_ = parse_integer<std::int64_t>(get("mint.trainer.step"), fn, path);
+  rows_ = parse_integer<std::uint64_t>(get("mint.trainer.rows"), fn, path);
+  initialized_ = get("mint.trainer.initialized") == "1";
+  const double scaling = parse_double(get("mint.sae.scaling_factor"), fn, path);
+  if (scaling > 0) sae_.set_scaling_factor(T(scaling));
+  sae_.set_batch_threshold(T(parse_double(get("mint.sae.batch_threshold"), fn, path)));
+  optimizer_.set_steps(step_);
+  for (std::size_t j = 0; j < silent_rows_.size(); ++j) dead_[j] = silent_rows_[j] >= options_.dead_after_tokens;
+  needs_seek_ = true;
+}
+
+template <class T>
+sae_step_stats sae_trainer<T>::step_normalized() {
+  sae_loss_options o = options_.loss;
+  if (options_.l1_warmup_steps > 0) {
+    const double ramp = std::min(1.0, double(step_ + 1) / double(options_.l1_warmup_steps));
+    o.l1_coefficient *= ramp;
+    o.l0_coefficient *= ramp;
+  }
+  auto flat = gradient_.flat();
+  std::fill(flat.begin(), flat.end(), T(0));
+  const bool any_dead = std::any_of(dead_.begin(), dead_.end(), [](std::uint8_t f) { return f != 0; });
+  sae_loss l = sae_.loss(xn_, o, ws_, &gradient_, any_dead ? std::span<const std::uint8_t>(dead_) : std::span<const std::uint8_t>());
+  if (options_.reduce_gradient) {
+    if constexpr (std::is_same_v<T, float>) options_.reduce_gradient(flat, l);
+  }
+  const T inv = T(1) / T(l.rows);
+  for (auto& g : flat) g *= inv;
+  if (options_.unit_norm_decoder) project_decoder_gradient();
+  sae_step_stats stats;
+  stats.gradient_norm = optimizer_.step(sae_.parameters().flat(), flat);
+  after_update();
+  ++step_;
+  rows_ += std::uint64_t(xn_.rows());
+  track_dead();
+  if (options_.resample_every > 0 && step_ % options_.resample_every == 0) resample();
+  const double n = double(l.rows);
+  stats.loss = l.total() / n;
+  stats.reconstruction = l.reconstruction / n;
+  stats.sparsity = l.sparsity / n;
+  stats.auxiliary = l.auxiliary / n;
+  stats.l0 = l.l0 / n;
+  stats.dead_fraction = dead_fraction();
+  return stats;
+}
+
+template <class T>
+void sae_trainer<T>::initialize(const tensor_view<const T>& batch) {
+  initialized_ = true;
+  if (sae_.options().normalize_activations == normalization::expected_average_only_in) {
+    const double mean_sq = xn_.template cast<double>().rowwise().squaredNorm().mean() /
+                           std::pow(double(sae_.scaling_factor()), 2);
+    if (mean_sq > 0) {
+      sae_.set_scaling_factor(T(std::sqrt(double(sae_.d_in()) / mean_sq)));
+      sae_.normalize(batch, xn_, rows_scaling_);
+    }
+  }
+  if (options_.init_b_dec_geometric_median)
+    sae_.b_dec() = geometric_median(xn_.topRows(std::min<index>(xn_.rows(), 4096))).template cast<T>();
+}
+
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_TRAIN(CORE)                           \
+  MINT_CORE_FD(CORE, mint::dictionary::detail::geometric_median_core) \
+  CORE(struct mint::dictionary::detail::batch_sources<float>)       \
+  CORE(class mint::dictionary::sae_trainer<float>)                  \
+  CORE(class mint::dictionary::sae_trainer<double>)
+MINT_CORES_DICTIONARY_TRAIN(MINT_CORE)

@@ -17,6 +17,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/progress.hpp"
@@ -66,19 +67,17 @@ matrix<T> unit_rows(const tensor_view<const T>& v) {
   return m;
 }
 
-}  // namespace detail
+/// match_features over float and double decoders (mint/core/compiled.hpp).
+template <class T>
+struct match_features_core {
+  static feature_matching run(const tensor_view<const T>& wide, const tensor_view<const T>& narrow,
+                              const match_options& options);
+};
 
-/// Matches each row of `wide` ([m_wide, d], e.g. the wider SAE's W_dec) to the row of
-/// `narrow` ([m_narrow, d]) of largest cosine. Ties go to the lower narrow index. The
-/// cosines come from one product of row-normalized matrices, taken in blocks of wide
-/// rows so memory stays near 64 MiB whatever the widths.
-template <tensor W, tensor N>
-feature_matching match_features(const W& wide, const N& narrow, const match_options& options = {}) {
+template <class T>
+feature_matching match_features_core<T>::run(const tensor_view<const T>& wv, const tensor_view<const T>& nv,
+                                             const match_options& options) {
   const char* fn = "mint::dictionary::match_features";
-  using T = std::remove_const_t<value_t<const W>>;
-  static_assert(std::is_same_v<T, std::remove_const_t<value_t<const N>>>, "match_features: wide and narrow need one element type");
-  const auto wv = mint::view(wide);
-  const auto nv = mint::view(narrow);
   if (wv.rank() != 2) throw shape_error(fn, "wide", mint::detail::str("has rank ", wv.rank()), "needs rank 2 [latents, d]");
   if (nv.rank() != 2) throw shape_error(fn, "narrow", mint::detail::str("has rank ", nv.rank()), "needs rank 2 [latents, d]");
   if (wv.extent(1) != nv.extent(1))
@@ -95,8 +94,7 @@ feature_matching match_features(const W& wide, const N& narrow, const match_opti
   if (!std::isfinite(options.min_cosine))
     throw argument_error(fn, "options.min_cosine", mint::detail::str("is ", options.min_cosine), "needs a finite number");
 
-  const tensor_view<const T> wc = wv, nc = nv;
-  const matrix<T> a = detail::unit_rows(wc), b = detail::unit_rows(nc);
+  const matrix<T> a = unit_rows(wv), b = unit_rows(nv);
   auto skipped = [](std::span<const std::uint8_t> s, index i) { return !s.empty() && s[std::size_t(i)] != 0; };
 
   feature_matching out;
@@ -144,6 +142,19 @@ feature_matching match_features(const W& wide, const N& narrow, const match_opti
   return out;
 }
 
+}  // namespace detail
+
+/// Matches each row of `wide` ([m_wide, d], e.g. the wider SAE's W_dec) to the row of
+/// `narrow` ([m_narrow, d]) of largest cosine. Ties go to the lower narrow index. The
+/// cosines come from one product of row-normalized matrices, taken in blocks of wide
+/// rows so memory stays near 64 MiB whatever the widths.
+template <tensor W, tensor N>
+feature_matching match_features(const W& wide, const N& narrow, const match_options& options = {}) {
+  using T = std::remove_const_t<value_t<const W>>;
+  static_assert(std::is_same_v<T, std::remove_const_t<value_t<const N>>>, "match_features: wide and narrow need one element type");
+  return detail::match_features_core<T>::run(mint::view(wide), mint::view(narrow), options);
+}
+
 /// One width of a sweep.
 template <class T = float>
 struct width_result {
@@ -172,14 +183,21 @@ struct width_sweep_options {
   std::function<void(const width_result<T>&)> on_width{};
 };
 
-/// Trains one SAE per width on rows from make_source() (a fresh source per width: give each
-/// the same rows in the same order), evaluates each on `eval` ([rows, d_in]) and matches each
-/// to the one before it. Results in the order of options.widths.
-template <class T = float, tensor E>
-std::vector<width_result<T>> width_sweep(const std::function<batch_source()>& make_source, const E& eval,
-                                         const width_sweep_options<T>& options) {
+namespace detail {
+
+/// width_sweep over the SAEs' type T and the evaluation rows' element type V, float or double
+/// (mint/core/compiled.hpp).
+template <class T, class V>
+struct width_sweep_core {
+  static std::vector<width_result<T>> run(const std::function<batch_source()>& make_source,
+                                          const tensor_view<const V>& eval, const width_sweep_options<T>& options);
+};
+
+template <class T, class V>
+std::vector<width_result<T>> width_sweep_core<T, V>::run(const std::function<batch_source()>& make_source,
+                                                         const tensor_view<const V>& ev,
+                                                         const width_sweep_options<T>& options) {
   const char* fn = "mint::dictionary::width_sweep";
-  const auto ev = mint::view(eval);
   if (ev.rank() != 2 || ev.extent(0) < 1)
     throw shape_error(fn, "eval", "has extents " + mint::detail::shape_string(ev.extents()), "needs [rows >= 1, d_in]");
   if (options.widths.empty()) throw argument_error(fn, "options.widths", "is empty", "needs at least one width");
@@ -221,7 +239,7 @@ std::vector<width_result<T>> width_sweep(const std::function<batch_source()>& ma
       trainer.train(source);
     }
     r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    r.metrics = evaluate(sae, eval, options.metrics);
+    r.metrics = evaluate(sae, ev, options.metrics);
     std::vector<std::uint8_t> dead(std::size_t(r.width));
     for (std::size_t j = 0; j < dead.size(); ++j) dead[j] = r.metrics.firing_frequency[j] == 0;
     if (w > 0) {
@@ -245,6 +263,17 @@ std::vector<width_result<T>> width_sweep(const std::function<batch_source()>& ma
   return out;
 }
 
+}  // namespace detail
+
+/// Trains one SAE per width on rows from make_source() (a fresh source per width: give each
+/// the same rows in the same order), evaluates each on `eval` ([rows, d_in]) and matches each
+/// to the one before it. Results in the order of options.widths.
+template <class T = float, tensor E>
+std::vector<width_result<T>> width_sweep(const std::function<batch_source()>& make_source, const E& eval,
+                                         const width_sweep_options<T>& options) {
+  return detail::width_sweep_core<T, value_t<const E>>::run(make_source, mint::view(eval), options);
+}
+
 /// As above, every width drawing batches from `train` ([rows, d_in], kept alive by the
 /// caller) through matrix_batches(train, data_seed): the same rows in the same order.
 template <class T = float, tensor X, tensor E>
@@ -260,3 +289,9 @@ std::vector<width_result<T>> width_sweep(const X& train, const E& eval, const wi
 }
 
 }  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_WIDTH_SWEEP(CORE)                    \
+  MINT_CORE_FD(CORE, mint::dictionary::detail::match_features_core) \
+  MINT_CORE_FD2(CORE, mint::dictionary::detail::width_sweep_core)
+MINT_CORES_DICTIONARY_WIDTH_SWEEP(MINT_CORE)

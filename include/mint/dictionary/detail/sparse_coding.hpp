@@ -1,21 +1,25 @@
-// What the sparse coders (omp.hpp, lasso.hpp) and the dictionary learners share:
-// input checks, the two products every coder starts from (the Gram matrix D D^T
-// and the correlations X D^T, one Eigen GEMM each), and splitting signals into
-// one block per thread so each block sizes its workspace once.
+// What the sparse coders (omp.hpp, lasso.hpp, lars.hpp) and the dictionary learners
+// share: input checks, the two products every coder starts from (the Gram matrix D D^T
+// and the correlations X D^T, one Eigen GEMM each), and splitting signals into one
+// block per thread so each block sizes its workspace once.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
 #include <Eigen/Core>
+#include <Eigen/Eigenvalues>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/parallel.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
+#include "mint/dictionary/detail/views.hpp"
 
 namespace mint::dictionary::detail {
 
@@ -47,42 +51,85 @@ matrix<T> finite_copy(const char* function, const char* name, const tensor_view<
   return out;
 }
 
-/// Calls f with a unit-stride Map of v when v already holds T, else with an owned copy in T.
-template <class T, class V, class F>
-void with_matrix_of(const char* function, const char* name, const tensor_view<V>& v, F&& f) {
-  if constexpr (std::is_same_v<std::remove_const_t<V>, T>) {
-    visit_matrix(v, [&](const auto& m) {
-      if (!m.allFinite()) throw numeric_error(function, name, "holds a NaN or infinity", "needs finite values");
-      f(m);
-    });
-  } else {
-    f(finite_copy<T>(function, name, v));
-  }
+/// Calls f with the fastest Map of v's layout (visit_matrix), refusing NaN and infinity.
+template <class T, class F>
+void visit_finite(const char* function, const char* name, const tensor_view<const T>& v, F&& f) {
+  visit_matrix(v, [&](const auto& m) {
+    if (!m.allFinite()) throw numeric_error(function, name, "holds a NaN or infinity", "needs finite values");
+    f(m);
+  });
 }
 
-/// D D^T: [atoms, atoms].
+/// Which squared norms of the signals a coder needs.
+enum class signal_norms : std::uint8_t { none, same_type, in_double };
+
+/// What a coder starts from: D D^T, X D^T (the signals as rows) and the squared norms it asked for.
 template <class T>
-matrix<T> gram_of(const matrix<T>& dictionary) {
+struct coding_products {
+  matrix<T> gram;          ///< [K, K]
+  matrix<T> correlations;  ///< [n, K]
+  vector<T> norms2;        ///< ||x_i||^2 in T (signal_norms::same_type)
+  vectord norms2_double;   ///< ||x_i||^2 in double (signal_norms::in_double)
+};
+
+/// The products and copies every coder and learner makes, over float and double: a core
+/// (mint/core/compiled.hpp), so a program built with separate compilation instantiates these
+/// GEMMs once rather than in each coder's unit.
+template <class T>
+struct sparse_coding_core {
+  /// Checks signals x [n, d] and a dictionary [K, d], then forms D D^T, X D^T and the norms asked for.
+  static coding_products<T> products(const char* function, const tensor_view<const T>& x,
+                                     const tensor_view<const T>& dictionary, signal_norms norms);
+  /// An owned copy, refusing NaN and infinity.
+  static matrix<T> finite_copy(const char* function, const char* name, const tensor_view<const T>& v);
+  /// D D^T: [atoms, atoms].
+  static matrix<T> gram(const matrix<T>& dictionary);
+  /// out = X D^T ([n, atoms], resized).
+  static void correlations(const Eigen::Ref<const matrix<T>>& x, const matrix<T>& dictionary, matrix<T>& out);
+  /// The eigen-decomposition of a symmetric matrix, in double whatever T (the learners' refits and
+  /// starts). Column-major, as Eigen evaluates the product the solver was once handed directly.
+  static void symmetric_eigen(const Eigen::MatrixXd& a, Eigen::SelfAdjointEigenSolver<matrixd>& solver);
+};
+
+template <class T>
+coding_products<T> sparse_coding_core<T>::products(const char* function, const tensor_view<const T>& x,
+                                                   const tensor_view<const T>& dictionary, signal_norms norms) {
+  check_rank2(function, "dictionary", dictionary);
+  check_rank2(function, "x", x, dictionary.extent(1), "the columns (dimensions) of the dictionary");
+  const matrix<T> d = finite_copy(function, "dictionary", dictionary);
+  coding_products<T> out;
+  out.gram = gram(d);
+  visit_finite(function, "x", x, [&](const auto& xm) {
+    out.correlations.resize(xm.rows(), d.rows());
+    out.correlations.noalias() = xm * d.transpose();
+    if (norms == signal_norms::same_type) out.norms2 = xm.rowwise().squaredNorm();
+    if (norms == signal_norms::in_double) out.norms2_double = xm.template cast<double>().rowwise().squaredNorm();
+  });
+  return out;
+}
+
+template <class T>
+matrix<T> sparse_coding_core<T>::finite_copy(const char* function, const char* name, const tensor_view<const T>& v) {
+  return detail::finite_copy<T>(function, name, v);
+}
+
+template <class T>
+matrix<T> sparse_coding_core<T>::gram(const matrix<T>& dictionary) {
   matrix<T> gram(dictionary.rows(), dictionary.rows());
   gram.noalias() = dictionary * dictionary.transpose();
   return gram;
 }
 
-/// Checks signals x [n, d] and a dictionary [K, d], then calls f(gram, correlations, xm) with
-/// D D^T, X D^T ([n, K], the signals as rows) and the signals as a matrix (a Map when possible).
-template <class T, class X, class D, class F>
-void with_products(const char* function, const X& x, const D& dictionary, F&& f) {
-  const auto xv = mint::view(x);
-  const auto dv = mint::view(dictionary);
-  check_rank2(function, "dictionary", dv);
-  check_rank2(function, "x", xv, dv.extent(1), "the columns (dimensions) of the dictionary");
-  const matrix<T> d = finite_copy<T>(function, "dictionary", dv);
-  const matrix<T> gram = gram_of(d);
-  with_matrix_of<T>(function, "x", xv, [&](const auto& xm) {
-    matrix<T> correlations(xm.rows(), d.rows());
-    correlations.noalias() = xm * d.transpose();
-    f(gram, correlations, xm);
-  });
+template <class T>
+void sparse_coding_core<T>::correlations(const Eigen::Ref<const matrix<T>>& x, const matrix<T>& dictionary,
+                                         matrix<T>& out) {
+  out.resize(x.rows(), dictionary.rows());
+  out.noalias() = x * dictionary.transpose();
+}
+
+template <class T>
+void sparse_coding_core<T>::symmetric_eigen(const Eigen::MatrixXd& a, Eigen::SelfAdjointEigenSolver<matrixd>& solver) {
+  solver.compute(a);
 }
 
 /// Blocks of rows, one per thread when the work (about flops) is worth a parallel region.
@@ -135,3 +182,8 @@ matrix_map<T> checked_output(const char* function, const char* name, const tenso
 }
 
 }  // namespace mint::dictionary::detail
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_DETAIL_SPARSE_CODING(CORE) \
+  MINT_CORE_FD(CORE, mint::dictionary::detail::sparse_coding_core)
+MINT_CORES_DICTIONARY_DETAIL_SPARSE_CODING(MINT_CORE)
