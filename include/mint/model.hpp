@@ -13,3 +13,4 @@
 #include "mint/model/sequence.hpp"
 #include "mint/model/site.hpp"
 #include "mint/model/site_values.hpp"
+#include "mint/model/unembedding.hpp"
