@@ -21,6 +21,7 @@
 
 #include "mint/model.hpp"
 #include "mint/patching/edge_patching.hpp"
+#include "mint/attribution.hpp"
 #include "mint/dictionary.hpp"
 #include "mint/io.hpp"
 #include "mint/similarity.hpp"

@@ -3,6 +3,7 @@
 // bookkeeping of sequences evaluated in chunks.
 #pragma once
 
+#include "mint/model/ablation.hpp"
 #include "mint/model/cache.hpp"
 #include "mint/model/generation.hpp"
 #include "mint/model/graph.hpp"
@@ -11,3 +12,5 @@
 #include "mint/model/runtime.hpp"
 #include "mint/model/sequence.hpp"
 #include "mint/model/site.hpp"
+#include "mint/model/site_values.hpp"
+#include "mint/model/unembedding.hpp"

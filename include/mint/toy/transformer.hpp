@@ -29,6 +29,7 @@
 #include "mint/model/runtime.hpp"
 #include "mint/model/sequence.hpp"
 #include "mint/model/site.hpp"
+#include "mint/model/unembedding.hpp"
 #include "mint/toy/detail/kernels.hpp"
 
 namespace mint::toy {
@@ -91,6 +92,9 @@ public:
 
   /// The residual edge graph (needs split_qkv_input, so each head's inputs are sites).
   edge_graph graph() const;
+
+  /// The final layer norm and the unembedding, for the logit lens and direct logit attribution.
+  unembedding_weights<T> unembedding() const;
 
   /// Runs the model, calling hooks at each site; returns logits [batch, pos, vocab], valid until the next forward.
   /// An empty view means a hook stopped the pass.
@@ -298,6 +302,21 @@ void transformer<T>::initialize(std::uint64_t seed) {
     else std::fill(v.data(), v.data() + v.size(), T(0));
   }
   reset_layer_norms();
+}
+
+template <class T>
+unembedding_weights<T> transformer<T>::unembedding() const {
+  const index d = config_.d_model, v = config_.vocab;
+  unembedding_weights<T> u;
+  u.norm = config_.layer_norm ? final_norm::layer_norm : final_norm::none;
+  u.epsilon = config_.layer_norm_eps;
+  if (config_.layer_norm) {
+    u.gain = tensor_view<const T>(p(final_w_), {d});
+    u.bias = tensor_view<const T>(p(final_b_), {d});
+  }
+  u.weight = tensor_view<const T>(p(unembed_W_), {d, v});
+  u.unembed_bias = tensor_view<const T>(p(unembed_b_), {v});
+  return u;
 }
 
 template <class T>
