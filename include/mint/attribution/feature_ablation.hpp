@@ -1,0 +1,213 @@
+// Forward-only attribution over any runtime: feature ablation (the metric's drop when a whole
+// site, or one head of it, is replaced) and occlusion (the drop when a sliding window of
+// positions is replaced, averaged per position over the windows that cover it, as Captum's
+// Occlusion does). Replacements are a mint::ablation (zero, mean, resample, another run, a
+// tensor); many ablations run per forward as copies of the batch, max_batch rows at a time.
+// Cost: (ablations x draws x batch rows) / max_batch forwards, plus one for the input.
+#pragma once
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mint/attribution/detail/passes.hpp"
+#include "mint/core/array.hpp"
+#include "mint/core/error.hpp"
+#include "mint/model/ablation.hpp"
+#include "mint/model/hooks.hpp"
+#include "mint/model/runtime.hpp"
+#include "mint/model/site_values.hpp"
+
+namespace mint {
+
+/// Options of feature_ablation.
+struct feature_ablation_options {
+  std::vector<std::string> sites{};     ///< the sites ablated, one at a time (required)
+  bool per_head = false;                ///< at sites with a head axis, ablate each head on its own
+  ablation baseline = ablation::zero();  ///< what replaces them (resample: averaged over its draws)
+  index max_batch = 0;                  ///< rows per forward; 0: every ablation at once
+};
+
+/// Options of occlusion.
+struct occlusion_options {
+  std::string site{};                   ///< a site with a position axis; empty: the embedding site
+  ablation baseline = ablation::zero();
+  index window = 1;                     ///< positions replaced together
+  index stride = 1;                     ///< positions between window starts
+  index max_batch = 0;
+};
+
+/// One ablation's effect: metric(input) - metric(ablated), averaged over draws.
+struct ablation_effect {
+  std::string name;  ///< the site, or "site[h]" for one head
+  double effect = 0;
+};
+
+/// What occlusion returns.
+struct occlusion_result {
+  double value = 0;                ///< the metric on the input
+  std::vector<index> starts;       ///< each window's first position
+  std::vector<double> windows;     ///< metric(input) - metric(window replaced), per window
+  std::vector<double> positions;   ///< per position: the mean effect of the windows covering it (0 if none)
+};
+
+namespace detail {
+
+/// One replacement a forward copy applies: rows' positions [begin, end) of a site (one head or all).
+struct replacement {
+  site_id site = -1;
+  int head = -1;  // -1: every head
+  index begin = 0, end = -1;  // positions; end -1: all
+  int draw = 0;
+};
+
+/// The metric on `tokens` with each replacement applied in its own copy of the batch, max_batch
+/// rows at a time. values[site][draw] holds the replacement values of each site and draw.
+template <runtime R, class M>
+std::vector<double> ablated_metrics(R& model, const token_batch& tokens, const M& metric,
+                                    const std::vector<replacement>& jobs,
+                                    const std::vector<std::vector<array<scalar_t<R>>>>& values,
+                                    const std::vector<site_id>& value_sites, index max_batch, const char* function) {
+  using T = scalar_t<R>;
+  const index batch = tokens.batch();
+  if (max_batch < 0 || (max_batch > 0 && max_batch < batch))
+    throw argument_error(function, "options.max_batch", detail::str("is ", max_batch),
+                         detail::str("needs 0 (no bound) or at least the batch's rows, ", batch));
+  const index total = index(jobs.size());
+  const index per_pass = max_batch == 0 ? std::max<index>(total, 1) : std::max<index>(1, max_batch / batch);
+  const site_table& sites = model.sites();
+  std::vector<double> out;
+  for (index first = 0; first < total; first += per_pass) {
+    const index copies = std::min(per_pass, total - first);
+    const token_batch rows = repeat_rows(tokens, copies);
+    hook_set<T> hooks(sites);
+    for (std::size_t v = 0; v < value_sites.size(); ++v) {
+      const site_id id = value_sites[v];
+      const site_info& info = sites[id];
+      hooks.add(id, [&, v, id](hook_call<T>& c) {
+        for (index r = 0; r < c.activation.extent(0); ++r) {
+          const replacement& job = jobs[std::size_t(first + r / batch)];
+          if (job.site != id) continue;
+          const index b = r % batch;
+          const index begin = std::max(job.begin, c.chunk_begin);
+          const index end = job.end < 0 ? c.chunk_end : std::min(job.end, c.chunk_end);
+          if (info.axis_of(axis::pos) >= 0 && begin >= end) continue;
+          tensor_view<T> dst = c.activation.subview(r);
+          tensor_view<const T> src = values[v][std::size_t(job.draw)].view().subview(b);
+          if (const int p = info.axis_of(axis::pos); p >= 0) {
+            dst = dst.narrow(p - 1, begin - c.chunk_begin, end - c.chunk_begin);
+            src = src.narrow(p - 1, begin, end);
+          }
+          if (job.head >= 0)
+            for (axis a : {axis::head, axis::kv_head, axis::qkv_head})
+              if (const int h = info.axis_of(a); h >= 0) {
+                dst = dst.select(h - 1, job.head), src = src.select(h - 1, job.head);
+                break;
+              }
+          mint::copy(src, dst);
+        }
+      }, {.needs = access::write});
+    }
+    const tensor_view<const T> logits = model.forward(rows, hooks);
+    for (index k = 0; k < copies; ++k) out.push_back(metric.value(logits.narrow(0, k * batch, (k + 1) * batch), tokens));
+  }
+  return out;
+}
+
+/// The replacement values of a site, one array per draw.
+template <runtime R>
+std::vector<array<scalar_t<R>>> draws_of(R& model, const std::string& site, const token_batch& tokens, const ablation& a) {
+  std::vector<array<scalar_t<R>>> out;
+  const int draws = a.what == ablation::kind::resample ? a.draws : 1;
+  for (int d = 0; d < draws; ++d) out.push_back(ablation_values(model, site, tokens, a, d));
+  return out;
+}
+
+}  // namespace detail
+
+/// The drop of the metric when each of options.sites (or each head of it) is replaced by the
+/// baseline: metric(input) - metric(ablated), one entry per ablation, in the order of the sites.
+template <runtime R, class M>
+std::vector<ablation_effect> feature_ablation(R& model, const token_batch& tokens, const M& metric,
+                                              const feature_ablation_options& options) {
+  using T = scalar_t<R>;
+  const char* fn = "mint::feature_ablation";
+  detail::require_tokens(tokens, fn);
+  if (options.sites.empty()) throw argument_error(fn, "options.sites", "is empty", "needs the sites to ablate");
+  const site_table& sites = model.sites();
+  std::vector<site_id> ids;
+  std::vector<std::vector<array<T>>> values;
+  std::vector<detail::replacement> jobs;
+  std::vector<ablation_effect> out;
+  const int draws = options.baseline.what == ablation::kind::resample ? options.baseline.draws : 1;
+  for (const auto& name : options.sites) {
+    const site_id id = detail::attribution_site(sites, name, access::write, fn);
+    const site_info& info = sites[id];
+    ids.push_back(id);
+    values.push_back(detail::draws_of(model, info.name, tokens, options.baseline));
+    int heads = 0;
+    for (axis a : {axis::head, axis::kv_head, axis::qkv_head})
+      if (const int h = info.axis_of(a); h >= 0 && heads == 0) heads = int(info.sizes[std::size_t(h)]);
+    if (options.per_head && heads == 0)
+      throw argument_error(fn, "options.sites", "'" + info.name + "' has no head axis", "needs head sites with per_head");
+    const int parts = options.per_head ? heads : 1;
+    for (int h = 0; h < parts; ++h) {
+      out.push_back({options.per_head ? detail::str(info.name, "[", h, "]") : info.name, 0.0});
+      for (int d = 0; d < draws; ++d) jobs.push_back({id, options.per_head ? h : -1, 0, -1, d});
+    }
+  }
+  hook_set<T> none;
+  const double value = metric.value(model.forward(tokens, none), tokens);
+  const auto ablated = detail::ablated_metrics(model, tokens, metric, jobs, values, ids, options.max_batch, fn);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    double sum = 0;
+    for (int d = 0; d < draws; ++d) sum += value - ablated[i * std::size_t(draws) + std::size_t(d)];
+    out[i].effect = sum / double(draws);
+  }
+  return out;
+}
+
+/// The drop of the metric when windows of options.window positions, every options.stride, are
+/// replaced at the site in every row; per position, the mean over the windows that cover it.
+template <runtime R, class M>
+occlusion_result occlusion(R& model, const token_batch& tokens, const M& metric, const occlusion_options& options = {}) {
+  using T = scalar_t<R>;
+  const char* fn = "mint::occlusion";
+  detail::require_tokens(tokens, fn);
+  if (options.window < 1 || options.window > tokens.positions())
+    throw argument_error(fn, "options.window", detail::str("is ", options.window),
+                         detail::str("needs 1 to the batch's positions, ", tokens.positions()));
+  if (options.stride < 1) throw argument_error(fn, "options.stride", detail::str("is ", options.stride), "needs at least 1");
+  const site_table& sites = model.sites();
+  const site_id id = detail::attribution_site(sites, options.site, access::write, fn);
+  const site_info& info = sites[id];
+  if (info.axis_of(axis::pos) < 0)
+    throw argument_error(fn, "options.site", "'" + info.name + "' has no position axis", "needs a site with positions");
+  const std::vector<std::vector<array<T>>> values{detail::draws_of(model, info.name, tokens, options.baseline)};
+  const int draws = int(values[0].size());
+
+  occlusion_result out;
+  std::vector<detail::replacement> jobs;
+  for (index s = 0; s + options.window <= tokens.positions(); s += options.stride) {
+    out.starts.push_back(s);
+    for (int d = 0; d < draws; ++d) jobs.push_back({id, -1, s, s + options.window, d});
+  }
+  hook_set<T> none;
+  out.value = metric.value(model.forward(tokens, none), tokens);
+  const auto ablated = detail::ablated_metrics(model, tokens, metric, jobs, values, {id}, options.max_batch, fn);
+  out.positions.assign(std::size_t(tokens.positions()), 0.0);
+  std::vector<double> covered(std::size_t(tokens.positions()), 0.0);
+  for (std::size_t w = 0; w < out.starts.size(); ++w) {
+    double sum = 0;
+    for (int d = 0; d < draws; ++d) sum += out.value - ablated[w * std::size_t(draws) + std::size_t(d)];
+    out.windows.push_back(sum / double(draws));
+    for (index t = out.starts[w]; t < out.starts[w] + options.window; ++t)
+      out.positions[std::size_t(t)] += out.windows.back(), covered[std::size_t(t)] += 1;
+  }
+  for (std::size_t t = 0; t < covered.size(); ++t)
+    if (covered[t] > 0) out.positions[t] /= covered[t];
+  return out;
+}
+
+}  // namespace mint
