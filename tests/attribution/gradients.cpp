@@ -28,7 +28,7 @@ template <class R, class M>
 double metric_with(R& model, const mint::token_batch& t, const M& m, const std::string& site, std::array<mint::index, 4> at,
                    double delta) {
   mint::hook_set<typename R::scalar_type> hooks(model.sites());
-  hooks.add(site, [&](mint::hook_call<typename R::scalar_type>& c) { mint::detail::element(c.activation, at) += delta; });
+  hooks.add(site, [&](mint::hook_call<typename R::scalar_type>& c) { mint::detail::element_at(c.activation, at) += delta; });
   const auto logits = model.forward(t, hooks);
   return m.value(logits, t);
 }
@@ -50,14 +50,14 @@ TEST_CASE("saliency and gradient x activation agree with central differences in 
     for (const std::array<mint::index, 4> at : {std::array<mint::index, 4>{0, 3, 1, 0}, {0, 1, 4, 0}, {1, 2, 0, 0}, {1, 0, 3, 0}}) {
       const double h = 1e-5;
       const double fd = (metric_with(model, t, m, site, at, h) - metric_with(model, t, m, site, at, -h)) / (2 * h);
-      const double g = mint::detail::element(signed_grad.values.view(), at);
+      const double g = mint::detail::element_at(signed_grad.values.view(), at);
       // Central differences in double: error O(h^2) ~ 1e-10 against values of order 0.1.
       CHECK(g == doctest::Approx(fd).epsilon(1e-7));
-      CHECK(mint::detail::element(absolute.values.view(), at) == doctest::Approx(std::abs(fd)).epsilon(1e-7));
-      CHECK(mint::detail::element(gxa.values.view(), at) ==
-            doctest::Approx(fd * mint::detail::element(acts.cache[site], at)).epsilon(1e-7));
+      CHECK(mint::detail::element_at(absolute.values.view(), at) == doctest::Approx(std::abs(fd)).epsilon(1e-7));
+      CHECK(mint::detail::element_at(gxa.values.view(), at) ==
+            doctest::Approx(fd * mint::detail::element_at(acts.cache[site], at)).epsilon(1e-7));
     }
-    CHECK(mint::detail::element(signed_grad.values.view(), {1, 3, 0, 0}) == 0.0);
+    CHECK(mint::detail::element_at(signed_grad.values.view(), {1, 3, 0, 0}) == 0.0);
     CHECK(signed_grad.value == doctest::Approx(m.value(model.forward(t, *std::make_unique<mint::hook_set<double>>()), t)));
   }
 }
@@ -85,9 +85,9 @@ TEST_CASE("integrated gradients on a model linear in its embeddings is (x - base
           const double base = zero ? 0.0 : row(i[1], i[2]);
           const double valid = i[1] < t.length(i[0]) ? 1.0 : 0.0;
           // Exact up to rounding of sums of a few dozen terms of order 1.
-          CHECK(mint::detail::element(r.values.view(), i) ==
-                doctest::Approx(valid * (mint::detail::element(x.cache["hook_embed"], i) - base) *
-                                mint::detail::element(grad.values.view(), i)).epsilon(1e-12).scale(1e-12));
+          CHECK(mint::detail::element_at(r.values.view(), i) ==
+                doctest::Approx(valid * (mint::detail::element_at(x.cache["hook_embed"], i) - base) *
+                                mint::detail::element_at(grad.values.view(), i)).epsilon(1e-12).scale(1e-12));
         });
         CHECK(std::abs(r.delta) < 1e-12);
       }
@@ -112,8 +112,8 @@ TEST_CASE("integrated gradients: completeness improves with the steps, bounded b
   const auto all = mint::integrated_gradients(model, t, m, {.steps = 9});
   const auto bounded = mint::integrated_gradients(model, t, m, {.steps = 9, .max_batch = 4});  // two steps a pass
   mint::detail::for_each_index(all.values.extents(), [&](const auto& i) {
-    CHECK(mint::detail::element(bounded.values.view(), i) ==
-          doctest::Approx(mint::detail::element(all.values.view(), i)).epsilon(1e-12).scale(1e-14));
+    CHECK(mint::detail::element_at(bounded.values.view(), i) ==
+          doctest::Approx(mint::detail::element_at(all.values.view(), i)).epsilon(1e-12).scale(1e-14));
   });
 
   for (const double tolerance : {1e-2, 1e-4}) {
@@ -173,6 +173,12 @@ TEST_CASE("attribution methods name what is wrong with their input") {
   CHECK_THROWS_WITH_AS(mint::adaptive_integrated_gradients(model, t, m, {.tolerance = 0}), doctest::Contains("tolerance"),
                        mint::argument_error);
   CHECK_THROWS_AS(mint::saliency(model, mint::token_batch(0, 4), m), mint::shape_error);
+  // A site that allows no gradient (as a forward-only engine declares) is named as such.
+  fake_runtime<float> forward_only(9, 6, 5, false, 1, mint::access::read | mint::access::write);
+  CHECK_THROWS_WITH_AS(mint::saliency(forward_only, t, m, {.site = "blocks.0.mlp.hook_post"}), doctest::Contains("gradient"),
+                       mint::argument_error);
+  CHECK_THROWS_WITH_AS(mint::integrated_gradients(forward_only, t, m, {.site = "blocks.0.mlp.hook_post"}),
+                       doctest::Contains("allows read|write"), mint::argument_error);
 }
 
 namespace {
@@ -188,7 +194,7 @@ double patched_metric(R& model, const mint::token_batch& clean, const M& m, cons
     mint::detail::for_each_index(c.activation.extents(), [&](const auto& i) {
       for (std::size_t k = 0; k < kept.size(); ++k)
         if (i[std::size_t(kept[k])] != at[k]) return;
-      mint::detail::element(c.activation, i) = mint::detail::element(corrupt, i);
+      mint::detail::element_at(c.activation, i) = mint::detail::element_at(corrupt, i);
     });
   });
   const auto logits = model.forward(clean, hooks);
@@ -225,7 +231,7 @@ TEST_CASE("attribution patching matches real activation patching to first order 
     double largest = 0;
     mint::detail::for_each_index(e.values.extents(), [&](const auto& i) {
       const double real = patched_metric(model, clean, m, site, corrupt_run.cache[site], i, kept) - est.clean_value;
-      const double estimate = mint::detail::element(e.values.view(), i);
+      const double estimate = mint::detail::element_at(e.values.view(), i);
       largest = std::max(largest, std::abs(real));
       // First order: the error is second order in the perturbation; double rounding is 1e-9 of these.
       CHECK(estimate == doctest::Approx(real).epsilon(1e-3).scale(1e-12));

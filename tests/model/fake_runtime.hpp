@@ -22,7 +22,9 @@ class fake_runtime {
 public:
   using scalar_type = T;
 
-  fake_runtime(mint::index vocab, mint::index width, mint::index hidden, bool linear, std::uint64_t seed)
+  /// `hidden_access`: what the hidden site allows (a forward-only engine's site lacks gradient).
+  fake_runtime(mint::index vocab, mint::index width, mint::index hidden, bool linear, std::uint64_t seed,
+               mint::access hidden_access = mint::full_access)
       : embed(vocab, width), a(width, hidden), w(hidden, vocab), linear_(linear) {
     mint::rng r(seed);
     r.fill_normal(embed);
@@ -31,7 +33,7 @@ public:
     using ax = mint::axis;
     embed_site_ = sites_.add({"hook_embed", -1, mint::site_role::embed, 0, 0, {ax::batch, ax::pos, ax::d_model}, {0, 0, width}});
     hidden_site_ = sites_.add(
-        {"blocks.0.mlp.hook_post", 0, mint::site_role::mlp_post, 0, 0, {ax::batch, ax::pos, ax::d_mlp}, {0, 0, hidden}});
+        {"blocks.0.mlp.hook_post", 0, mint::site_role::mlp_post, 0, 0, {ax::batch, ax::pos, ax::d_mlp}, {0, 0, hidden}, hidden_access});
     logits_site_ = sites_.add({"hook_logits", -1, mint::site_role::logits, 0, 0, {ax::batch, ax::pos, ax::vocab}, {0, 0, vocab}});
   }
 
