@@ -40,7 +40,7 @@ TEST_CASE("feature ablation per site and per head equals the forward with that p
   for (int h = 0; h < 2; ++h) {
     const double by_hand = metric_with(model, t, m, "blocks.1.attn.hook_z", [&](mint::hook_call<double>& c) {
       mint::detail::for_each_index(c.activation.extents(), [&](const auto& i) {
-        if (i[2] == h) mint::detail::element(c.activation, i) = 0.0;
+        if (i[2] == h) mint::detail::element_at(c.activation, i) = 0.0;
       });
     });
     CHECK(heads[std::size_t(h)].effect == doctest::Approx(clean - by_hand).epsilon(1e-12));

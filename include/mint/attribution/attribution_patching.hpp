@@ -113,8 +113,8 @@ attribution_patching_result attribution_patching(R& model, const token_batch& cl
     detail::for_each_index(a.extents(), [&](const auto& i) {
       std::array<index, 4> j{};
       for (std::size_t k = 0; k < kept.size(); ++k) j[k] = i[std::size_t(kept[k])];
-      detail::element(e.values.view(), j) +=
-          (double(detail::element(c, i)) - double(detail::element(a, i))) * double(detail::element(g, i));
+      detail::element_at(e.values.view(), j) +=
+          (double(detail::element_at(c, i)) - double(detail::element_at(a, i))) * double(detail::element_at(g, i));
     });
     out.sites.push_back(std::move(e));
   }

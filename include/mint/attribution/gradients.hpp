@@ -45,8 +45,8 @@ attribution_result<scalar_t<R>> gradient_attribution(R& model, const token_batch
   out.values = array<T>(grad.extents());
   const tensor_view<const T> a = times_activation ? seen[info.name] : tensor_view<const T>();
   for_each_index(grad.extents(), [&](const auto& i) {
-    const double g = element(grad.view(), i);
-    element(out.values.view(), i) = T(times_activation ? g * double(element(a, i)) : options.absolute ? std::abs(g) : g);
+    const double g = element_at(grad.view(), i);
+    element_at(out.values.view(), i) = T(times_activation ? g * double(element_at(a, i)) : options.absolute ? std::abs(g) : g);
   });
   return out;
 }

@@ -104,8 +104,8 @@ attribution_result<scalar_t<R>> ig_round(R& model, const token_batch& tokens, co
       const double alpha = steps.alphas[std::size_t(first + k)];
       const tensor_view<const T> to = row_window(x, info, b, begin, end), from = row_window(x0, info, b, begin, end);
       for_each_index(dst.extents(), [&](const auto& i) {
-        const double f = double(element(from, i));
-        element(dst, i) = T(f + alpha * (double(element(to, i)) - f));
+        const double f = double(element_at(from, i));
+        element_at(dst, i) = T(f + alpha * (double(element_at(to, i)) - f));
       });
     };
     weighted_pass(model, tokens, path.site, copies, on_path, metric,
@@ -116,9 +116,9 @@ attribution_result<scalar_t<R>> ig_round(R& model, const token_batch& tokens, co
                             0, int(n), true};
   double total = 0;
   for_each_index(x.extents(), [&](const auto& i) {
-    const double a = (double(element(x, i)) - double(element(x0, i))) * element(grad.view(), i);
+    const double a = (double(element_at(x, i)) - double(element_at(x0, i))) * element_at(grad.view(), i);
     total += a;
-    element(out.values.view(), i) = T(a);
+    element_at(out.values.view(), i) = T(a);
   });
   out.delta = total - (path.value - path.baseline_value);
   return out;

@@ -48,7 +48,7 @@ array<double> attribution_totals(const attribution_result<T>& r, std::initialize
   detail::for_each_index(v.extents(), [&](const auto& i) {
     std::array<index, 4> j{};
     for (std::size_t k = 0; k < kept.size(); ++k) j[k] = i[std::size_t(kept[k])];
-    detail::element(out.view(), j) += double(detail::element(v, i));
+    detail::element_at(out.view(), j) += double(detail::element_at(v, i));
   });
   return out;
 }

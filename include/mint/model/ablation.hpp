@@ -143,7 +143,7 @@ array<scalar_t<R>> ablation_values(R& model, std::string_view site, const token_
         detail::for_each_index(row.extents(), [&](const auto& i) {
           const index t = pos >= 0 ? i[std::size_t(pos - 1)] : 0;
           if (pos >= 0 && t >= a.reference.length(b)) return;
-          detail::element(sum.view(), i) += double(detail::element(row, i));
+          detail::element_at(sum.view(), i) += double(detail::element_at(row, i));
         });
         if (pos < 0) count[0] += 1;
         else
@@ -157,12 +157,12 @@ array<scalar_t<R>> ablation_values(R& model, std::string_view site, const token_
         detail::for_each_index(row_extents, [&](const auto& i) {
           auto j = i;
           j[std::size_t(pos - 1)] = 0;
-          detail::element(pooled.view(), j) += detail::element(sum.view(), i);
+          detail::element_at(pooled.view(), j) += detail::element_at(sum.view(), i);
         });
         detail::for_each_index(row_extents, [&](const auto& i) {
           auto j = i;
           j[std::size_t(pos - 1)] = 0;
-          detail::element(sum.view(), i) = detail::element(pooled.view(), j);
+          detail::element_at(sum.view(), i) = detail::element_at(pooled.view(), j);
         });
         std::fill(count.begin(), count.end(), total);
       }
@@ -174,7 +174,7 @@ array<scalar_t<R>> ablation_values(R& model, std::string_view site, const token_
         detail::for_each_index(row_extents, [&](const auto& i) {
           const index t = pos >= 0 ? i[std::size_t(pos - 1)] : 0;
           if (pos >= 0 && t >= tokens.length(b)) return;
-          detail::element(out.view().subview(b), i) = T(detail::element(sum.view(), i) / count[std::size_t(t)]);
+          detail::element_at(out.view().subview(b), i) = T(detail::element_at(sum.view(), i) / count[std::size_t(t)]);
         });
       break;
     }

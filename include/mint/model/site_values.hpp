@@ -35,7 +35,7 @@ void for_each_index(std::span<const index> extents, F&& f) {
 
 /// The element of a view at a multi-index of its rank.
 template <class T>
-T& element(const tensor_view<T>& v, const std::array<index, 4>& i) {
+T& element_at(const tensor_view<T>& v, const std::array<index, 4>& i) {
   switch (v.rank()) {
     case 1: return v(i[0]);
     case 2: return v(i[0], i[1]);
@@ -76,7 +76,7 @@ inline token_batch repeat_rows(const token_batch& tokens, index copies) {
 template <class T>
 void require_finite(const tensor_view<const T>& v, const char* function, const char* argument) {
   bool finite = true;
-  for_each_index(v.extents(), [&](const auto& i) { finite = finite && std::isfinite(double(element(v, i))); });
+  for_each_index(v.extents(), [&](const auto& i) { finite = finite && std::isfinite(double(element_at(v, i))); });
   if (!finite) throw argument_error(function, argument, "holds NaN or infinity", "needs finite values");
 }
 

@@ -98,7 +98,7 @@ pass_values weighted_pass(R& model, const token_batch& tokens, site_id site, ind
     tensor_view<T> grad = dlogits.view().narrow(0, k * batch, (k + 1) * batch);
     out.metric.push_back(metric.gradient(part, tokens, grad));
     const T w = T(weights[std::size_t(k)]);
-    for_each_index(grad.extents(), [&](const auto& i) { element(grad, i) *= w; });
+    for_each_index(grad.extents(), [&](const auto& i) { element_at(grad, i) *= w; });
   }
   if (!grad_sum) return out;
 
@@ -115,7 +115,7 @@ pass_values weighted_pass(R& model, const token_batch& tokens, site_id site, ind
     for (index b = 0; b < batch; ++b) {
       const tensor_view<const T> from = g.subview(k * batch + b);
       const tensor_view<double> to = grad_sum->view().subview(b);
-      for_each_index(from.extents(), [&](const auto& i) { element(to, i) += double(element(from, i)); });
+      for_each_index(from.extents(), [&](const auto& i) { element_at(to, i) += double(element_at(from, i)); });
     }
   return out;
 }
