@@ -119,7 +119,7 @@ dla_result direct_logit_attribution(R& model, const token_batch& tokens, const d
     const double direction_sum = direction.sum();
 
     for (index t = 0; t < tokens.length(b); ++t) {
-      const auto [centre, scale] = detail::norm_statistics(u, x.subview(b).subview(t));
+      const double scale = detail::norm_statistics(u, x.subview(b).subview(t)).second;  // frozen
       const bool centred = u.norm == final_norm::layer_norm;
       // A residual vector's share: ((v - mean(v)) / scale) . direction, with LayerNorm's centring.
       const auto share = [&](const Eigen::VectorXd& v) {
