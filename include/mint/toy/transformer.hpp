@@ -666,7 +666,8 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
     key_rows = kv_capacity_;
   }
   s.pattern.resize(std::size_t(batch_ * H * Tn * Tk));
-  const double attention_work = 2.0 * double(batch_ * H * Tn * Tk * dh);
+  [[maybe_unused]] const double attention_work =  // read only by OpenMP's if clause
+      2.0 * double(batch_ * H * Tn * Tk * dh);
   const T scale = T(1) / std::sqrt(T(dh));
   const index per_group = H / K;
   MINT_PARALLEL_FOR(attention_work)
@@ -858,7 +859,8 @@ bool transformer<T>::attention_backward(int l, hook_set<T>& hooks, T* grad) {
   if (!visit_heads(hooks, id.z, d_z_.data(), H, dh, H * dh)) return false;
 
   // Through z = P v, then the softmax, then the scores q k^T / sqrt(dh).
-  const double attention_work = 4.0 * double(batch_ * H * Tn * Tn * dh);
+  [[maybe_unused]] const double attention_work =  // read only by OpenMP's if clause
+      4.0 * double(batch_ * H * Tn * Tn * dh);
   d_pattern_.resize(s.pattern.size());
   d_q_.setZero(N, H * dh);
   d_k_.setZero(N, K * dh);

@@ -81,8 +81,8 @@ private:
 /// out[i] += sum over the entries of row i of value * W[latent] (W: [latents, d], row-major).
 template <class T, class W, class Out>
 void add_decoded(const sparse_codes<T>& codes, const std::vector<T>& values, const W& dec, Out& out) {
-  const index n = codes.rows(), d = dec.cols();
-  MINT_PARALLEL_FOR(double(codes.entries()) * double(d))
+  const index n = codes.rows();
+  MINT_PARALLEL_FOR(double(codes.entries()) * double(dec.cols()))
   for (index i = 0; i < n; ++i)
     for (index e = codes.start[std::size_t(i)]; e < codes.start[std::size_t(i + 1)]; ++e)
       out.row(i) += values[std::size_t(e)] * dec.row(codes.latent[std::size_t(e)]);
