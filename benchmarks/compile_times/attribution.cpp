@@ -1,0 +1,4 @@
+// Row "attribution.hpp alone".
+#include <mint/attribution.hpp>
+
+int main() { return 0; }
