@@ -20,7 +20,7 @@
 #include "mint/adapters/xtensor.hpp"
 
 #include "mint/model.hpp"
-#include "mint/patching/edge_patching.hpp"
+#include "mint/patching.hpp"
 #include "mint/attribution.hpp"
 #include "mint/dictionary.hpp"
 #include "mint/io.hpp"

@@ -7,6 +7,7 @@
 #include "mint/model/cache.hpp"
 #include "mint/model/generation.hpp"
 #include "mint/model/graph.hpp"
+#include "mint/model/replaced_runs.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/metrics.hpp"
 #include "mint/model/runtime.hpp"

@@ -16,6 +16,7 @@
 #include "mint/core/error.hpp"
 #include "mint/model/ablation.hpp"
 #include "mint/model/hooks.hpp"
+#include "mint/model/replaced_runs.hpp"
 #include "mint/model/runtime.hpp"
 #include "mint/model/site_values.hpp"
 
@@ -53,67 +54,6 @@ struct occlusion_result {
 };
 
 namespace detail {
-
-/// One replacement a forward copy applies: rows' positions [begin, end) of a site (one head or all).
-struct replacement {
-  site_id site = -1;
-  int head = -1;  // -1: every head
-  index begin = 0, end = -1;  // positions; end -1: all
-  int draw = 0;
-};
-
-/// The metric on `tokens` with each replacement applied in its own copy of the batch, max_batch
-/// rows at a time. values[site][draw] holds the replacement values of each site and draw.
-template <runtime R, class M>
-std::vector<double> ablated_metrics(R& model, const token_batch& tokens, const M& metric,
-                                    const std::vector<replacement>& jobs,
-                                    const std::vector<std::vector<array<scalar_t<R>>>>& values,
-                                    const std::vector<site_id>& value_sites, index max_batch, const char* function) {
-  using T = scalar_t<R>;
-  const index batch = tokens.batch();
-  if (max_batch < 0 || (max_batch > 0 && max_batch < batch))
-    throw argument_error(function, "options.max_batch", detail::str("is ", max_batch),
-                         detail::str("needs 0 (no bound) or at least the batch's rows, ", batch));
-  const index total = index(jobs.size());
-  const index per_pass = max_batch == 0 ? std::max<index>(total, 1) : std::max<index>(1, max_batch / batch);
-  const site_table& sites = model.sites();
-  std::vector<double> out;
-  for (index first = 0; first < total; first += per_pass) {
-    const index copies = std::min(per_pass, total - first);
-    const token_batch rows = repeat_rows(tokens, copies);
-    hook_set<T> hooks(sites);
-    for (std::size_t v = 0; v < value_sites.size(); ++v) {
-      const site_id id = value_sites[v];
-      const site_info& info = sites[id];
-      hooks.add(id, [&, v, id](hook_call<T>& c) {
-        for (index r = 0; r < c.activation.extent(0); ++r) {
-          const replacement& job = jobs[std::size_t(first + r / batch)];
-          if (job.site != id) continue;
-          const index b = r % batch;
-          const index begin = std::max(job.begin, c.chunk_begin);
-          const index end = job.end < 0 ? c.chunk_end : std::min(job.end, c.chunk_end);
-          if (info.axis_of(axis::pos) >= 0 && begin >= end) continue;
-          tensor_view<T> dst = c.activation.subview(r);
-          tensor_view<const T> src = values[v][std::size_t(job.draw)].view().subview(b);
-          if (const int p = info.axis_of(axis::pos); p >= 0) {
-            dst = dst.narrow(p - 1, begin - c.chunk_begin, end - c.chunk_begin);
-            src = src.narrow(p - 1, begin, end);
-          }
-          if (job.head >= 0)
-            for (axis a : {axis::head, axis::kv_head, axis::qkv_head})
-              if (const int h = info.axis_of(a); h >= 0) {
-                dst = dst.select(h - 1, job.head), src = src.select(h - 1, job.head);
-                break;
-              }
-          mint::copy(src, dst);
-        }
-      }, {.needs = access::write});
-    }
-    const tensor_view<const T> logits = model.forward(rows, hooks);
-    for (index k = 0; k < copies; ++k) out.push_back(metric.value(logits.narrow(0, k * batch, (k + 1) * batch), tokens));
-  }
-  return out;
-}
 
 /// The replacement values of a site, one array per draw.
 template <runtime R>
@@ -159,7 +99,7 @@ std::vector<ablation_effect> feature_ablation(R& model, const token_batch& token
   }
   hook_set<T> none;
   const double value = metric.value(model.forward(tokens, none), tokens);
-  const auto ablated = detail::ablated_metrics(model, tokens, metric, jobs, values, ids, options.max_batch, fn);
+  const auto ablated = detail::replaced_metrics(model, tokens, tokens, metric, jobs, values, ids, options.max_batch, fn);
   for (std::size_t i = 0; i < out.size(); ++i) {
     double sum = 0;
     for (int d = 0; d < draws; ++d) sum += value - ablated[i * std::size_t(draws) + std::size_t(d)];
@@ -195,7 +135,7 @@ occlusion_result occlusion(R& model, const token_batch& tokens, const M& metric,
   }
   hook_set<T> none;
   out.value = metric.value(model.forward(tokens, none), tokens);
-  const auto ablated = detail::ablated_metrics(model, tokens, metric, jobs, values, {id}, options.max_batch, fn);
+  const auto ablated = detail::replaced_metrics(model, tokens, tokens, metric, jobs, values, {id}, options.max_batch, fn);
   out.positions.assign(std::size_t(tokens.positions()), 0.0);
   std::vector<double> covered(std::size_t(tokens.positions()), 0.0);
   for (std::size_t w = 0; w < out.starts.size(); ++w) {

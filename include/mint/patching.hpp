@@ -1,0 +1,7 @@
+// mint's patching methods, all in one include: activation patching sweeps (denoising and
+// noising, per position and per head, batched) and edge patching on a runtime's residual
+// graph. See docs/patching.md.
+#pragma once
+
+#include "mint/patching/activation_patching.hpp"
+#include "mint/patching/edge_patching.hpp"
