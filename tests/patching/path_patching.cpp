@@ -1,0 +1,50 @@
+// Path patching against edge patching, the corrupted run, and the known induction circuit.
+#include "mint/patching/path_patching.hpp"
+
+#include <doctest/doctest.h>
+
+#include "mint/model/metrics.hpp"
+#include "mint/toy/circuits.hpp"
+#include "mint/toy/transformer.hpp"
+
+TEST_CASE("path patching: each sender's sweep value is edge patching of its edges; every sender into the final residual is the corrupt run") {
+  mint::toy::transformer<float> model({.vocab = 13, .context = 8, .d_model = 16, .layers = 2, .heads = 2, .d_head = 8, .d_mlp = 24,
+                                       .split_qkv_input = true});
+  model.initialize(12);
+  const auto graph = model.graph();
+  const auto clean = mint::token_batch::from_rows({{1, 4, 2, 7, 4, 3}, {3, 5, 6, 9, 9, 2}});
+  auto corrupt = clean;
+  corrupt(0, 1) = 11, corrupt(1, 2) = 12;
+  const mint::logit_difference m{{2, 8}, {5, 1}, {}};
+  const std::vector<std::string> receivers{"L1H0.k", "L1H1.v", "mlp1.in"};
+  const auto sweep = mint::path_patching(model, graph, clean, corrupt, m, {.receivers = receivers, .max_batch = 6});
+  REQUIRE(sweep.senders.size() == 6);  // embed, L0H0, L0H1, mlp0 and, into mlp1.in, L1H0 and L1H1
+  const double span = sweep.clean_value - sweep.corrupt_value;
+  for (std::size_t i = 0; i < sweep.senders.size(); ++i) {
+    CAPTURE(sweep.senders[i]);
+    const double edge = mint::path_patch(model, graph, clean, corrupt, m, {sweep.senders[i]}, receivers);
+    // float32, the sweep batched three senders a forward: 1e-6 of the span.
+    CHECK(sweep.values[i] == doctest::Approx((edge - sweep.corrupt_value) / span).epsilon(1e-6).scale(1.0));
+  }
+  std::vector<std::string> all;
+  for (const auto& s : graph.senders()) all.push_back(s.name);
+  CHECK(mint::path_patch(model, graph, clean, corrupt, m, all, {"resid_final"}) == doctest::Approx(sweep.corrupt_value).epsilon(1e-5));
+  CHECK_THROWS_WITH_AS(mint::path_patching(model, graph, clean, corrupt, m, {}), doctest::Contains("receivers"), mint::argument_error);
+  CHECK_THROWS_AS(mint::path_patching(model, graph, clean, corrupt, m, {.receivers = {"L9H0.k"}}), mint::argument_error);
+}
+
+TEST_CASE("path patching finds the induction circuit's K-composition and scores distractors 0") {
+  auto circuit = mint::toy::induction_circuit(12, 24);
+  const auto graph = circuit.model.graph();
+  const auto clean = mint::token_batch::from_rows({{0, 3, 8, 5, 1, 6, 2, 3, 8, 5, 1}});
+  auto corrupt = clean;
+  for (mint::index t = 1; t <= 6; ++t) corrupt(0, t) = mint::token((t * 5 + 4) % 11 + 1);
+  const mint::logit_difference m{{6}, {9}, {}};
+  const auto r = mint::path_patching(circuit.model, graph, clean, corrupt, m, {.receivers = {"L1H0.k"}, .normalize = false});
+  for (std::size_t i = 0; i < r.senders.size(); ++i) {
+    CAPTURE(r.senders[i]);
+    const double effect = r.values[i] - r.clean_value;
+    if (r.senders[i] == "L0H0") CHECK(effect < -1.0);  // the previous-token head feeds the induction head's key
+    if (r.senders[i] == "L0H1") CHECK(std::abs(effect) < 1e-6);  // the distractor
+  }
+}
