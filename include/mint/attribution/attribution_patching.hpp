@@ -41,12 +41,9 @@ struct attribution_patching_result {
   double clean_value = 0, corrupt_value = 0;
   std::vector<patch_estimate> sites;
 
-  /// The estimate of a site by name; an argument_error naming the sites otherwise.
+  /// The estimate of a site by name; an argument_error otherwise.
   const patch_estimate& operator[](std::string_view name) const {
-    for (const auto& s : sites)
-      if (s.site == name) return s;
-    throw argument_error("mint::attribution_patching_result", "name", "'" + std::string(name) + "' was not estimated",
-                         "needs one of the sites the call estimated");
+    return detail::entry_named(sites, name, "mint::attribution_patching_result");
   }
 };
 

@@ -14,6 +14,7 @@
 #include "mint/core/error.hpp"
 #include "mint/model/cache.hpp"
 #include "mint/model/runtime.hpp"
+#include "mint/model/site_values.hpp"
 #include "mint/model/unembedding.hpp"
 
 namespace mint {
@@ -41,9 +42,7 @@ template <runtime R>
 dla_result direct_logit_attribution(R& model, const token_batch& tokens, const dla_options& options) {
   using T = scalar_t<R>;
   const char* fn = "mint::direct_logit_attribution";
-  if (tokens.batch() == 0 || tokens.positions() == 0)
-    throw shape_error(fn, "tokens", detail::str("are [", tokens.batch(), ", ", tokens.positions(), "]"),
-                      "needs at least one row and one position");
+  detail::require_tokens(tokens, fn);
   const unembedding_weights<T> u = model.unembedding();
   const index d = detail::check_unembedding(u, fn), vocab = u.weight.extent(1), B = tokens.batch(), P = tokens.positions();
   if (index(options.correct.size()) != B || (!options.wrong.empty() && index(options.wrong.size()) != B))

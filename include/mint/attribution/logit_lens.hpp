@@ -15,6 +15,7 @@
 #include "mint/core/error.hpp"
 #include "mint/model/cache.hpp"
 #include "mint/model/runtime.hpp"
+#include "mint/model/site_values.hpp"
 #include "mint/model/unembedding.hpp"
 
 namespace mint {
@@ -43,9 +44,7 @@ template <runtime R>
 std::vector<lens_layer> logit_lens(R& model, const token_batch& tokens, const logit_lens_options& options = {}) {
   using T = scalar_t<R>;
   const char* fn = "mint::logit_lens";
-  if (tokens.batch() == 0 || tokens.positions() == 0)
-    throw shape_error(fn, "tokens", detail::str("are [", tokens.batch(), ", ", tokens.positions(), "]"),
-                      "needs at least one row and one position");
+  detail::require_tokens(tokens, fn);
   const unembedding_weights<T> u = model.unembedding();
   const index d = detail::check_unembedding(u, fn), vocab = u.weight.extent(1);
   if (options.top_k < 0 || options.top_k > vocab)

@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mint/core/array.hpp"
@@ -70,6 +71,23 @@ inline token_batch repeat_rows(const token_batch& tokens, index copies) {
       out.set_length(r, tokens.length(b));
     }
   return out;
+}
+
+/// Checks a token batch a method runs on.
+inline void require_tokens(const token_batch& tokens, const char* function) {
+  if (tokens.batch() == 0 || tokens.positions() == 0)
+    throw shape_error(function, "tokens", detail::str("are [", tokens.batch(), ", ", tokens.positions(), "]"),
+                      "needs at least one row and one position");
+}
+
+/// The entry of a per-site result list named `name` (results hold a `site` name); an
+/// argument_error from `function` otherwise.
+template <class Entry>
+const Entry& entry_named(const std::vector<Entry>& entries, std::string_view name, const char* function) {
+  for (const auto& e : entries)
+    if (e.site == name) return e;
+  throw argument_error(function, "name", "'" + std::string(name) + "' is not in the result",
+                       "needs one of the sites the call was given");
 }
 
 /// Throws a named error when a tensor holds NaN or infinity.

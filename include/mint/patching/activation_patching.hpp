@@ -53,12 +53,9 @@ struct activation_patching_result {
   double clean_value = 0, corrupt_value = 0;
   std::vector<site_patching> sites;
 
-  /// The sweep of a site by name; an argument_error naming the sites otherwise.
+  /// The sweep of a site by name; an argument_error otherwise.
   const site_patching& operator[](std::string_view name) const {
-    for (const auto& s : sites)
-      if (s.site == name) return s;
-    throw argument_error("mint::activation_patching_result", "name", "'" + std::string(name) + "' was not patched",
-                         "needs one of the sites the call patched");
+    return detail::entry_named(sites, name, "mint::activation_patching_result");
   }
 };
 
@@ -70,9 +67,7 @@ activation_patching_result activation_patching(R& model, const token_batch& clea
                                                const M& metric, const activation_patching_options& options) {
   using T = scalar_t<R>;
   const char* fn = "mint::activation_patching";
-  if (clean.batch() == 0 || clean.positions() == 0)
-    throw shape_error(fn, "clean", detail::str("is [", clean.batch(), ", ", clean.positions(), "]"),
-                      "needs at least one row and one position");
+  detail::require_tokens(clean, fn);
   if (clean.batch() != corrupt.batch() || clean.positions() != corrupt.positions())
     throw shape_error(fn, "corrupt", detail::str("is [", corrupt.batch(), ", ", corrupt.positions(), "]"),
                       detail::str("needs the shape of clean, [", clean.batch(), ", ", clean.positions(), "]"));

@@ -45,13 +45,6 @@ inline site_id attribution_site(const site_table& sites, std::string_view name, 
   return id;
 }
 
-/// Checks a token batch a method runs on.
-inline void require_tokens(const token_batch& tokens, const char* function) {
-  if (tokens.batch() == 0 || tokens.positions() == 0)
-    throw shape_error(function, "tokens", detail::str("are [", tokens.batch(), ", ", tokens.positions(), "]"),
-                      "needs at least one row and one position");
-}
-
 /// Fills a hook's window of row b of copy k: fill(k, b, destination, chunk_begin, chunk_end).
 template <class T>
 using copy_filler = std::function<void(index, index, tensor_view<T>, index, index)>;
