@@ -37,15 +37,7 @@ struct patch_estimate {
 };
 
 /// What attribution_patching returns: the clean and corrupt metric and an estimate per site.
-struct attribution_patching_result {
-  double clean_value = 0, corrupt_value = 0;
-  std::vector<patch_estimate> sites;
-
-  /// The estimate of a site by name; an argument_error otherwise.
-  const patch_estimate& operator[](std::string_view name) const {
-    return detail::entry_named(sites, name, "mint::attribution_patching_result");
-  }
-};
+using attribution_patching_result = clean_corrupt_result<patch_estimate>;
 
 /// Attribution patching of `corrupt` into `clean` at options.sites (the metric evaluated on the
 /// clean tokens). The two batches need the same shape.

@@ -17,6 +17,26 @@
 #include "mint/model/runtime.hpp"
 #include "mint/model/site.hpp"
 
+namespace mint {
+
+/// What the methods that compare a clean and a corrupt run return: the metric on both runs and
+/// one entry per site (each with a `site` name), found by name with operator[].
+template <class Entry>
+struct clean_corrupt_result {
+  double clean_value = 0, corrupt_value = 0;
+  std::vector<Entry> sites;
+
+  /// The entry of a site by name; an argument_error otherwise.
+  const Entry& operator[](std::string_view name) const {
+    for (const auto& e : sites)
+      if (e.site == name) return e;
+    throw argument_error("mint::clean_corrupt_result", "name", "'" + std::string(name) + "' is not in the result",
+                         "needs one of the sites the call was given");
+  }
+};
+
+}  // namespace mint
+
 namespace mint::detail {
 
 /// Calls f(i) for every multi-index i (rank 1 to 4) of `extents`, last axis fastest.
@@ -78,16 +98,6 @@ inline void require_tokens(const token_batch& tokens, const char* function) {
   if (tokens.batch() == 0 || tokens.positions() == 0)
     throw shape_error(function, "tokens", detail::str("are [", tokens.batch(), ", ", tokens.positions(), "]"),
                       "needs at least one row and one position");
-}
-
-/// The entry of a per-site result list named `name` (results hold a `site` name); an
-/// argument_error from `function` otherwise.
-template <class Entry>
-const Entry& entry_named(const std::vector<Entry>& entries, std::string_view name, const char* function) {
-  for (const auto& e : entries)
-    if (e.site == name) return e;
-  throw argument_error(function, "name", "'" + std::string(name) + "' is not in the result",
-                       "needs one of the sites the call was given");
 }
 
 /// Throws a named error when a tensor holds NaN or infinity.

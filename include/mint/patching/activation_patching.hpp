@@ -49,15 +49,7 @@ struct site_patching {
 };
 
 /// What activation_patching returns: the metric on both runs and a sweep per site.
-struct activation_patching_result {
-  double clean_value = 0, corrupt_value = 0;
-  std::vector<site_patching> sites;
-
-  /// The sweep of a site by name; an argument_error otherwise.
-  const site_patching& operator[](std::string_view name) const {
-    return detail::entry_named(sites, name, "mint::activation_patching_result");
-  }
-};
+using activation_patching_result = clean_corrupt_result<site_patching>;
 
 /// Patches every index of options.by at each of options.sites from one run into the other, and
 /// evaluates the metric (the clean tokens' metric, e.g. the clean answer's logit difference) on
