@@ -10,9 +10,10 @@ on [0, 1] (numpy's leggauss mapped), zero baseline, every step a copy of the bat
 backward for activation gradients only, plus the metric at the input and at the baseline for the
 completeness delta. Metric: mean over rows of logit[correct] - logit[wrong] at the last position.
 The attributions must agree within 1e-4 of the largest |value| and the deltas within 1e-4 before
-any time is printed. Also times mint's attribution patching over every site against mint's bare
-forward of the same batch (forward-equivalents). Run: scripts/bench peers attribution_torch
-(or benchmarks/peers/run attribution_torch --build BUILD)."""
+any time is printed. PyTorch runs mint's thread count in its OpenMP pool with its BLAS on the
+calling thread (one pool, as mint; see main). Also times mint's attribution patching over every
+site against mint's bare forward of the same batch (forward-equivalents).
+Run: scripts/bench peers attribution_torch (or benchmarks/peers/run attribution_torch --build BUILD)."""
 
 import argparse
 import json
@@ -190,7 +191,17 @@ def main():
     args = parser.parse_args()
     threads = common.thread_count()
     print(common.setup_peers(threads))
+    import threadpoolctl
     import torch
+
+    # PyTorch's threads are its OpenMP pool (torch.set_num_threads, done above); Debian's torch
+    # calls OpenBLAS (the pthread build) for its products, whose own pool would fight the OpenMP
+    # pool for the cores and spin on them after each product (PyTorch's IG ran about 1.7x slower
+    # here with both at 2 threads, and mint's next sample slower too). One pool, as mint has:
+    # OpenBLAS on the calling thread.
+    threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    print(f"PyTorch: {torch.get_num_threads()} OpenMP threads, its BLAS on 1 thread "
+          f"({', '.join(p['internal_api'] + ' ' + str(p['num_threads']) for p in threadpoolctl.threadpool_info())})")
 
     binary = os.path.join(args.build, "benchmarks", "attribution_mint")
     ig_rows, patch_rows = [], []
