@@ -99,12 +99,26 @@ attribution_patching_result attribution_patching(R& model, const token_batch& cl
     for (int k : kept) extents.push_back(a.extent(k));
     e.values = array<double>(extents);
     e.values.fill(0.0);
-    detail::for_each_index(a.extents(), [&](const auto& i) {
-      std::array<index, 4> j{};
-      for (std::size_t k = 0; k < kept.size(); ++k) j[k] = i[std::size_t(kept[k])];
-      detail::element_at(e.values.view(), j) +=
-          (double(detail::element_at(c, i)) - double(detail::element_at(a, i))) * double(detail::element_at(g, i));
-    });
+    const tensor_view<double> ev = e.values.view();
+    bool leading = true;  // the kept axes are the first ones (so each output sums a contiguous block)
+    for (std::size_t k = 0; k < kept.size(); ++k) leading = leading && kept[k] == int(k);
+    if (leading && a.is_contiguous() && c.is_contiguous() && g.is_contiguous()) {
+      const index outputs = e.values.size(), block = outputs > 0 ? a.size() / outputs : 0;
+      const T *pa = a.data(), *pc = c.data(), *pg = g.data();
+      double* po = e.values.data();
+      for (index o = 0; o < outputs; ++o) {
+        double sum = 0;
+        for (index j = o * block; j < (o + 1) * block; ++j) sum += (double(pc[j]) - double(pa[j])) * double(pg[j]);
+        po[o] = sum;
+      }
+    } else {
+      detail::for_each_index(a.extents(), [&](const auto& i) {
+        std::array<index, 4> j{};
+        for (std::size_t k = 0; k < kept.size(); ++k) j[k] = i[std::size_t(kept[k])];
+        detail::element_at(ev, j) +=
+            (double(detail::element_at(c, i)) - double(detail::element_at(a, i))) * double(detail::element_at(g, i));
+      });
+    }
     out.sites.push_back(std::move(e));
   }
   return out;

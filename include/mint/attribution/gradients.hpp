@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "mint/attribution/detail/passes.hpp"
 #include "mint/attribution/result.hpp"
@@ -44,9 +45,11 @@ attribution_result<scalar_t<R>> gradient_attribution(R& model, const token_batch
 
   out.values = array<T>(grad.extents());
   const tensor_view<const T> a = times_activation ? seen[info.name] : tensor_view<const T>();
+  const tensor_view<const double> gv = std::as_const(grad).view();
+  const tensor_view<T> ov = out.values.view();
   for_each_index(grad.extents(), [&](const auto& i) {
-    const double g = element_at(grad.view(), i);
-    element_at(out.values.view(), i) = T(times_activation ? g * double(element_at(a, i)) : options.absolute ? std::abs(g) : g);
+    const double g = element_at(gv, i);
+    element_at(ov, i) = T(times_activation ? g * double(element_at(a, i)) : options.absolute ? std::abs(g) : g);
   });
   return out;
 }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mint/attribution/detail/passes.hpp"
@@ -115,10 +116,12 @@ attribution_result<scalar_t<R>> ig_round(R& model, const token_batch& tokens, co
   attribution_result<T> out{info.name, info.axes, array<T>(path.input.extents()), path.value, path.baseline_value,
                             0, int(n), true};
   double total = 0;
+  const tensor_view<const double> gv = std::as_const(grad).view();
+  const tensor_view<T> ov = out.values.view();
   for_each_index(x.extents(), [&](const auto& i) {
-    const double a = (double(element_at(x, i)) - double(element_at(x0, i))) * element_at(grad.view(), i);
+    const double a = (double(element_at(x, i)) - double(element_at(x0, i))) * element_at(gv, i);
     total += a;
-    element_at(out.values.view(), i) = T(a);
+    element_at(ov, i) = T(a);
   });
   out.delta = total - (path.value - path.baseline_value);
   return out;

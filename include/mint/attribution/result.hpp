@@ -45,10 +45,11 @@ array<double> attribution_totals(const attribution_result<T>& r, std::initialize
   array<double> out(extents);
   out.fill(0.0);
   const tensor_view<const T> v = r.values.view();
+  const tensor_view<double> ov = out.view();
   detail::for_each_index(v.extents(), [&](const auto& i) {
     std::array<index, 4> j{};
     for (std::size_t k = 0; k < kept.size(); ++k) j[k] = i[std::size_t(kept[k])];
-    detail::element_at(out.view(), j) += double(detail::element_at(v, i));
+    detail::element_at(ov, j) += double(detail::element_at(v, i));
   });
   return out;
 }

@@ -91,7 +91,10 @@ pass_values weighted_pass(R& model, const token_batch& tokens, site_id site, ind
     tensor_view<T> grad = dlogits.view().narrow(0, k * batch, (k + 1) * batch);
     out.metric.push_back(metric.gradient(part, tokens, grad));
     const T w = T(weights[std::size_t(k)]);
-    for_each_index(grad.extents(), [&](const auto& i) { element_at(grad, i) *= w; });
+    if (w != T(1)) {  // a contiguous slice of dlogits
+      T* g = grad.data();
+      for (index i = 0, n = grad.size(); i < n; ++i) g[i] *= w;
+    }
   }
   if (!grad_sum) return out;
 
