@@ -99,6 +99,8 @@ dla_result direct_logit_attribution(R& model, const token_batch& tokens, const d
 
   const Eigen::MatrixXd W = as_matrix(u.weight).template cast<double>();
   const tensor_view<const T> x = run.cache[final_site];
+  std::vector<tensor_view<const T>> written;  // each writer's cached output, looked up once
+  for (const auto& w : writers) written.push_back(run.cache[w.site]);
   for (index b = 0; b < B; ++b) {
     // The direction in the residual: gain * (W_U[:, correct] - W_U[:, wrong or mean]); its offset from biases.
     const index c = options.correct[std::size_t(b)];
@@ -126,8 +128,9 @@ dla_result direct_logit_attribution(R& model, const token_batch& tokens, const d
       };
       Eigen::VectorXd rest = as_matrix(x.subview(b).subview(t).reshape({1, d})).row(0).transpose().template cast<double>();
       index part = 0;
-      for (const auto& w : writers) {
-        const tensor_view<const T> a = run.cache[w.site].subview(b).subview(t);
+      for (std::size_t k = 0; k < writers.size(); ++k) {
+        const auto& w = writers[k];
+        const tensor_view<const T> a = written[k].subview(b).subview(t);
         const Eigen::MatrixXd rows = as_matrix(w.heads == 0 ? a.reshape({1, d}) : a).template cast<double>();
         for (index h = 0; h < rows.rows(); ++h) {
           out.values(part++, b, t) = share(rows.row(h).transpose());
