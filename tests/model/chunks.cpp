@@ -13,6 +13,7 @@
 #include "mint/model/hooks.hpp"
 #include "mint/model/metrics.hpp"
 #include "mint/model/runtime.hpp"
+#include "mint/model/site_values.hpp"
 #include "mint/toy/transformer.hpp"
 
 namespace {
@@ -229,6 +230,117 @@ TEST_CASE("a chunked sequence refuses what would break it") {
   m.forward_chunk(tokens.slice(0, 2));
   m.forward(tokens);
   CHECK(m.cached_positions() == 0);
+}
+
+TEST_CASE("forward_from resumes at a block: the logits of the forward whose resid_pre there was given") {
+  static_assert(mint::branching_runtime<mint::toy::transformer<float>>);
+  auto m = chunk_model(true, 2);
+  const auto tokens = mint::token_batch::from_rows({{1, 5, 2, 9, 4, 4, 8, 0}, {3, 3, 12, 0, 7}});
+  const auto run = mint::run_with_cache(m, tokens, {"blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"});
+  mint::hook_set<float> none(m.sites());
+  for (int layer : {0, 1}) {
+    const auto resid = run.cache["blocks." + std::to_string(layer) + ".hook_resid_pre"];
+    const auto resumed = mint::array<float>::copy_of(m.forward_from(layer, resid, tokens, none));
+    // The same products on the same inputs: the same bits.
+    CHECK(valid_logit_difference(resumed, run.logits.view(), tokens) == 0.0);
+  }
+  CHECK(valid_logit_difference(mint::array<float>::copy_of(m.forward_from(-1, {}, tokens, none)), run.logits.view(), tokens) == 0.0);
+  // A changed residual at block 1 gives what a hook writing it there gives, and hooks at the
+  // resumed block's resid_pre still see (and may change) it; earlier sites are never called.
+  auto changed = mint::array<float>::copy_of(run.cache["blocks.1.hook_resid_pre"]);
+  changed.view()(0, 3, 1) += 2.0f;
+  mint::hook_set<float> writer(m.sites());
+  writer.add("blocks.1.hook_resid_pre", [](mint::hook_call<float>& c) { c.activation(0, 3, 1) += 2.0f; },
+             {.needs = mint::access::add});
+  const auto hooked = mint::array<float>::copy_of(m.forward(tokens, writer));
+  mint::index early_calls = 0, resid_calls = 0;
+  mint::hook_set<float> counter(m.sites());
+  counter.add("blocks.0.hook_resid_post", [&](mint::hook_call<float>&) { ++early_calls; });
+  counter.add("blocks.1.hook_resid_pre", [&](mint::hook_call<float>&) { ++resid_calls; });
+  const auto resumed = mint::array<float>::copy_of(m.forward_from(1, changed.view(), tokens, counter));
+  CHECK(valid_logit_difference(resumed, hooked.view(), tokens) == 0.0);
+  CHECK(valid_logit_difference(resumed, run.logits.view(), tokens) > 1e-3);
+  CHECK(early_calls == 0);
+  CHECK(resid_calls == 1);
+  CHECK_THROWS_WITH_AS(m.forward_from(2, changed.view(), tokens, none), doctest::Contains("needs a block in [0, 2) or -1"),
+                       mint::argument_error);
+  CHECK_THROWS_WITH_AS(m.forward_from(1, run.cache["blocks.1.hook_resid_pre"].narrow(1, 0, 4), tokens, none),
+                       doctest::Contains("needs [2, 8, 16]"), mint::shape_error);
+  mint::array<float> dlogits({2, 8, 13});
+  mint::hook_set<float> grads(m.sites(), mint::hook_phase::backward);
+  CHECK_THROWS_WITH_AS(m.backward(dlogits.view(), grads), doctest::Contains("needs forward()"), mint::argument_error);
+}
+
+TEST_CASE("forward_branch continues the cached prefix in k copies, resumed at a block, and keeps nothing") {
+  for (bool split : {false, true}) {
+    auto m = chunk_model(split, 2);
+    INFO("split " << split);
+    const auto tokens = mint::token_batch::from_rows({{1, 5, 2, 9, 4, 4, 8, 0, 11, 3}, {3, 3, 12, 0, 7}, {6, 2, 1}});
+    mint::hook_set<float> none(m.sites());
+    const auto run = mint::run_with_cache(m, tokens, {"blocks.1.hook_resid_pre"});
+    // The second copy zeroes head 1's output of block 1 from position 4 on; the full forward
+    // with that hook on every row is its reference.
+    mint::hook_set<float> zero_head(m.sites());
+    auto zero_rows = [](mint::index first_row) {
+      return [first_row](mint::hook_call<float>& c) {
+        for (mint::index b = first_row; b < c.activation.extent(0); ++b)
+          for (mint::index i = 0; i < c.activation.extent(1); ++i)
+            if (c.position(i) >= 4) mint::fill(c.activation.subview(b).subview(i).subview(1), 0.0f);
+      };
+    };
+    zero_head.add("blocks.1.attn.hook_z", zero_rows(0), {.needs = mint::access::write});
+    const auto zeroed = mint::array<float>::copy_of(m.forward(tokens, zero_head));
+    const mint::index p = 4, P = tokens.positions(), B = tokens.batch();
+    const auto rows = mint::detail::repeat_rows(tokens, 2);
+    mint::array<float> resid({2 * B, P - p, 16});
+    for (mint::index k = 0; k < 2; ++k)
+      mint::copy(run.cache["blocks.1.hook_resid_pre"].narrow(1, p, P), resid.view().narrow(0, k * B, (k + 1) * B));
+    mint::hook_set<float> second_copy(m.sites());
+    second_copy.add("blocks.1.attn.hook_z", zero_rows(B), {.needs = mint::access::write});
+    m.reset();
+    m.forward_chunk(tokens.slice(0, p));
+    for (int layer : {-1, 1}) {
+      INFO("layer " << layer);
+      const auto branch = mint::array<float>::copy_of(
+          m.forward_branch(layer, layer < 0 ? mint::tensor_view<const float>{} : resid.view(), rows.slice(p, P), second_copy));
+      CHECK(m.cached_positions() == p);
+      REQUIRE(branch.extent(0) == 2 * B);
+      REQUIRE(branch.extent(1) == P - p);
+      for (mint::index r = 0; r < 2 * B; ++r) {
+        const mint::index valid = std::max<mint::index>(tokens.length(r % B) - p, 0);
+        const auto& reference = r < B ? run.logits : zeroed;
+        // Products over fewer rows may sum in another order: float32 agreement to 1e-5, as above.
+        CHECK(chunk_max_difference(branch.view().subview(r).narrow(0, 0, valid),
+                                   reference.view().subview(r % B).narrow(0, p, p + valid)) < 1e-5);
+      }
+    }
+    // The cache kept only the prefix: the sequence continues as if no branch had run.
+    mint::array<float> rest = mint::array<float>::copy_of(m.forward_chunk(tokens.slice(p, P), none));
+    for (mint::index r = 0; r < B; ++r) {
+      const mint::index valid = std::max<mint::index>(tokens.length(r) - p, 0);
+      CHECK(chunk_max_difference(rest.view().subview(r).narrow(0, 0, valid), run.logits.view().subview(r).narrow(0, p, p + valid)) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("forward_branch refuses what it cannot continue") {
+  auto m = chunk_model(false);
+  mint::hook_set<float> none(m.sites());
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4}, {5, 6, 7, 8}});
+  m.reset();
+  CHECK_THROWS_WITH_AS(m.forward_branch(-1, {}, tokens.slice(0, 2), none), doctest::Contains("needs a chunk evaluated first"),
+                       mint::argument_error);
+  m.forward_chunk(tokens.slice(0, 2));
+  CHECK_THROWS_WITH_AS(m.forward_branch(-1, {}, mint::token_batch(3, 2), none),
+                       doctest::Contains("needs a multiple of the sequence's 2 rows"), mint::shape_error);
+  CHECK_THROWS_WITH_AS(m.forward_branch(-1, {}, mint::token_batch(2, 11), none), doctest::Contains("at most the context, 12"),
+                       mint::shape_error);
+  const mint::array<float> wrong({2, 1, 16});
+  CHECK_THROWS_WITH_AS(m.forward_branch(0, wrong.view(), tokens.slice(2, 4), none), doctest::Contains("needs [2, 2, 16]"),
+                       mint::shape_error);
+  CHECK_THROWS_WITH_AS(m.forward_branch(-1, wrong.view(), tokens.slice(2, 4), none), doctest::Contains("needs an empty view"),
+                       mint::argument_error);
+  CHECK(m.cached_positions() == 2);
 }
 
 TEST_CASE("grad hooks run in reverse layer order, and what they leave flows upstream") {

@@ -4,7 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include "mint/attribution/feature_ablation.hpp"
 #include "mint/model/metrics.hpp"
+#include "mint/toy/lstm.hpp"
 #include "mint/toy/transformer.hpp"
 
 namespace {
@@ -18,7 +20,8 @@ mint::toy::transformer<float> gqa_model() {
 
 // The metric after one naive patched forward: `from`'s activation copied into `into`'s run at
 // the site, where the index (pos, head; -1: all) matches.
-double naive(mint::toy::transformer<float>& model, const mint::token_batch& into, const mint::token_batch& from,
+template <class Model>
+double naive(Model& model, const mint::token_batch& into, const mint::token_batch& from,
              const mint::token_batch& metric_tokens, const mint::logit_difference& m, const std::string& site, mint::index pos,
              int head) {
   const auto source = mint::run_with_cache(model, from, {site});
@@ -29,15 +32,142 @@ double naive(mint::toy::transformer<float>& model, const mint::token_batch& into
   mint::hook_set<float> hooks(model.sites());
   hooks.add(site, [&](mint::hook_call<float>& c) {
     mint::detail::for_each_index(c.activation.extents(), [&](const auto& i) {
-      if (pos >= 0 && i[std::size_t(p)] != pos) return;
+      auto at = i;  // in the whole run: a recurrent runtime calls once per position
+      at[std::size_t(p)] = c.position(i[std::size_t(p)]);
+      if (pos >= 0 && at[std::size_t(p)] != pos) return;
       if (head >= 0 && i[std::size_t(h)] != head) return;
-      mint::detail::element_at(c.activation, i) = mint::detail::element_at(source.cache[site], i);
+      mint::detail::element_at(c.activation, i) = mint::detail::element_at(source.cache[site], at);
     });
   });
   return m.value(model.forward(into, hooks), metric_tokens);
 }
 
+// The toy transformer with only some of its capabilities, counting the work it is asked for
+// (rows x positions x blocks run), so the three ways of running a sweep can be compared.
+struct counted {
+  mint::toy::transformer<float>& model;
+  double work = 0;
+  void add(const mint::token_batch& t, int from_layer) {
+    work += double(t.batch() * t.positions() * (model.config().layers - std::max(from_layer, 0)));
+  }
+};
+
+struct forward_only {
+  using scalar_type = float;
+  counted* c;
+  const mint::site_table& sites() const { return c->model.sites(); }
+  mint::tensor_view<const float> forward(const mint::token_batch& t, mint::hook_set<float>& h) {
+    c->add(t, -1);
+    return c->model.forward(t, h);
+  }
+};
+
+struct resumable_only : forward_only {
+  mint::tensor_view<const float> forward_from(int layer, mint::tensor_view<const float> resid, const mint::token_batch& t,
+                                              mint::hook_set<float>& h) {
+    c->add(t, layer);
+    return c->model.forward_from(layer, resid, t, h);
+  }
+};
+
+struct branching : resumable_only {
+  void reset() { c->model.reset(); }
+  mint::index cached_positions() const { return c->model.cached_positions(); }
+  mint::tensor_view<const float> forward_chunk(const mint::token_batch& t, mint::hook_set<float>& h) {
+    c->add(t, -1);
+    return c->model.forward_chunk(t, h);
+  }
+  mint::tensor_view<const float> forward_branch(int layer, mint::tensor_view<const float> resid, const mint::token_batch& t,
+                                                mint::hook_set<float>& h) {
+    c->add(t, layer);
+    return c->model.forward_branch(layer, resid, t, h);
+  }
+};
+static_assert(mint::runtime<forward_only> && !mint::resumable_runtime<forward_only>);
+static_assert(mint::resumable_runtime<resumable_only> && !mint::branching_runtime<resumable_only>);
+static_assert(mint::branching_runtime<branching>);
+
 }  // namespace
+
+TEST_CASE("prefix reuse and resuming at a block give the sweeps full forwards give, for less work") {
+  for (bool split : {false, true}) {
+    CAPTURE(split);
+    mint::toy::transformer<float> model({.vocab = 13, .context = 8, .d_model = 16, .layers = 3, .heads = 4, .kv_heads = 2,
+                                         .d_head = 4, .d_mlp = 24, .split_qkv_input = split});
+    model.initialize(5);
+    // A padded row: patches past its end leave it as it is.
+    const auto clean = mint::token_batch::from_rows({{1, 4, 2, 7, 4, 3, 9}, {3, 5, 6, 9}, {8, 2, 2, 1, 0, 6, 5}});
+    auto corrupt = clean;
+    corrupt(0, 1) = 11, corrupt(1, 2) = 12, corrupt(0, 4) = 8, corrupt(2, 0) = 3;
+    const mint::logit_difference m{{2, 8, 4}, {5, 1, 7}, {}};
+    std::vector<std::string> sites = {"hook_embed", "blocks.0.attn.hook_q", "blocks.1.hook_resid_pre", "blocks.1.attn.hook_pattern",
+                                      "blocks.2.hook_mlp_out", "blocks.2.attn.hook_v", "ln_final.hook_normalized"};
+    if (split) sites.push_back("blocks.1.hook_k_input");
+    for (const auto direction : {mint::patch_direction::denoising, mint::patch_direction::noising})
+      for (const mint::index max_batch : {mint::index(0), mint::index(9)}) {
+        CAPTURE(max_batch);
+        const mint::activation_patching_options options{.sites = sites, .by = {mint::axis::pos, mint::axis::head, mint::axis::kv_head},
+                                                        .direction = direction, .max_batch = max_batch};
+        counted full_count{model}, resume_count{model}, branch_count{model};
+        forward_only full{&full_count};
+        resumable_only resume{{&resume_count}};
+        branching branch{{{&branch_count}}};
+        const auto a = mint::activation_patching(full, clean, corrupt, m, options);
+        const auto b = mint::activation_patching(resume, clean, corrupt, m, options);
+        const auto c = mint::activation_patching(branch, clean, corrupt, m, options);
+        for (const auto& site : sites) {
+          CAPTURE(site);
+          const auto &x = a[site].values, &y = b[site].values, &z = c[site].values;
+          REQUIRE(x.size() == y.size());
+          REQUIRE(x.size() == z.size());
+          for (mint::index i = 0; i < x.size(); ++i) {
+            // float32 runs over other rows and positions: rounding of the products, 1e-6 of the span.
+            CHECK(y.data()[i] == doctest::Approx(x.data()[i]).epsilon(1e-6).scale(1.0));
+            CHECK(z.data()[i] == doctest::Approx(x.data()[i]).epsilon(1e-6).scale(1.0));
+          }
+        }
+        // Resuming skips the blocks before each site; branching also the positions before each patch.
+        CHECK(resume_count.work < 0.8 * full_count.work);
+        CHECK(branch_count.work < 0.8 * resume_count.work);  // 7 positions: the suffixes average 4.5 of them
+      }
+  }
+  // Feature ablation and occlusion run the same way.
+  mint::toy::transformer<float> model({.vocab = 13, .context = 8, .d_model = 16, .layers = 2, .heads = 4, .d_head = 4, .d_mlp = 24});
+  model.initialize(3);
+  const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 7, 4, 3, 9}, {3, 5, 6, 9}});
+  const mint::logit_difference m{{2, 8}, {5, 1}, {}};
+  counted full_count{model}, branch_count{model};
+  forward_only full{&full_count};
+  branching branch{{{&branch_count}}};
+  const mint::occlusion_options occlude{.site = "blocks.1.hook_resid_pre", .window = 2, .stride = 1};
+  const auto a = mint::occlusion(full, tokens, m, occlude), c = mint::occlusion(branch, tokens, m, occlude);
+  REQUIRE(a.windows.size() == c.windows.size());
+  for (std::size_t i = 0; i < a.windows.size(); ++i) CHECK(c.windows[i] == doctest::Approx(a.windows[i]).epsilon(1e-6).scale(1.0));
+  CHECK(branch_count.work < 0.75 * full_count.work);
+}
+
+TEST_CASE("on the recurrent toy runtime, sweeps branch off the carried state and equal the naive loop") {
+  static_assert(mint::branching_runtime<mint::toy::lstm<float>> && !mint::resumable_runtime<mint::toy::lstm<float>>);
+  mint::toy::lstm<float> model({.vocab = 13, .d_model = 8, .d_hidden = 12, .layers = 2, .context = 8});
+  model.initialize(4);
+  const auto clean = mint::token_batch::from_rows({{1, 4, 2, 7, 4, 3}, {3, 5, 6, 9}});
+  auto corrupt = clean;
+  corrupt(0, 1) = 11, corrupt(1, 0) = 12, corrupt(0, 3) = 8;
+  const mint::logit_difference m{{2, 8}, {5, 1}, {}};
+  const std::vector<std::string> sites = {"hook_embed", "blocks.0.hook_c", "blocks.1.hook_h", "blocks.1.hook_gates"};
+  const auto r = mint::activation_patching(model, clean, corrupt, m, {.sites = sites, .max_batch = 4});
+  for (const auto& site : sites)
+    for (mint::index p = 0; p < 6; ++p) {
+      CAPTURE(site);
+      CAPTURE(p);
+      const double patched = naive(model, corrupt, clean, clean, m, site, p, -1);
+      // float32 runs over other rows and positions: rounding, 1e-6 of the metric's span.
+      CHECK(r[site].values(p) == doctest::Approx((patched - r.corrupt_value) / (r.clean_value - r.corrupt_value)).epsilon(1e-6).scale(1.0));
+    }
+  mint::hook_set<float> none(model.sites());
+  CHECK_THROWS_WITH_AS(model.forward_branch(0, {}, clean, none),
+                       doctest::Contains("no residual stream"), mint::argument_error);
+}
 
 TEST_CASE("activation patching sweeps equal the naive loop of patched forwards, both directions") {
   auto model = gqa_model();

@@ -130,6 +130,32 @@ concept incremental_runtime =
       { cr.cached_positions() } -> std::convertible_to<index>;
     };
 
+/// A runtime that resumes a forward at a block: forward_from(layer, resid, tokens, hooks) runs
+/// blocks layer, layer + 1, ... and the unembedding with `resid` [batch, positions, d_model] as
+/// blocks.<layer>.hook_resid_pre (hooks there see it first), skipping the embeddings and earlier
+/// blocks; layer -1 is forward(). Patching at layer l then costs only the blocks from l on.
+template <class R>
+concept resumable_runtime =
+    runtime<R> && requires(R& r, int layer, tensor_view<const typename R::scalar_type> resid, const token_batch& tokens,
+                           hook_set<typename R::scalar_type>& hooks) {
+      { r.forward_from(layer, resid, tokens, hooks) } -> std::convertible_to<tensor_view<const typename R::scalar_type>>;
+    };
+
+/// An incremental runtime that also branches off its cached sequence:
+/// forward_branch(layer, resid, chunk, hooks) runs `chunk` as the continuation of the cached
+/// positions and does not keep it (cached_positions() stays). chunk.batch() may be k times the
+/// cached rows: row r continues cached row r mod rows. layer -1 runs from the tokens; a
+/// resumable runtime also resumes at a block as forward_from() does (`resid` the chunk's
+/// blocks.<layer>.hook_resid_pre). A patch at position p then reuses the keys and values (or
+/// the recurrent state) of positions before p and recomputes only the suffix. The logits
+/// ([chunk rows, chunk positions, vocab]) equal a whole forward's at those positions, to rounding.
+template <class R>
+concept branching_runtime =
+    incremental_runtime<R> && requires(R& r, int layer, tensor_view<const typename R::scalar_type> resid,
+                                       const token_batch& chunk, hook_set<typename R::scalar_type>& hooks) {
+      { r.forward_branch(layer, resid, chunk, hooks) } -> std::convertible_to<tensor_view<const typename R::scalar_type>>;
+    };
+
 /// The scalar type of a runtime's activations.
 template <runtime R>
 using scalar_t = typename R::scalar_type;

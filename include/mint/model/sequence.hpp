@@ -89,6 +89,31 @@ public:
     return next_;
   }
 
+  /// A branch off the sequence (a continuation evaluated and not kept): checks `chunk` and
+  /// returns each of its rows' absolute lengths. chunk.batch() may be k times the sequence's
+  /// rows: chunk row r continues row r mod batch(). Leaves the sequence as it was.
+  std::vector<index> branch(const token_batch& chunk, const char* function) const {
+    if (stopped_)
+      throw argument_error(function, "model", "had its last chunk stopped by a hook, so its state is incomplete",
+                           "needs reset() and a complete chunk before a branch");
+    if (next_ == 0)
+      throw argument_error(function, "model", "holds no sequence to branch from", "needs a chunk evaluated first");
+    check_extents(chunk, "chunk", function);
+    if (chunk.batch() % batch() != 0)
+      throw shape_error(function, "chunk", detail::str("has ", chunk.batch(), " rows"),
+                        detail::str("needs a multiple of the sequence's ", batch(), " rows"));
+    if (context_ > 0 && next_ + chunk.positions() > context_)
+      throw shape_error(function, "chunk", detail::str("has ", chunk.positions(), " positions after ", next_, " cached"),
+                        detail::str("needs at most the context, ", context_, ", in all"));
+    check_ids(chunk, function);
+    std::vector<index> out(std::size_t(chunk.batch()));
+    for (index r = 0; r < chunk.batch(); ++r) {
+      const index before = lengths_[std::size_t(r % batch())];
+      out[std::size_t(r)] = before == next_ ? next_ + chunk.length(r) : before;  // an ended row stays ended
+    }
+    return out;
+  }
+
   /// After a pass over positions [first, first + width): the next chunk starts after it, or,
   /// when a hook stopped the pass, no chunk may follow until reset().
   void finish(index first, index width, bool stopped) noexcept {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -96,6 +97,13 @@ public:
   tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks);
   tensor_view<const T> forward_chunk(const token_batch& chunk);
 
+  /// A branch off the sequence: runs `chunk` from the state the cached positions left, without
+  /// keeping it (cached_positions() and the state stay). chunk.batch() may be k times the
+  /// sequence's rows: row r starts from row r mod rows' state. `layer` is -1 and `resid` empty:
+  /// an LSTM has no residual stream to resume at.
+  tensor_view<const T> forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
+                                      hook_set<T>& hooks);
+
   /// Propagates d(metric)/d(logits) back through the last forward() (through time), calling grad
   /// hooks with d(metric)/d(activation): logits first, then each layer from the last, its
   /// recurrent sites once per position from t = T - 1 down to 0, then the embedding. Adds
@@ -166,15 +174,21 @@ private:
     const index w = m.cols();
     if (t < 0) {
       const index extents[] = {batch_, positions_, w};
-      return hooks.call(id, tensor_view<T>(m.data(), extents), sequence_.lengths(), {.first_position = first_});
+      return hooks.call(id, tensor_view<T>(m.data(), extents), lengths_, {.first_position = first_});
     }
     const index extents[] = {batch_, 1, w}, strides[] = {positions_ * w, w, 1};
-    return hooks.call(id, tensor_view<T>(m.data() + t * w, extents, strides), sequence_.lengths(), {.first_position = first_ + t});
+    return hooks.call(id, tensor_view<T>(m.data() + t * w, extents, strides), lengths_, {.first_position = first_ + t});
   }
 
-  /// One chunk at absolute positions [t0, t0 + n), t0 = cached_positions(), from the carried state; an empty view
-  /// (and a model that refuses further chunks) when a hook stopped it.
-  tensor_view<const T> run(const token_batch& tokens, hook_set<T>& hooks);
+  /// One pass over absolute positions [first, first + n) of rows with absolute lengths `lengths`,
+  /// from the state in each layer's h0 and c0 (left there for the next chunk); an empty view
+  /// when a hook stopped it.
+  tensor_view<const T> run(const token_batch& tokens, hook_set<T>& hooks, std::span<const index> lengths, index first);
+  /// A new sequence of `batch` rows: h and c zero.
+  void start_state(index batch) {
+    states_.resize(std::size_t(config_.layers));
+    for (auto& s : states_) s.h0.setZero(batch, config_.d_hidden), s.c0.setZero(batch, config_.d_hidden);
+  }
   bool layer_forward(int l, hook_set<T>& hooks);
 
   // ---- backward ----------------------------------------------------------------------
@@ -192,11 +206,13 @@ private:
   // The last pass (a whole sequence or a chunk), kept for backward; buffers are reused across calls.
   index batch_ = 0, positions_ = 0;  // rows and positions of the last pass
   index first_ = 0;                  // absolute position of the pass's first position
+  std::vector<index> lengths_;       // each pass row's absolute valid length
   chunked_sequence sequence_;        // row lengths and where the next chunk starts
   bool forward_done_ = false;
   std::vector<token> ids_in_;
   matrix<T> embed_, logits_;
   std::vector<layer_state> states_;
+  std::vector<std::pair<matrix<T>, matrix<T>>> saved_;  // the sequence's h0, c0 per layer during a branch
   // Backward buffers.
   matrix<T> d_logits_, d_above_, d_h_, d_c_, d_gates_, d_pre_, d_c_next_;
 };
@@ -229,7 +245,9 @@ tensor_view<const T> lstm<T>::forward(const token_batch& tokens, hook_set<T>& ho
   check_forward_hooks(hooks, *sites_, fn);
   sequence_.start(tokens, fn);
   forward_done_ = false;
-  const auto logits = run(tokens, hooks);
+  start_state(tokens.batch());
+  const auto logits = run(tokens, hooks, sequence_.lengths(), 0);
+  sequence_.finish(0, tokens.positions(), logits.empty());
   forward_done_ = !logits.empty();
   return logits;
 }
@@ -244,9 +262,43 @@ template <class T>
 tensor_view<const T> lstm<T>::forward_chunk(const token_batch& chunk, hook_set<T>& hooks) {
   const char* fn = "mint::toy::lstm::forward_chunk";
   check_forward_hooks(hooks, *sites_, fn);
-  sequence_.append(chunk, fn);
+  const index t0 = sequence_.append(chunk, fn);
   forward_done_ = false;
-  return run(chunk, hooks);
+  if (t0 == 0) start_state(chunk.batch());
+  const auto logits = run(chunk, hooks, sequence_.lengths(), t0);
+  sequence_.finish(t0, chunk.positions(), logits.empty());
+  return logits;
+}
+
+template <class T>
+tensor_view<const T> lstm<T>::forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
+                                             hook_set<T>& hooks) {
+  const char* fn = "mint::toy::lstm::forward_branch";
+  check_forward_hooks(hooks, *sites_, fn);
+  if (layer != -1 || !resid.empty())
+    throw argument_error(fn, "layer", mint::detail::str("is ", layer, resid.empty() ? "" : " with a residual"),
+                         "needs -1 and an empty resid: an LSTM has no residual stream to resume at");
+  const std::vector<index> lengths = sequence_.branch(chunk, fn);
+  forward_done_ = false;
+  // Each copy starts from its row's carried state; the sequence's own state is put back after.
+  const index rows_before = sequence_.batch();
+  saved_.resize(states_.size());
+  for (std::size_t l = 0; l < states_.size(); ++l) {
+    layer_state& st = states_[l];
+    saved_[l] = {st.h0, st.c0};
+    st.h0.resize(chunk.batch(), config_.d_hidden);
+    st.c0.resize(chunk.batch(), config_.d_hidden);
+    for (index r = 0; r < chunk.batch(); ++r) {
+      st.h0.row(r) = saved_[l].first.row(r % rows_before);
+      st.c0.row(r) = saved_[l].second.row(r % rows_before);
+    }
+  }
+  const auto logits = run(chunk, hooks, lengths, sequence_.next_position());
+  for (std::size_t l = 0; l < states_.size(); ++l) {
+    states_[l].h0.swap(saved_[l].first);
+    states_[l].c0.swap(saved_[l].second);
+  }
+  return logits;
 }
 
 template <class T>
@@ -339,18 +391,16 @@ void lstm<T>::declare_sites() {
 }
 
 template <class T>
-tensor_view<const T> lstm<T>::run(const token_batch& tokens, hook_set<T>& hooks) {
+tensor_view<const T> lstm<T>::run(const token_batch& tokens, hook_set<T>& hooks, std::span<const index> lengths,
+                                  index first) {
   const index d = config_.d_model, V = config_.vocab, Hd = config_.d_hidden;
-  const bool fresh = sequence_.next_position() == 0;
   batch_ = tokens.batch();
   positions_ = tokens.positions();
-  first_ = sequence_.next_position();
+  first_ = first;
+  lengths_.assign(lengths.begin(), lengths.end());
   ids_in_.assign(std::size_t(rows()), 0);
   for (index b = 0; b < batch_; ++b)
     for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
-  states_.resize(std::size_t(config_.layers));
-  if (fresh)
-    for (auto& s : states_) s.h0.setZero(batch_, Hd), s.c0.setZero(batch_, Hd);
 
   embed_.resize(rows(), d);
   const const_matrix_map WE(p(embed_W_), config_.vocab, d);
@@ -362,7 +412,6 @@ tensor_view<const T> lstm<T>::run(const token_batch& tokens, hook_set<T>& hooks)
     logits_.rowwise() += const_vector_map(p(unembed_b_), V);
     going = visit(hooks, ids_.logits, logits_);
   }
-  sequence_.finish(first_, positions_, !going);
   if (!going) return {};
   return tensor_view<const T>(logits_.data(), {batch_, positions_, index(V)});
 }
@@ -402,7 +451,7 @@ bool lstm<T>::layer_forward(int l, hook_set<T>& hooks) {
   }
   // Carry each row's state from its last valid position of the chunk; an ended row keeps its own.
   for (index b = 0; b < batch_; ++b) {
-    const index last = std::min(positions_, sequence_.lengths()[std::size_t(b)] - first_) - 1;
+    const index last = std::min(positions_, lengths_[std::size_t(b)] - first_) - 1;
     if (last < 0) continue;
     s.h0.row(b) = s.h.row(b * positions_ + last);
     s.c0.row(b) = s.c.row(b * positions_ + last);

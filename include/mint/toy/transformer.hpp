@@ -118,6 +118,19 @@ public:
   tensor_view<const T> forward_chunk(const token_batch& chunk, hook_set<T>& hooks);
   tensor_view<const T> forward_chunk(const token_batch& chunk);
 
+  /// A forward resumed at block `layer`: `resid` [batch, positions, d_model] is that block's
+  /// hook_resid_pre (hooks there see it first); the embeddings and earlier blocks do not run.
+  /// layer -1 is forward() itself (resid empty). Forgets any chunked sequence; no backward follows.
+  tensor_view<const T> forward_from(int layer, tensor_view<const T> resid, const token_batch& tokens,
+                                    hook_set<T>& hooks);
+
+  /// A branch off the cached sequence: runs `chunk` as its continuation from block `layer`
+  /// (`resid` [chunk rows, n, d_model] its hook_resid_pre; layer -1: from the tokens) without
+  /// keeping it, so cached_positions() stays. chunk.batch() may be k times the cached batch:
+  /// row r continues cached row r mod batch, k variants of a continuation in one pass.
+  tensor_view<const T> forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
+                                      hook_set<T>& hooks);
+
   /// Propagates d(metric)/d(logits) back through the last forward, calling grad hooks with
   /// d(metric)/d(activation) at each site, and adding parameter gradients into `gradients` when given.
   void backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, parameter_store<T>* gradients = nullptr);
@@ -190,19 +203,26 @@ private:
 
   // ---- forward -----------------------------------------------------------------------
 
-  /// Sets up a pass over positions [first, first + tokens.positions()); kv_capacity > 0 keeps
-  /// keys and values in the per-layer caches of that many positions a row (incremental mode).
-  void prepare(const token_batch& tokens, index first, index kv_capacity);
+  /// Sets up a pass over positions [first, first + tokens.positions()) of rows with absolute
+  /// lengths `lengths`. kv_capacity > 0: keys and values of earlier positions come from the
+  /// per-layer caches of that many positions a row (incremental mode), pass row b reading cached
+  /// row b mod cached_rows; `keep` stores this pass's keys and values there too.
+  void prepare(const token_batch& tokens, std::span<const index> lengths, index first, index kv_capacity,
+               index cached_rows, bool keep);
 
-  /// The pass itself, shared by forward() and forward_chunk(); an empty view when a hook stopped it.
-  tensor_view<const T> run(hook_set<T>& hooks);
+  /// The pass itself from block `layer` with input `resid` (-1: from the embeddings); an empty
+  /// view when a hook stopped it.
+  tensor_view<const T> run(hook_set<T>& hooks, int layer = -1, tensor_view<const T> resid = {});
+
+  /// Checks `layer` and `resid` of forward_from/forward_branch for a pass of `tokens`' shape.
+  void check_resume(int layer, tensor_view<const T> resid, const token_batch& tokens, const char* function) const;
 
   /// Calls the hooks at a site whose activation is a [batch*pos, ...] buffer; false: stop.
   bool visit(hook_set<T>& hooks, site_id id, T* data, std::span<const index> extents,
              std::span<const index> strides = {}) {
     if (!hooks.wants(id)) return true;
     const tensor_view<T> v = strides.empty() ? tensor_view<T>(data, extents) : tensor_view<T>(data, extents, strides);
-    return hooks.call(id, v, sequence_.lengths(), {.first_position = first_});
+    return hooks.call(id, v, lengths_, {.first_position = first_});
   }
   bool visit(hook_set<T>& hooks, site_id id, matrix<T>& m) {
     const index extents[] = {batch_, positions_, index(m.cols())};
@@ -269,6 +289,9 @@ private:
   index batch_ = 0, positions_ = 0;  // rows and positions of the last pass (a chunk's, in incremental mode)
   index first_ = 0;                  // absolute position of the pass's first position
   index kv_capacity_ = 0;            // positions a row holds in the KV cache; 0 outside incremental mode
+  index cached_rows_ = 0;            // rows the KV cache holds (a branch's row b reads row b mod this)
+  bool keep_kv_ = false;             // the pass stores its keys and values in the cache
+  std::vector<index> lengths_;       // each pass row's absolute valid length
   chunked_sequence sequence_;        // row lengths and where the next chunk starts
   bool forward_done_ = false;
   std::vector<token> ids_in_;
@@ -332,10 +355,52 @@ tensor_view<const T> transformer<T>::forward(const token_batch& tokens, hook_set
   check_forward_hooks(hooks, *sites_, "mint::toy::transformer::forward");
   sequence_.start(tokens, "mint::toy::transformer::forward");  // keeps no keys: the next chunk starts afresh
   forward_done_ = false;
-  prepare(tokens, 0, 0);
+  prepare(tokens, sequence_.lengths(), 0, 0, 0, false);
   const auto logits = run(hooks);
   forward_done_ = !logits.empty();
   return logits;
+}
+
+template <class T>
+void transformer<T>::check_resume(int layer, tensor_view<const T> resid, const token_batch& tokens,
+                                  const char* function) const {
+  if (layer < -1 || layer >= config_.layers)
+    throw argument_error(function, "layer", mint::detail::str("is ", layer),
+                         mint::detail::str("needs a block in [0, ", config_.layers, ") or -1 (from the tokens)"));
+  if (layer < 0) {
+    if (!resid.empty())
+      throw argument_error(function, "resid", "is given with layer -1", "needs an empty view (the tokens are the input)");
+    return;
+  }
+  if (resid.rank() != 3 || resid.extent(0) != tokens.batch() || resid.extent(1) != tokens.positions() ||
+      resid.extent(2) != config_.d_model)
+    throw shape_error(function, "resid", "has extents " + mint::detail::shape_string(resid.extents()),
+                      mint::detail::str("needs [", tokens.batch(), ", ", tokens.positions(), ", ", config_.d_model,
+                                        "], the tokens' blocks.", layer, ".hook_resid_pre"));
+}
+
+template <class T>
+tensor_view<const T> transformer<T>::forward_from(int layer, tensor_view<const T> resid, const token_batch& tokens,
+                                                  hook_set<T>& hooks) {
+  const char* fn = "mint::toy::transformer::forward_from";
+  check_forward_hooks(hooks, *sites_, fn);
+  sequence_.start(tokens, fn);
+  check_resume(layer, resid, tokens, fn);
+  forward_done_ = false;
+  prepare(tokens, sequence_.lengths(), 0, 0, 0, false);
+  return run(hooks, layer, resid);
+}
+
+template <class T>
+tensor_view<const T> transformer<T>::forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
+                                                    hook_set<T>& hooks) {
+  const char* fn = "mint::toy::transformer::forward_branch";
+  check_forward_hooks(hooks, *sites_, fn);
+  const std::vector<index> lengths = sequence_.branch(chunk, fn);
+  check_resume(layer, resid, chunk, fn);
+  forward_done_ = false;
+  prepare(chunk, lengths, sequence_.next_position(), config_.context, sequence_.batch(), false);
+  return run(hooks, layer, resid);
 }
 
 template <class T>
@@ -357,7 +422,7 @@ tensor_view<const T> transformer<T>::forward_chunk(const token_batch& chunk, hoo
       st.v_cache.resize(chunk.batch() * config_.context, config_.key_value_heads() * config_.d_head);
     }
   }
-  prepare(chunk, t0, config_.context);
+  prepare(chunk, sequence_.lengths(), t0, config_.context, chunk.batch(), true);
   const auto logits = run(hooks);
   sequence_.finish(t0, chunk.positions(), logits.empty());
   return logits;
@@ -542,11 +607,15 @@ void transformer<T>::declare_sites() {
 }
 
 template <class T>
-void transformer<T>::prepare(const token_batch& tokens, index first, index kv_capacity) {
+void transformer<T>::prepare(const token_batch& tokens, std::span<const index> lengths, index first,
+                             index kv_capacity, index cached_rows, bool keep) {
   batch_ = tokens.batch();
   positions_ = tokens.positions();
   first_ = first;
   kv_capacity_ = kv_capacity;
+  cached_rows_ = cached_rows;
+  keep_kv_ = keep;
+  lengths_.assign(lengths.begin(), lengths.end());
   ids_in_.assign(std::size_t(rows()), 0);
   for (index b = 0; b < batch_; ++b)
     for (index t = 0; t < positions_; ++t) ids_in_[std::size_t(b * positions_ + t)] = tokens(b, t);
@@ -555,10 +624,15 @@ void transformer<T>::prepare(const token_batch& tokens, index first, index kv_ca
 }
 
 template <class T>
-tensor_view<const T> transformer<T>::run(hook_set<T>& hooks) {
-  if (!embed(hooks)) return {};
-  for (int l = 0; l < config_.layers; ++l) {
-    if (l > 0 && !visit(hooks, ids_.layer[l].resid_pre, resid_[l])) return {};
+tensor_view<const T> transformer<T>::run(hook_set<T>& hooks, int layer, tensor_view<const T> resid) {
+  if (layer < 0 && !embed(hooks)) return {};
+  if (layer >= 0) {
+    matrix<T>& x = resid_[std::size_t(layer)];
+    x.resize(rows(), config_.d_model);
+    copy(resid, tensor_view<T>(x.data(), {batch_, positions_, index(config_.d_model)}));
+  }
+  for (int l = std::max(layer, 0); l < config_.layers; ++l) {
+    if ((l > 0 || layer == 0) && !visit(hooks, ids_.layer[l].resid_pre, resid_[l])) return {};
     if (!attention_forward(l, hooks)) return {};
     if (!mlp_forward(l, hooks)) return {};
   }
@@ -650,21 +724,15 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
       !visit_heads(hooks, id.v, s.v.data(), K, dh, K * dh))
     return false;
 
-  // Queries attend to keys [0, first_ + Tn): this chunk's own, and in incremental mode the
-  // ones kept from earlier chunks, where this chunk's keys and values (as hooks left them) go too.
-  const index Tk = first_ + Tn;
-  const matrix<T>* keys = &s.k;
-  const matrix<T>* values = &s.v;
-  index key_rows = Tn;  // rows a batch row takes in keys/values
-  if (kv_capacity_ > 0) {
+  // Queries attend to keys [0, first_ + Tn): in incremental mode the first_ kept from earlier
+  // chunks (pass row b reads cached row b mod cached_rows_), then this pass's own, which a
+  // committed chunk also keeps (as hooks left them).
+  const index Tk = first_ + Tn, before = kv_capacity_ > 0 ? first_ : 0;
+  if (kv_capacity_ > 0 && keep_kv_)
     for (index b = 0; b < batch_; ++b) {
       s.k_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.k.middleRows(b * Tn, Tn);
       s.v_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.v.middleRows(b * Tn, Tn);
     }
-    keys = &s.k_cache;
-    values = &s.v_cache;
-    key_rows = kv_capacity_;
-  }
   s.pattern.resize(std::size_t(batch_ * H * Tn * Tk));
   [[maybe_unused]] const double attention_work =  // read only by OpenMP's if clause
       2.0 * double(batch_ * H * Tn * Tk * dh);
@@ -674,9 +742,14 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
   for (index b = 0; b < batch_; ++b)
     for (index h = 0; h < H; ++h) {
       Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
-      P.noalias() = (s.q.block(b * Tn, h * dh, Tn, dh) * keys->block(b * key_rows, (h / per_group) * dh, Tk, dh).transpose());
+      const auto q = s.q.block(b * Tn, h * dh, Tn, dh);
+      const index kv = (h / per_group) * dh;
+      if (before > 0)
+        P.leftCols(before).noalias() =
+            q * s.k_cache.block((b % cached_rows_) * kv_capacity_, kv, before, dh).transpose();
+      P.rightCols(Tn).noalias() = q * s.k.block(b * Tn, kv, Tn, dh).transpose();
       P *= scale;
-      detail::causal_softmax<T>(P, sequence_.lengths()[std::size_t(b)], first_);
+      detail::causal_softmax<T>(P, lengths_[std::size_t(b)], first_);
     }
   s.pattern_hooked = hooks.wants(id.pattern);
   if (s.pattern_hooked) {
@@ -690,7 +763,11 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
   for (index b = 0; b < batch_; ++b)
     for (index h = 0; h < H; ++h) {
       const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
-      s.z.block(b * Tn, h * dh, Tn, dh).noalias() = P * values->block(b * key_rows, (h / per_group) * dh, Tk, dh);
+      auto z = s.z.block(b * Tn, h * dh, Tn, dh);
+      const index kv = (h / per_group) * dh;
+      z.noalias() = P.rightCols(Tn) * s.v.block(b * Tn, kv, Tn, dh);
+      if (before > 0)
+        z.noalias() += P.leftCols(before) * s.v_cache.block((b % cached_rows_) * kv_capacity_, kv, before, dh);
     }
   if (!visit_heads(hooks, id.z, s.z.data(), H, dh, H * dh)) return false;
 
