@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "mint/attribution/feature_ablation.hpp"
+#include "mint/model/ablation.hpp"
 #include "mint/model/metrics.hpp"
 #include "mint/toy/lstm.hpp"
 #include "mint/toy/transformer.hpp"
@@ -228,4 +229,35 @@ TEST_CASE("patching a whole residual site reproduces the other run; raw values; 
   CHECK_THROWS_WITH_AS(mint::activation_patching(model, clean, corrupt, m, {}), doctest::Contains("sites"), mint::argument_error);
   CHECK_THROWS_WITH_AS(mint::activation_patching(model, clean, clean, m, {.sites = {"hook_embed"}}), doctest::Contains("normalize"),
                        mint::argument_error);
+}
+
+TEST_CASE("an ablation in place of the other run: zero, resample over draws, the other run itself") {
+  auto model = gqa_model();
+  const auto clean = mint::token_batch::from_rows({{1, 4, 2, 7, 4, 3}, {3, 5, 6, 9, 0, 2}});
+  auto corrupt = clean;
+  corrupt(0, 1) = 11, corrupt(1, 2) = 12;
+  const mint::logit_difference m{{2, 8}, {5, 1}, {}};
+  const auto reference = mint::token_batch::from_rows({{7, 7, 1, 2, 3, 4}, {0, 1, 2, 3, 4, 5}, {9, 8, 7, 6, 5, 4}});
+  // The other run as an ablation is the default patch.
+  const mint::activation_patching_options by_pos{.sites = {"blocks.1.attn.hook_z"}, .by = {mint::axis::pos, mint::axis::head}};
+  auto as_run = by_pos;
+  as_run.replacement = mint::ablation::run(clean);
+  const auto a = mint::activation_patching(model, clean, corrupt, m, by_pos), b = mint::activation_patching(model, clean, corrupt, m, as_run);
+  for (mint::index i = 0; i < a["blocks.1.attn.hook_z"].values.size(); ++i)
+    CHECK(b["blocks.1.attn.hook_z"].values.data()[i] == a["blocks.1.attn.hook_z"].values.data()[i]);
+  // Zero and resample on the clean run, per head over all positions, against feature ablation:
+  // patched metric = metric(clean) - the ablation's effect.
+  for (const auto& ablate : {mint::ablation::zero(), mint::ablation::resample(reference, 3, 7)}) {
+    CAPTURE(to_string(ablate.what));
+    const auto r = mint::activation_patching(model, clean, corrupt, m,
+        {.sites = {"blocks.0.attn.hook_z"}, .by = {mint::axis::head}, .direction = mint::patch_direction::noising,
+         .normalize = false, .replacement = ablate});
+    const auto effects = mint::feature_ablation(model, clean, m, {.sites = {"blocks.0.attn.hook_z"}, .per_head = true, .baseline = ablate});
+    REQUIRE(effects.size() == 4);
+    for (int h = 0; h < 4; ++h)  // the same runs batched differently: float32 rounding
+      CHECK(r["blocks.0.attn.hook_z"].values(h) == doctest::Approx(r.clean_value - effects[std::size_t(h)].effect).epsilon(1e-6).scale(1.0));
+  }
+  CHECK_THROWS_WITH_AS(mint::activation_patching(model, clean, corrupt, m,
+                           {.sites = {"blocks.0.attn.hook_z"}, .replacement = mint::ablation::run(mint::token_batch(2, 5))}),
+                       doctest::Contains("mint::ablation_values"), mint::shape_error);
 }

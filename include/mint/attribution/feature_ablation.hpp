@@ -53,19 +53,6 @@ struct occlusion_result {
   std::vector<double> positions;   ///< per position: the mean effect of the windows covering it (0 if none)
 };
 
-namespace detail {
-
-/// The replacement values of a site, one array per draw.
-template <runtime R>
-std::vector<array<scalar_t<R>>> draws_of(R& model, const std::string& site, const token_batch& tokens, const ablation& a) {
-  std::vector<array<scalar_t<R>>> out;
-  const int draws = a.what == ablation::kind::resample ? a.draws : 1;
-  for (int d = 0; d < draws; ++d) out.push_back(ablation_values(model, site, tokens, a, d));
-  return out;
-}
-
-}  // namespace detail
-
 /// The drop of the metric when each of options.sites (or each head of it) is replaced by the
 /// baseline: metric(input) - metric(ablated), one entry per ablation, in the order of the sites.
 template <runtime R, class M>

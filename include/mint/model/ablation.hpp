@@ -196,4 +196,17 @@ array<scalar_t<R>> ablation_values(R& model, std::string_view site, const token_
   return out;
 }
 
+namespace detail {
+
+/// The replacement values of a site, one array per draw (one unless resampling).
+template <runtime R>
+std::vector<array<scalar_t<R>>> draws_of(R& model, const std::string& site, const token_batch& tokens, const ablation& a) {
+  std::vector<array<scalar_t<R>>> out;
+  const int draws = a.what == ablation::kind::resample ? a.draws : 1;
+  for (int d = 0; d < draws; ++d) out.push_back(ablation_values(model, site, tokens, a, d));
+  return out;
+}
+
+}  // namespace detail
+
 }  // namespace mint

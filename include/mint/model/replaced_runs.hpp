@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -32,20 +33,31 @@ struct replacement {
   int draw = 0;
 };
 
-/// The block a replacement at `info` can resume from: its layer when the site table has that
-/// block's resid_pre (every site of block l comes after it), else -1 (from the tokens).
-inline int resume_layer(const site_table& sites, const site_info& info) {
-  if (info.layer < 0) return -1;
-  for (const auto& s : sites)
-    if (s.layer == info.layer && s.role == site_role::resid_pre) return info.layer;
+/// Whether a replacement at one position of a site with this role changes, within its block,
+/// nothing at other positions: everything of a transformer block after its keys and values
+/// (queries, attention output, MLP, residual after). Then its block need only run at that position.
+constexpr bool position_local(site_role role) noexcept {
+  switch (role) {
+    case site_role::q_input: case site_role::attn_q: case site_role::attn_z: case site_role::attn_result:
+    case site_role::attn_out: case site_role::resid_mid: case site_role::mlp_in: case site_role::mlp_pre:
+    case site_role::mlp_post: case site_role::mlp_out: case site_role::resid_post:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// The resid_pre site of block `layer`, or -1 when there is none.
+inline site_id find_resid_pre(const site_table& sites, int layer) {
+  for (site_id id = 0; id < site_id(sites.size()); ++id)
+    if (sites[id].layer == layer && sites[id].role == site_role::resid_pre) return id;
   return -1;
 }
 
-/// The resid_pre site of block `layer`.
-inline const site_info& resid_pre_of(const site_table& sites, int layer) {
-  for (const auto& s : sites)
-    if (s.layer == layer && s.role == site_role::resid_pre) return s;
-  throw argument_error("mint::detail::resid_pre_of", "layer", detail::str("is ", layer), "needs a block with a resid_pre site");
+/// The block a replacement at `info` can resume from: its layer when the site table has that
+/// block's resid_pre (every site of block l comes after it), else -1 (from the tokens).
+inline int resume_layer(const site_table& sites, const site_info& info) {
+  return info.layer >= 0 && find_resid_pre(sites, info.layer) >= 0 ? info.layer : -1;
 }
 
 /// The metric (evaluated with `metric_tokens`) on runs of `tokens` with each replacement applied
@@ -66,34 +78,71 @@ std::vector<double> replaced_metrics(R& model, const token_batch& tokens, const 
   const site_table& sites = model.sites();
   constexpr bool resumable = resumable_runtime<R>, branching = branching_runtime<R>;
 
-  // Jobs grouped by where their runs can start: (first position, block), positions ascending so
-  // a branching runtime's cached prefix only grows.
-  std::map<std::pair<index, int>, std::vector<std::size_t>> groups;
+  // Jobs grouped by where their runs can start: (first position, block, whether the block need
+  // only run at that position), positions ascending so a branching runtime's prefix only grows.
+  int last_layer = -1;
+  for (const auto& s : sites) last_layer = std::max(last_layer, s.layer);
+  std::map<std::tuple<index, int, bool>, std::vector<std::size_t>> groups;
   std::vector<std::string> resid_sites;
+  auto need_resid = [&](int layer) {
+    const std::string& name = sites[find_resid_pre(sites, layer)].name;
+    if (std::find(resid_sites.begin(), resid_sites.end(), name) == resid_sites.end()) resid_sites.push_back(name);
+  };
   for (std::size_t j = 0; j < jobs.size(); ++j) {
-    const site_info& info = sites[jobs[j].site];
+    const replacement& job = jobs[j];
+    const site_info& info = sites[job.site];
     const int layer = resumable ? resume_layer(sites, info) : -1;
-    const index begin = branching && info.axis_of(axis::pos) >= 0 ? std::clamp<index>(jobs[j].begin, 0, positions) : 0;
-    groups[{begin, layer}].push_back(j);
-    if (layer >= 0) {
-      const std::string& name = resid_pre_of(sites, layer).name;
-      if (std::find(resid_sites.begin(), resid_sites.end(), name) == resid_sites.end()) resid_sites.push_back(name);
-    }
+    const index begin = branching && info.axis_of(axis::pos) >= 0 ? std::clamp<index>(job.begin, 0, positions) : 0;
+    // One position of a position-local site: the block runs at that position alone, and the
+    // next block (if any) from the residual it leaves there.
+    const bool local = branching && resumable && layer >= 0 && info.axis_of(axis::pos) >= 0 && job.end == job.begin + 1 &&
+                       job.begin < positions && position_local(info.role) &&
+                       (layer == last_layer || find_resid_pre(sites, layer + 1) >= 0);
+    groups[{begin, layer, local}].push_back(j);
+    if (layer >= 0) need_resid(layer);
+    if (local && layer < last_layer) need_resid(layer + 1);
   }
-  // The unreplaced run: its residual where runs resume, its logits before where they start.
+  // The unreplaced run: its residual where runs resume, its logits where they do not run.
   cached_run<T> base;
   if constexpr (resumable || branching)
-    if (!resid_sites.empty() || groups.size() > 1 || (groups.size() == 1 && groups.begin()->first.first > 0))
+    if (!resid_sites.empty() || groups.size() > 1 || (groups.size() == 1 && std::get<0>(groups.begin()->first) > 0))
       base = run_with_cache(model, tokens, resid_sites);
   bool whole_run = true;  // the model ran a whole forward since the prefix was built
 
   std::vector<double> out(jobs.size());
   std::vector<std::size_t> pass_jobs;  // the job of each copy in the current pass
-  array<T> resid, logits;
+  array<T> resid, logits, carried;
   index cached = 0;                    // the branching runtime's prefix, in positions
   hook_set<T> none(sites);
+  // The unreplaced run's resid_pre of `layer` at positions [from, to), once per copy.
+  auto starting_residual = [&](int layer, index from, index to, index copies) -> tensor_view<T> {
+    const tensor_view<const T> own = base.cache[sites[find_resid_pre(sites, layer)].name].narrow(1, from, to);
+    resid.resize({copies * batch, to - from, own.extent(2)});  // reuses its capacity
+    for (index k = 0; k < copies; ++k) mint::copy(own, resid.view().narrow(0, k * batch, (k + 1) * batch));
+    return resid.view();
+  };
+  // Runs positions [from, to) of `rows` from block `layer` (-1: the tokens): a branch off the
+  // cached prefix, or from position 0 a whole run.
+  auto run_span = [&](int layer, tensor_view<const T> start, const token_batch& rows, index from, index to,
+                      hook_set<T>& hooks) -> tensor_view<const T> {
+    const token_batch span = from == 0 && to == positions ? rows : rows.slice(from, to);
+    if constexpr (branching)
+      if (from > 0) return model.forward_branch(layer, start, span, hooks);
+    whole_run = true;
+    if constexpr (resumable) return model.forward_from(layer, start, span, hooks);
+    else return model.forward(span, hooks);
+  };
+  // The logits of every position: `part`'s at [from, from + its positions), the unreplaced run's elsewhere.
+  auto full_logits = [&](tensor_view<const T> part, index from, index copies) -> tensor_view<const T> {
+    if (from == 0 && part.extent(1) == positions) return part;
+    logits.resize({copies * batch, positions, part.extent(2)});
+    for (index k = 0; k < copies; ++k) mint::copy(base.logits.view(), logits.view().narrow(0, k * batch, (k + 1) * batch));
+    mint::copy(part, logits.view().narrow(1, from, from + part.extent(1)));
+    return logits.view();
+  };
+
   for (const auto& [key, members] : groups) {
-    const auto [begin, layer] = key;
+    const auto [begin, layer, local] = key;
     if constexpr (branching)
       if (begin > 0) {
         if (whole_run) model.reset(), cached = 0, whole_run = false;  // a whole forward forgot the prefix
@@ -131,29 +180,28 @@ std::vector<double> replaced_metrics(R& model, const token_batch& tokens, const 
           }
         }, {.needs = access::write});
       }
-      // The residual each copy resumes from: the unreplaced run's, from `begin` on.
-      tensor_view<const T> start;
-      if (layer >= 0) {
-        const tensor_view<const T> own = base.cache[resid_pre_of(sites, layer).name].narrow(1, begin, positions);
-        resid.resize({copies * batch, positions - begin, own.extent(2)});  // reuses its capacity
-        for (index k = 0; k < copies; ++k) mint::copy(own, resid.view().narrow(0, k * batch, (k + 1) * batch));
-        start = resid.view();
-      }
       tensor_view<const T> result;
-      if constexpr (branching)
-        if (begin > 0) result = model.forward_branch(layer, start, rows.slice(begin, positions), hooks);
-      if (begin == 0) {
-        if constexpr (resumable) result = model.forward_from(layer, start, rows, hooks);
-        else result = model.forward(rows, hooks);
-        whole_run = true;
-      }
-      if (begin > 0) {  // the positions before `begin` are the unreplaced run's
-        const index vocab = result.extent(2);
-        logits.resize({copies * batch, positions, vocab});
-        for (index k = 0; k < copies; ++k)
-          mint::copy(base.logits.view().narrow(1, 0, begin), logits.view().narrow(0, k * batch, (k + 1) * batch).narrow(1, 0, begin));
-        mint::copy(result, logits.view().narrow(1, begin, positions));
-        result = logits.view();
+      if (!local) {
+        result = full_logits(run_span(layer, layer >= 0 ? starting_residual(layer, begin, positions, copies) : tensor_view<T>{},
+                                      rows, begin, positions, hooks),
+                             begin, copies);
+      } else if (layer == last_layer) {
+        // The last block at the patched position alone: only that position's logits change.
+        result = full_logits(run_span(layer, starting_residual(layer, begin, begin + 1, copies), rows, begin, begin + 1, hooks),
+                             begin, copies);
+      } else {
+        // The patched block at its position alone, stopped at the next block's residual there...
+        const site_id next = find_resid_pre(sites, layer + 1);
+        hooks.add(next, [&](hook_call<T>& c) {
+          carried.resize(c.activation.extents());
+          mint::copy(c.activation, carried.view());
+          c.stop();
+        });
+        run_span(layer, starting_residual(layer, begin, begin + 1, copies), rows, begin, begin + 1, hooks);
+        // ...then the later blocks over the suffix, from the unreplaced residual with that position's.
+        const tensor_view<T> start = starting_residual(layer + 1, begin, positions, copies);
+        mint::copy(carried.view(), start.narrow(1, 0, 1));
+        result = full_logits(run_span(layer + 1, start, rows, begin, positions, none), begin, copies);
       }
       for (index k = 0; k < copies; ++k)
         out[pass_jobs[std::size_t(k)]] = metric.value(result.narrow(0, k * batch, (k + 1) * batch), metric_tokens);

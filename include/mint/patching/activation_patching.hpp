@@ -4,17 +4,21 @@
 // get_act_patch_* sweeps) over any runtime. Denoising runs the corrupt input and patches clean
 // activations in; noising runs the clean input and patches corrupt ones in. Many patches run
 // per forward as copies of the batch (max_batch rows at a time). Cost: one cached forward of
-// each input, then patches x rows / max_batch rows of forward.
+// each input, then patches x rows / max_batch rows of forward, less with prefix reuse
+// (replaced_runs.hpp). options.replacement puts an ablation (zero, mean, resample, a tensor) in
+// place of the other run's activation.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "mint/core/array.hpp"
 #include "mint/core/error.hpp"
+#include "mint/model/ablation.hpp"
 #include "mint/model/cache.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/replaced_runs.hpp"
@@ -39,6 +43,9 @@ struct activation_patching_options {
   /// run's, in either direction; false: the patched run's metric as is.
   bool normalize = true;
   index max_batch = 0;   ///< rows per forward, at least the batch's rows; 0: every patch of a site at once
+  /// What a patched index gets: empty, the other run's activation (patching); or an ablation
+  /// (zero, mean, resample averaged over its draws, a tensor) of the run `direction` names.
+  std::optional<ablation> replacement{};
 };
 
 /// One site's sweep.
@@ -112,7 +119,10 @@ activation_patching_result activation_patching(R& model, const token_batch& clea
       extents.push_back(x == axis::pos ? base.positions() : info.sizes[a]);
     }
     if (extents.empty()) extents.push_back(1);  // the whole site: one patch
-    const std::vector<std::vector<array<T>>> values{{array<T>::copy_of(source[info.name])}};
+    const std::vector<std::vector<array<T>>> values{
+        options.replacement ? detail::draws_of(model, info.name, base, *options.replacement)
+                            : std::vector<array<T>>{array<T>::copy_of(source[info.name])}};
+    const int draws = int(values[0].size());
     std::vector<detail::replacement> jobs;
     detail::for_each_index(extents, [&](const auto& i) {
       detail::replacement job{ids[s], -1, 0, -1, 0};
@@ -121,12 +131,16 @@ activation_patching_result activation_patching(R& model, const token_batch& clea
         if (int(a) == pos_axis) job.begin = i[k], job.end = i[k] + 1, ++k;
         else if (int(a) == head_axis) job.head = int(i[k]), ++k;
       }
-      jobs.push_back(job);
+      for (job.draw = 0; job.draw < draws; ++job.draw) jobs.push_back(job);
     });
     const auto patched = detail::replaced_metrics(model, base, clean, metric, jobs, values, {ids[s]}, options.max_batch, fn);
     result.values = array<double>(result.axes.empty() ? std::vector<index>{1} : extents);
-    for (std::size_t j = 0; j < patched.size(); ++j)
-      result.values.data()[j] = options.normalize ? (patched[j] - out.corrupt_value) / span : patched[j];
+    for (index j = 0; j < result.values.size(); ++j) {
+      double sum = 0;  // the mean over a resample's draws
+      for (int d = 0; d < draws; ++d) sum += patched[std::size_t(j * draws + d)];
+      const double value = sum / draws;
+      result.values.data()[j] = options.normalize ? (value - out.corrupt_value) / span : value;
+    }
     out.sites.push_back(std::move(result));
   }
   return out;
