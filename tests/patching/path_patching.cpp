@@ -1,4 +1,5 @@
 // Path patching against edge patching, the corrupted run, and the known induction circuit.
+#include "mint/patching/activation_patching.hpp"
 #include "mint/patching/path_patching.hpp"
 
 #include <doctest/doctest.h>
@@ -46,5 +47,27 @@ TEST_CASE("path patching finds the induction circuit's K-composition and scores 
     const double effect = r.values[i] - r.clean_value;
     if (r.senders[i] == "L0H0") CHECK(effect < -1.0);  // the previous-token head feeds the induction head's key
     if (r.senders[i] == "L0H1") CHECK(std::abs(effect) < 1e-6);  // the distractor
+  }
+}
+
+TEST_CASE("activation patching of each head finds the induction circuit's heads and scores distractors 0") {
+  auto circuit = mint::toy::induction_circuit(12, 24);
+  const auto clean = mint::token_batch::from_rows({{0, 3, 8, 5, 1, 6, 2, 3, 8, 5, 1}});
+  auto corrupt = clean;
+  for (mint::index t = 1; t <= 6; ++t) corrupt(0, t) = mint::token((t * 5 + 4) % 11 + 1);
+  const mint::logit_difference m{{6}, {9}, {}};
+  for (const auto direction : {mint::patch_direction::denoising, mint::patch_direction::noising}) {
+    const auto r = mint::activation_patching(circuit.model, clean, corrupt, m,
+                                             {.sites = {"blocks.0.attn.hook_z", "blocks.1.attn.hook_z"}, .by = {mint::axis::head},
+                                              .direction = direction});
+    CAPTURE(direction == mint::patch_direction::denoising);
+    const auto &layer0 = r["blocks.0.attn.hook_z"].values, &layer1 = r["blocks.1.attn.hook_z"].values;
+    // Denoising a circuit head restores part of the behaviour; noising it breaks part: either way
+    // its value is away from the distractors', which do nothing (0 denoising, 1 noising).
+    const double nothing = direction == mint::patch_direction::denoising ? 0.0 : 1.0;
+    CHECK(std::abs(layer0(0) - nothing) > 0.05);  // the previous-token head (0.083 denoising: alone it restores little)
+    CHECK(std::abs(layer1(0) - nothing) > 0.1);  // the induction head
+    CHECK(layer0(1) == doctest::Approx(nothing).epsilon(1e-6).scale(1.0));  // distractors
+    CHECK(layer1(1) == doctest::Approx(nothing).epsilon(1e-6).scale(1.0));
   }
 }
