@@ -30,6 +30,20 @@ TEST_CASE("path patching: each sender's sweep value is edge patching of its edge
   std::vector<std::string> all;
   for (const auto& s : graph.senders()) all.push_back(s.name);
   CHECK(mint::path_patch(model, graph, clean, corrupt, m, all, {"resid_final"}) == doctest::Approx(sweep.corrupt_value).epsilon(1e-5));
+  // Denoising: the corrupt run with each sender's clean output along its edges (edge patching
+  // with the runs' roles swapped); every sender into the final residual gives the clean run.
+  const auto denoise = mint::path_patching(model, graph, clean, corrupt, m,
+                                           {.receivers = receivers, .direction = mint::patch_direction::denoising, .max_batch = 4});
+  CHECK(denoise.clean_value == doctest::Approx(sweep.clean_value).epsilon(1e-6));
+  CHECK(denoise.corrupt_value == doctest::Approx(sweep.corrupt_value).epsilon(1e-6));
+  for (std::size_t i = 0; i < denoise.senders.size(); ++i) {
+    CAPTURE(denoise.senders[i]);
+    const auto logits = mint::patch_edges(model, graph, corrupt, clean, mint::edges_between(graph, {denoise.senders[i]}, receivers));
+    const double edge = m.value(logits, clean);
+    CHECK(denoise.values[i] == doctest::Approx((edge - denoise.corrupt_value) / span).epsilon(1e-6).scale(1.0));  // as above
+  }
+  const auto all_logits = mint::patch_edges(model, graph, corrupt, clean, mint::edges_between(graph, all, {"resid_final"}));
+  CHECK(m.value(all_logits, clean) == doctest::Approx(sweep.clean_value).epsilon(1e-5));
   CHECK_THROWS_WITH_AS(mint::path_patching(model, graph, clean, corrupt, m, {}), doctest::Contains("receivers"), mint::argument_error);
   CHECK_THROWS_AS(mint::path_patching(model, graph, clean, corrupt, m, {.receivers = {"L9H0.k"}}), mint::argument_error);
 }

@@ -24,13 +24,9 @@
 #include "mint/model/replaced_runs.hpp"
 #include "mint/model/runtime.hpp"
 #include "mint/model/site_values.hpp"
+#include "mint/patching/direction.hpp"
 
 namespace mint {
-
-/// Which run is patched: the corrupt one with clean activations (denoising: which components
-/// suffice to restore the behaviour) or the clean one with corrupt activations (noising: which
-/// are necessary).
-enum class patch_direction { denoising, noising };
 
 /// Options of activation_patching.
 struct activation_patching_options {

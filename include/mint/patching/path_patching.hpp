@@ -19,6 +19,7 @@
 #include "mint/model/hooks.hpp"
 #include "mint/model/runtime.hpp"
 #include "mint/model/site_values.hpp"
+#include "mint/patching/direction.hpp"
 #include "mint/patching/edge_patching.hpp"
 
 namespace mint {
@@ -38,6 +39,9 @@ inline std::vector<int> edges_between(const edge_graph& graph, const std::vector
 struct path_patching_options {
   std::vector<std::string> receivers{};  ///< receiver names ("L1H0.k", "mlp1.in", "resid_final"); required
   std::vector<std::string> senders{};    ///< senders swept; empty: every sender with an edge into a receiver
+  /// noising (the paper's): the clean run with a sender's corrupt output along the paths, 1 for a
+  /// path that carries nothing; denoising: the corrupt run with the clean output, 0 for nothing.
+  patch_direction direction = patch_direction::noising;
   bool normalize = true;                 ///< (patched - corrupt) / (clean - corrupt); false: the metric as is
   index max_batch = 0;                   ///< rows per forward, at least the batch's; 0: every sender at once
 };
@@ -96,10 +100,15 @@ path_patching_result path_patching(R& model, const edge_graph& graph, const toke
   }
   path_patching_result out;
   for (int s : senders) out.senders.push_back(graph.senders()[std::size_t(s)].name);
-  const auto corrupt_run = run_with_cache(model, corrupt, sender_sites);
+  // The run patched and the one whose sender outputs go along the paths.
+  const bool noising = options.direction == patch_direction::noising;
+  const token_batch& base = noising ? clean : corrupt;
+  const auto source_run = run_with_cache(model, noising ? corrupt : clean, sender_sites);
   hook_set<T> none;
-  out.clean_value = metric.value(model.forward(clean, none), clean);
-  out.corrupt_value = metric.value(corrupt_run.logits, clean);
+  const double base_value = metric.value(model.forward(base, none), clean);
+  const double source_value = metric.value(source_run.logits, clean);
+  out.clean_value = noising ? base_value : source_value;
+  out.corrupt_value = noising ? source_value : base_value;
   const double span = out.clean_value - out.corrupt_value;
   if (options.normalize && !(std::abs(span) > 0))
     throw argument_error(fn, "clean/corrupt", detail::str("give the same metric, ", out.clean_value),
@@ -109,7 +118,7 @@ path_patching_result path_patching(R& model, const edge_graph& graph, const toke
   const index per_pass = options.max_batch == 0 ? total : std::max<index>(1, options.max_batch / batch);
   for (index first = 0; first < total; first += per_pass) {
     const index copies = std::min(per_pass, total - first);
-    const token_batch rows = detail::repeat_rows(clean, copies);
+    const token_batch rows = detail::repeat_rows(base, copies);
     activation_cache<T> current(sites, sender_sites);
     current.reserve(rows.batch(), rows.positions());
     hook_set<T> hooks(sites);
@@ -129,7 +138,7 @@ path_patching_result path_patching(R& model, const edge_graph& graph, const toke
           const graph_node& sender = graph.senders()[std::size_t(s)];
           const site_info& info = sites[sender.site];
           const tensor_view<T> target = detail::node_slice(c.activation, c.site, receiver).subview(row);
-          tensor_view<const T> from = detail::node_slice(corrupt_run.cache[info.name], info, sender).subview(row % batch);
+          tensor_view<const T> from = detail::node_slice(source_run.cache[info.name], info, sender).subview(row % batch);
           tensor_view<const T> now = detail::node_slice(current[info.name], info, sender).subview(row);
           if (info.axis_of(axis::pos) == 1) {  // the call's positions of the whole-sequence caches
             from = from.narrow(0, c.chunk_begin, c.chunk_end);
