@@ -7,6 +7,7 @@
 #include "mint/attribution/feature_ablation.hpp"
 #include "mint/model/ablation.hpp"
 #include "mint/model/metrics.hpp"
+#include "../model/fake_runtime.hpp"
 #include "mint/toy/lstm.hpp"
 #include "mint/toy/transformer.hpp"
 
@@ -260,4 +261,15 @@ TEST_CASE("an ablation in place of the other run: zero, resample over draws, the
   CHECK_THROWS_WITH_AS(mint::activation_patching(model, clean, corrupt, m,
                            {.sites = {"blocks.0.attn.hook_z"}, .replacement = mint::ablation::run(mint::token_batch(2, 5))}),
                        doctest::Contains("mint::ablation_values"), mint::shape_error);
+}
+
+TEST_CASE("a site the runtime cannot write is refused by name") {
+  mint_test::fake_runtime<float> engine(7, 4, 5, false, 1, mint::access::read);  // its hidden site is read-only
+  const auto clean = mint::token_batch::from_rows({{1, 2, 3}}), corrupt = mint::token_batch::from_rows({{4, 2, 3}});
+  const mint::logit_difference m{{1}, {2}, {}};
+  CHECK_THROWS_WITH_AS(mint::activation_patching(engine, clean, corrupt, m, {.sites = {"blocks.0.mlp.hook_post"}}),
+                       doctest::Contains("'blocks.0.mlp.hook_post' allows read"), mint::argument_error);
+  // The writable embedding site of the same engine patches (a plain runtime: whole forwards).
+  const auto r = mint::activation_patching(engine, clean, corrupt, m, {.sites = {"hook_embed"}, .normalize = false});
+  CHECK(r["hook_embed"].values(0) == doctest::Approx(r.clean_value).epsilon(1e-6));  // position 0 restored: the clean input
 }
