@@ -16,15 +16,10 @@ site against mint's bare forward of the same batch (forward-equivalents).
 Run: scripts/bench peers attribution_torch (or benchmarks/peers/run attribution_torch --build BUILD)."""
 
 import argparse
-import json
 import os
 import shutil
-import statistics
-import struct
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -37,73 +32,6 @@ MODELS = {
     "tour+mlp": (64, 32, 64, 2, 4, 16, 256),
 }
 STEPS = 50
-
-
-def read_safetensors(path):
-    """{name: float32 array} and the metadata of a safetensors file (F32 tensors only, as mint::toy::save writes)."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    metadata = header.pop("__metadata__", {})
-    base = 8 + n
-    tensors = {}
-    for name, t in header.items():
-        if t["dtype"] != "F32":
-            sys.exit(f"attribution_torch: {name} is {t['dtype']}, expected F32")
-        begin, end = t["data_offsets"]
-        tensors[name] = np.frombuffer(blob, dtype="<f4", count=(end - begin) // 4, offset=base + begin).reshape(t["shape"])
-    return tensors, metadata
-
-
-class TorchModel:
-    """mint::toy::transformer's forward in plain PyTorch, from its safetensors file."""
-
-    def __init__(self, torch, path):
-        self.torch = torch
-        weights, metadata = read_safetensors(path)
-        c = json.loads(metadata["mint.toy.config"])
-        if c["kv_heads"] not in (0, c["heads"]) or c["split_qkv_input"] or not c["layer_norm"] or c["activation"] != "gelu":
-            sys.exit(f"attribution_torch: config {c} is not the one this script mirrors")
-        self.c = c
-        w = {k: torch.tensor(np.array(v)) for k, v in weights.items()}  # plain tensors: no parameter gradients
-        self.W_E, self.W_pos, self.W_U, self.b_U = w["embed.W_E"], w["pos_embed.W_pos"], w["unembed.W_U"], w["unembed.b_U"]
-        self.ln_final = (w["ln_final.w"], w["ln_final.b"])
-        H, d, dh = c["heads"], c["d_model"], c["d_head"]
-        self.blocks = []
-        for l in range(c["layers"]):
-            b = f"blocks.{l}."
-            # Q, K and V of every head in one product: [d, 3 H dh], columns (q|k|v, head, d_head).
-            W_qkv = torch.cat([w[b + f"attn.W_{x}"].permute(1, 0, 2).reshape(d, H * dh) for x in "QKV"], dim=1).contiguous()
-            b_qkv = torch.cat([w[b + f"attn.b_{x}"].reshape(H * dh) for x in "QKV"])
-            block = {"ln1": (w[b + "ln1.w"], w[b + "ln1.b"]), "W_qkv": W_qkv, "b_qkv": b_qkv,
-                     "W_O": w[b + "attn.W_O"].reshape(H * dh, d).contiguous(), "b_O": w[b + "attn.b_O"]}
-            if c["d_mlp"] > 0:
-                block.update({"ln2": (w[b + "ln2.w"], w[b + "ln2.b"]), "W_in": w[b + "mlp.W_in"], "b_in": w[b + "mlp.b_in"],
-                              "W_out": w[b + "mlp.W_out"], "b_out": w[b + "mlp.b_out"]})
-            self.blocks.append(block)
-        P = c["context"]
-        self.future = torch.triu(torch.ones(P, P, dtype=torch.bool), diagonal=1)
-
-    def forward(self, embed):
-        """Logits [N, P, vocab] from the hook_embed activation [N, P, d] (W_E[tokens], positions not yet added)."""
-        torch, F, c = self.torch, self.torch.nn.functional, self.c
-        N, P, d = embed.shape
-        H, dh, eps = c["heads"], c["d_head"], c["layer_norm_eps"]
-        x = embed + self.W_pos[:P]
-        mask = self.future[:P, :P]
-        for blk in self.blocks:
-            h = F.layer_norm(x, (d,), *blk["ln1"], eps)
-            q, k, v = (h @ blk["W_qkv"] + blk["b_qkv"]).split(H * dh, dim=-1)
-            q, k, v = (t.reshape(N, P, H, dh).transpose(1, 2) for t in (q, k, v))
-            scores = (q @ k.transpose(-1, -2)) * (1.0 / dh ** 0.5)
-            pattern = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
-            z = (pattern @ v).transpose(1, 2).reshape(N, P, H * dh)
-            x = x + (z @ blk["W_O"] + blk["b_O"])
-            if "W_in" in blk:
-                h = F.layer_norm(x, (d,), *blk["ln2"], eps)
-                x = x + (F.gelu(h @ blk["W_in"] + blk["b_in"]) @ blk["W_out"] + blk["b_out"])
-        return F.layer_norm(x, (d,), *self.ln_final, eps) @ self.W_U + self.b_U
 
 
 def torch_ig(torch, model, tokens, correct, wrong, steps):
@@ -132,52 +60,6 @@ def torch_ig(torch, model, tokens, correct, wrong, steps):
         return attributions, float(delta), float(value), float(baseline_value)
 
     return ig
-
-
-class MintDriver:
-    """The attribution_mint process: saves the model and inputs, then times mint's calls on request."""
-
-    def __init__(self, binary, folder, shape, batch, steps):
-        if not os.path.exists(binary):
-            sys.exit(f"{binary} not found: build the benchmarks first (meson compile -C BUILD)")
-        self.p = subprocess.Popen([binary, folder, *map(str, shape), str(batch), str(steps)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
-        line = self.p.stdout.readline()
-        if not line:
-            sys.exit(f"attribution_torch: {binary} failed")
-        self.info = json.loads(line)
-
-    def seconds(self, command, n):
-        self.p.stdin.write(f"{command} {n}\n")
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        if not line:
-            sys.exit(f"attribution_torch: the mint driver stopped during '{command} {n}'")
-        return float(line)
-
-    def close(self):
-        self.p.stdin.write("quit\n")
-        self.p.stdin.close()
-        self.p.wait()
-
-
-def torch_seconds(fn, n):
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n
-
-
-def interleaved(mint_call, torch_call, repeat, min_seconds):
-    """Medians of `repeat` samples of each, alternating mint and PyTorch, each sample >= min_seconds."""
-    mint_call(1), torch_call(1)  # warm up
-    n_mint = max(1, int(min_seconds / max(mint_call(1), 1e-9)))
-    n_torch = max(1, int(min_seconds / max(torch_call(1), 1e-9)))
-    m, t = [], []
-    for _ in range(repeat):
-        m.append(mint_call(n_mint))
-        t.append(torch_call(n_torch))
-    return statistics.median(m), statistics.median(t)
 
 
 def main():
@@ -211,12 +93,12 @@ def main():
             shape = MODELS[name]
             for batch in sorted(set(args.batch) | set(args.patch_batch)):
                 sub = os.path.join(folder, f"{name}-{batch}")
-                mint = MintDriver(binary, sub, shape, batch, STEPS)
+                mint = common.MintDriver(binary, [sub, *shape, batch, STEPS])
                 try:
                     if mint.info["threads"] != threads:
                         sys.exit(f"attribution_torch: mint runs {mint.info['threads']} threads, PyTorch {threads}")
                     if batch in args.batch:
-                        model = TorchModel(torch, os.path.join(sub, "model.safetensors"))
+                        model = common.TorchModel(torch, os.path.join(sub, "model.safetensors"))
                         load = lambda f: torch.tensor(np.load(os.path.join(sub, f)).astype(np.int64))  # noqa: E731
                         ig = torch_ig(torch, model, load("tokens.npy"), load("correct.npy"), load("wrong.npy"), STEPS)
                         values, delta, value, baseline_value = ig()
@@ -231,12 +113,12 @@ def main():
                             sys.exit(f"attribution_torch: {name} batch {batch}: attributions differ by {error:.2e} of the "
                                      f"largest |value| (<= 1e-4 needed), deltas {mint.info['delta']:.3e} in mint and "
                                      f"{delta:.3e} in PyTorch (within 1e-4 needed)")
-                        m, t = interleaved(lambda n: mint.seconds("ig", n), lambda n: torch_seconds(ig, n),
+                        m, t = common.interleaved(lambda n: mint.seconds("ig", n), lambda n: common.torch_seconds(ig, n),
                                            args.repeat, args.min_seconds)
                         ig_rows.append([name, str(batch), f"{m * 1e3:.2f} ms", f"{t * 1e3:.2f} ms", f"{m / t:.2f}",
                                         common.speedup(t, m), f"{error:.1e}", f"{mint.info['delta']:+.1e} / {delta:+.1e}"])
                     if batch in args.patch_batch:
-                        p, f = interleaved(lambda n: mint.seconds("patch", n), lambda n: mint.seconds("forward", n),
+                        p, f = common.interleaved(lambda n: mint.seconds("patch", n), lambda n: mint.seconds("forward", n),
                                            args.repeat, args.min_seconds)
                         patch_rows.append([name, str(batch), str(mint.info["patched_sites"]), f"{p * 1e3:.3f} ms",
                                            f"{f * 1e3:.3f} ms", f"{p / f:.2f}"])

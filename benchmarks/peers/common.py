@@ -7,6 +7,7 @@ the OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE overrides of this environment."""
 import json
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -86,3 +87,141 @@ def print_table(header, rows):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     for r in [header] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+# mint's toy transformer in PyTorch, and the driver processes that serve mint's timings
+# (benchmarks/peers/attribution_torch.py, patching_torch.py).
+
+
+def read_safetensors(path):
+    """{name: float32 array} and the metadata of a safetensors file (F32 tensors only, as mint::toy::save writes)."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    metadata = header.pop("__metadata__", {})
+    base = 8 + n
+    tensors = {}
+    for name, t in header.items():
+        if t["dtype"] != "F32":
+            sys.exit(f"read_safetensors: {path}: {name} is {t['dtype']}, expected F32")
+        begin, end = t["data_offsets"]
+        tensors[name] = np.frombuffer(blob, dtype="<f4", count=(end - begin) // 4, offset=base + begin).reshape(t["shape"])
+    return tensors, metadata
+
+
+class TorchModel:
+    """mint::toy::transformer's forward in plain PyTorch, from its safetensors file: embeddings +
+    positional embeddings, pre-LN attention with 1/sqrt(d_head) scaling and a causal mask, an
+    exact-erf GELU MLP when there is one, final LayerNorm, unembedding with bias. Hook points as
+    TransformerLens has them, torch.nn.Identity modules to hang forward hooks on (a hook that
+    returns a tensor replaces the activation): hooks["blocks.{l}.hook_resid_pre"] [N, P, d] and
+    hooks["blocks.{l}.attn.hook_z"] [N, P, heads, d_head]."""
+
+    def __init__(self, torch, path):
+        import numpy as np
+
+        self.torch = torch
+        weights, metadata = read_safetensors(path)
+        c = json.loads(metadata["mint.toy.config"])
+        if c["kv_heads"] not in (0, c["heads"]) or c["split_qkv_input"] or not c["layer_norm"] or c["activation"] != "gelu":
+            sys.exit(f"TorchModel: config {c} is not the one benchmarks/peers/common.py mirrors")
+        self.c = c
+        w = {k: torch.tensor(np.array(v)) for k, v in weights.items()}  # plain tensors: no parameter gradients
+        self.W_E, self.W_pos, self.W_U, self.b_U = w["embed.W_E"], w["pos_embed.W_pos"], w["unembed.W_U"], w["unembed.b_U"]
+        self.ln_final = (w["ln_final.w"], w["ln_final.b"])
+        H, d, dh = c["heads"], c["d_model"], c["d_head"]
+        self.blocks = []
+        self.hooks = {}
+        for l in range(c["layers"]):
+            b = f"blocks.{l}."
+            # Q, K and V of every head in one product: [d, 3 H dh], columns (q|k|v, head, d_head).
+            W_qkv = torch.cat([w[b + f"attn.W_{x}"].permute(1, 0, 2).reshape(d, H * dh) for x in "QKV"], dim=1).contiguous()
+            b_qkv = torch.cat([w[b + f"attn.b_{x}"].reshape(H * dh) for x in "QKV"])
+            block = {"ln1": (w[b + "ln1.w"], w[b + "ln1.b"]), "W_qkv": W_qkv, "b_qkv": b_qkv,
+                     "W_O": w[b + "attn.W_O"].reshape(H * dh, d).contiguous(), "b_O": w[b + "attn.b_O"],
+                     "hook_resid_pre": torch.nn.Identity(), "hook_z": torch.nn.Identity()}
+            self.hooks[b + "hook_resid_pre"], self.hooks[b + "attn.hook_z"] = block["hook_resid_pre"], block["hook_z"]
+            if c["d_mlp"] > 0:
+                block.update({"ln2": (w[b + "ln2.w"], w[b + "ln2.b"]), "W_in": w[b + "mlp.W_in"], "b_in": w[b + "mlp.b_in"],
+                              "W_out": w[b + "mlp.W_out"], "b_out": w[b + "mlp.b_out"]})
+            self.blocks.append(block)
+        P = c["context"]
+        self.future = torch.triu(torch.ones(P, P, dtype=torch.bool), diagonal=1)
+
+    def forward(self, embed):
+        """Logits [N, P, vocab] from the hook_embed activation [N, P, d] (W_E[tokens], positions not yet added)."""
+        return self.forward_from(0, embed + self.W_pos[:embed.shape[1]])
+
+    def forward_from(self, layer, resid):
+        """Logits [N, P, vocab] from block `layer`'s hook_resid_pre activation [N, P, d] on."""
+        torch, F, c = self.torch, self.torch.nn.functional, self.c
+        N, P, d = resid.shape
+        H, dh, eps = c["heads"], c["d_head"], c["layer_norm_eps"]
+        x = resid
+        mask = self.future[:P, :P]
+        for blk in self.blocks[layer:]:
+            x = blk["hook_resid_pre"](x)
+            h = F.layer_norm(x, (d,), *blk["ln1"], eps)
+            q, k, v = (h @ blk["W_qkv"] + blk["b_qkv"]).split(H * dh, dim=-1)
+            q, k, v = (t.reshape(N, P, H, dh).transpose(1, 2) for t in (q, k, v))
+            scores = (q @ k.transpose(-1, -2)) * (1.0 / dh ** 0.5)
+            pattern = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
+            z = blk["hook_z"]((pattern @ v).transpose(1, 2))  # [N, P, H, dh]
+            x = x + (z.reshape(N, P, H * dh) @ blk["W_O"] + blk["b_O"])
+            if "W_in" in blk:
+                h = F.layer_norm(x, (d,), *blk["ln2"], eps)
+                x = x + (F.gelu(h @ blk["W_in"] + blk["b_in"]) @ blk["W_out"] + blk["b_out"])
+        return F.layer_norm(x, (d,), *self.ln_final, eps) @ self.W_U + self.b_U
+
+
+class MintDriver:
+    """A mint driver process (benchmarks/peers/*_mint.cpp): started with `args`, it saves the model
+    and inputs, prints one JSON line (kept as .info), then times mint's calls on request: a line
+    'COMMAND N' gets back the seconds per call over N calls."""
+
+    def __init__(self, binary, args):
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} not found: build the benchmarks first (meson compile -C BUILD)")
+        self.name = os.path.basename(binary)
+        self.p = subprocess.Popen([binary, *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        if not line:
+            sys.exit(f"{binary} failed")
+        self.info = json.loads(line)
+
+    def seconds(self, command, n):
+        self.p.stdin.write(f"{command} {n}\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            sys.exit(f"{self.name} stopped during '{command} {n}'")
+        return float(line)
+
+    def close(self):
+        self.p.stdin.write("quit\n")
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def torch_seconds(fn, n):
+    """Seconds per call of fn over n calls."""
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def interleaved(mint_call, torch_call, repeat, min_seconds):
+    """Medians of `repeat` samples of each, alternating mint and PyTorch, each sample >= min_seconds;
+    mint_call(n) and torch_call(n) return seconds per call over n calls."""
+    mint_call(1), torch_call(1)  # warm up
+    n_mint = max(1, int(min_seconds / max(mint_call(1), 1e-9)))
+    n_torch = max(1, int(min_seconds / max(torch_call(1), 1e-9)))
+    m, t = [], []
+    for _ in range(repeat):
+        m.append(mint_call(n_mint))
+        t.append(torch_call(n_torch))
+    return statistics.median(m), statistics.median(t)
