@@ -15,66 +15,30 @@
 #include <string>
 #include <vector>
 
-#include <mint/patching.hpp>
-#include <mint/toy.hpp>
+#include "patching_sweep.hpp"
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-using model_type = mint::toy::transformer<float>;
-
-constexpr int vocab = 64, context = 64, layers = 4, heads = 8;
-constexpr mint::index batch = 16;
+using namespace patching_bench;
 
 double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-// The toy transformer seen through fewer capabilities.
-struct plain_view {
-  using scalar_type = float;
-  model_type* m;
-  const mint::site_table& sites() const { return m->sites(); }
-  mint::tensor_view<const float> forward(const mint::token_batch& t, mint::hook_set<float>& h) { return m->forward(t, h); }
-};
+// The toy transformer seen as resumable but not branching.
 struct resumable_view : plain_view {
   mint::tensor_view<const float> forward_from(int layer, mint::tensor_view<const float> resid, const mint::token_batch& t,
                                               mint::hook_set<float>& h) {
     return m->forward_from(layer, resid, t, h);
   }
 };
-static_assert(!mint::resumable_runtime<plain_view> && mint::resumable_runtime<resumable_view> &&
-              !mint::branching_runtime<resumable_view> && mint::branching_runtime<model_type>);
-
-struct setup {
-  model_type model{{.vocab = vocab, .context = context, .d_model = 256, .layers = layers, .heads = heads, .d_head = 32,
-                    .d_mlp = 1024}};
-  mint::token_batch clean{batch, context}, corrupt{batch, context};
-  mint::logit_difference metric;
-  std::vector<std::string> sites;
-
-  setup() {
-    model.initialize(1);
-    mint::rng r(2);
-    for (mint::index b = 0; b < batch; ++b) {
-      for (mint::index p = 0; p < context; ++p) clean(b, p) = mint::token(r.below(vocab));
-      metric.correct.push_back(mint::token(r.below(vocab)));
-      metric.wrong.push_back(mint::token(r.below(vocab)));
-    }
-    corrupt = clean;
-    for (mint::index b = 0; b < batch; ++b)
-      for (mint::index p : {5, 30, 50}) corrupt(b, p) = mint::token((clean(b, p) + 1) % vocab);
-    for (int l = 0; l < layers; ++l) sites.push_back("blocks." + std::to_string(l) + ".attn.hook_z");
-  }
-
-  mint::activation_patching_options options() const {
-    return {.sites = sites, .by = {mint::axis::pos, mint::axis::head}, .max_batch = 8 * batch};
-  }
-};
+static_assert(mint::resumable_runtime<resumable_view> && !mint::branching_runtime<resumable_view> &&
+              mint::branching_runtime<model_type>);
 
 // The naive loop: one patched forward of the corrupt batch per (block, position, head), each
 // copying that head's clean output at that position; values normalised as the sweep's.
-std::vector<std::vector<double>> naive_loop(setup& s, double clean_value, double corrupt_value) {
+std::vector<std::vector<double>> naive_loop(sweep_setup& s, double clean_value, double corrupt_value) {
   const auto clean_run = mint::run_with_cache(s.model, s.clean, s.sites);
   std::vector<std::vector<double>> out;
   for (const auto& site : s.sites) {
@@ -105,7 +69,7 @@ double disagreement(const mint::activation_patching_result& r, const std::vector
 }
 
 void head_position_sweep(benchmark::State& state) {
-  setup s;
+  sweep_setup s;
   double naive = 0, plain = 0, resumed = 0, reuse = 0, forward = 0, worst = 0, span = 0;
   for (auto _ : state) {
     auto t0 = clock_type::now();

@@ -19,27 +19,11 @@
 #include <mint/mint.hpp>
 #include <mint/toy.hpp>
 
+#include "driver.hpp"
+
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-template <class F>
-double seconds_per_call(long n, F&& f) {
-  const auto start = clock_type::now();
-  for (long i = 0; i < n; ++i) f();
-  return std::chrono::duration<double>(clock_type::now() - start).count() / double(n);
-}
-
-void write_tokens(const std::string& path, const mint::token_batch& t) {
-  std::vector<mint::token> ids;
-  for (mint::index b = 0; b < t.batch(); ++b)
-    for (mint::index p = 0; p < t.positions(); ++p) ids.push_back(t(b, p));
-  mint::write_npy(path, mint::array_ref(mint::dtype::int32, {t.batch(), t.positions()}, ids.data()));
-}
-
-void write_ids(const std::string& path, const std::vector<mint::token>& ids) {
-  mint::write_npy(path, mint::array_ref(mint::dtype::int32, {mint::index(ids.size())}, ids.data()));
-}
+using namespace peer_driver;
 
 }  // namespace
 
@@ -91,25 +75,10 @@ int main(int argc, char** argv) {
                 patch.sites.size(), patch.clean_value, patch.corrupt_value);
     std::fflush(stdout);
 
-    std::string command;
-    long n = 0;
-    double sink = 0;
-    while (std::cin >> command) {
-      if (command == "quit") break;
-      if (!(std::cin >> n) || n < 1) throw std::runtime_error("attribution_mint: a command needs a count >= 1");
-      double seconds = 0;
-      if (command == "ig")
-        seconds = seconds_per_call(n, [&] { sink += mint::integrated_gradients(model, clean, metric, options).delta; });
-      else if (command == "patch")
-        seconds = seconds_per_call(n, [&] { sink += mint::attribution_patching(model, clean, corrupt, metric).clean_value; });
-      else if (command == "forward")
-        seconds = seconds_per_call(n, [&] { sink += double(model.forward(clean).data()[0]); });
-      else
-        throw std::runtime_error("attribution_mint: unknown command '" + command + "'");
-      std::printf("%.9g\n", seconds);
-      std::fflush(stdout);
-    }
-    if (sink == 12345.678) std::printf("\n");  // keeps the timed calls alive
+    serve("attribution_mint",
+          {{"ig", [&] { return mint::integrated_gradients(model, clean, metric, options).delta; }},
+           {"patch", [&] { return mint::attribution_patching(model, clean, corrupt, metric).clean_value; }},
+           {"forward", [&] { return double(model.forward(clean).data()[0]); }}});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

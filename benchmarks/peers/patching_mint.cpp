@@ -21,43 +21,17 @@
 #include <vector>
 
 #include <mint/io/npy.hpp>
-#include <mint/patching.hpp>
-#include <mint/toy.hpp>
+
+#include "driver.hpp"
+
+#include "../patching_sweep.hpp"
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-using model_type = mint::toy::transformer<float>;
+using namespace patching_bench;
 
-constexpr int vocab = 64, context = 64, layers = 4, heads = 8;
-constexpr mint::index batch = 16;
-
-template <class F>
-double seconds_per_call(long n, F&& f) {
-  const auto start = clock_type::now();
-  for (long i = 0; i < n; ++i) f();
-  return std::chrono::duration<double>(clock_type::now() - start).count() / double(n);
-}
-
-// The toy transformer seen as a plain runtime: no resuming, no branching (benchmarks/patching.cpp's plain_view).
-struct plain_view {
-  using scalar_type = float;
-  model_type* m;
-  const mint::site_table& sites() const { return m->sites(); }
-  mint::tensor_view<const float> forward(const mint::token_batch& t, mint::hook_set<float>& h) { return m->forward(t, h); }
-};
-static_assert(mint::runtime<plain_view> && !mint::resumable_runtime<plain_view>);
-
-void write_tokens(const std::string& path, const mint::token_batch& t) {
-  std::vector<mint::token> ids;
-  for (mint::index b = 0; b < t.batch(); ++b)
-    for (mint::index p = 0; p < t.positions(); ++p) ids.push_back(t(b, p));
-  mint::write_npy(path, mint::array_ref(mint::dtype::int32, {t.batch(), t.positions()}, ids.data()));
-}
-
-void write_ids(const std::string& path, const std::vector<mint::token>& ids) {
-  mint::write_npy(path, mint::array_ref(mint::dtype::int32, {mint::index(ids.size())}, ids.data()));
-}
+using namespace peer_driver;
 
 }  // namespace
 
@@ -72,25 +46,11 @@ int main(int argc, char** argv) {
     const mint::index per_forward = std::atoi(argv[2]);
     if (per_forward < 1) throw std::runtime_error("patching_mint: PATCHES_PER_FORWARD needs >= 1");
 
-    // benchmarks/patching.cpp's setup, unchanged.
-    model_type model{{.vocab = vocab, .context = context, .d_model = 256, .layers = layers, .heads = heads, .d_head = 32,
-                      .d_mlp = 1024}};
-    mint::token_batch clean{batch, context}, corrupt{batch, context};
-    mint::logit_difference metric;
-    std::vector<std::string> sites;
-    model.initialize(1);
-    mint::rng r(2);
-    for (mint::index b = 0; b < batch; ++b) {
-      for (mint::index p = 0; p < context; ++p) clean(b, p) = mint::token(r.below(vocab));
-      metric.correct.push_back(mint::token(r.below(vocab)));
-      metric.wrong.push_back(mint::token(r.below(vocab)));
-    }
-    corrupt = clean;
-    for (mint::index b = 0; b < batch; ++b)
-      for (mint::index p : {5, 30, 50}) corrupt(b, p) = mint::token((clean(b, p) + 1) % vocab);
-    for (int l = 0; l < layers; ++l) sites.push_back("blocks." + std::to_string(l) + ".attn.hook_z");
-    const mint::activation_patching_options options{
-        .sites = sites, .by = {mint::axis::pos, mint::axis::head}, .max_batch = per_forward * batch};
+    sweep_setup setup;  // benchmarks/patching.cpp's sweep
+    auto& model = setup.model;
+    const auto &clean = setup.clean, &corrupt = setup.corrupt;
+    const auto& metric = setup.metric;
+    const auto options = setup.options(per_forward);
 
     mint::toy::save(model, (dir / "model.safetensors").string());
     write_tokens((dir / "clean.npy").string(), clean);
@@ -116,25 +76,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     plain_view plain{&model};
-    std::string command;
-    long n = 0;
-    double sink = 0;
-    while (std::cin >> command) {
-      if (command == "quit") break;
-      if (!(std::cin >> n) || n < 1) throw std::runtime_error("patching_mint: a command needs a count >= 1");
-      double seconds = 0;
-      if (command == "sweep")
-        seconds = seconds_per_call(n, [&] { sink += mint::activation_patching(model, clean, corrupt, metric, options).clean_value; });
-      else if (command == "plain")
-        seconds = seconds_per_call(n, [&] { sink += mint::activation_patching(plain, clean, corrupt, metric, options).clean_value; });
-      else if (command == "forward")
-        seconds = seconds_per_call(n, [&] { sink += double(model.forward(corrupt).data()[0]); });
-      else
-        throw std::runtime_error("patching_mint: unknown command '" + command + "'");
-      std::printf("%.9g\n", seconds);
-      std::fflush(stdout);
-    }
-    if (sink == 12345.678) std::printf("\n");  // keeps the timed calls alive
+    serve("patching_mint",
+          {{"sweep", [&] { return mint::activation_patching(model, clean, corrupt, metric, options).clean_value; }},
+           {"plain", [&] { return mint::activation_patching(plain, clean, corrupt, metric, options).clean_value; }},
+           {"forward", [&] { return double(model.forward(corrupt).data()[0]); }}});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
