@@ -293,12 +293,20 @@ tensor_view<const T> lstm<T>::forward_branch(int layer, tensor_view<const T> res
       st.c0.row(r) = saved_[l].second.row(r % rows_before);
     }
   }
-  const auto logits = run(chunk, hooks, lengths, sequence_.next_position());
-  for (std::size_t l = 0; l < states_.size(); ++l) {
-    states_[l].h0.swap(saved_[l].first);
-    states_[l].c0.swap(saved_[l].second);
+  auto restore = [&] {
+    for (std::size_t l = 0; l < states_.size(); ++l) {
+      states_[l].h0.swap(saved_[l].first);
+      states_[l].c0.swap(saved_[l].second);
+    }
+  };
+  try {  // a hook that throws must not leave the sequence with a branch's state
+    const auto logits = run(chunk, hooks, lengths, sequence_.next_position());
+    restore();
+    return logits;
+  } catch (...) {
+    restore();
+    throw;
   }
-  return logits;
 }
 
 template <class T>
