@@ -816,7 +816,7 @@ bool transformer<T>::mlp_forward(int l, hook_set<T>& hooks) {
   s.pre.noalias() = s.ln2_out * const_matrix_map(p(w.W_in), d, m);
   s.pre.rowwise() += const_vector_map(p(w.b_in), m);
   if (!visit(hooks, id.mlp_pre, s.pre)) return false;
-  s.post = s.pre.unaryExpr([f = config_.activation](T x) { return detail::activate(f, x); });
+  detail::activate(config_.activation, s.pre, s.post);
   if (!visit(hooks, id.mlp_post, s.post)) return false;
   s.mlp_out.noalias() = s.post * const_matrix_map(p(w.W_out), m, d);
   s.mlp_out.rowwise() += const_vector_map(p(w.b_out), d);
@@ -893,7 +893,7 @@ bool transformer<T>::mlp_backward(int l, hook_set<T>& hooks, T* grad) {
   }
   d_post_.noalias() = d_mlp_out_ * const_matrix_map(p(w.W_out), m, d).transpose();
   if (!visit(hooks, id.mlp_post, d_post_)) return false;
-  d_pre_ = d_post_.cwiseProduct(s.pre.unaryExpr([f = config_.activation](T x) { return detail::activate_derivative(f, x); }));
+  detail::activate_backward(config_.activation, s.pre, d_post_, d_pre_);
   if (!visit(hooks, id.mlp_pre, d_pre_)) return false;
   if (grad) {
     Eigen::Map<matrix<T>>(grad + w.W_in, d, m).noalias() += s.ln2_out.transpose() * d_pre_;

@@ -2,13 +2,16 @@
 // site, GELU/ReLU and their derivatives, masked softmax. Rows are positions.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 
 #include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>  // vectorised erf for the exact GELU
 
 #include "mint/core/eigen.hpp"
+#include "mint/core/parallel.hpp"
 
 namespace mint::toy {
 
@@ -30,6 +33,7 @@ using const_rows_map = Eigen::Map<const matrix<T>, Eigen::Unaligned, Eigen::Oute
 template <class T>
 void layer_norm_stats(const const_rows_map<T>& x, double eps, T* mean, T* raw_scale) {
   const auto d = x.cols();
+  MINT_PARALLEL_FOR(4.0 * double(x.rows()) * double(d))
   for (Eigen::Index r = 0; r < x.rows(); ++r) {
     double mu = 0;
     for (Eigen::Index j = 0; j < d; ++j) mu += double(x(r, j));
@@ -46,6 +50,7 @@ template <class T>
 void layer_norm_apply(const const_rows_map<T>& x, const T* mean, const T* scale, const T* w, const T* b,
                       rows_map<T> out) {
   const auto d = x.cols();
+  MINT_PARALLEL_FOR(4.0 * double(x.rows()) * double(d))
   for (Eigen::Index r = 0; r < x.rows(); ++r) {
     const T inv = T(1) / scale[r];
     for (Eigen::Index j = 0; j < d; ++j) out(r, j) = (x(r, j) - mean[r]) * inv * w[j] + b[j];
@@ -89,36 +94,61 @@ void layer_norm_backward_input(const const_rows_map<T>& x, const T* mean, const 
   }
 }
 
-template <class T>
-T activate(activation_fn f, T x) {
-  switch (f) {
-    case activation_fn::relu: return x > T(0) ? x : T(0);
-    case activation_fn::gelu: return T(0.5) * x * (T(1) + std::erf(x * T(std::numbers::sqrt2 / 2)));
-    case activation_fn::gelu_tanh: {
-      const T c = T(std::sqrt(2.0 / std::numbers::pi));
-      return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
-    }
+/// Calls body(first, count) on row blocks of a [rows, cols] elementwise job, one block per thread
+/// when the job is large (`flops_per_element` says how large).
+template <class Body>
+void for_row_blocks(Eigen::Index rows, Eigen::Index cols, double flops_per_element, Body body) {
+  const Eigen::Index parts = std::min<Eigen::Index>(rows, thread_count());
+  MINT_PARALLEL_FOR(flops_per_element * double(rows) * double(cols))
+  for (Eigen::Index part = 0; part < parts; ++part) {
+    const Eigen::Index first = rows * part / parts, last = rows * (part + 1) / parts;
+    if (last > first) body(first, last - first);
   }
-  return x;
 }
 
+/// y = f(x) elementwise (Eigen's vectorised erf, tanh: within a few float ulp of std::erf, std::tanh).
 template <class T>
-T activate_derivative(activation_fn f, T x) {
-  switch (f) {
-    case activation_fn::relu: return x > T(0) ? T(1) : T(0);
-    case activation_fn::gelu: {
-      const T cdf = T(0.5) * (T(1) + std::erf(x * T(std::numbers::sqrt2 / 2)));
-      const T pdf = std::exp(T(-0.5) * x * x) * T(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
-      return cdf + x * pdf;
+void activate(activation_fn f, const matrix<T>& x, matrix<T>& y) {
+  y.resize(x.rows(), x.cols());
+  for_row_blocks(x.rows(), x.cols(), 30, [&](Eigen::Index first, Eigen::Index count) {
+    const auto a = x.middleRows(first, count).array();
+    auto out = y.middleRows(first, count).array();
+    switch (f) {
+      case activation_fn::relu: out = a.max(T(0)); break;
+      case activation_fn::gelu: out = T(0.5) * a * (T(1) + (a * T(std::numbers::sqrt2 / 2)).erf()); break;
+      case activation_fn::gelu_tanh: {
+        const T c = T(std::sqrt(2.0 / std::numbers::pi));
+        out = T(0.5) * a * (T(1) + (c * (a + T(0.044715) * a.cube())).tanh());
+        break;
+      }
     }
-    case activation_fn::gelu_tanh: {
-      const T c = T(std::sqrt(2.0 / std::numbers::pi));
-      const T u = c * (x + T(0.044715) * x * x * x);
-      const T t = std::tanh(u);
-      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3 * 0.044715) * x * x);
+  });
+}
+
+/// dx = dy * f'(x) elementwise.
+template <class T>
+void activate_backward(activation_fn f, const matrix<T>& x, const matrix<T>& dy, matrix<T>& dx) {
+  dx.resize(x.rows(), x.cols());
+  for_row_blocks(x.rows(), x.cols(), 40, [&](Eigen::Index first, Eigen::Index count) {
+    const auto a = x.middleRows(first, count).array();
+    const auto g = dy.middleRows(first, count).array();
+    auto out = dx.middleRows(first, count).array();
+    switch (f) {
+      case activation_fn::relu: out = (a > T(0)).select(g, T(0)); break;
+      case activation_fn::gelu: {
+        const T pdf_scale = T(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+        out = g * (T(0.5) * (T(1) + (a * T(std::numbers::sqrt2 / 2)).erf()) +
+                   a * (T(-0.5) * a.square()).exp() * pdf_scale);
+        break;
+      }
+      case activation_fn::gelu_tanh: {
+        const T c = T(std::sqrt(2.0 / std::numbers::pi));
+        const auto t = (c * (a + T(0.044715) * a.cube())).tanh();
+        out = g * (T(0.5) * (T(1) + t) + T(0.5) * a * (T(1) - t.square()) * c * (T(1) + T(3 * 0.044715) * a.square()));
+        break;
+      }
     }
-  }
-  return T(1);
+  });
 }
 
 /// Causal softmax in place over a [queries, keys] block of scores whose first query sits at
