@@ -323,6 +323,52 @@ TEST_CASE("forward_branch continues the cached prefix in k copies, resumed at a 
   }
 }
 
+TEST_CASE("forward_branch with outputs: the last positions' logits, the last block after its keys and values there alone") {
+  static_assert(mint::output_trimming_runtime<mint::toy::transformer<float>>);
+  for (bool split : {false, true}) {
+    auto m = chunk_model(split, 2);
+    INFO("split " << split);
+    const auto tokens = mint::token_batch::from_rows({{1, 5, 2, 9, 4, 4, 8, 0, 11, 3}, {3, 3, 12, 0, 7, 1, 2, 9}});
+    const mint::index p = 3, P = tokens.positions(), B = tokens.batch();
+    const auto run = mint::run_with_cache(m, tokens, {"blocks.1.hook_resid_pre"});
+    const auto rows = mint::detail::repeat_rows(tokens, 2);
+    mint::array<float> resid({2 * B, P - p, 16});
+    for (mint::index k = 0; k < 2; ++k)
+      mint::copy(run.cache["blocks.1.hook_resid_pre"].narrow(1, p, P), resid.view().narrow(0, k * B, (k + 1) * B));
+    m.reset();
+    m.forward_chunk(tokens.slice(0, p));
+    for (int layer : {-1, 1})
+      for (mint::index outputs : {mint::index(1), mint::index(4), P - p}) {
+        INFO("layer " << layer << ", outputs " << outputs);
+        // Sites before the last block's pattern see the whole chunk; from it on, the last positions.
+        std::vector<std::pair<mint::index, mint::index>> keys, outs, pattern;  // (first_position, positions)
+        mint::hook_set<float> hooks(m.sites());
+        hooks.add("blocks.1.attn.hook_k", [&](mint::hook_call<float>& c) { keys.emplace_back(c.first_position, c.activation.extent(1)); });
+        hooks.add("blocks.1.attn.hook_pattern", [&](mint::hook_call<float>& c) { pattern.emplace_back(c.first_position, c.activation.extent(2)); });
+        hooks.add("blocks.1.hook_resid_post", [&](mint::hook_call<float>& c) { outs.emplace_back(c.first_position, c.activation.extent(1)); });
+        const auto branch = mint::array<float>::copy_of(
+            m.forward_branch(layer, layer < 0 ? mint::tensor_view<const float>{} : resid.view(), rows.slice(p, P), hooks, outputs));
+        CHECK(m.cached_positions() == p);
+        REQUIRE(branch.extent(0) == 2 * B);
+        REQUIRE(branch.extent(1) == outputs);
+        CHECK(keys == std::vector<std::pair<mint::index, mint::index>>{{p, P - p}});
+        CHECK(pattern == std::vector<std::pair<mint::index, mint::index>>{{P - outputs, outputs}});
+        CHECK(outs == pattern);
+        for (mint::index r = 0; r < 2 * B; ++r) {
+          const mint::index valid = std::clamp<mint::index>(tokens.length(r % B) - (P - outputs), 0, outputs);
+          // Products over fewer rows may sum in another order: float32 agreement to 1e-5, as above.
+          CHECK(chunk_max_difference(branch.view().subview(r).narrow(0, 0, valid),
+                                     run.logits.view().subview(r % B).narrow(0, P - outputs, P - outputs + valid)) < 1e-5);
+        }
+      }
+    mint::hook_set<float> none(m.sites());
+    CHECK_THROWS_WITH_AS(m.forward_branch(-1, {}, tokens.slice(p, P), none, 0), doctest::Contains("needs 1 to the chunk's positions, 7"),
+                         mint::argument_error);
+    CHECK_THROWS_WITH_AS(m.forward_branch(-1, {}, tokens.slice(p, P), none, 8), doctest::Contains("outputs"),
+                         mint::argument_error);
+  }
+}
+
 TEST_CASE("forward_branch refuses what it cannot continue") {
   auto m = chunk_model(false);
   mint::hook_set<float> none(m.sites());

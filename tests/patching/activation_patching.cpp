@@ -85,7 +85,19 @@ struct branching : resumable_only {
     return c->model.forward_branch(layer, resid, t, h);
   }
 };
+// Also trims a branch's outputs: the last block runs after its keys and values at `outputs`
+// positions only (counted as that many positions).
+struct trimming : branching {
+  using branching::forward_branch;
+  mint::tensor_view<const float> forward_branch(int layer, mint::tensor_view<const float> resid, const mint::token_batch& t,
+                                                mint::hook_set<float>& h, mint::index outputs) {
+    c->add(t, layer);
+    c->work -= double(t.batch() * (t.positions() - outputs));
+    return c->model.forward_branch(layer, resid, t, h, outputs);
+  }
+};
 static_assert(mint::runtime<forward_only> && !mint::resumable_runtime<forward_only>);
+static_assert(mint::output_trimming_runtime<trimming> && !mint::output_trimming_runtime<branching>);
 static_assert(mint::resumable_runtime<resumable_only> && !mint::branching_runtime<resumable_only>);
 static_assert(mint::branching_runtime<branching>);
 
@@ -146,6 +158,41 @@ TEST_CASE("prefix reuse and resuming at a block give the sweeps full forwards gi
   REQUIRE(a.windows.size() == c.windows.size());
   for (std::size_t i = 0; i < a.windows.size(); ++i) CHECK(c.windows[i] == doctest::Approx(a.windows[i]).epsilon(1e-6).scale(1.0));
   CHECK(branch_count.work < 0.75 * full_count.work);
+}
+
+TEST_CASE("a metric that reads late positions only: trimmed branches give the same sweep for less work") {
+  mint::toy::transformer<float> model({.vocab = 13, .context = 8, .d_model = 16, .layers = 3, .heads = 4, .kv_heads = 2,
+                                       .d_head = 4, .d_mlp = 24});
+  model.initialize(5);
+  const auto clean = mint::token_batch::from_rows({{1, 4, 2, 7, 4, 3, 9}, {3, 5, 6, 9, 1, 0}, {8, 2, 2, 1, 0, 6, 5}});
+  auto corrupt = clean;
+  corrupt(0, 1) = 11, corrupt(1, 2) = 12, corrupt(0, 4) = 8, corrupt(2, 0) = 3;
+  // Each row's last position (the padded row's is 5), and given positions 4, 5, 6.
+  const mint::logit_difference last{{2, 8, 4}, {5, 1, 7}, {}}, given{{2, 8, 4}, {5, 1, 7}, {4, 5, 6}};
+  CHECK(mint::first_position_read(last, clean) == 5);
+  CHECK(mint::first_position_read(given, clean) == 4);
+  CHECK(mint::first_position_read(mint::cross_entropy{}, clean) == 0);
+  const std::vector<std::string> sites = {"blocks.0.attn.hook_z", "blocks.1.hook_resid_pre", "blocks.2.attn.hook_pattern",
+                                          "blocks.2.hook_mlp_out", "blocks.2.attn.hook_z", "blocks.2.attn.hook_v"};
+  for (const auto* m : {&last, &given}) {
+    const mint::activation_patching_options options{.sites = sites, .by = {mint::axis::pos, mint::axis::head, mint::axis::kv_head}};
+    counted full_count{model}, branch_count{model}, trim_count{model};
+    forward_only full{&full_count};
+    branching branch{{{&branch_count}}};
+    trimming trim{{{{&trim_count}}}};
+    const auto a = mint::activation_patching(full, clean, corrupt, *m, options);
+    const auto b = mint::activation_patching(branch, clean, corrupt, *m, options);
+    const auto c = mint::activation_patching(trim, clean, corrupt, *m, options);
+    for (const auto& site : sites) {
+      CAPTURE(site);
+      for (mint::index i = 0; i < a[site].values.size(); ++i) {
+        // float32 runs over other rows and positions: rounding of the products, 1e-6 of the span.
+        CHECK(b[site].values.data()[i] == doctest::Approx(a[site].values.data()[i]).epsilon(1e-6).scale(1.0));
+        CHECK(c[site].values.data()[i] == doctest::Approx(a[site].values.data()[i]).epsilon(1e-6).scale(1.0));
+      }
+    }
+    CHECK(trim_count.work < 0.95 * branch_count.work);  // the last of 3 blocks skips 4 or 5 of 7 positions, where it runs
+  }
 }
 
 TEST_CASE("on the recurrent toy runtime, sweeps branch off the carried state and equal the naive loop") {

@@ -26,6 +26,16 @@ concept metric = requires(const M& m, tensor_view<const T> logits, const token_b
   { m.gradient(logits, tokens, grad) } -> std::convertible_to<double>;
 };
 
+/// The first position whose logits a metric reads: its first_read(tokens) when it has one (a
+/// metric of the last position says so, and sweeps then skip work on earlier positions), else 0.
+template <class M>
+index first_position_read(const M& m, const token_batch& tokens) {
+  if constexpr (requires { { m.first_read(tokens) } -> std::convertible_to<index>; })
+    return m.first_read(tokens);
+  else
+    return 0;
+}
+
 namespace detail {
 
 /// The (row, position) pairs a metric reads: given positions per row, or each row's last valid one.
@@ -44,6 +54,13 @@ inline std::vector<std::pair<index, index>> chosen_positions(const token_batch& 
     out.emplace_back(b, t);
   }
   return out;
+}
+
+/// The first of the positions chosen_positions() reads.
+inline index first_chosen(const token_batch& tokens, const std::vector<index>& positions, const char* function) {
+  index first = tokens.positions();
+  for (const auto& [b, t] : chosen_positions(tokens, positions, function)) first = std::min(first, t);
+  return first;
 }
 
 template <class T>
@@ -121,6 +138,9 @@ struct logit_difference {
   std::vector<index> positions{};     ///< one per row; empty: each row's last valid position
 
   MINT_METRIC_MEMBERS
+  index first_read(const token_batch& tokens) const {
+    return detail::first_chosen(tokens, positions, "mint::logit_difference");
+  }
 
   template <class T>
   double evaluate(const tensor_view<const T>& logits, const token_batch& tokens, tensor_view<T>* grad) const {
@@ -154,6 +174,9 @@ struct token_probability {
   bool log = false;
 
   MINT_METRIC_MEMBERS
+  index first_read(const token_batch& tokens) const {
+    return detail::first_chosen(tokens, positions, log ? "mint::token_log_probability" : "mint::token_probability");
+  }
 
   template <class T>
   double evaluate(const tensor_view<const T>& logits, const token_batch& tokens, tensor_view<T>* grad) const {
@@ -225,6 +248,9 @@ struct target_cross_entropy {
   std::vector<token> targets{};
 
   MINT_METRIC_MEMBERS
+  index first_read(const token_batch&) const {
+    return positions.empty() ? 0 : std::max<index>(0, *std::min_element(positions.begin(), positions.end()));
+  }
 
   template <class T>
   double evaluate(const tensor_view<const T>& logits, const token_batch& tokens, tensor_view<T>* grad) const {
@@ -273,6 +299,9 @@ public:
   }
 
   MINT_METRIC_MEMBERS
+  index first_read(const token_batch& tokens) const {
+    return all_positions_ ? 0 : detail::first_chosen(tokens, {}, "mint::kl_divergence");
+  }
 
   std::vector<std::pair<index, index>> select(const token_batch& tokens) const {
     if (!all_positions_) return detail::chosen_positions(tokens, {}, "mint::kl_divergence");

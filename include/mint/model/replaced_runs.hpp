@@ -5,7 +5,9 @@
 // resumes at a block (resumable_runtime) runs a replacement at block l from l on, with the
 // unreplaced run's residual there; one that branches off a cached prefix (branching_runtime)
 // runs a replacement from position p on only, reusing the keys and values (or recurrent state)
-// of positions before p. The metric is the same either way, to rounding.
+// of positions before p; one that also trims a branch's outputs (output_trimming_runtime) runs
+// the last block after its keys and values only at the positions the metric reads (its
+// first_read()). The metric is the same either way, to rounding.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "mint/core/tensor.hpp"
 #include "mint/model/cache.hpp"
 #include "mint/model/hooks.hpp"
+#include "mint/model/metrics.hpp"
 #include "mint/model/runtime.hpp"
 #include "mint/model/site_values.hpp"
 
@@ -77,6 +80,8 @@ std::vector<double> replaced_metrics(R& model, const token_batch& tokens, const 
   const index per_pass = max_batch == 0 ? std::max<index>(total, 1) : std::max<index>(1, max_batch / batch);
   const site_table& sites = model.sites();
   constexpr bool resumable = resumable_runtime<R>, branching = branching_runtime<R>;
+  // Logits before this position are never read: runs need not compute them.
+  const index read_from = std::clamp<index>(first_position_read(metric, metric_tokens), 0, positions);
 
   // Jobs grouped by where their runs can start: (first position, block, whether the block need
   // only run at that position), positions ascending so a branching runtime's prefix only grows.
@@ -122,22 +127,27 @@ std::vector<double> replaced_metrics(R& model, const token_batch& tokens, const 
     return resid.view();
   };
   // Runs positions [from, to) of `rows` from block `layer` (-1: the tokens): a branch off the
-  // cached prefix, or from position 0 a whole run.
+  // cached prefix, or from position 0 a whole run. The logits returned are those of the span's
+  // last positions: all of them, or (trimmed) those from read_from on.
   auto run_span = [&](int layer, tensor_view<const T> start, const token_batch& rows, index from, index to,
                       hook_set<T>& hooks) -> tensor_view<const T> {
     const token_batch span = from == 0 && to == positions ? rows : rows.slice(from, to);
+    if constexpr (output_trimming_runtime<R>)
+      if (from > 0 && read_from > from && read_from < to)
+        return model.forward_branch(layer, start, span, hooks, to - read_from);
     if constexpr (branching)
       if (from > 0) return model.forward_branch(layer, start, span, hooks);
     whole_run = true;
     if constexpr (resumable) return model.forward_from(layer, start, span, hooks);
     else return model.forward(span, hooks);
   };
-  // The logits of every position: `part`'s at [from, from + its positions), the unreplaced run's elsewhere.
-  auto full_logits = [&](tensor_view<const T> part, index from, index copies) -> tensor_view<const T> {
-    if (from == 0 && part.extent(1) == positions) return part;
-    logits.resize({copies * batch, positions, part.extent(2)});
+  // The logits of every position: `part`'s at [to - its positions, to), the unreplaced run's elsewhere.
+  auto full_logits = [&](tensor_view<const T> part, index to, index copies) -> tensor_view<const T> {
+    const index from = part.empty() ? to : to - part.extent(1);
+    if (from == 0 && to == positions) return part;
+    logits.resize({copies * batch, positions, base.logits.view().extent(2)});
     for (index k = 0; k < copies; ++k) mint::copy(base.logits.view(), logits.view().narrow(0, k * batch, (k + 1) * batch));
-    mint::copy(part, logits.view().narrow(1, from, from + part.extent(1)));
+    if (!part.empty()) mint::copy(part, logits.view().narrow(1, from, to));
     return logits.view();
   };
 
@@ -184,11 +194,15 @@ std::vector<double> replaced_metrics(R& model, const token_batch& tokens, const 
       if (!local) {
         result = full_logits(run_span(layer, layer >= 0 ? starting_residual(layer, begin, positions, copies) : tensor_view<T>{},
                                       rows, begin, positions, hooks),
-                             begin, copies);
+                             positions, copies);
       } else if (layer == last_layer) {
-        // The last block at the patched position alone: only that position's logits change.
-        result = full_logits(run_span(layer, starting_residual(layer, begin, begin + 1, copies), rows, begin, begin + 1, hooks),
-                             begin, copies);
+        // The last block at the patched position alone: only that position's logits change, and
+        // before read_from none that the metric reads.
+        result = begin < read_from
+                     ? full_logits({}, begin, copies)
+                     : full_logits(run_span(layer, starting_residual(layer, begin, begin + 1, copies), rows, begin,
+                                            begin + 1, hooks),
+                                   begin + 1, copies);
       } else {
         // The patched block at its position alone, stopped at the next block's residual there...
         const site_id next = find_resid_pre(sites, layer + 1);
@@ -201,7 +215,7 @@ std::vector<double> replaced_metrics(R& model, const token_batch& tokens, const 
         // ...then the later blocks over the suffix, from the unreplaced residual with that position's.
         const tensor_view<T> start = starting_residual(layer + 1, begin, positions, copies);
         mint::copy(carried.view(), start.narrow(1, 0, 1));
-        result = full_logits(run_span(layer + 1, start, rows, begin, positions, none), begin, copies);
+        result = full_logits(run_span(layer + 1, start, rows, begin, positions, none), positions, copies);
       }
       for (index k = 0; k < copies; ++k)
         out[pass_jobs[std::size_t(k)]] = metric.value(result.narrow(0, k * batch, (k + 1) * batch), metric_tokens);

@@ -156,6 +156,20 @@ concept branching_runtime =
       { r.forward_branch(layer, resid, chunk, hooks) } -> std::convertible_to<tensor_view<const typename R::scalar_type>>;
     };
 
+/// A branching runtime that can compute a branch's logits at its last positions only:
+/// forward_branch(layer, resid, chunk, hooks, outputs) returns [chunk rows, outputs, vocab], the
+/// logits of the chunk's last `outputs` positions. The last block computes its keys and values at
+/// every position and whatever comes after them (attention pattern, output, MLP, residual, final
+/// norm, logits) at those positions alone; hooks at those sites see them, first_position moved
+/// to match. What an inference engine does when only the last token's logits are wanted; a
+/// patching sweep whose metric reads only the last position then skips most of the last block.
+template <class R>
+concept output_trimming_runtime =
+    branching_runtime<R> && requires(R& r, int layer, tensor_view<const typename R::scalar_type> resid,
+                                     const token_batch& chunk, hook_set<typename R::scalar_type>& hooks, index outputs) {
+      { r.forward_branch(layer, resid, chunk, hooks, outputs) } -> std::convertible_to<tensor_view<const typename R::scalar_type>>;
+    };
+
 /// The scalar type of a runtime's activations.
 template <runtime R>
 using scalar_t = typename R::scalar_type;

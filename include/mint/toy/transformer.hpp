@@ -130,6 +130,12 @@ public:
   /// row r continues cached row r mod batch, k variants of a continuation in one pass.
   tensor_view<const T> forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
                                       hook_set<T>& hooks);
+  /// The same with logits at the chunk's last `outputs` positions only ([chunk rows, outputs,
+  /// vocab]): the last block computes its keys and values at every position of the chunk, and
+  /// its attention pattern and everything after (z, result, attn_out, MLP, resid_post, the final
+  /// norm, the logits) at those positions alone; hooks there see them, first_position moved to match.
+  tensor_view<const T> forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
+                                      hook_set<T>& hooks, index outputs);
 
   /// Propagates d(metric)/d(logits) back through the last forward, calling grad hooks with
   /// d(metric)/d(activation) at each site, and adding parameter gradients into `gradients` when given.
@@ -264,6 +270,9 @@ private:
   }
 
   bool attention_forward(int l, hook_set<T>& hooks);
+  /// Narrows the pass to each row's last `keep` positions (queries and residual of block `l`,
+  /// positions_ and first_), its keys and values already computed over all of them.
+  void keep_last_positions(layer_state& s, int l, index keep);
   bool mlp_forward(int l, hook_set<T>& hooks);
   bool unembed(hook_set<T>& hooks);
 
@@ -291,6 +300,7 @@ private:
   index kv_capacity_ = 0;            // positions a row holds in the KV cache; 0 outside incremental mode
   index cached_rows_ = 0;            // rows the KV cache holds (a branch's row b reads row b mod this)
   bool keep_kv_ = false;             // the pass stores its keys and values in the cache
+  index outputs_ = 0;                // > 0: the last block runs after its keys and values at the last outputs_ positions only
   std::vector<index> lengths_;       // each pass row's absolute valid length
   chunked_sequence sequence_;        // row lengths and where the next chunk starts
   bool forward_done_ = false;
@@ -400,6 +410,22 @@ tensor_view<const T> transformer<T>::forward_branch(int layer, tensor_view<const
   check_resume(layer, resid, chunk, fn);
   forward_done_ = false;
   prepare(chunk, lengths, sequence_.next_position(), config_.context, sequence_.batch(), false);
+  return run(hooks, layer, resid);
+}
+
+template <class T>
+tensor_view<const T> transformer<T>::forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
+                                                    hook_set<T>& hooks, index outputs) {
+  const char* fn = "mint::toy::transformer::forward_branch";
+  if (outputs < 1 || outputs > chunk.positions())
+    throw argument_error(fn, "outputs", mint::detail::str("is ", outputs),
+                         mint::detail::str("needs 1 to the chunk's positions, ", chunk.positions()));
+  check_forward_hooks(hooks, *sites_, fn);
+  const std::vector<index> lengths = sequence_.branch(chunk, fn);
+  check_resume(layer, resid, chunk, fn);
+  forward_done_ = false;
+  prepare(chunk, lengths, sequence_.next_position(), config_.context, sequence_.batch(), false);
+  outputs_ = outputs;
   return run(hooks, layer, resid);
 }
 
@@ -615,6 +641,7 @@ void transformer<T>::prepare(const token_batch& tokens, std::span<const index> l
   kv_capacity_ = kv_capacity;
   cached_rows_ = cached_rows;
   keep_kv_ = keep;
+  outputs_ = 0;
   lengths_.assign(lengths.begin(), lengths.end());
   ids_in_.assign(std::size_t(rows()), 0);
   for (index b = 0; b < batch_; ++b)
@@ -733,16 +760,19 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
       s.k_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.k.middleRows(b * Tn, Tn);
       s.v_cache.middleRows(b * kv_capacity_ + first_, Tn) = s.v.middleRows(b * Tn, Tn);
     }
-  s.pattern.resize(std::size_t(batch_ * H * Tn * Tk));
+  // Only the last outputs_ positions wanted from the last block: from here on it runs there alone.
+  if (l + 1 == config_.layers && outputs_ > 0 && outputs_ < Tn) keep_last_positions(s, l, outputs_);
+  const index Tq = positions_, Nq = rows();  // query positions: Tn, or the last outputs_ of them
+  s.pattern.resize(std::size_t(batch_ * H * Tq * Tk));
   [[maybe_unused]] const double attention_work =  // read only by OpenMP's if clause
-      2.0 * double(batch_ * H * Tn * Tk * dh);
+      2.0 * double(batch_ * H * Tq * Tk * dh);
   const T scale = T(1) / std::sqrt(T(dh));
   const index per_group = H / K;
   MINT_PARALLEL_FOR(attention_work)
   for (index b = 0; b < batch_; ++b)
     for (index h = 0; h < H; ++h) {
-      Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
-      const auto q = s.q.block(b * Tn, h * dh, Tn, dh);
+      Eigen::Map<matrix<T>> P(s.pattern.data() + (b * H + h) * Tq * Tk, Tq, Tk);
+      const auto q = s.q.block(b * Tq, h * dh, Tq, dh);
       const index kv = (h / per_group) * dh;
       if (before > 0)
         P.leftCols(before).noalias() =
@@ -754,16 +784,16 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
   s.pattern_hooked = hooks.wants(id.pattern);
   if (s.pattern_hooked) {
     s.pattern_raw = s.pattern;  // the softmax's own output, for its backward
-    const index pe[] = {batch_, H, Tn, Tk};
+    const index pe[] = {batch_, H, Tq, Tk};
     if (!visit(hooks, id.pattern, s.pattern.data(), pe)) return false;
   }
 
-  s.z.resize(N, H * dh);
+  s.z.resize(Nq, H * dh);
   MINT_PARALLEL_FOR(attention_work)
   for (index b = 0; b < batch_; ++b)
     for (index h = 0; h < H; ++h) {
-      const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tn * Tk, Tn, Tk);
-      auto z = s.z.block(b * Tn, h * dh, Tn, dh);
+      const Eigen::Map<const matrix<T>> P(s.pattern.data() + (b * H + h) * Tq * Tk, Tq, Tk);
+      auto z = s.z.block(b * Tq, h * dh, Tq, dh);
       const index kv = (h / per_group) * dh;
       z.noalias() = P.rightCols(Tn) * s.v.block(b * Tn, kv, Tn, dh);
       if (before > 0)
@@ -773,14 +803,14 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
 
   // attn_out sums the heads' results one head at a time, the same way whether or not
   // the per-head results are hooked, so reading them never changes a bit of the output.
-  s.attn_out.resize(N, d);
+  s.attn_out.resize(Nq, d);
   if (hooks.wants(id.result)) {
-    s.result.resize(N, H * d);
+    s.result.resize(Nq, H * d);
     for (index h = 0; h < H; ++h)
       s.result.middleCols(h * d, d).noalias() = s.z.middleCols(h * dh, dh) * const_matrix_map(p(w.W_O) + h * dh * d, dh, d);
     if (!visit_heads(hooks, id.result, s.result.data(), H, d, H * d)) return false;
     // One pass over the results, row by row, in the same order of heads as below.
-    for (index n = 0; n < N; ++n) {
+    for (index n = 0; n < Nq; ++n) {
       auto out = s.attn_out.row(n);
       out = s.result.row(n).segment(0, d);
       for (index h = 1; h < H; ++h) out += s.result.row(n).segment(h * d, d);
@@ -794,6 +824,21 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
   }
   s.attn_out.rowwise() += const_vector_map(p(w.b_O), d);
   return visit(hooks, id.attn_out, s.attn_out);
+}
+
+template <class T>
+void transformer<T>::keep_last_positions(layer_state& s, int l, index keep) {
+  const index Tn = positions_, skip = Tn - keep;
+  // Row b * keep + i takes row b * Tn + skip + i, never a later one than it writes: in place, in order.
+  auto compact = [&](matrix<T>& m) {
+    for (index b = 0; b < batch_; ++b)
+      for (index i = 0; i < keep; ++i) m.row(b * keep + i) = m.row(b * Tn + skip + i);
+    m.conservativeResize(batch_ * keep, Eigen::NoChange);
+  };
+  compact(s.q);
+  compact(resid_[std::size_t(l)]);
+  positions_ = keep;
+  first_ += skip;
 }
 
 template <class T>
