@@ -98,8 +98,22 @@ TEST_CASE("vectors known at compile time give rank-1 views") {
   CHECK(rv.stride(0) == 3);
   CHECK(rv(2) == 12.0f);
   // A dynamic matrix with one column stays rank 2.
-  CHECK(mint::view(Eigen::MatrixXf(4, 1)).rank() == 2);
+  const Eigen::MatrixXf one_column(4, 1);
+  CHECK(mint::view(one_column).rank() == 2);
 }
+
+// The view of a temporary matrix would dangle: mint::view and as_matrix refuse one at compile
+// time, and take temporaries of the types that point elsewhere (maps, blocks, refs, views).
+template <class X>
+constexpr bool viewable_call = requires(X&& x) { mint::view(std::forward<X>(x)); };
+template <class X>
+constexpr bool as_matrix_call = requires(X&& x) { mint::as_matrix(std::forward<X>(x)); };
+static_assert(!viewable_call<Eigen::MatrixXf> && !viewable_call<const Eigen::MatrixXf> && !viewable_call<mint::matrixd>);
+static_assert(!as_matrix_call<Eigen::MatrixXf> && !viewable_call<mint::array<float>>);
+static_assert(viewable_call<Eigen::MatrixXf&> && viewable_call<const Eigen::MatrixXf&> && as_matrix_call<Eigen::MatrixXf&>);
+static_assert(viewable_call<Eigen::Map<Eigen::MatrixXf>> && viewable_call<Eigen::Block<Eigen::MatrixXf>> &&
+              viewable_call<Eigen::Ref<Eigen::MatrixXf>> && viewable_call<mint::tensor_view<float>>);
+static_assert(as_matrix_call<Eigen::Map<Eigen::MatrixXf>>);
 
 TEST_CASE("round trip: Eigen -> view -> Eigen map equals the original") {
   Eigen::MatrixXd m = Eigen::MatrixXd::Random(7, 5);

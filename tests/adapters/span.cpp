@@ -31,6 +31,14 @@ TEST_CASE("a pointer or a range with a shape gives a contiguous row-major view")
   CHECK(mint::view(std::span<const double>(data), {6, 4})(5, 3) == 23.0);
 }
 
+// A temporary vector's view would dangle: refused at compile time; a temporary span is fine.
+template <class X>
+constexpr bool span_viewable_call = requires(X&& x) { mint::view(std::forward<X>(x)); };
+template <class X>
+constexpr bool span_shaped_call = requires(X&& x) { mint::view(std::forward<X>(x), {2, 2}); };
+static_assert(!span_viewable_call<std::vector<float>> && span_viewable_call<std::vector<float>&> && span_viewable_call<std::span<float>>);
+static_assert(!span_shaped_call<std::vector<float>> && span_shaped_call<std::vector<float>&> && span_shaped_call<std::span<float>>);
+
 TEST_CASE("a shape that does not match the range's size is refused") {
   std::vector<float> data(10);
   CHECK_THROWS_WITH_AS(mint::view(data, {3, 4}), "mint::view: extents [3, 4] hold 12 elements; needs the range's 10",

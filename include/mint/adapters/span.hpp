@@ -20,6 +20,9 @@ struct tensor_adapter<std::span<T, N>> {
   static tensor_view<T> view(const std::span<T, N>& s) { return tensor_view<T>(s.data(), {index(s.size())}); }
 };
 
+template <class T, std::size_t N>
+inline constexpr bool enable_borrowed_tensor<std::span<T, N>> = true;
+
 /// std::vector of numbers (not of bool, which has no data()) is a rank-1 tensor.
 template <class T, class Allocator>
   requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
@@ -38,9 +41,10 @@ tensor_view<T> view(T* data, std::initializer_list<index> extents) {
 }
 
 /// A contiguous row-major view of `extents` over a contiguous range (std::span,
-/// std::vector, std::array), which must hold exactly that many elements.
+/// std::vector, std::array), which must hold exactly that many elements; not over a temporary
+/// container (its view would dangle).
 template <std::ranges::contiguous_range R>
-  requires std::ranges::sized_range<R>
+  requires std::ranges::sized_range<R> && std::ranges::borrowed_range<R>
 auto view(R&& data, std::initializer_list<index> extents) {
   using T = std::remove_reference_t<std::ranges::range_reference_t<R>>;
   tensor_view<T> out(std::ranges::data(data), extents);

@@ -39,6 +39,14 @@ struct tensor_adapter<E> {
   static auto view(const E& x) { return detail::eigen_view(x.data(), x); }
 };
 
+// Maps, refs and blocks point into someone else's coefficients: their temporaries may be viewed.
+template <class P, int O, class S>
+inline constexpr bool enable_borrowed_tensor<Eigen::Map<P, O, S>> = true;
+template <class P, int O, class S>
+inline constexpr bool enable_borrowed_tensor<Eigen::Ref<P, O, S>> = true;
+template <class X, int R, int C, bool I>
+inline constexpr bool enable_borrowed_tensor<Eigen::Block<X, R, C, I>> = true;
+
 // ---- views as Eigen maps ------------------------------------------------------------
 
 /// The matrices mint returns: dynamic, row-major (rows are examples).
@@ -95,8 +103,8 @@ matrix_map<T> as_matrix(const tensor_view<T>& v) {
   return matrix_map<T>(m.data(), m.extent(0), m.extent(1), Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(m.stride(0), m.stride(1)));
 }
 
-template <tensor X>
-  requires(!detail::a_tensor_view<X>)
+template <class X>
+  requires(viewable<X> && !detail::a_tensor_view<X>)
 auto as_matrix(X&& x) {
   return as_matrix(mint::view(x));
 }
@@ -108,8 +116,8 @@ vector_map<T> as_vector(const tensor_view<T>& v) {
   return vector_map<T>(flat.data(), flat.extent(0), Eigen::InnerStride<>(flat.stride(0)));
 }
 
-template <tensor X>
-  requires(!detail::a_tensor_view<X>)
+template <class X>
+  requires(viewable<X> && !detail::a_tensor_view<X>)
 auto as_vector(X&& x) {
   return as_vector(mint::view(x));
 }

@@ -44,8 +44,21 @@ concept tensor = requires(X& x) {
   { detail::adapter_of<X>::view(x) } -> detail::a_tensor_view;
 };
 
-/// The view of any tensor.
-template <tensor X>
+/// True for tensor types whose views point elsewhere, not into the object itself (a view, a
+/// map, a span): mint::view takes a temporary of them. Specialize it for your own such type.
+template <class T>
+inline constexpr bool enable_borrowed_tensor = false;
+template <class T>
+inline constexpr bool enable_borrowed_tensor<tensor_view<T>> = true;
+
+/// A tensor whose view outlives the expression `x` names: an lvalue, or a borrowed type. The view
+/// of a temporary container would dangle, so mint::view refuses one at compile time.
+template <class X>
+concept viewable = tensor<X> && (std::is_lvalue_reference_v<X> || enable_borrowed_tensor<std::remove_cvref_t<X>>);
+
+/// The view of any tensor (of a temporary only when it is a borrowed type: keep a container in a variable).
+template <class X>
+  requires viewable<X>
 auto view(X&& x) {
   return detail::adapter_of<X>::view(x);
 }
