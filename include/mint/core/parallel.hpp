@@ -12,8 +12,12 @@
 #define MINT_PRAGMA(x) _Pragma(#x)
 /// Runs the following for-loop across OpenMP threads when `work` (about flops) is large.
 #define MINT_PARALLEL_FOR(work) MINT_PRAGMA(omp parallel for schedule(static) if ((work) >= ::mint::parallel_threshold))
+/// The same for a loop that sums into `total` (each thread its own part, added at the end).
+#define MINT_PARALLEL_SUM(work, total) \
+  MINT_PRAGMA(omp parallel for schedule(static) reduction(+ : total) if ((work) >= ::mint::parallel_threshold))
 #else
 #define MINT_PARALLEL_FOR(work)
+#define MINT_PARALLEL_SUM(work, total)
 #endif
 
 namespace mint {
@@ -27,6 +31,16 @@ inline int thread_count() noexcept {
   return omp_get_max_threads();
 #else
   return 1;
+#endif
+}
+
+/// This thread's number inside a parallel loop, 0 to thread_count() - 1 (0 outside one or
+/// without OpenMP): the slot of per-thread scratch space.
+inline int thread_index() noexcept {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
 #endif
 }
 

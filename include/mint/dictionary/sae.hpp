@@ -19,6 +19,7 @@
 #include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
+#include "mint/core/parallel.hpp"
 #include "mint/core/parameters.hpp"
 #include "mint/core/random.hpp"
 #include "mint/core/tensor.hpp"
@@ -304,9 +305,7 @@ private:
     const T* theta = options_.architecture == sae_architecture::jumprelu ? threshold().data() : nullptr;
     const T half = T(o.bandwidth) / 2;
     std::int64_t count = 0;
-#if defined(_OPENMP)
-#pragma omp parallel for reduction(+ : count) if (double(n) * double(m) >= parallel_threshold)
-#endif
+    MINT_PARALLEL_SUM(double(n) * double(m), count)
     for (index i = 0; i < n; ++i) {
       const T* h = &ws.pre_(i, 0);
       std::int64_t c = 0;
@@ -343,7 +342,7 @@ private:
     const T* be = benc.data();
     MINT_PARALLEL_FOR(double(n) * double(m) * 4)
     for (index i = 0; i < n; ++i) {
-      std::int64_t* fired = ws.tally_.data() + std::size_t(detail::thread_id()) * std::size_t(m);
+      std::int64_t* fired = ws.tally_.data() + std::size_t(thread_index()) * std::size_t(m);
       const T* h = &ws.pre_(i, 0);
       T* a = &ws.a_(i, 0);
       // Selects rather than branches, so these loops vectorize.
@@ -424,7 +423,7 @@ private:
     ws.sum_tally_.assign(std::size_t(threads) * 4 * std::size_t(m), T(0));
     MINT_PARALLEL_FOR(double(n) * double(m) * 4)
     for (index i = 0; i < n; ++i) {
-      T* db = ws.sum_tally_.data() + std::size_t(detail::thread_id()) * 4 * std::size_t(m);
+      T* db = ws.sum_tally_.data() + std::size_t(thread_index()) * 4 * std::size_t(m);
       T* dx = db + m;
       T* db_mag = dx + m;
       T* dh_sum = db_mag + m;

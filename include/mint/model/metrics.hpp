@@ -77,12 +77,6 @@ void check_gradient(const tensor_view<const T>& logits, const tensor_view<T>& gr
                       "needs the extents of logits, " + shape_string(logits.extents()));
 }
 
-template <class T>
-void zero(tensor_view<T> v) {
-  for (index b = 0; b < v.extent(0); ++b)
-    for (index t = 0; t < v.extent(1); ++t)
-      for (index j = 0; j < v.extent(2); ++j) v(b, t, j) = T(0);
-}
 
 /// log-softmax of one row of logits, in double.
 template <class T>
@@ -150,7 +144,7 @@ struct logit_difference {
       throw argument_error(fn, "correct/wrong", detail::str("hold ", correct.size(), " and ", wrong.size(), " tokens"),
                            detail::str("need one per batch row (", tokens.batch(), ")"));
     const auto at = detail::chosen_positions(tokens, positions, fn);
-    if (grad) detail::check_gradient(logits, *grad, fn), detail::zero(*grad);
+    if (grad) detail::check_gradient(logits, *grad, fn), mint::fill(*grad, T(0));
     double sum = 0;
     const double weight = 1.0 / double(at.size());
     for (std::size_t r = 0; r < at.size(); ++r) {
@@ -186,7 +180,7 @@ struct token_probability {
       throw argument_error(fn, "target", detail::str("holds ", target.size(), " tokens"),
                            detail::str("needs one per batch row (", tokens.batch(), ")"));
     const auto at = detail::chosen_positions(tokens, positions, fn);
-    if (grad) detail::check_gradient(logits, *grad, fn), detail::zero(*grad);
+    if (grad) detail::check_gradient(logits, *grad, fn), mint::fill(*grad, T(0));
     std::vector<double> logp;
     double sum = 0;
     const double weight = 1.0 / double(at.size());
@@ -219,7 +213,7 @@ struct cross_entropy {
   double evaluate(const tensor_view<const T>& logits, const token_batch& tokens, tensor_view<T>* grad) const {
     const char* fn = "mint::cross_entropy";
     detail::check_logits(logits, tokens, fn);
-    if (grad) detail::check_gradient(logits, *grad, fn), detail::zero(*grad);
+    if (grad) detail::check_gradient(logits, *grad, fn), mint::fill(*grad, T(0));
     index count = 0;
     for (index b = 0; b < tokens.batch(); ++b) count += std::max<index>(tokens.length(b) - 1, 0);
     if (count == 0)
@@ -260,7 +254,7 @@ struct target_cross_entropy {
       throw argument_error(fn, "rows/positions/targets",
                            detail::str("hold ", rows.size(), ", ", positions.size(), " and ", targets.size(), " entries"),
                            "needs the same number, at least one");
-    if (grad) detail::check_gradient(logits, *grad, fn), detail::zero(*grad);
+    if (grad) detail::check_gradient(logits, *grad, fn), mint::fill(*grad, T(0));
     const double weight = 1.0 / double(targets.size());
     std::vector<double> logp;
     double sum = 0;
@@ -318,7 +312,7 @@ public:
     if (tokens.batch() != batch_ || tokens.positions() != positions_ || logits.extent(2) != vocab_)
       throw shape_error(fn, "logits", "has extents " + detail::shape_string(logits.extents()),
                         detail::str("needs those of the reference, [", batch_, ", ", positions_, ", ", vocab_, "]"));
-    if (grad) detail::check_gradient(logits, *grad, fn), detail::zero(*grad);
+    if (grad) detail::check_gradient(logits, *grad, fn), mint::fill(*grad, T(0));
     const auto at = select(tokens);
     if (index(at.size()) * vocab_ != index(reference_.size()))
       throw argument_error(fn, "tokens", "have other lengths than the reference run", "needs the same rows");

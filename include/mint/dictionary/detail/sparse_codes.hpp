@@ -18,15 +18,6 @@
 
 namespace mint::dictionary::detail {
 
-/// This thread's number inside a parallel loop (0 outside one or without OpenMP).
-inline int thread_id() noexcept {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 /// Latents chosen per row: entries [start[i], start[i+1]) of `latent`, with a value
 /// (the code z) and a gradient slot. `by_latent` lists the same entries grouped by
 /// latent (rows ascending), for per-latent sums that need no atomics.
@@ -149,7 +140,7 @@ void select_topk(const P& pre, index k, const std::uint8_t* allowed, sparse_code
   scratch.maxima.resize(threads * std::size_t(2 * blocks));
   MINT_PARALLEL_FOR(work)
   for (index i = 0; i < n; ++i) {
-    const std::size_t t = std::size_t(thread_id());
+    const std::size_t t = std::size_t(thread_index());
     index* found = scratch.found.data() + t * std::size_t(m);
     T* maxima = scratch.maxima.data() + t * std::size_t(2 * blocks);
     T* ranked = maxima + blocks;
