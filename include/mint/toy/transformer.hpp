@@ -404,25 +404,19 @@ tensor_view<const T> transformer<T>::forward_from(int layer, tensor_view<const T
 template <class T>
 tensor_view<const T> transformer<T>::forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
                                                     hook_set<T>& hooks) {
-  const char* fn = "mint::toy::transformer::forward_branch";
-  check_forward_hooks(hooks, *sites_, fn);
-  const std::vector<index> lengths = sequence_.branch(chunk, fn);
-  check_resume(layer, resid, chunk, fn);
-  forward_done_ = false;
-  prepare(chunk, lengths, sequence_.next_position(), config_.context, sequence_.batch(), false);
-  return run(hooks, layer, resid);
+  return forward_branch(layer, resid, chunk, hooks, chunk.positions());
 }
 
 template <class T>
 tensor_view<const T> transformer<T>::forward_branch(int layer, tensor_view<const T> resid, const token_batch& chunk,
                                                     hook_set<T>& hooks, index outputs) {
   const char* fn = "mint::toy::transformer::forward_branch";
-  if (outputs < 1 || outputs > chunk.positions())
-    throw argument_error(fn, "outputs", mint::detail::str("is ", outputs),
-                         mint::detail::str("needs 1 to the chunk's positions, ", chunk.positions()));
   check_forward_hooks(hooks, *sites_, fn);
   const std::vector<index> lengths = sequence_.branch(chunk, fn);
   check_resume(layer, resid, chunk, fn);
+  if (outputs < 1 || outputs > chunk.positions())
+    throw argument_error(fn, "outputs", mint::detail::str("is ", outputs),
+                         mint::detail::str("needs 1 to the chunk's positions, ", chunk.positions()));
   forward_done_ = false;
   prepare(chunk, lengths, sequence_.next_position(), config_.context, sequence_.batch(), false);
   outputs_ = outputs;
