@@ -26,10 +26,10 @@
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/detail/bytes.hpp"
+#include "mint/io/detail/elements.hpp"
 #include "mint/io/dtype.hpp"
 #include "mint/io/mapped_file.hpp"
 #include "mint/io/ndarray.hpp"
-#include "mint/io/npy.hpp"
 
 namespace mint {
 
@@ -514,7 +514,7 @@ void basic_gguf_writer<C>::set(const std::string& key, gguf_value value) {
 template <class C>
 void basic_gguf_writer<C>::add_tensor(const std::string& name, const array_ref& array) {
   constexpr const char* function = "mint::gguf_writer::add_tensor";
-  npy_core<C>::check(array, function);
+  check_writable(array, function);
   if (name.empty() || name.size() >= ggml_max_name)
     throw argument_error(function, "name", str("'", name, "' has ", name.size(), " bytes"), "needs 1 to 63 bytes");
   if (array.shape.empty() || array.shape.size() > 4)

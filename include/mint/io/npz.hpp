@@ -299,7 +299,7 @@ private:
 template <class C>
 void basic_npz_writer<C>::add(const std::string& name, const array_ref& array) {
   constexpr const char* function = "mint::npz_writer::add";
-  npy_core<C>::check(array, function);
+  check_writable(array, function);
   if (name.empty() || name.size() > 60000) throw argument_error(function, "name", str("has ", name.size(), " bytes"), "needs 1 to 60000");
   const std::string member = name + ".npy";
   for (const auto& e : entries_)

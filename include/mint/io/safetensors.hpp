@@ -21,11 +21,11 @@
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/detail/bytes.hpp"
+#include "mint/io/detail/elements.hpp"
 #include "mint/io/dtype.hpp"
 #include "mint/io/json.hpp"
 #include "mint/io/mapped_file.hpp"
 #include "mint/io/ndarray.hpp"
-#include "mint/io/npy.hpp"
 
 namespace mint {
 
@@ -221,7 +221,7 @@ void safetensors_core<C>::write(const std::string& path, const std::vector<std::
   std::vector<std::size_t> order(tensors.size());
   for (std::size_t k = 0; k < order.size(); ++k) {
     order[k] = k;
-    npy_core<C>::check(tensors[k].second, function);
+    check_writable(tensors[k].second, function);
     if (tensors[k].first == "__metadata__" || tensors[k].first.empty())
       throw argument_error(function, "tensors", str("has the name '", tensors[k].first, "'"), "needs non-empty names other than __metadata__");
   }
