@@ -68,22 +68,18 @@ def main():
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="prompts per IG call")
     parser.add_argument("--models", nargs="+", default=["tour"], choices=sorted(MODELS))
     parser.add_argument("--patch-batch", type=int, nargs="+", default=[8, 64], help="prompts per attribution patching call")
+    parser.add_argument("--torch-threads", choices=sorted(common.TORCH_LAYOUTS), default="openmp",
+                        help="where PyTorch's threads go (see common.TORCH_LAYOUTS)")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--min-seconds", type=float, default=0.3)
     args = parser.parse_args()
     threads = common.thread_count()
     print(common.setup_peers(threads))
-    import threadpoolctl
     import torch
 
-    # PyTorch's threads are its OpenMP pool (torch.set_num_threads, done above); Debian's torch
-    # calls OpenBLAS (the pthread build) for its products, whose own pool would fight the OpenMP
-    # pool for the cores and spin on them after each product (PyTorch's IG ran about 1.7x slower
-    # here with both at 2 threads, and mint's next sample slower too). One pool, as mint has:
-    # OpenBLAS on the calling thread.
-    threadpoolctl.threadpool_limits(limits=1, user_api="blas")
-    print(f"PyTorch: {torch.get_num_threads()} OpenMP threads, its BLAS on 1 thread "
-          f"({', '.join(p['internal_api'] + ' ' + str(p['num_threads']) for p in threadpoolctl.threadpool_info())})")
+    # One of PyTorch's two pools gets the cores (both at 2 threads, they fight: PyTorch's IG ran
+    # about 1.7x slower, and mint's next sample slower too); --torch-threads says which.
+    print(common.set_torch_threads(args.torch_threads, threads))
 
     binary = os.path.join(args.build, "benchmarks", "attribution_mint")
     ig_rows, patch_rows = [], []

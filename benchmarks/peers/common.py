@@ -42,6 +42,27 @@ def setup_peers(threads):
     return "; ".join(parts)
 
 
+# Where PyTorch's threads go. Debian's torch calls OpenBLAS (the pthread build) for its products;
+# its OpenMP pool runs the elementwise work. Two pools at `threads` each fight for the cores, so
+# one of them gets them all. Which is faster depends on the work: a peer offers both.
+TORCH_LAYOUTS = {
+    "blas": "its BLAS (OpenBLAS) on {t} threads, its OpenMP pool on 1",
+    "openmp": "its OpenMP pool on {t} threads, its BLAS on the calling thread",
+}
+
+
+def set_torch_threads(layout, threads):
+    """Puts PyTorch's threads where `layout` (a TORCH_LAYOUTS key) says; returns a line saying so."""
+    import threadpoolctl
+    import torch
+
+    blas, pool = (threads, 1) if layout == "blas" else (1, threads)
+    threadpoolctl.threadpool_limits(limits=blas, user_api="blas")
+    torch.set_num_threads(pool)
+    return (f"PyTorch: {TORCH_LAYOUTS[layout].format(t=threads)} (torch threads {torch.get_num_threads()}; "
+            f"{', '.join(p['internal_api'] + ' ' + str(p['num_threads']) for p in threadpoolctl.threadpool_info())})")
+
+
 def best_seconds(fn, repeat=5, min_seconds=0.2):
     """Median over `repeat` samples of fn's time, each sample long enough to time (like Google Benchmark)."""
     fn()  # warm up

@@ -115,19 +115,13 @@ def torch_sweep(torch, model, clean, corrupt, correct, wrong, per_forward, resum
     return sweep
 
 
-LAYOUTS = {  # PyTorch's threads: how `threads` cores are used
-    "blas": "its BLAS (OpenBLAS) on {t} threads, its OpenMP pool on 1",
-    "openmp": "its OpenMP pool on {t} threads, its BLAS on the calling thread (attribution_torch.py's layout)",
-}
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default="build-bench")
     parser.add_argument("--patches-per-forward", type=int, default=8,
                         help="copies of the batch per forward (mint's max_batch / 16, and PyTorch's unless told)")
     parser.add_argument("--torch-patches-per-forward", type=int, default=0, help="PyTorch's, when not mint's")
-    parser.add_argument("--torch-threads", choices=sorted(LAYOUTS), default="blas",
+    parser.add_argument("--torch-threads", choices=sorted(common.TORCH_LAYOUTS), default="blas",
                         help="where PyTorch's threads go (blas: fastest here, see the docstring)")
     parser.add_argument("--repeat", type=int, default=0,
                         help="timed, interleaved samples of each after the agreement run (itself the first sample)")
@@ -138,17 +132,10 @@ def main():
     args = parser.parse_args()
     threads = common.thread_count()
     print(common.setup_peers(threads))
-    import threadpoolctl
     import torch
 
-    if args.torch_threads == "blas":
-        threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
-        torch.set_num_threads(1)
-    else:
-        threadpoolctl.threadpool_limits(limits=1, user_api="blas")
-    layout = LAYOUTS[args.torch_threads].format(t=threads)
-    print(f"PyTorch: {layout} (torch threads {torch.get_num_threads()}; "
-          f"{', '.join(p['internal_api'] + ' ' + str(p['num_threads']) for p in threadpoolctl.threadpool_info())})")
+    print(common.set_torch_threads(args.torch_threads, threads))
+    layout = common.TORCH_LAYOUTS[args.torch_threads].format(t=threads)
     per_forward = args.patches_per_forward
     torch_per_forward = args.torch_patches_per_forward or per_forward
 
