@@ -81,3 +81,26 @@ TEST_CASE("files that are not what they claim are refused") {
   std::filesystem::resize_file(path, size / 2);
   CHECK_THROWS_AS(mint::toy::load_transformer(path), mint::format_error);
 }
+
+TEST_CASE("the config converts to and from JSON by field name; an unknown activation or a missing field is refused") {
+  const mint::json j = config;
+  CHECK(j.at("activation") == "gelu_tanh");
+  CHECK(j.at("d_model") == 16);
+  CHECK(j.size() == 12);  // every field of transformer_config
+  const auto back = j.get<mint::toy::transformer_config>();
+  CHECK(mint::json(back) == j);
+  const float one = 1.0f;
+  const std::string path = temp_path("odd_config.safetensors");
+  auto write_with = [&](const mint::json& c) {
+    mint::write_safetensors(path, {{"x", mint::array_ref(mint::dtype::float32, {1}, &one)}}, {{"mint.toy.config", c.dump()}});
+  };
+  mint::json odd = j;
+  odd["activation"] = "swish";
+  write_with(odd);
+  CHECK_THROWS_WITH_AS(mint::toy::load_transformer(path), doctest::Contains("names activation \"swish\""), mint::format_error);
+  odd = j;
+  odd.erase("d_head");
+  write_with(odd);
+  CHECK_THROWS_WITH_AS(mint::toy::load_transformer(path), doctest::Contains("has a config that does not parse"),
+                       mint::format_error);
+}

@@ -24,6 +24,19 @@ namespace mint {
 /// nlohmann-json's value type, as mint's readers return it.
 using json = nlohmann::json;
 
+/// nlohmann's NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE (every listed field to and from a JSON object,
+/// found by ADL), as templates over the JSON type: only the units that convert a Type compile
+/// them. Use in Type's namespace.
+#define MINT_JSON_FIELDS(Type, ...)                                                  \
+  template <class Json>                                                              \
+  void to_json(Json& nlohmann_json_j, const Type& nlohmann_json_t) {                 \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_TO, __VA_ARGS__))         \
+  }                                                                                  \
+  template <class Json>                                                              \
+  void from_json(const Json& nlohmann_json_j, Type& nlohmann_json_t) {               \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_FROM, __VA_ARGS__))       \
+  }
+
 namespace detail {
 
 /// parse_json, read_json and write_json. A template (C is always char) so only the units that

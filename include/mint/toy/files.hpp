@@ -17,6 +17,14 @@
 
 namespace mint::toy {
 
+// The config's JSON: every field under its own name, the activation by name (ADL, so
+// json(config) and j.get<transformer_config>() work in any unit that includes this header).
+NLOHMANN_JSON_SERIALIZE_ENUM(activation_fn, {{activation_fn::gelu, "gelu"},
+                                             {activation_fn::gelu_tanh, "gelu_tanh"},
+                                             {activation_fn::relu, "relu"}})
+MINT_JSON_FIELDS(transformer_config, vocab, context, d_model, layers, heads, kv_heads, d_head, d_mlp, activation,
+                 layer_norm, split_qkv_input, layer_norm_eps)
+
 namespace detail {
 
 template <class T>
@@ -58,11 +66,7 @@ struct transformer_files {
 
 template <class C>
 json transformer_files<C>::config_to_json(const transformer_config& c) {
-  const char* activations[] = {"gelu", "gelu_tanh", "relu"};
-  return {{"vocab", c.vocab}, {"context", c.context}, {"d_model", c.d_model}, {"layers", c.layers},
-          {"heads", c.heads}, {"kv_heads", c.kv_heads}, {"d_head", c.d_head}, {"d_mlp", c.d_mlp},
-          {"activation", activations[int(c.activation)]}, {"layer_norm", c.layer_norm},
-          {"split_qkv_input", c.split_qkv_input}, {"layer_norm_eps", c.layer_norm_eps}};
+  return json(c);
 }
 
 template <class C>
@@ -74,24 +78,11 @@ template <class C>
 transformer_config transformer_files<C>::config_from_json(const std::string& text, const std::string& path) {
   const json j = parse_json<C>(text, path, "mint::toy::load_transformer");
   try {
-    transformer_config c;
-    c.vocab = j.at("vocab").template get<int>();
-    c.context = j.at("context").template get<int>();
-    c.d_model = j.at("d_model").template get<int>();
-    c.layers = j.at("layers").template get<int>();
-    c.heads = j.at("heads").template get<int>();
-    c.kv_heads = j.at("kv_heads").template get<int>();
-    c.d_head = j.at("d_head").template get<int>();
-    c.d_mlp = j.at("d_mlp").template get<int>();
-    const auto act = j.at("activation").template get<std::string>();
-    if (act == "gelu") c.activation = activation_fn::gelu;
-    else if (act == "gelu_tanh") c.activation = activation_fn::gelu_tanh;
-    else if (act == "relu") c.activation = activation_fn::relu;
-    else throw format_error("mint::toy::load_transformer", "file '" + path + "'", "names activation '" + act + "'",
-                            "needs gelu, gelu_tanh or relu");
-    c.layer_norm = j.at("layer_norm").template get<bool>();
-    c.split_qkv_input = j.at("split_qkv_input").template get<bool>();
-    c.layer_norm_eps = j.at("layer_norm_eps").template get<double>();
+    auto c = j.template get<transformer_config>();
+    // An unknown name reads as the first activation (nlohmann's enum rule): refuse it instead.
+    if (json(c.activation) != j.at("activation"))
+      throw format_error("mint::toy::load_transformer", "file '" + path + "'", "names activation " + j.at("activation").dump(),
+                         "needs \"gelu\", \"gelu_tanh\" or \"relu\"");
     return c;
   } catch (const json::exception& e) {
     throw format_error("mint::toy::load_transformer", "file '" + path + "'",
