@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 #include "mint/adapters/eigen.hpp"
@@ -195,9 +196,9 @@ TEST_CASE("select_topk equals a full sort of each row: ties to the lower latent,
       for (auto& a : allowed) a = r.uniform() < 0.3;
       for (const bool masked : {false, true}) {
         CAPTURE(masked);
-        dict::detail::sparse_codes<float> codes;
-        dict::detail::topk_scratch<float> scratch;
-        dict::detail::select_topk(pre, k, masked ? allowed.data() : nullptr, codes, scratch);
+        mint::detail::sparse_codes<float> codes;
+        mint::detail::topk_scratch<float> scratch;
+        mint::detail::select_topk(pre, k, masked ? allowed.data() : nullptr, codes, scratch);
         for (mint::index i = 0; i < pre.rows(); ++i) {
           std::vector<mint::index> order;
           for (mint::index j = 0; j < m; ++j)
@@ -224,9 +225,9 @@ TEST_CASE("select_topk equals a full sort of each row: ties to the lower latent,
     std::vector<std::uint8_t> allowed(500);
     for (std::size_t j = 0; j < allowed.size(); ++j) allowed[j] = j % 3 != 0;
     for (const bool masked : {false, true}) {
-      dict::detail::sparse_codes<float> got;
-      dict::detail::topk_scratch<float> scratch;
-      dict::detail::select_topk(mixed, 4, masked ? allowed.data() : nullptr, got, scratch);
+      mint::detail::sparse_codes<float> got;
+      mint::detail::topk_scratch<float> scratch;
+      mint::detail::select_topk(mixed, 4, masked ? allowed.data() : nullptr, got, scratch);
       for (mint::index i = 0; i < mixed.rows(); ++i) {
         std::vector<mint::index> order;
         for (mint::index j = 0; j < 500; ++j)
@@ -245,12 +246,12 @@ TEST_CASE("select_topk equals a full sort of each row: ties to the lower latent,
     mint::matrixf many(600, 1000);
     mint::rng(5).fill_normal(many);
     const int before = omp_get_max_threads();
-    dict::detail::sparse_codes<float> one, two;
-    dict::detail::topk_scratch<float> scratch;
+    mint::detail::sparse_codes<float> one, two;
+    mint::detail::topk_scratch<float> scratch;
     omp_set_num_threads(1);
-    dict::detail::select_topk(many, 16, nullptr, one, scratch);
+    mint::detail::select_topk(many, 16, nullptr, one, scratch);
     omp_set_num_threads(2);
-    dict::detail::select_topk(many, 16, nullptr, two, scratch);
+    mint::detail::select_topk(many, 16, nullptr, two, scratch);
     omp_set_num_threads(before);
     CHECK(one.latent == two.latent);
     CHECK(one.value == two.value);
@@ -259,9 +260,9 @@ TEST_CASE("select_topk equals a full sort of each row: ties to the lower latent,
   // A row of NaN still gets k entries (the lowest latents) and nothing reads past the row.
   mint::matrixf nan_rows = mint::matrixf::Constant(2, 300, std::numeric_limits<float>::quiet_NaN());
   nan_rows(1, 7) = 2.0f;
-  dict::detail::sparse_codes<float> codes;
-  dict::detail::topk_scratch<float> scratch;
-  dict::detail::select_topk(nan_rows, 3, nullptr, codes, scratch);
+  mint::detail::sparse_codes<float> codes;
+  mint::detail::topk_scratch<float> scratch;
+  mint::detail::select_topk(nan_rows, 3, nullptr, codes, scratch);
   CHECK(std::vector<mint::index>(codes.latent.begin(), codes.latent.begin() + 3) == std::vector<mint::index>{0, 1, 2});
   CHECK(std::vector<mint::index>(codes.latent.begin() + 3, codes.latent.end()) == std::vector<mint::index>{0, 1, 7});
 }
@@ -359,4 +360,33 @@ TEST_CASE("inference encode and forward agree with the training loss's codes for
     CHECK((s.forward(x) - ws.reconstruction()).cwiseAbs().maxCoeff() < 1e-12);
     CHECK(double((s.encode(x).array() > 0).count()) == l.l0);
   }
+}
+
+TEST_CASE("latent_slots names exactly a latent's encoder column, decoder row and per-latent entries") {
+  for (auto arch : {sae_architecture::relu, sae_architecture::topk, sae_architecture::batchtopk, sae_architecture::jumprelu,
+                    sae_architecture::gated}) {
+    CAPTURE(dict::to_string(arch));
+    dict::basic_sae<float> sae({.d_in = 3, .d_sae = 5, .architecture = arch, .k = 2}, 4);
+    const mint::index j = 2;
+    auto flat = sae.parameters().flat();
+    std::fill(flat.begin(), flat.end(), 0.0f);
+    const auto slots = sae.latent_slots(j);
+    for (auto p : slots) flat[std::size_t(p)] += 1.0f;
+    // Each slot once; W_enc's column j and W_dec's row j whole; every [d_sae] vector at j, b_dec untouched.
+    CHECK(sae.W_enc().col(j).sum() == 3);
+    CHECK(sae.W_dec().row(j).sum() == 3);
+    CHECK(sae.b_dec().sum() == 0);
+    mint::index per_latent = 0;
+    for (const auto& e : sae.parameters().entries())
+      if (e.extents.size() == 1 && e.name != "b_dec") {
+        ++per_latent;
+        const auto v = sae.parameters()[e.name];
+        CHECK(v.data()[j] == 1);
+      }
+    CHECK(per_latent == (arch == sae_architecture::gated ? 3 : arch == sae_architecture::jumprelu ? 2 : 1));
+    CHECK(mint::index(slots.size()) == 2 * 3 + per_latent);
+    CHECK(std::accumulate(flat.begin(), flat.end(), 0.0f) == float(slots.size()));
+  }
+  dict::basic_sae<float> sae({.d_in = 3, .d_sae = 5}, 4);
+  CHECK_THROWS_WITH_AS(sae.latent_slots(5), doctest::Contains("needs 0 <= j < d_sae = 5"), mint::argument_error);
 }

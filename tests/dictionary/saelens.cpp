@@ -96,7 +96,7 @@ TEST_CASE("a legacy TopK config with architecture \"standard\" loads as TopK, as
   const auto written = mint::read_json((folder / "cfg.json").string());
   CHECK(written["architecture"] == "topk");
   CHECK(written["k"] == 6);
-  CHECK(dict::detail::saelens_major_version(written["metadata"]["sae_lens_version"]) >= 6);
+  CHECK(mint::detail::saelens_major_version(written["metadata"]["sae_lens_version"]) >= 6);
   CHECK(dict::read_saelens<float>(folder).sae.architecture() == sae_architecture::topk);
   fs::remove_all(folder);
 }
@@ -217,6 +217,11 @@ TEST_CASE("bad folders are clear errors") {
   };
   rewrite_config(R"({"d_in": 4, "d_sae": 5, "architecture": "mystery", "metadata": {"sae_lens_version": "6.1.0"}})");
   CHECK_THROWS_WITH_AS(dict::read_saelens<float>(folder), doctest::Contains("has architecture \"mystery\""), mint::format_error);
+  rewrite_config(R"({"d_in": 4, "d_sae": 5, "normalize_activations": "unit", "metadata": {"sae_lens_version": "6.1.0"}})");
+  CHECK_THROWS_WITH_AS(dict::read_saelens<float>(folder), doctest::Contains("has normalize_activations = \"unit\""),
+                       mint::format_error);
+  rewrite_config(R"({"d_in": 4, "d_sae": 5, "normalize_activations": 3, "metadata": {"sae_lens_version": "6.1.0"}})");
+  CHECK_THROWS_WITH_AS(dict::read_saelens<float>(folder), doctest::Contains("has normalize_activations = 3"), mint::format_error);
   rewrite_config(R"({"d_in": 4, "d_sae": 6, "architecture": "standard", "metadata": {"sae_lens_version": "6.1.0"}})");
   CHECK_THROWS_WITH_AS(dict::read_saelens<float>(folder), doctest::Contains("has tensor 'W_enc' of shape [4, 5]; needs [4, 6]"),
                        mint::format_error);

@@ -41,7 +41,7 @@ struct example_ref {
 /// s * positions + t is example first + s, position t): what a [batch, pos, d] cache holds.
 inline std::vector<example_ref> sequence_refs(std::int64_t first, index sequences, index positions) {
   if (sequences < 0 || positions < 0)
-    throw argument_error("mint::dictionary::sequence_refs", "sequences", mint::detail::str("is ", sequences, " x ", positions),
+    throw argument_error("mint::dictionary::sequence_refs", "sequences", detail::str("is ", sequences, " x ", positions),
                          "needs non-negative counts");
   std::vector<example_ref> out;
   out.reserve(std::size_t(sequences * positions));
@@ -67,16 +67,18 @@ class feature_collector;
 struct logit_effect;
 struct feature_report_options;
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 /// The work of the functions below over float and double codes, decoders and SAEs
 /// (mint/core/compiled.hpp); another element type compiles where it is used.
 template <class T>
 struct feature_analysis_core {
-  static void add(feature_collector& c, const tensor_view<const T>& codes, std::span<const example_ref> refs);
-  static std::vector<logit_effect> logit_effects(const tensor_view<const T>& decoder,
+  static void add(dictionary::feature_collector& c, const tensor_view<const T>& codes, std::span<const dictionary::example_ref> refs);
+  static std::vector<dictionary::logit_effect> logit_effects(const tensor_view<const T>& decoder,
                                                  const tensor_view<const T>& unembedding, index top_n);
-  static nlohmann::ordered_json describe(const basic_sae<T>& sae);
+  static nlohmann::ordered_json describe(const dictionary::basic_sae<T>& sae);
 };
 
 /// The JSON report of a collector, which has no scalar type: a core over the JSON type, so the
@@ -84,11 +86,13 @@ struct feature_analysis_core {
 /// includes this header (g++ instantiates what a template's non-dependent code calls).
 template <class Json = nlohmann::ordered_json>
 struct feature_report_core {
-  static Json report(const feature_collector& c, const feature_report_options& o);
-  static void write(const std::string& path, const feature_collector& c, const feature_report_options& o, int indent);
+  static Json report(const dictionary::feature_collector& c, const dictionary::feature_report_options& o);
+  static void write(const std::string& path, const dictionary::feature_collector& c, const dictionary::feature_report_options& o, int indent);
 };
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Knobs of feature_collector.
 struct feature_collector_options {
@@ -102,8 +106,8 @@ class feature_collector {
 public:
   explicit feature_collector(index latents, feature_collector_options options = {}) : options_(options), latents_(latents) {
     const char* fn = "mint::dictionary::feature_collector";
-    if (latents < 1) throw argument_error(fn, "latents", mint::detail::str("is ", latents), "needs >= 1");
-    if (options.top_n < 1) throw argument_error(fn, "options.top_n", mint::detail::str("is ", options.top_n), "needs >= 1");
+    if (latents < 1) throw argument_error(fn, "latents", detail::str("is ", latents), "needs >= 1");
+    if (options.top_n < 1) throw argument_error(fn, "options.top_n", detail::str("is ", options.top_n), "needs >= 1");
     heaps_.resize(std::size_t(latents * options.top_n));
     sizes_.assign(std::size_t(latents), 0);
     fires_.assign(std::size_t(latents), 0);
@@ -127,8 +131,8 @@ public:
   /// Latent j's kept examples, best first (see ranks_before); fewer than top_n if it fired less.
   std::vector<top_activation> top(index j) const {
     if (j < 0 || j >= latents_)
-      throw argument_error("mint::dictionary::feature_collector::top", "j", mint::detail::str("is ", j),
-                           mint::detail::str("needs 0 <= j < latents = ", latents_));
+      throw argument_error("mint::dictionary::feature_collector::top", "j", detail::str("is ", j),
+                           detail::str("needs 0 <= j < latents = ", latents_));
     const auto* h = heap(j);
     std::vector<top_activation> out(h, h + sizes_[std::size_t(j)]);
     std::sort(out.begin(), out.end(), ranks_before);
@@ -137,26 +141,26 @@ public:
 
   /// Adds a batch of codes ([rows, latents], or [..., latents]) whose rows came from `refs`.
   template <tensor Z>
-  void add(const Z& codes, std::span<const example_ref> refs) {
+  void add(const Z& codes, std::span<const dictionary::example_ref> refs) {
     detail::feature_analysis_core<value_t<const Z>>::add(*this, mint::view(codes), refs);
   }
 
   /// Encodes activations ([rows, d_in], or [batch, pos, d_in] as a cache holds them, rows
   /// flattened as sequence_refs numbers them) with the SAE in batches, then adds the codes.
   template <class T, tensor X>
-  void add(const basic_sae<T>& sae, const X& activations, std::span<const example_ref> refs, index batch_size = 4096) {
+  void add(const basic_sae<T>& sae, const X& activations, std::span<const dictionary::example_ref> refs, index batch_size = 4096) {
     const char* fn = "mint::dictionary::feature_collector::add";
     if (sae.d_sae() != latents_)
-      throw shape_error(fn, "sae", mint::detail::str("has d_sae ", sae.d_sae()), mint::detail::str("needs latents = ", latents_));
-    if (batch_size < 1) throw argument_error(fn, "batch_size", mint::detail::str("is ", batch_size), "needs >= 1");
+      throw shape_error(fn, "sae", detail::str("has d_sae ", sae.d_sae()), detail::str("needs latents = ", latents_));
+    if (batch_size < 1) throw argument_error(fn, "batch_size", detail::str("is ", batch_size), "needs >= 1");
     const auto given = mint::view(activations);
     if (given.rank() < 2 || given.extent(given.rank() - 1) != sae.d_in())
-      throw shape_error(fn, "activations", "has extents " + mint::detail::shape_string(given.extents()),
-                        mint::detail::str("needs [rows, d_in = ", sae.d_in(), "] or [batch, pos, d_in]"));
-    const auto xv = mint::detail::as_rank2(given, fn);
+      throw shape_error(fn, "activations", "has extents " + detail::shape_string(given.extents()),
+                        detail::str("needs [rows, d_in = ", sae.d_in(), "] or [batch, pos, d_in]"));
+    const auto xv = detail::as_rank2(given, fn);
     if (index(refs.size()) != xv.extent(0))
-      throw shape_error(fn, "refs", mint::detail::str("has ", refs.size(), " entries"),
-                        mint::detail::str("needs one per row of activations, ", xv.extent(0)));
+      throw shape_error(fn, "refs", detail::str("has ", refs.size(), " entries"),
+                        detail::str("needs one per row of activations, ", xv.extent(0)));
     matrix<T> xn, z;
     row_scaling<T> scaling;
     for (index start = 0; start < xv.extent(0); start += batch_size) {
@@ -176,8 +180,8 @@ public:
     }
     if (other.latents_ != latents_ || other.options_.top_n != options_.top_n)
       throw argument_error("mint::dictionary::feature_collector::merge", "other",
-                           mint::detail::str("has ", other.latents_, " latents and top_n ", other.options_.top_n),
-                           mint::detail::str("needs ", latents_, " and ", options_.top_n));
+                           detail::str("has ", other.latents_, " latents and top_n ", other.options_.top_n),
+                           detail::str("needs ", latents_, " and ", options_.top_n));
     for (index j = 0; j < latents_; ++j) {
       const auto* h = other.heap(j);
       for (index e = 0; e < other.sizes_[std::size_t(j)]; ++e) keep(j, h[e]);
@@ -258,11 +262,11 @@ token_source tokens_from(const X& tokens) {
   static_assert(std::is_integral_v<V>, "tokens_from: needs a tensor of integer token ids");
   const tensor_view<const V> v = mint::view(tokens);
   if (v.rank() != 2)
-    throw shape_error("mint::dictionary::tokens_from", "tokens", mint::detail::str("has rank ", v.rank()), "needs rank 2 [examples, positions]");
+    throw shape_error("mint::dictionary::tokens_from", "tokens", detail::str("has rank ", v.rank()), "needs rank 2 [examples, positions]");
   return [v](std::int64_t example) {
     if (example < 0 || example >= v.extent(0))
-      throw argument_error("mint::dictionary::tokens_from", "example", mint::detail::str("is ", example),
-                           mint::detail::str("needs 0 <= example < ", v.extent(0), ", the rows of tokens"));
+      throw argument_error("mint::dictionary::tokens_from", "example", detail::str("is ", example),
+                           detail::str("needs 0 <= example < ", v.extent(0), ", the rows of tokens"));
     std::vector<std::int64_t> out(std::size_t(v.extent(1)));
     for (index t = 0; t < v.extent(1); ++t) out[std::size_t(t)] = std::int64_t(v(index(example), t));
     return out;
@@ -301,18 +305,20 @@ inline void write_feature_report(const std::string& path, const feature_collecto
   detail::feature_report_core<>::write(path, c, o, indent);
 }
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 template <class T>
-void feature_analysis_core<T>::add(feature_collector& c, const tensor_view<const T>& zv, std::span<const example_ref> refs) {
+void feature_analysis_core<T>::add(dictionary::feature_collector& c, const tensor_view<const T>& zv, std::span<const dictionary::example_ref> refs) {
   const char* fn = "mint::dictionary::feature_collector::add";
   if (zv.rank() < 2 || zv.extent(zv.rank() - 1) != c.latents_)
-    throw shape_error(fn, "codes", "has extents " + mint::detail::shape_string(zv.extents()),
-                      mint::detail::str("needs [rows, latents = ", c.latents_, "]"));
+    throw shape_error(fn, "codes", "has extents " + detail::shape_string(zv.extents()),
+                      detail::str("needs [rows, latents = ", c.latents_, "]"));
   visit_matrix(zv, [&](const auto& z) {
     if (index(refs.size()) != z.rows())
-      throw shape_error(fn, "refs", mint::detail::str("has ", refs.size(), " entries"),
-                        mint::detail::str("needs one per row of codes, ", z.rows()));
+      throw shape_error(fn, "refs", detail::str("has ", refs.size(), " entries"),
+                        detail::str("needs one per row of codes, ", z.rows()));
     const index n = z.rows();
     constexpr index block = 64;
     const index blocks = (c.latents_ + block - 1) / block;
@@ -323,7 +329,7 @@ void feature_analysis_core<T>::add(feature_collector& c, const tensor_view<const
       for (index i = 0; i < n; ++i)
         for (index j = j0; j < j1; ++j) {
           const double v = double(z(i, j));
-          if (v > 0) c.offer(j, top_activation{v, refs[std::size_t(i)]});
+          if (v > 0) c.offer(j, dictionary::top_activation{v, refs[std::size_t(i)]});
         }
     }
   });
@@ -331,17 +337,17 @@ void feature_analysis_core<T>::add(feature_collector& c, const tensor_view<const
 }
 
 template <class T>
-std::vector<logit_effect> feature_analysis_core<T>::logit_effects(const tensor_view<const T>& dv,
+std::vector<dictionary::logit_effect> feature_analysis_core<T>::logit_effects(const tensor_view<const T>& dv,
                                                                   const tensor_view<const T>& uv, index top_n) {
   const char* fn = "mint::dictionary::logit_effects";
-  if (dv.rank() != 2) throw shape_error(fn, "decoder", mint::detail::str("has rank ", dv.rank()), "needs rank 2 [latents, d_model]");
-  if (uv.rank() != 2) throw shape_error(fn, "unembedding", mint::detail::str("has rank ", uv.rank()), "needs rank 2 [d_model, vocab]");
+  if (dv.rank() != 2) throw shape_error(fn, "decoder", detail::str("has rank ", dv.rank()), "needs rank 2 [latents, d_model]");
+  if (uv.rank() != 2) throw shape_error(fn, "unembedding", detail::str("has rank ", uv.rank()), "needs rank 2 [d_model, vocab]");
   if (uv.extent(0) != dv.extent(1))
-    throw shape_error(fn, "unembedding", "has extents " + mint::detail::shape_string(uv.extents()),
-                      mint::detail::str("needs [d_model = ", dv.extent(1), ", vocab], d_model being the decoder's columns"));
-  if (top_n < 1) throw argument_error(fn, "top_n", mint::detail::str("is ", top_n), "needs >= 1");
+    throw shape_error(fn, "unembedding", "has extents " + detail::shape_string(uv.extents()),
+                      detail::str("needs [d_model = ", dv.extent(1), ", vocab], d_model being the decoder's columns"));
+  if (top_n < 1) throw argument_error(fn, "top_n", detail::str("is ", top_n), "needs >= 1");
   const index m = dv.extent(0), vocab = uv.extent(1), n = std::min(top_n, vocab);
-  std::vector<logit_effect> out(static_cast<std::size_t>(m));
+  std::vector<dictionary::logit_effect> out(static_cast<std::size_t>(m));
   if (vocab == 0) return out;
   const index block = std::max<index>(1, std::min<index>(m, index((std::size_t(64) << 20) / sizeof(T)) / vocab));
   matrix<T> logits;
@@ -352,13 +358,13 @@ std::vector<logit_effect> feature_analysis_core<T>::logit_effects(const tensor_v
       logits.resize(rows, vocab);
       visit_matrix(dv.slice(start, start + rows), [&](const auto& d) { logits.noalias() = d * w; });
       if (!logits.allFinite())  // NaN would also break the sort's ordering
-        throw numeric_error(fn, "decoder", mint::detail::str("times unembedding gives a NaN or infinite logit for latents ", start, " to ",
+        throw numeric_error(fn, "decoder", detail::str("times unembedding gives a NaN or infinite logit for latents ", start, " to ",
                                                              start + rows - 1),
                             "needs finite decoder and unembedding values");
       for (index r = 0; r < rows; ++r) {
         const T* row = &logits(r, 0);
         auto& e = out[std::size_t(start + r)];
-        auto pick = [&](auto before, std::vector<token_score>& dst) {
+        auto pick = [&](auto before, std::vector<dictionary::token_score>& dst) {
           std::iota(order.begin(), order.end(), index(0));
           std::partial_sort(order.begin(), order.begin() + n, order.end(), before);
           dst.resize(std::size_t(n));
@@ -373,29 +379,29 @@ std::vector<logit_effect> feature_analysis_core<T>::logit_effects(const tensor_v
 }
 
 template <class T>
-nlohmann::ordered_json feature_analysis_core<T>::describe(const basic_sae<T>& sae) {
-  nlohmann::ordered_json j = {{"architecture", std::string(to_string(sae.architecture()))}, {"d_in", sae.d_in()}, {"d_sae", sae.d_sae()}};
+nlohmann::ordered_json feature_analysis_core<T>::describe(const dictionary::basic_sae<T>& sae) {
+  nlohmann::ordered_json j = {{"architecture", std::string(dictionary::to_string(sae.architecture()))}, {"d_in", sae.d_in()}, {"d_sae", sae.d_sae()}};
   if (sae.uses_k()) j["k"] = sae.options().k;
   return j;
 }
 
 template <class Json>
-Json feature_report_core<Json>::report(const feature_collector& c, const feature_report_options& o) {
+Json feature_report_core<Json>::report(const dictionary::feature_collector& c, const dictionary::feature_report_options& o) {
   using report_json = Json;
   const char* fn = "mint::dictionary::feature_report";
   if (o.context_before < 0 || o.context_after < 0)
-    throw argument_error(fn, "options.context_before", mint::detail::str("is ", o.context_before, " (after ", o.context_after, ")"),
+    throw argument_error(fn, "options.context_before", detail::str("is ", o.context_before, " (after ", o.context_after, ")"),
                          "needs both >= 0");
   if (!o.logit_effects.empty() && index(o.logit_effects.size()) != c.latents())
-    throw shape_error(fn, "options.logit_effects", mint::detail::str("has ", o.logit_effects.size(), " entries"),
-                      mint::detail::str("needs one per latent, ", c.latents()));
+    throw shape_error(fn, "options.logit_effects", detail::str("has ", o.logit_effects.size(), " entries"),
+                      detail::str("needs one per latent, ", c.latents()));
   auto string_of = [&](std::int64_t token) -> const std::string& {
     if (token < 0 || token >= std::int64_t(o.vocab.size()))
-      throw argument_error(fn, "options.vocab", mint::detail::str("has ", o.vocab.size(), " strings"),
-                           mint::detail::str("needs one for token id ", token));
+      throw argument_error(fn, "options.vocab", detail::str("has ", o.vocab.size(), " strings"),
+                           detail::str("needs one for token id ", token));
     return o.vocab[std::size_t(token)];
   };
-  auto scores = [&](const std::vector<token_score>& list) {
+  auto scores = [&](const std::vector<dictionary::token_score>& list) {
     report_json a = report_json::array();
     for (const auto& s : list) {
       report_json t = {{"token", s.token}, {"logit", s.value}};
@@ -413,8 +419,8 @@ Json feature_report_core<Json>::report(const feature_collector& c, const feature
       if (o.tokens) {
         const auto tokens = o.tokens(a.where.example);
         if (a.where.position < 0 || a.where.position >= std::int64_t(tokens.size()))
-          throw argument_error(fn, "options.tokens", mint::detail::str("gives example ", a.where.example, " ", tokens.size(), " tokens"),
-                               mint::detail::str("needs a token at position ", a.where.position));
+          throw argument_error(fn, "options.tokens", detail::str("gives example ", a.where.example, " ", tokens.size(), " tokens"),
+                               detail::str("needs a token at position ", a.where.position));
         const std::int64_t first = std::max<std::int64_t>(0, a.where.position - o.context_before);
         const std::int64_t last = std::min<std::int64_t>(std::int64_t(tokens.size()) - 1, a.where.position + o.context_after);
         report_json ids = report_json::array(), strings = report_json::array();
@@ -452,7 +458,7 @@ Json feature_report_core<Json>::report(const feature_collector& c, const feature
 }
 
 template <class Json>
-void feature_report_core<Json>::write(const std::string& path, const feature_collector& c, const feature_report_options& o,
+void feature_report_core<Json>::write(const std::string& path, const dictionary::feature_collector& c, const dictionary::feature_report_options& o,
                                    int indent) {
   const auto report = feature_report_core::report(c, o);
   const std::string text = report.dump(indent, ' ', false, Json::error_handler_t::replace);
@@ -462,12 +468,10 @@ void feature_report_core<Json>::write(const std::string& path, const feature_col
   out.commit();
 }
 
-}  // namespace detail
-
-}  // namespace mint::dictionary
+}  // namespace mint::detail
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_FEATURE_ANALYSIS(CORE)                  \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::feature_analysis_core) \
-  CORE(struct mint::dictionary::detail::feature_report_core<>)
+  MINT_CORE_FD(CORE, mint::detail::feature_analysis_core) \
+  CORE(struct mint::detail::feature_report_core<>)
 MINT_CORES_DICTIONARY_FEATURE_ANALYSIS(MINT_CORE)

@@ -58,15 +58,17 @@ struct ksvd_result {
   index replaced = 0;         ///< atoms replaced (unused, rarely used or duplicates), over all iterations
 };
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 template <class T>
-ksvd_result<T> ksvd_run(const matrix<T>& x, matrix<T> dictionary, const ksvd_options& options) {
+dictionary::ksvd_result<T> ksvd_run(const matrix<T>& x, matrix<T> dictionary, const dictionary::ksvd_options& options) {
   constexpr const char* function = "mint::dictionary::ksvd";
   const index n = x.rows(), dims = x.cols(), atoms = dictionary.rows();
-  ksvd_result<T> result;
+  dictionary::ksvd_result<T> result;
   progress_reporter reporter(options.progress, "ksvd", options.iterations);
-  const omp_options coding{.nonzeros = options.nonzeros, .tolerance = options.tolerance};
+  const dictionary::omp_options coding{.nonzeros = options.nonzeros, .tolerance = options.tolerance};
   matrix<T> correlations(n, atoms), residual(n, dims);
   matrix<T>& codes = result.codes;
   codes.resize(n, atoms);
@@ -126,7 +128,7 @@ ksvd_result<T> ksvd_run(const matrix<T>& x, matrix<T> dictionary, const ksvd_opt
         coefficients(u) = codes(i, j);
         block.row(u) = residual.row(i) + coefficients(u) * dictionary.row(j);
       }
-      if (options.update == ksvd_update::exact) {
+      if (options.update == dictionary::ksvd_update::exact) {
         // The top right singular vector of E is the top eigenvector of E^T E, or E^T u for the
         // top eigenvector u of E E^T, whichever is smaller; in double, then g = E d.
         const matrixd e = block.template cast<double>();
@@ -168,7 +170,7 @@ ksvd_result<T> ksvd_run(const matrix<T>& x, matrix<T> dictionary, const ksvd_opt
     }
     result.replaced += replaced;
     if (!dictionary.allFinite())
-      throw numeric_error(function, "dictionary", mint::detail::str("became non-finite at iteration ", iteration),
+      throw numeric_error(function, "dictionary", detail::str("became non-finite at iteration ", iteration),
                           "needs finite data of moderate scale");
     result.rmse.push_back(rmse);
     reporter.report(iteration, {{"rmse", rmse}, {"replaced", double(replaced)}});
@@ -177,15 +179,15 @@ ksvd_result<T> ksvd_run(const matrix<T>& x, matrix<T> dictionary, const ksvd_opt
   return result;
 }
 
-inline void check_ksvd_options(const char* function, const ksvd_options& options, index n, index dims) {
+inline void check_ksvd_options(const char* function, const dictionary::ksvd_options& options, index n, index dims) {
   if (options.atoms < 1)
-    throw argument_error(function, "options.atoms", mint::detail::str("is ", options.atoms), "needs K >= 1 atoms");
+    throw argument_error(function, "options.atoms", detail::str("is ", options.atoms), "needs K >= 1 atoms");
   check_omp_options(function, {.nonzeros = options.nonzeros, .tolerance = options.tolerance});
   check_omp_budget(function, "options.nonzeros", options.nonzeros, options.atoms);
   if (options.iterations < 0)
-    throw argument_error(function, "options.iterations", mint::detail::str("is ", options.iterations), "needs >= 0");
+    throw argument_error(function, "options.iterations", detail::str("is ", options.iterations), "needs >= 0");
   if (n < 1 || dims < 1)
-    throw shape_error(function, "x", mint::detail::str("has ", n, " rows and ", dims, " columns"),
+    throw shape_error(function, "x", detail::str("has ", n, " rows and ", dims, " columns"),
                       "needs at least one signal of at least one dimension");
 }
 
@@ -193,14 +195,14 @@ inline void check_ksvd_options(const char* function, const ksvd_options& options
 template <class T>
 struct ksvd_core {
   /// ksvd(x, options): from K signals drawn with options.seed.
-  static ksvd_result<T> learn(const tensor_view<const T>& x, const ksvd_options& options);
+  static dictionary::ksvd_result<T> learn(const tensor_view<const T>& x, const dictionary::ksvd_options& options);
   /// ksvd(x, initial, options).
-  static ksvd_result<T> learn(const tensor_view<const T>& x, const tensor_view<const T>& initial,
-                              const ksvd_options& options);
+  static dictionary::ksvd_result<T> learn(const tensor_view<const T>& x, const tensor_view<const T>& initial,
+                              const dictionary::ksvd_options& options);
 };
 
 template <class T>
-ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, const ksvd_options& options) {
+dictionary::ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, const dictionary::ksvd_options& options) {
   constexpr const char* function = "mint::dictionary::ksvd";
   check_rank2(function, "x", x);
   check_ksvd_options(function, options, x.extent(0), x.extent(1));
@@ -222,25 +224,27 @@ ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, const ksvd_opt
 }
 
 template <class T>
-ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, const tensor_view<const T>& initial,
-                                   const ksvd_options& options) {
+dictionary::ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, const tensor_view<const T>& initial,
+                                   const dictionary::ksvd_options& options) {
   constexpr const char* function = "mint::dictionary::ksvd";
   check_rank2(function, "x", x);
   check_ksvd_options(function, options, x.extent(0), x.extent(1));
   check_rank2(function, "initial", initial, x.extent(1), "the columns (dimensions) of x");
   if (initial.extent(0) != options.atoms)
-    throw shape_error(function, "initial", mint::detail::str("has ", initial.extent(0), " rows"),
-                      mint::detail::str("needs options.atoms = ", options.atoms));
+    throw shape_error(function, "initial", detail::str("has ", initial.extent(0), " rows"),
+                      detail::str("needs options.atoms = ", options.atoms));
   matrix<T> dictionary = sparse_coding_core<T>::finite_copy(function, "initial", initial);
   for (index j = 0; j < dictionary.rows(); ++j) {
     if (dictionary.row(j).squaredNorm() == T(0))
-      throw numeric_error(function, "initial", mint::detail::str("has a zero row ", j), "needs atoms of non-zero norm");
+      throw numeric_error(function, "initial", detail::str("has a zero row ", j), "needs atoms of non-zero norm");
     dictionary.row(j).normalize();
   }
   return ksvd_run<T>(sparse_coding_core<T>::finite_copy(function, "x", x), std::move(dictionary), options);
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// K-SVD on the rows of x ([n, d]) from K distinct signals drawn with options.seed, normalized.
 template <tensor X>
@@ -262,5 +266,5 @@ ksvd_result<detail::scalar_of<X>> ksvd(const X& x, const D& initial, const ksvd_
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_KSVD(CORE) \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::ksvd_core)
+  MINT_CORE_FD(CORE, mint::detail::ksvd_core)
 MINT_CORES_DICTIONARY_KSVD(MINT_CORE)

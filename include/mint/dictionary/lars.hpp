@@ -52,17 +52,19 @@ struct lars_report {
   index singular = 0;  ///< signals where an atom dependent on the active atoms was left out (see lars)
 };
 
-namespace detail {
+}  // namespace mint::dictionary
 
-inline void check_lars_options(const char* function, const lars_options& options) {
+namespace mint::detail {
+
+inline void check_lars_options(const char* function, const dictionary::lars_options& options) {
   if (!(options.alpha >= 0) || !std::isfinite(options.alpha))
-    throw argument_error(function, "options.alpha", mint::detail::str("is ", options.alpha),
+    throw argument_error(function, "options.alpha", detail::str("is ", options.alpha),
                          "needs a finite alpha >= 0");
   if (options.max_atoms < -1)
-    throw argument_error(function, "options.max_atoms", mint::detail::str("is ", options.max_atoms),
+    throw argument_error(function, "options.max_atoms", detail::str("is ", options.max_atoms),
                          "needs -1 (no limit) or a count >= 0");
   if (options.max_steps < 1)
-    throw argument_error(function, "options.max_steps", mint::detail::str("is ", options.max_steps),
+    throw argument_error(function, "options.max_steps", detail::str("is ", options.max_steps),
                          "needs at least 1");
 }
 
@@ -86,7 +88,7 @@ public:
 
   /// Codes one signal: `q` is D x (K entries). Writes all K entries of `code`.
   template <class Gram, class Row, class Code>
-  outcome solve(const Gram& gram, const Row& q, const lars_options& options, index max_active, Code&& code) {
+  outcome solve(const Gram& gram, const Row& q, const dictionary::lars_options& options, index max_active, Code&& code) {
     const index atoms = gram.rows();
     const T alpha = T(options.alpha);
     const bool positive = options.positive;
@@ -289,16 +291,16 @@ private:
 
 /// LARS-lasso over the rows of `correlations` ([n, K], rows D x_i), writing `codes` [n, K].
 template <class T, class Gram, class Correlations, class Codes>
-lars_report lars_rows(const Gram& gram, const Correlations& correlations, const lars_options& options,
+dictionary::lars_report lars_rows(const Gram& gram, const Correlations& correlations, const dictionary::lars_options& options,
                       Codes& codes) {
   const index n = correlations.rows(), atoms = gram.rows();
   const index max_active = options.max_atoms < 0 ? atoms : std::min(options.max_atoms, atoms);
   const row_blocks blocks(n, double(n) * double(atoms) * double(max_active) * 2.0);
-  std::vector<lars_report> reports(std::size_t(blocks.count));
+  std::vector<dictionary::lars_report> reports(std::size_t(blocks.count));
   MINT_PARALLEL_FOR(blocks.count > 1 ? parallel_threshold : 0.0)
   for (index b = 0; b < blocks.count; ++b) {
     lars_workspace<T> workspace(atoms, max_active);
-    lars_report& report = reports[std::size_t(b)];
+    dictionary::lars_report& report = reports[std::size_t(b)];
     for (index i = blocks.begin(b); i < blocks.end(b); ++i) {
       const auto out = workspace.solve(gram, correlations.row(i), options, max_active, codes.row(i));
       report.steps = std::max(report.steps, out.steps);
@@ -307,7 +309,7 @@ lars_report lars_rows(const Gram& gram, const Correlations& correlations, const 
       report.singular += out.singular;
     }
   }
-  lars_report total;
+  dictionary::lars_report total;
   for (const auto& r : reports) {
     total.steps = std::max(total.steps, r.steps);
     total.drops += r.drops;
@@ -322,16 +324,16 @@ lars_report lars_rows(const Gram& gram, const Correlations& correlations, const 
 template <class T>
 struct lars_core {
   /// lars(x, dictionary), writing `codes` ([n, K]).
-  static lars_report code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
-                          const lars_options& options);
+  static dictionary::lars_report code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
+                          const dictionary::lars_options& options);
   /// lars_gram.
-  static lars_report gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
-                          const tensor_view<T>& codes, const lars_options& options);
+  static dictionary::lars_report gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                          const tensor_view<T>& codes, const dictionary::lars_options& options);
 };
 
 template <class T>
-lars_report lars_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary,
-                               matrix_map<T> codes, const lars_options& options) {
+dictionary::lars_report lars_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary,
+                               matrix_map<T> codes, const dictionary::lars_options& options) {
   constexpr const char* function = "mint::dictionary::lars";
   check_lars_options(function, options);
   const coding_products<T> p = sparse_coding_core<T>::products(function, x, dictionary, signal_norms::none);
@@ -339,20 +341,22 @@ lars_report lars_core<T>::code(const tensor_view<const T>& x, const tensor_view<
 }
 
 template <class T>
-lars_report lars_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
-                               const tensor_view<T>& codes, const lars_options& options) {
+dictionary::lars_report lars_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+                               const tensor_view<T>& codes, const dictionary::lars_options& options) {
   constexpr const char* function = "mint::dictionary::lars_gram";
   check_lars_options(function, options);
   check_gram_products(function, gram, correlations);
   auto out = checked_output<T>(function, "codes", codes, correlations.extent(0), gram.extent(0));
   const matrix<T> g = sparse_coding_core<T>::finite_copy(function, "gram", gram);
-  lars_report report;
+  dictionary::lars_report report;
   visit_finite(function, "correlations", correlations,
                [&](const auto& cm) { report = lars_rows<T>(g, cm, options, out); });
   return report;
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Lasso codes of the rows of x ([n, d]) over the rows of `dictionary` ([K, d]) by LARS: [n, K],
 /// each row the exact minimizer of 0.5 ||x - c D||^2 + alpha ||c||_1 (up to rounding).
@@ -401,5 +405,5 @@ lars_report lars_gram(const G& gram, const C& correlations, Codes&& codes, const
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_LARS(CORE) \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::lars_core)
+  MINT_CORE_FD(CORE, mint::detail::lars_core)
 MINT_CORES_DICTIONARY_LARS(MINT_CORE)

@@ -40,16 +40,18 @@ struct lasso_report {
   index unconverged = 0;  ///< signals that reached max_iterations with the gap above tolerance
 };
 
-namespace detail {
+}  // namespace mint::dictionary
 
-inline void check_lasso_options(const char* function, const lasso_options& options) {
+namespace mint::detail {
+
+inline void check_lasso_options(const char* function, const dictionary::lasso_options& options) {
   if (!(options.alpha >= 0) || !std::isfinite(options.alpha))
-    throw argument_error(function, "options.alpha", mint::detail::str("is ", options.alpha), "needs alpha >= 0");
+    throw argument_error(function, "options.alpha", detail::str("is ", options.alpha), "needs alpha >= 0");
   if (options.max_iterations < 1)
-    throw argument_error(function, "options.max_iterations", mint::detail::str("is ", options.max_iterations),
+    throw argument_error(function, "options.max_iterations", detail::str("is ", options.max_iterations),
                          "needs at least 1");
   if (!(options.tolerance >= 0) || !std::isfinite(options.tolerance))
-    throw argument_error(function, "options.tolerance", mint::detail::str("is ", options.tolerance),
+    throw argument_error(function, "options.tolerance", detail::str("is ", options.tolerance),
                          "needs tolerance >= 0");
 }
 
@@ -63,7 +65,7 @@ public:
   /// `diagonal` is G's diagonal, `q` is D x, `y_norm2` is ||x||^2. Returns the sweeps taken and whether the gap closed.
   template <class Gram, class Diagonal, class Row, class Code>
   std::pair<index, bool> solve(const Gram& gram, const Diagonal& diagonal, const Row& q, double y_norm2,
-                               const lasso_options& options, Code&& code) {
+                               const dictionary::lasso_options& options, Code&& code) {
     const index atoms = gram.rows();
     const T alpha = T(options.alpha);
     w_ = code.transpose();
@@ -103,7 +105,7 @@ private:
   // The gap between the primal objective and the dual one at the scaled residual
   // (scikit-learn's enet_coordinate_descent_gram, without the L2 term), in double.
   template <class Row>
-  double duality_gap(const Row& q, double y_norm2, const lasso_options& options) const {
+  double duality_gap(const Row& q, double y_norm2, const dictionary::lasso_options& options) const {
     double q_dot_w = 0, w_dot_h = 0, l1 = 0, dual_norm = 0;
     for (index j = 0; j < w_.size(); ++j) {
       q_dot_w += double(q(j)) * double(w_(j));
@@ -126,16 +128,16 @@ private:
 
 /// Coordinate descent over the rows of `correlations` ([n, K]); `codes` [n, K] holds the warm starts.
 template <class T, class Gram, class Correlations, class Norms, class Codes>
-lasso_report lasso_rows(const Gram& gram, const Correlations& correlations, const Norms& norms2,
-                        const lasso_options& options, Codes& codes) {
+dictionary::lasso_report lasso_rows(const Gram& gram, const Correlations& correlations, const Norms& norms2,
+                        const dictionary::lasso_options& options, Codes& codes) {
   const index n = correlations.rows(), atoms = gram.rows();
   const row_blocks blocks(n, double(n) * double(atoms) * double(atoms) * 4.0);
-  std::vector<lasso_report> reports(std::size_t(blocks.count));
+  std::vector<dictionary::lasso_report> reports(std::size_t(blocks.count));
   const vector<T> diagonal = gram.diagonal();  // contiguous: the sweep reads it in order
   MINT_PARALLEL_FOR(blocks.count > 1 ? parallel_threshold : 0.0)
   for (index b = 0; b < blocks.count; ++b) {
     lasso_workspace<T> workspace(atoms);
-    lasso_report& report = reports[std::size_t(b)];
+    dictionary::lasso_report& report = reports[std::size_t(b)];
     for (index i = blocks.begin(b); i < blocks.end(b); ++i) {
       const auto [sweeps, converged] =
           workspace.solve(gram, diagonal, correlations.row(i), double(norms2(i)), options, codes.row(i));
@@ -143,7 +145,7 @@ lasso_report lasso_rows(const Gram& gram, const Correlations& correlations, cons
       report.unconverged += !converged;
     }
   }
-  lasso_report total;
+  dictionary::lasso_report total;
   for (const auto& r : reports) {
     total.iterations = std::max(total.iterations, r.iterations);
     total.unconverged += r.unconverged;
@@ -156,20 +158,20 @@ lasso_report lasso_rows(const Gram& gram, const Correlations& correlations, cons
 template <class T>
 struct lasso_core {
   /// lasso(x, dictionary) from the warm start in `codes` ([n, K]).
-  static lasso_report code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
-                           const lasso_options& options);
+  static dictionary::lasso_report code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
+                           const dictionary::lasso_options& options);
   /// lasso_gram.
-  static lasso_report gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+  static dictionary::lasso_report gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
                            const tensor_view<const double>& squared_norms, const tensor_view<T>& codes,
-                           const lasso_options& options);
+                           const dictionary::lasso_options& options);
   /// Coordinate descent over products already formed (online dictionary learning's coding step).
-  static lasso_report rows(const matrix<T>& gram, const matrix<T>& correlations, const vectord& norms2,
-                           const lasso_options& options, matrix_map<T> codes);
+  static dictionary::lasso_report rows(const matrix<T>& gram, const matrix<T>& correlations, const vectord& norms2,
+                           const dictionary::lasso_options& options, matrix_map<T> codes);
 };
 
 template <class T>
-lasso_report lasso_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary,
-                                 matrix_map<T> codes, const lasso_options& options) {
+dictionary::lasso_report lasso_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary,
+                                 matrix_map<T> codes, const dictionary::lasso_options& options) {
   constexpr const char* function = "mint::dictionary::lasso";
   check_lasso_options(function, options);
   if (!codes.allFinite()) throw numeric_error(function, "codes", "hold a NaN or infinity", "needs a finite warm start");
@@ -178,9 +180,9 @@ lasso_report lasso_core<T>::code(const tensor_view<const T>& x, const tensor_vie
 }
 
 template <class T>
-lasso_report lasso_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
+dictionary::lasso_report lasso_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
                                  const tensor_view<const double>& squared_norms, const tensor_view<T>& codes,
-                                 const lasso_options& options) {
+                                 const dictionary::lasso_options& options) {
   constexpr const char* function = "mint::dictionary::lasso_gram";
   check_lasso_options(function, options);
   check_gram_products(function, gram, correlations);
@@ -189,19 +191,21 @@ lasso_report lasso_core<T>::gram(const tensor_view<const T>& gram, const tensor_
   if (!out.allFinite()) throw numeric_error(function, "codes", "hold a NaN or infinity", "needs a finite warm start");
   const matrix<T> g = sparse_coding_core<T>::finite_copy(function, "gram", gram);
   const vectord norms2 = as_vector(squared_norms);
-  lasso_report report;
+  dictionary::lasso_report report;
   visit_finite(function, "correlations", correlations,
                [&](const auto& cm) { report = lasso_rows<T>(g, cm, norms2, options, out); });
   return report;
 }
 
 template <class T>
-lasso_report lasso_core<T>::rows(const matrix<T>& gram, const matrix<T>& correlations, const vectord& norms2,
-                                 const lasso_options& options, matrix_map<T> codes) {
+dictionary::lasso_report lasso_core<T>::rows(const matrix<T>& gram, const matrix<T>& correlations, const vectord& norms2,
+                                 const dictionary::lasso_options& options, matrix_map<T> codes) {
   return lasso_rows<T>(gram, correlations, norms2, options, codes);
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Lasso codes of the rows of x ([n, d]) over the rows of `dictionary` ([K, d]): [n, K], each row
 /// minimizing 0.5 ||x - c D||^2 + alpha ||c||_1, started from zero.
@@ -249,5 +253,5 @@ lasso_report lasso_gram(const G& gram, const C& correlations, const N& squared_n
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_LASSO(CORE) \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::lasso_core)
+  MINT_CORE_FD(CORE, mint::detail::lasso_core)
 MINT_CORES_DICTIONARY_LASSO(MINT_CORE)

@@ -26,7 +26,9 @@ struct loss_recovered_result {
   double recovered() const noexcept { return (zero_ablation - spliced) / (zero_ablation - clean); }
 };
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 /// Applies f to the [valid rows, d] matrix of an activation [batch, pos, d] (or [batch, pos, heads,
 /// d_head], heads folded into d), writing the result back. Padded positions are left alone.
@@ -61,7 +63,9 @@ void transform_valid_rows(hook_call<T>& call, F&& f, const char* fn) {
   each([&](index r, index k, T& v) { v = y(r, k); });
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Runs `model` on `tokens` three times and scores it with `metric` (lower is better, as a
 /// loss): clean, with `sae`'s reconstruction spliced in at `site`, and with the site zeroed.

@@ -41,7 +41,9 @@ struct sae_metrics_options {
   double dense_threshold = 0.1;  ///< a latent firing on more than this fraction of rows is dense
 };
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 /// Sums in S (double) over the rows of reconstructions. A template only so that finish()'s
 /// Eigen code compiles where metrics_core uses it, not in every unit that includes this header.
@@ -69,8 +71,8 @@ struct reconstruction_sums {
     rows += x.rows();
   }
 
-  reconstruction_metrics finish() const {
-    reconstruction_metrics m;
+  dictionary::reconstruction_metrics finish() const {
+    dictionary::reconstruction_metrics m;
     if (rows == 0) return m;
     const double n = double(rows);
     // Total squared deviation about the column means: sum x^2 - n mean^2, per column.
@@ -87,40 +89,40 @@ struct reconstruction_sums {
 /// argument's element type (the SAE's for evaluate), V the second's.
 template <class T, class V>
 struct metrics_core {
-  static reconstruction_metrics quality(const tensor_view<const T>& x, const tensor_view<const V>& x_hat);
-  static sae_metrics evaluate(const basic_sae<T>& sae, const tensor_view<const V>& x, const sae_metrics_options& options);
+  static dictionary::reconstruction_metrics quality(const tensor_view<const T>& x, const tensor_view<const V>& x_hat);
+  static dictionary::sae_metrics evaluate(const dictionary::basic_sae<T>& sae, const tensor_view<const V>& x, const dictionary::sae_metrics_options& options);
 };
 
 template <class T, class V>
-reconstruction_metrics metrics_core<T, V>::quality(const tensor_view<const T>& xv, const tensor_view<const V>& yv) {
+dictionary::reconstruction_metrics metrics_core<T, V>::quality(const tensor_view<const T>& xv, const tensor_view<const V>& yv) {
   const auto a = as_matrix(xv);
   const auto b = as_matrix(yv);
   if (a.rows() != b.rows() || a.cols() != b.cols())
-    throw shape_error("mint::dictionary::reconstruction_quality", "x_hat", mint::detail::str("is ", b.rows(), " x ", b.cols()),
-                      mint::detail::str("needs the shape of x, ", a.rows(), " x ", a.cols()));
+    throw shape_error("mint::dictionary::reconstruction_quality", "x_hat", detail::str("is ", b.rows(), " x ", b.cols()),
+                      detail::str("needs the shape of x, ", a.rows(), " x ", a.cols()));
   reconstruction_sums<> s;
   s.add(a, b);
   return s.finish();
 }
 
 template <class T, class V>
-sae_metrics metrics_core<T, V>::evaluate(const basic_sae<T>& sae, const tensor_view<const V>& xv,
-                                         const sae_metrics_options& options) {
+dictionary::sae_metrics metrics_core<T, V>::evaluate(const dictionary::basic_sae<T>& sae, const tensor_view<const V>& xv,
+                                         const dictionary::sae_metrics_options& options) {
   const char* fn = "mint::dictionary::evaluate";
   if (xv.rank() != 2 || xv.extent(1) != sae.d_in())
-    throw shape_error(fn, "x", "has extents " + mint::detail::shape_string(xv.extents()),
-                      mint::detail::str("needs [rows, d_in = ", sae.d_in(), "]"));
+    throw shape_error(fn, "x", "has extents " + detail::shape_string(xv.extents()),
+                      detail::str("needs [rows, d_in = ", sae.d_in(), "]"));
   if (xv.extent(0) < 1)
     throw shape_error(fn, "x", "has 0 rows", "needs at least one row (no rows would read as a perfect SAE)");
   if (options.batch_size < 1)
-    throw argument_error(fn, "options.batch_size", mint::detail::str("is ", options.batch_size), "needs >= 1");
+    throw argument_error(fn, "options.batch_size", detail::str("is ", options.batch_size), "needs >= 1");
   const index n = xv.extent(0), m = sae.d_sae();
-  sae_metrics out;
+  dictionary::sae_metrics out;
   out.rows = n;
   std::vector<std::int64_t> fired(std::size_t(m), 0);
   reconstruction_sums<> sums;
   matrix<T> xn, z, y;
-  row_scaling<T> rows;
+  dictionary::row_scaling<T> rows;
   double active = 0;
   for (index start = 0; start < n; start += options.batch_size) {
     const auto part = xv.slice(start, std::min(n, start + options.batch_size));
@@ -151,7 +153,9 @@ sae_metrics metrics_core<T, V>::evaluate(const basic_sae<T>& sae, const tensor_v
   return out;
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// MSE, FVU (about the mean of x), explained variance and mean cosine of x_hat against x.
 template <tensor X, tensor Y>
@@ -177,7 +181,7 @@ struct firing_histogram {
 inline firing_histogram histogram_of_firing(const std::vector<double>& frequencies, int bins = 16, double low = -8,
                                             double high = 0) {
   if (bins < 1 || !(high > low))
-    throw argument_error("mint::dictionary::histogram_of_firing", "bins", mint::detail::str("is ", bins, " over [", low, ", ", high, "]"),
+    throw argument_error("mint::dictionary::histogram_of_firing", "bins", detail::str("is ", bins, " over [", low, ", ", high, "]"),
                          "needs bins >= 1 and high > low");
   firing_histogram h;
   h.counts.assign(std::size_t(bins), 0);
@@ -197,5 +201,5 @@ inline firing_histogram histogram_of_firing(const std::vector<double>& frequenci
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_METRICS(CORE) \
-  MINT_CORE_FD2(CORE, mint::dictionary::detail::metrics_core)
+  MINT_CORE_FD2(CORE, mint::detail::metrics_core)
 MINT_CORES_DICTIONARY_METRICS(MINT_CORE)

@@ -32,7 +32,9 @@ struct omp_options {
   double tolerance = 0.0;  ///< stop once the squared residual norm ||x - c D||^2 is at or below this (0: off)
 };
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 /// OMP stops when the best correlation with the residual is at most this many machine epsilons
 /// of the largest correlation with the signal (rounding noise: the signal is reproduced).
@@ -41,19 +43,19 @@ inline constexpr double omp_noise_correlation = 10;
 /// squared norm (in the span of the atoms picked, to rounding), as LARS does.
 inline constexpr double omp_dependent_pivot = 100;
 
-inline void check_omp_options(const char* function, const omp_options& options) {
+inline void check_omp_options(const char* function, const dictionary::omp_options& options) {
   if (options.nonzeros < 0 || options.tolerance < 0 || !std::isfinite(options.tolerance) ||
       (options.nonzeros == 0 && options.tolerance == 0))
     throw argument_error(function, "options",
-                         mint::detail::str("has nonzeros ", options.nonzeros, " and tolerance ", options.tolerance),
+                         detail::str("has nonzeros ", options.nonzeros, " and tolerance ", options.tolerance),
                          "needs nonzeros > 0 or tolerance > 0 (both >= 0)");
 }
 
 /// As scikit-learn: a budget above the number of atoms K is an error, not a silent K.
 inline void check_omp_budget(const char* function, const char* name, index nonzeros, index atoms) {
   if (nonzeros > atoms)
-    throw argument_error(function, name, mint::detail::str("is ", nonzeros),
-                         mint::detail::str("needs at most ", atoms, ", the number of atoms (rows of the dictionary)"));
+    throw argument_error(function, name, detail::str("is ", nonzeros),
+                         detail::str("needs at most ", atoms, ", the number of atoms (rows of the dictionary)"));
 }
 
 /// One signal's Batch-OMP state, sized once per thread.
@@ -150,7 +152,7 @@ private:
 
 /// Batch-OMP over the rows of `correlations` ([n, K], rows D x_i); `norms2` (n values or null) are ||x_i||^2.
 template <class T, class Gram, class Correlations, class Out>
-void omp_rows(const Gram& gram, const Correlations& correlations, const T* norms2, const omp_options& options,
+void omp_rows(const Gram& gram, const Correlations& correlations, const T* norms2, const dictionary::omp_options& options,
               Out& out) {
   const index n = correlations.rows(), n_atoms = gram.rows();
   const index max_picks = options.nonzeros > 0 ? std::min(options.nonzeros, n_atoms) : n_atoms;
@@ -170,21 +172,21 @@ template <class T>
 struct omp_core {
   /// omp(x, dictionary): codes [n, K] written into `codes`.
   static void code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
-                   const omp_options& options);
+                   const dictionary::omp_options& options);
   /// omp_gram without squared norms.
   static matrix<T> gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
-                        const omp_options& options);
+                        const dictionary::omp_options& options);
   /// omp_gram with the squared norms of the signals.
   static matrix<T> gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
-                        const tensor_view<const T>& squared_norms, const omp_options& options);
+                        const tensor_view<const T>& squared_norms, const dictionary::omp_options& options);
   /// Batch-OMP over products already formed (K-SVD's coding step).
-  static void rows(const matrix<T>& gram, const matrix<T>& correlations, const T* norms2, const omp_options& options,
+  static void rows(const matrix<T>& gram, const matrix<T>& correlations, const T* norms2, const dictionary::omp_options& options,
                    matrix_map<T> codes);
 };
 
 template <class T>
 void omp_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
-                       const omp_options& options) {
+                       const dictionary::omp_options& options) {
   constexpr const char* function = "mint::dictionary::omp";
   check_omp_options(function, options);
   if (dictionary.rank() == 2) check_omp_budget(function, "options.nonzeros", options.nonzeros, dictionary.extent(0));
@@ -195,10 +197,10 @@ void omp_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>
 
 template <class T>
 matrix<T> omp_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
-                            const omp_options& options) {
+                            const dictionary::omp_options& options) {
   constexpr const char* function = "mint::dictionary::omp_gram";
   if (options.tolerance > 0)
-    throw argument_error(function, "options.tolerance", mint::detail::str("is ", options.tolerance),
+    throw argument_error(function, "options.tolerance", detail::str("is ", options.tolerance),
                          "needs the squared norms of the signals: call omp_gram(gram, correlations, squared_norms, options)");
   check_omp_options(function, options);
   check_gram_products(function, gram, correlations);
@@ -212,7 +214,7 @@ matrix<T> omp_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<
 
 template <class T>
 matrix<T> omp_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<const T>& correlations,
-                            const tensor_view<const T>& squared_norms, const omp_options& options) {
+                            const tensor_view<const T>& squared_norms, const dictionary::omp_options& options) {
   constexpr const char* function = "mint::dictionary::omp_gram";
   check_omp_options(function, options);
   check_gram_products(function, gram, correlations);
@@ -228,11 +230,13 @@ matrix<T> omp_core<T>::gram(const tensor_view<const T>& gram, const tensor_view<
 
 template <class T>
 void omp_core<T>::rows(const matrix<T>& gram, const matrix<T>& correlations, const T* norms2,
-                       const omp_options& options, matrix_map<T> codes) {
+                       const dictionary::omp_options& options, matrix_map<T> codes) {
   omp_rows<T>(gram, correlations, norms2, options, codes);
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Sparse codes of the rows of x ([n, d]) over the rows of `dictionary` ([K, d], atoms of unit norm
 /// for the usual greedy rule): [n, K], at most options.nonzeros non-zeros a row.
@@ -286,5 +290,5 @@ matrix<detail::scalar_of<C>> omp_gram(const G& gram, const C& correlations, cons
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_OMP(CORE) \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::omp_core)
+  MINT_CORE_FD(CORE, mint::detail::omp_core)
 MINT_CORES_DICTIONARY_OMP(MINT_CORE)

@@ -46,23 +46,27 @@ struct online_dictionary_options {
 template <class T>
 class online_dictionary;
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 /// What online_dictionary does with the caller's data, over the learner's type T and the data's
 /// element type V (float or double: mint/core/compiled.hpp; another V compiles where it is used).
 template <class T, class V>
 struct online_dictionary_core {
-  static void initialize(online_dictionary<T>& learner, const tensor_view<const V>& x);
-  static void set_dictionary(online_dictionary<T>& learner, const tensor_view<const V>& dictionary);
-  static double partial_fit(online_dictionary<T>& learner, const tensor_view<const V>& batch);
-  static void fit(online_dictionary<T>& learner, const tensor_view<const V>& x);
+  static void initialize(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& x);
+  static void set_dictionary(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& dictionary);
+  static double partial_fit(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& batch);
+  static void fit(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& x);
   /// The signals as an owned copy in T, checked; initializes the dictionary from them when unset.
   /// Errors name `function`, the one the caller called, also when it initializes.
-  static matrix<T> signals(online_dictionary<T>& learner, const char* function, const char* name,
+  static matrix<T> signals(dictionary::online_dictionary<T>& learner, const char* function, const char* name,
                            const tensor_view<const V>& x);
 };
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// A dictionary learned online: call fit() on a data set, or partial_fit() per batch.
 template <class T = float>
@@ -151,12 +155,12 @@ online_dictionary<T>::online_dictionary(online_dictionary_options options)
     : options_(std::move(options)), rng_(options_.seed, 0x0D1C) {
   constexpr const char* function = "mint::dictionary::online_dictionary";
   if (options_.atoms < 1)
-    throw argument_error(function, "options.atoms", mint::detail::str("is ", options_.atoms), "needs K >= 1 atoms");
+    throw argument_error(function, "options.atoms", detail::str("is ", options_.atoms), "needs K >= 1 atoms");
   if (options_.batch_size < 1)
-    throw argument_error(function, "options.batch_size", mint::detail::str("is ", options_.batch_size),
+    throw argument_error(function, "options.batch_size", detail::str("is ", options_.batch_size),
                          "needs at least 1");
   if (options_.epochs < 0)
-    throw argument_error(function, "options.epochs", mint::detail::str("is ", options_.epochs), "needs >= 0");
+    throw argument_error(function, "options.epochs", detail::str("is ", options_.epochs), "needs >= 0");
   detail::check_lasso_options(function, coding());
 }
 
@@ -226,45 +230,47 @@ double online_dictionary<T>::step(const Eigen::Ref<const matrix<T>>& x) {
   }
   if (!dictionary_.allFinite())
     throw numeric_error("mint::dictionary::online_dictionary", "dictionary",
-                        mint::detail::str("became non-finite at step ", steps_ + 1), "needs finite data of moderate scale");
+                        detail::str("became non-finite at step ", steps_ + 1), "needs finite data of moderate scale");
   ++steps_;
   return cost;
 }
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 template <class T, class V>
-void online_dictionary_core<T, V>::initialize(online_dictionary<T>& learner, const tensor_view<const V>& xv) {
+void online_dictionary_core<T, V>::initialize(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& xv) {
   constexpr const char* function = "mint::dictionary::online_dictionary::initialize";
   check_rank2(function, "x", xv);
   if (xv.extent(0) < 1 || xv.extent(1) < 1)
-    throw shape_error(function, "x", mint::detail::str("has extents ", mint::detail::shape_string(xv.extents())),
+    throw shape_error(function, "x", detail::str("has extents ", detail::shape_string(xv.extents())),
                       "needs at least one signal of at least one dimension");
   learner.initialize_from(finite_copy<double>(function, "x", xv));
 }
 
 template <class T, class V>
-void online_dictionary_core<T, V>::set_dictionary(online_dictionary<T>& learner, const tensor_view<const V>& dv) {
+void online_dictionary_core<T, V>::set_dictionary(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& dv) {
   constexpr const char* function = "mint::dictionary::online_dictionary::set_dictionary";
   check_rank2(function, "dictionary", dv);
   if (dv.extent(0) != learner.options_.atoms)
-    throw shape_error(function, "dictionary", mint::detail::str("has ", dv.extent(0), " rows"),
-                      mint::detail::str("needs options.atoms = ", learner.options_.atoms));
+    throw shape_error(function, "dictionary", detail::str("has ", dv.extent(0), " rows"),
+                      detail::str("needs options.atoms = ", learner.options_.atoms));
   learner.dictionary_ = finite_copy<T>(function, "dictionary", dv);
   learner.reset_statistics();
 }
 
 template <class T, class V>
-double online_dictionary_core<T, V>::partial_fit(online_dictionary<T>& learner, const tensor_view<const V>& batch) {
+double online_dictionary_core<T, V>::partial_fit(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& batch) {
   return learner.step(signals(learner, "mint::dictionary::online_dictionary::partial_fit", "batch", batch));
 }
 
 template <class T, class V>
-void online_dictionary_core<T, V>::fit(online_dictionary<T>& learner, const tensor_view<const V>& x) {
+void online_dictionary_core<T, V>::fit(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& x) {
   matrix<T> data = signals(learner, "mint::dictionary::online_dictionary::fit", "x", x);
   learner.reset_statistics();
   const index n = data.rows();
-  const online_dictionary_options& options = learner.options_;
+  const dictionary::online_dictionary_options& options = learner.options_;
   if (options.shuffle) {
     std::vector<index> order(static_cast<std::size_t>(n));
     std::iota(order.begin(), order.end(), index(0));
@@ -285,7 +291,7 @@ void online_dictionary_core<T, V>::fit(online_dictionary<T>& learner, const tens
 }
 
 template <class T, class V>
-matrix<T> online_dictionary_core<T, V>::signals(online_dictionary<T>& learner, const char* function, const char* name,
+matrix<T> online_dictionary_core<T, V>::signals(dictionary::online_dictionary<T>& learner, const char* function, const char* name,
                                                 const tensor_view<const V>& xv) {
   check_rank2(function, name, xv);
   if (xv.extent(0) < 1) throw shape_error(function, name, "has no rows", "needs at least one signal");
@@ -297,13 +303,11 @@ matrix<T> online_dictionary_core<T, V>::signals(online_dictionary<T>& learner, c
   return finite_copy<T>(function, name, xv);
 }
 
-}  // namespace detail
-
-}  // namespace mint::dictionary
+}  // namespace mint::detail
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_ONLINE_DICTIONARY(CORE)        \
   CORE(class mint::dictionary::online_dictionary<float>)     \
   CORE(class mint::dictionary::online_dictionary<double>)    \
-  MINT_CORE_FD2(CORE, mint::dictionary::detail::online_dictionary_core)
+  MINT_CORE_FD2(CORE, mint::detail::online_dictionary_core)
 MINT_CORES_DICTIONARY_ONLINE_DICTIONARY(MINT_CORE)

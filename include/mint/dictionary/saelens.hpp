@@ -23,6 +23,12 @@
 
 namespace mint::dictionary {
 
+// Normalization modes by SAELens's names (which are mint's), through ADL.
+NLOHMANN_JSON_SERIALIZE_ENUM(normalization, {{normalization::none, "none"},
+                                             {normalization::expected_average_only_in, "expected_average_only_in"},
+                                             {normalization::constant_norm_rescale, "constant_norm_rescale"},
+                                             {normalization::layer_norm, "layer_norm"}})
+
 /// An SAE read from a SAELens folder, with the config it came with.
 template <class T = float>
 struct saelens_sae {
@@ -45,7 +51,9 @@ std::string saelens_sae<T>::hook_name() const {
   return h != m->end() && h->is_string() ? h->template get<std::string>() : "";
 }
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 inline constexpr const char* saelens_read_fn = "mint::dictionary::read_saelens";
 inline constexpr const char* saelens_write_fn = "mint::dictionary::write_saelens";
@@ -66,14 +74,13 @@ struct saelens_config {
   /// A pre-6 flat config renamed into v6's layout (SAELens 6.18's conversion rules).
   static Json upgrade(Json cfg, const std::string& where);
   /// The SAE's shape and rule from a v6 config.
-  static sae_options options_of(const Json& cfg, const std::string& where);
+  static dictionary::sae_options options_of(const Json& cfg, const std::string& where);
   /// Sets the keys of a v6 config that describe an SAE of these options (others are kept).
-  static void set_keys(Json& config, const sae_options& options);
+  static void set_keys(Json& config, const dictionary::sae_options& options);
 
 private:
   static index size(const Json& cfg, const char* key, const std::string& where);
-  static normalization normalization_of(const Json& value, const std::string& where);
-  static const char* normalization_name(normalization n);
+  static dictionary::normalization normalization_of(const Json& value, const std::string& where);
 };
 
 /// The major version in "6.12.1" (0 when absent or unreadable).
@@ -152,22 +159,22 @@ Json saelens_config<Json>::upgrade(Json cfg, const std::string& where) {
 }
 
 template <class Json>
-sae_options saelens_config<Json>::options_of(const Json& cfg, const std::string& where) {
-  sae_options options;
+dictionary::sae_options saelens_config<Json>::options_of(const Json& cfg, const std::string& where) {
+  dictionary::sae_options options;
   options.d_in = size(cfg, "d_in", where);
   options.d_sae = size(cfg, "d_sae", where);
   const Json arch = cfg.value("architecture", Json("standard"));
-  if (arch == "standard") options.architecture = sae_architecture::relu;
-  else if (arch == "topk") options.architecture = sae_architecture::topk;
-  else if (arch == "jumprelu") options.architecture = sae_architecture::jumprelu;
-  else if (arch == "gated") options.architecture = sae_architecture::gated;
+  if (arch == "standard") options.architecture = dictionary::sae_architecture::relu;
+  else if (arch == "topk") options.architecture = dictionary::sae_architecture::topk;
+  else if (arch == "jumprelu") options.architecture = dictionary::sae_architecture::jumprelu;
+  else if (arch == "gated") options.architecture = dictionary::sae_architecture::gated;
   else
     throw format_error(saelens_read_fn, where, "has architecture " + arch.dump(),
                        "needs \"standard\", \"topk\", \"jumprelu\" or \"gated\"");
-  if (options.architecture == sae_architecture::topk) {
+  if (options.architecture == dictionary::sae_architecture::topk) {
     options.k = size(cfg, "k", where);
     if (options.k > options.d_sae)
-      throw format_error(saelens_read_fn, where, mint::detail::str("has k = ", options.k), mint::detail::str("needs k <= d_sae = ", options.d_sae));
+      throw format_error(saelens_read_fn, where, detail::str("has k = ", options.k), detail::str("needs k <= d_sae = ", options.d_sae));
   }
   const Json apply = cfg.value("apply_b_dec_to_input", Json(true));
   if (!apply.is_boolean())
@@ -178,7 +185,7 @@ sae_options saelens_config<Json>::options_of(const Json& cfg, const std::string&
 }
 
 template <class Json>
-void saelens_config<Json>::set_keys(Json& config, const sae_options& options) {
+void saelens_config<Json>::set_keys(Json& config, const dictionary::sae_options& options) {
   config["d_in"] = options.d_in;
   config["d_sae"] = options.d_sae;
   config["dtype"] = "float32";
@@ -186,18 +193,18 @@ void saelens_config<Json>::set_keys(Json& config, const sae_options& options) {
   config["apply_b_dec_to_input"] = options.apply_b_dec_to_input;
   // A folded expected_average_only_in factor leaves nothing to scale: SAELens's
   // fold_activation_norm_scaling_factor sets "none" too.
-  const auto mode = options.normalize_activations == normalization::expected_average_only_in
-                        ? normalization::none
+  const auto mode = options.normalize_activations == dictionary::normalization::expected_average_only_in
+                        ? dictionary::normalization::none
                         : options.normalize_activations;
-  config["normalize_activations"] = normalization_name(mode);
+  config["normalize_activations"] = mode;
   switch (options.architecture) {
-    case sae_architecture::relu: config["architecture"] = "standard"; break;
-    case sae_architecture::topk: config["architecture"] = "topk"; break;
-    case sae_architecture::batchtopk:
-    case sae_architecture::jumprelu: config["architecture"] = "jumprelu"; break;
-    case sae_architecture::gated: config["architecture"] = "gated"; break;
+    case dictionary::sae_architecture::relu: config["architecture"] = "standard"; break;
+    case dictionary::sae_architecture::topk: config["architecture"] = "topk"; break;
+    case dictionary::sae_architecture::batchtopk:
+    case dictionary::sae_architecture::jumprelu: config["architecture"] = "jumprelu"; break;
+    case dictionary::sae_architecture::gated: config["architecture"] = "gated"; break;
   }
-  if (options.architecture == sae_architecture::topk) {
+  if (options.architecture == dictionary::sae_architecture::topk) {
     config["k"] = options.k;
     config["rescale_acts_by_decoder_norm"] = false;
   } else {
@@ -218,34 +225,20 @@ template <class Json>
 index saelens_config<Json>::size(const Json& cfg, const char* key, const std::string& where) {
   const auto it = cfg.find(key);
   if (it == cfg.end() || !it->is_number_integer() || it->template get<std::int64_t>() < 1 || it->template get<std::int64_t>() > (index(1) << 31))
-    throw format_error(saelens_read_fn, where, mint::detail::str("has ", key, " = ", it == cfg.end() ? std::string("nothing") : it->dump()),
+    throw format_error(saelens_read_fn, where, detail::str("has ", key, " = ", it == cfg.end() ? std::string("nothing") : it->dump()),
                        "needs a positive integer");
   return index(it->template get<std::int64_t>());
 }
 
 template <class Json>
-normalization saelens_config<Json>::normalization_of(const Json& value, const std::string& where) {
-  if (value.is_null()) return normalization::none;
-  if (value.is_string()) {
-    const auto s = value.template get<std::string>();
-    if (s == "none") return normalization::none;
-    if (s == "expected_average_only_in") return normalization::expected_average_only_in;
-    if (s == "constant_norm_rescale") return normalization::constant_norm_rescale;
-    if (s == "layer_norm") return normalization::layer_norm;
-  }
-  throw format_error(saelens_read_fn, where, "has normalize_activations = " + value.dump(),
-                     "needs \"none\", \"expected_average_only_in\", \"constant_norm_rescale\" or \"layer_norm\"");
-}
-
-template <class Json>
-const char* saelens_config<Json>::normalization_name(normalization n) {
-  switch (n) {
-    case normalization::none: return "none";
-    case normalization::expected_average_only_in: return "expected_average_only_in";
-    case normalization::constant_norm_rescale: return "constant_norm_rescale";
-    case normalization::layer_norm: return "layer_norm";
-  }
-  return "none";
+dictionary::normalization saelens_config<Json>::normalization_of(const Json& value, const std::string& where) {
+  if (value.is_null()) return dictionary::normalization::none;
+  const auto mode = value.template get<dictionary::normalization>();
+  // An unknown name reads as the first mode (nlohmann's enum rule): refuse it instead.
+  if (Json(mode) != value)
+    throw format_error(saelens_read_fn, where, "has normalize_activations = " + value.dump(),
+                       "needs \"none\", \"expected_average_only_in\", \"constant_norm_rescale\" or \"layer_norm\"");
+  return mode;
 }
 
 /// Copies a tensor of the weights file into a parameter of the SAE, checking its shape.
@@ -262,21 +255,21 @@ void saelens_load_tensor(const safetensors_file& file, const std::string& name, 
     return true;
   }();
   if (!same)
-    throw format_error(saelens_read_fn, where, "has tensor '" + name + "' of shape " + mint::detail::shape_string(std::span<const index>(shape)),
-                       "needs " + mint::detail::shape_string(into.extents()) + " for the config's d_in and d_sae");
+    throw format_error(saelens_read_fn, where, "has tensor '" + name + "' of shape " + detail::shape_string(std::span<const index>(shape)),
+                       "needs " + detail::shape_string(into.extents()) + " for the config's d_in and d_sae");
   mint::copy(mint::view(a), into);
 }
 
 /// read_saelens and write_saelens over float and double SAEs (mint/core/compiled.hpp).
 template <class T>
 struct saelens_core {
-  static saelens_sae<T> read(const std::filesystem::path& folder);
-  static void write(const std::filesystem::path& folder, const basic_sae<T>& sae, json config,
+  static dictionary::saelens_sae<T> read(const std::filesystem::path& folder);
+  static void write(const std::filesystem::path& folder, const dictionary::basic_sae<T>& sae, json config,
                     std::span<const float> log_sparsity);
 };
 
 template <class T>
-saelens_sae<T> saelens_core<T>::read(const std::filesystem::path& folder) {
+dictionary::saelens_sae<T> saelens_core<T>::read(const std::filesystem::path& folder) {
   const std::string cfg_path = (folder / "cfg.json").string();
   const std::string weights_path = (folder / "sae_weights.safetensors").string();
   if (!std::filesystem::is_regular_file(cfg_path) || !std::filesystem::is_regular_file(weights_path))
@@ -287,9 +280,9 @@ saelens_sae<T> saelens_core<T>::read(const std::filesystem::path& folder) {
   if (!cfg.is_object()) throw format_error(saelens_read_fn, where, "is not a JSON object", "needs SAELens's cfg.json");
   if (saelens_config<>::major_version(saelens_config<>::version(cfg)) < 6) cfg = saelens_config<>::upgrade(std::move(cfg), where);
 
-  const sae_options options = saelens_config<>::options_of(cfg, where);
+  const dictionary::sae_options options = saelens_config<>::options_of(cfg, where);
 
-  saelens_sae<T> out{basic_sae<T>(options), std::move(cfg), {}};
+  dictionary::saelens_sae<T> out{dictionary::basic_sae<T>(options), std::move(cfg), {}};
   const safetensors_file weights(weights_path);
   const std::string weights_where = "file '" + weights_path + "'";
   for (const auto& e : out.sae.parameters().entries())
@@ -302,7 +295,7 @@ saelens_sae<T> saelens_core<T>::read(const std::filesystem::path& folder) {
         throw format_error(saelens_read_fn, weights_where, "has a scaling_factor tensor that is not all ones",
                            "needs the ones older SAELens versions wrote (or none)");
   }
-  if (options.architecture == sae_architecture::topk && out.config.value("rescale_acts_by_decoder_norm", false) == true) {
+  if (options.architecture == dictionary::sae_architecture::topk && out.config.value("rescale_acts_by_decoder_norm", false) == true) {
     // Selecting on pre_j ||W_dec[j]|| and decoding with unit rows is the same map as scaling
     // encoder column j and b_enc[j] by ||W_dec[j]|| and decoder row j by its inverse.
     auto enc = out.sae.W_enc();
@@ -328,26 +321,26 @@ saelens_sae<T> saelens_core<T>::read(const std::filesystem::path& folder) {
 }
 
 template <class T>
-void saelens_core<T>::write(const std::filesystem::path& folder, const basic_sae<T>& sae, json config,
+void saelens_core<T>::write(const std::filesystem::path& folder, const dictionary::basic_sae<T>& sae, json config,
                             std::span<const float> log_sparsity) {
   const char* fn = saelens_write_fn;
   if (!config.is_object()) throw argument_error(fn, "config", "is " + config.dump(), "needs a JSON object (SAELens's cfg.json)");
   if (!log_sparsity.empty() && index(log_sparsity.size()) != sae.d_sae())
-    throw shape_error(fn, "log_sparsity", mint::detail::str("has ", log_sparsity.size(), " values"), mint::detail::str("needs one per latent, d_sae = ", sae.d_sae()));
+    throw shape_error(fn, "log_sparsity", detail::str("has ", log_sparsity.size(), " values"), detail::str("needs one per latent, d_sae = ", sae.d_sae()));
   const index m = sae.d_sae();
   const auto arch = sae.architecture();
-  if (arch == sae_architecture::batchtopk && !(sae.batch_threshold() > 0))
+  if (arch == dictionary::sae_architecture::batchtopk && !(sae.batch_threshold() > 0))
     throw argument_error(fn, "sae", "is a BatchTopK SAE without a global threshold (batch_threshold() is 0)",
                          "needs training (or set_batch_threshold) first: SAELens runs it as JumpReLU with that threshold");
 
   // Weights in float32, the expected-average factor s folded in: W_enc s, W_dec / s, b_dec / s.
-  const double s = sae.options().normalize_activations == normalization::expected_average_only_in ? double(sae.scaling_factor()) : 1.0;
+  const double s = sae.options().normalize_activations == dictionary::normalization::expected_average_only_in ? double(sae.scaling_factor()) : 1.0;
   matrixf W_enc = (sae.W_enc().template cast<double>() * s).template cast<float>();
   matrixf W_dec = (sae.W_dec().template cast<double>() / s).template cast<float>();
   vectorf b_dec = (sae.b_dec().template cast<double>() / s).template cast<float>();
   std::vector<std::pair<std::string, array_ref>> tensors = {{"W_enc", W_enc}, {"W_dec", W_dec}, {"b_dec", b_dec}};
   vectorf b_enc, b_gate, b_mag, r_mag, threshold;
-  if (arch == sae_architecture::gated) {
+  if (arch == dictionary::sae_architecture::gated) {
     b_gate = sae.b_gate().template cast<float>();
     b_mag = sae.b_mag().template cast<float>();
     r_mag = sae.r_mag().template cast<float>();
@@ -356,8 +349,8 @@ void saelens_core<T>::write(const std::filesystem::path& folder, const basic_sae
     b_enc = sae.b_enc().template cast<float>();
     tensors.emplace_back("b_enc", b_enc);
   }
-  if (arch == sae_architecture::jumprelu) threshold = sae.threshold().template cast<float>();
-  if (arch == sae_architecture::batchtopk) threshold = vectorf::Constant(m, float(sae.batch_threshold()));
+  if (arch == dictionary::sae_architecture::jumprelu) threshold = sae.threshold().template cast<float>();
+  if (arch == dictionary::sae_architecture::batchtopk) threshold = vectorf::Constant(m, float(sae.batch_threshold()));
   if (threshold.size() > 0) tensors.emplace_back("threshold", threshold);
 
   saelens_config<>::set_keys(config, sae.options());
@@ -378,7 +371,9 @@ void saelens_core<T>::write(const std::filesystem::path& folder, const basic_sae
   write_json((folder / "cfg.json").string(), config);
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Reads a SAELens folder (cfg.json, sae_weights.safetensors, optional sparsity.safetensors).
 /// Weights in BF16/F16/F64 convert to T. A TopK SAE with rescale_acts_by_decoder_norm has the
@@ -412,8 +407,8 @@ void write_saelens(const std::filesystem::path& folder, const saelens_sae<T>& lo
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_SAELENS(CORE)                      \
-  CORE(struct mint::dictionary::detail::saelens_config<>)       \
+  CORE(struct mint::detail::saelens_config<>)       \
   CORE(struct mint::dictionary::saelens_sae<float>)             \
   CORE(struct mint::dictionary::saelens_sae<double>)            \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::saelens_core)
+  MINT_CORE_FD(CORE, mint::detail::saelens_core)
 MINT_CORES_DICTIONARY_SAELENS(MINT_CORE)

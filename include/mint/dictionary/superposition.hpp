@@ -156,13 +156,13 @@ superposition_model<T>::superposition_model(const superposition_options& options
   constexpr const char* function = "mint::dictionary::superposition_model";
   if (options.features < 1 || options.hidden < 1)
     throw argument_error(function, "options",
-                         mint::detail::str("has features ", options.features, " and hidden ", options.hidden),
+                         detail::str("has features ", options.features, " and hidden ", options.hidden),
                          "needs both >= 1");
   if (!(options.importance_decay > 0) || !std::isfinite(options.importance_decay))
-    throw argument_error(function, "options.importance_decay", mint::detail::str("is ", options.importance_decay),
+    throw argument_error(function, "options.importance_decay", detail::str("is ", options.importance_decay),
                          "needs a positive number");
   if (!(options.sparsity >= 0 && options.sparsity < 1))
-    throw argument_error(function, "options.sparsity", mint::detail::str("is ", options.sparsity),
+    throw argument_error(function, "options.sparsity", detail::str("is ", options.sparsity),
                          "needs a probability in [0, 1)");
   parameters_.add("W", {options.hidden, options.features});
   parameters_.add("b", {options.features});
@@ -175,7 +175,7 @@ superposition_model<T>::superposition_model(const superposition_options& options
 
 template <class T>
 void superposition_model<T>::sample(rng& r, index n, matrix<T>& x) const {
-  if (n < 0) throw argument_error("mint::dictionary::superposition_model::sample", "n", mint::detail::str("is ", n), "needs n >= 0");
+  if (n < 0) throw argument_error("mint::dictionary::superposition_model::sample", "n", detail::str("is ", n), "needs n >= 0");
   x.resize(n, options_.features);
   for (index s = 0; s < n; ++s)
     for (index i = 0; i < options_.features; ++i) {
@@ -206,8 +206,8 @@ double superposition_model<T>::loss_and_gradient_view(const tensor_view<const T>
   const matrix<T> xm = checked_input("mint::dictionary::superposition_model::loss_and_gradient", x);
   if (gradient.size() != parameters_.size())
     throw shape_error("mint::dictionary::superposition_model::loss_and_gradient", "gradient",
-                      mint::detail::str("has ", gradient.size(), " values"),
-                      mint::detail::str("needs ", parameters_.size(), ", the layout of parameters()"));
+                      detail::str("has ", gradient.size(), " values"),
+                      detail::str("needs ", parameters_.size(), ", the layout of parameters()"));
   workspace scratch;
   return evaluate(xm, &gradient, scratch);
 }
@@ -216,7 +216,7 @@ template <class T>
 double superposition_model<T>::train(const superposition_training& training) {
   if (training.steps < 0 || training.batch_size < 1)
     throw argument_error("mint::dictionary::superposition_model::train", "training",
-                         mint::detail::str("has steps ", training.steps, " and batch_size ", training.batch_size),
+                         detail::str("has steps ", training.steps, " and batch_size ", training.batch_size),
                          "needs steps >= 0 and batch_size >= 1");
   adam<T> optimizer(std::size_t(parameters_.size()), training.adam);
   parameter_store<T> gradient = parameters_.zeros_like();
@@ -263,8 +263,8 @@ index superposition_model<T>::represented(double threshold) const { return (feat
 template <class T>
 matrix<T> superposition_model<T>::checked_input(const char* function, const tensor_view<const T>& v) const {
   if (v.rank() != 2 || v.extent(1) != options_.features)
-    throw shape_error(function, "x", "has extents " + mint::detail::shape_string(v.extents()),
-                      mint::detail::str("needs [batch, ", options_.features, "] (one column per feature)"));
+    throw shape_error(function, "x", "has extents " + detail::shape_string(v.extents()),
+                      detail::str("needs [batch, ", options_.features, "] (one column per feature)"));
   matrix<T> m = as_matrix(v).template cast<T>();
   if (!m.allFinite()) throw numeric_error(function, "x", "holds a NaN or infinity", "needs finite values");
   return m;

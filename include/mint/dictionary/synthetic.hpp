@@ -40,13 +40,15 @@ struct synthetic_options {
 
 class synthetic_features;
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 /// What synthetic_features does, over the float it samples (mint/core/compiled.hpp).
 template <class T>
 struct synthetic_core {
-  static void build(synthetic_features& f);
-  static void sample(const synthetic_features& f, mint::rng& r, index n, matrix<T>& x, matrix<T>* coefficients);
+  static void build(dictionary::synthetic_features& f);
+  static void sample(const dictionary::synthetic_features& f, mint::rng& r, index n, matrix<T>& x, matrix<T>* coefficients);
   // z with P(N(0,1) > z) = p, by bisection on erfc (once per feature, at construction).
   static double upper_quantile(double p);
 };
@@ -57,7 +59,9 @@ struct mmcs_core {
   static double run(const tensor_view<const T>& learned, const tensor_view<const U>& truth);
 };
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// A fixed dictionary of unit feature directions and a sampler of sparse mixtures of them.
 class synthetic_features {
@@ -116,27 +120,29 @@ double mmcs(const A& learned, const B& truth) {
   return detail::mmcs_core<value_t<const A>, value_t<const B>>::run(mint::view(learned), mint::view(truth));
 }
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 template <class T>
-void synthetic_core<T>::build(synthetic_features& f) {
-  const synthetic_options& options = f.options_;
+void synthetic_core<T>::build(dictionary::synthetic_features& f) {
+  const dictionary::synthetic_options& options = f.options_;
   const char* fn = "mint::dictionary::synthetic_features";
   if (options.features < 1 || options.dims < 1)
-    throw argument_error(fn, "options", mint::detail::str("has features ", options.features, " and dims ", options.dims),
+    throw argument_error(fn, "options", detail::str("has features ", options.features, " and dims ", options.dims),
                          "needs both >= 1");
   if (!(options.firing_probability > 0 && options.firing_probability <= 1))
-    throw argument_error(fn, "options.firing_probability", mint::detail::str("is ", options.firing_probability),
+    throw argument_error(fn, "options.firing_probability", detail::str("is ", options.firing_probability),
                          "needs a value in (0, 1]");
   if (!(options.correlation >= 0 && options.correlation < 1))
-    throw argument_error(fn, "options.correlation", mint::detail::str("is ", options.correlation), "needs a value in [0, 1)");
+    throw argument_error(fn, "options.correlation", detail::str("is ", options.correlation), "needs a value in [0, 1)");
   if (!(options.probability_decay > 0 && options.probability_decay <= 1))
-    throw argument_error(fn, "options.probability_decay", mint::detail::str("is ", options.probability_decay),
+    throw argument_error(fn, "options.probability_decay", detail::str("is ", options.probability_decay),
                          "needs a value in (0, 1]");
   if (options.correlation > 0 && options.groups < 1)
-    throw argument_error(fn, "options.groups", mint::detail::str("is ", options.groups), "needs >= 1 with a correlation");
+    throw argument_error(fn, "options.groups", detail::str("is ", options.groups), "needs >= 1 with a correlation");
   if (!(options.min_coefficient >= 0 && options.max_coefficient > options.min_coefficient))
-    throw argument_error(fn, "options", mint::detail::str("has coefficients in [", options.min_coefficient, ", ",
+    throw argument_error(fn, "options", detail::str("has coefficients in [", options.min_coefficient, ", ",
                                                     options.max_coefficient, ")"),
                          "needs 0 <= min_coefficient < max_coefficient");
 
@@ -168,9 +174,9 @@ void synthetic_core<T>::build(synthetic_features& f) {
 }
 
 template <class T>
-void synthetic_core<T>::sample(const synthetic_features& f, mint::rng& r, index n, matrix<T>& x, matrix<T>* coefficients) {
+void synthetic_core<T>::sample(const dictionary::synthetic_features& f, mint::rng& r, index n, matrix<T>& x, matrix<T>* coefficients) {
   if (n < 0)
-    throw argument_error("mint::dictionary::synthetic_features::sample", "n", mint::detail::str("is ", n), "needs n >= 0");
+    throw argument_error("mint::dictionary::synthetic_features::sample", "n", detail::str("is ", n), "needs n >= 0");
   const index m = f.options_.features;
   x.setZero(n, f.options_.dims);
   if (coefficients) coefficients->setZero(n, m);
@@ -205,13 +211,13 @@ double synthetic_core<T>::upper_quantile(double p) {
 template <class T, class U>
 double mmcs_core<T, U>::run(const tensor_view<const T>& lv, const tensor_view<const U>& tv) {
   const char* fn = "mint::dictionary::mmcs";
-  if (lv.rank() != 2) throw shape_error(fn, "learned", mint::detail::str("has rank ", lv.rank()), "needs rank 2 [features, dims]");
-  if (tv.rank() != 2) throw shape_error(fn, "truth", mint::detail::str("has rank ", tv.rank()), "needs rank 2 [features, dims]");
+  if (lv.rank() != 2) throw shape_error(fn, "learned", detail::str("has rank ", lv.rank()), "needs rank 2 [features, dims]");
+  if (tv.rank() != 2) throw shape_error(fn, "truth", detail::str("has rank ", tv.rank()), "needs rank 2 [features, dims]");
   if (lv.extent(1) != tv.extent(1))
-    throw shape_error(fn, "learned", mint::detail::str("has ", lv.extent(1), " columns"),
-                      mint::detail::str("needs ", tv.extent(1), ", the columns (dims) of truth"));
+    throw shape_error(fn, "learned", detail::str("has ", lv.extent(1), " columns"),
+                      detail::str("needs ", tv.extent(1), ", the columns (dims) of truth"));
   if (lv.extent(0) < 1 || tv.extent(0) < 1)
-    throw shape_error(fn, "learned", mint::detail::str("has ", lv.extent(0), " rows and truth ", tv.extent(0)),
+    throw shape_error(fn, "learned", detail::str("has ", lv.extent(0), " rows and truth ", tv.extent(0)),
                       "needs at least one row each");
   auto unit_rows = [](auto&& v) {
     matrixd m = as_matrix(v).template cast<double>();
@@ -226,12 +232,10 @@ double mmcs_core<T, U>::run(const tensor_view<const T>& lv, const tensor_view<co
   return cosines.rowwise().maxCoeff().mean();
 }
 
-}  // namespace detail
-
-}  // namespace mint::dictionary
+}  // namespace mint::detail
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_SYNTHETIC(CORE)                   \
-  CORE(struct mint::dictionary::detail::synthetic_core<float>)  \
-  MINT_CORE_FD2(CORE, mint::dictionary::detail::mmcs_core)
+  CORE(struct mint::detail::synthetic_core<float>)  \
+  MINT_CORE_FD2(CORE, mint::detail::mmcs_core)
 MINT_CORES_DICTIONARY_SYNTHETIC(MINT_CORE)

@@ -28,9 +28,7 @@
 #include "mint/io/activation_shards.hpp"
 #include "mint/io/safetensors.hpp"
 
-namespace mint::dictionary {
-
-namespace detail {
+namespace mint::detail {
 
 /// geometric_median over float and double rows (mint/core/compiled.hpp).
 template <class T>
@@ -62,7 +60,9 @@ vectord geometric_median_core<T>::run(const tensor_view<const T>& x, int iterati
   return y;
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// The geometric median of the rows of x (Weiszfeld's iteration from the mean): the point
 /// minimizing the summed distance to the rows, robust to outliers. O(iterations n d).
@@ -79,17 +79,19 @@ struct batch_source {
   std::function<void(std::uint64_t)> seek;
 };
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 /// The batch sources below, over the float rows they fill (mint/core/compiled.hpp).
 template <class T>
 struct batch_sources {
-  static batch_source of_matrix(const tensor_view<const T>& data, std::uint64_t seed);
-  static batch_source of_shards(activation_shards& shards);
+  static dictionary::batch_source of_matrix(const tensor_view<const T>& data, std::uint64_t seed);
+  static dictionary::batch_source of_shards(activation_shards& shards);
 };
 
 template <class T>
-batch_source batch_sources<T>::of_matrix(const tensor_view<const T>& v, std::uint64_t seed) {
+dictionary::batch_source batch_sources<T>::of_matrix(const tensor_view<const T>& v, std::uint64_t seed) {
   struct state {
     tensor_view<const T> rows;
     std::uint64_t seed = 0, epoch = 0;
@@ -101,21 +103,21 @@ batch_source batch_sources<T>::of_matrix(const tensor_view<const T>& v, std::uin
     }
   };
   if (v.rank() != 2 || v.extent(0) < 1)
-    throw shape_error("mint::dictionary::matrix_batches", "data", "has extents " + mint::detail::shape_string(v.extents()),
+    throw shape_error("mint::dictionary::matrix_batches", "data", "has extents " + detail::shape_string(v.extents()),
                       "needs a [rows, d] float matrix with at least one row");
   auto s = std::make_shared<state>();
   s->rows = v;
   s->seed = seed;
   s->order.resize(std::size_t(v.extent(0)));
   s->shuffle();
-  batch_source out;
+  dictionary::batch_source out;
   out.next = [s](const tensor_view<float>& batch) {
     const index n = batch.extent(0), total = s->rows.extent(0);
     // A row narrower than the batch would be read past its end; a wider one silently cut.
     if (batch.rank() != 2 || batch.extent(1) != s->rows.extent(1))
       throw shape_error("mint::dictionary::matrix_batches", "data",
-                        mint::detail::str("has rows of ", s->rows.extent(1), " values"),
-                        mint::detail::str("needs rows of the batch's width, ", batch.rank() == 2 ? batch.extent(1) : 0,
+                        detail::str("has rows of ", s->rows.extent(1), " values"),
+                        detail::str("needs rows of the batch's width, ", batch.rank() == 2 ? batch.extent(1) : 0,
                                           " (the SAE's d_in)"));
     for (index i = 0; i < n; ++i) {
       if (s->position == total) {
@@ -139,8 +141,8 @@ batch_source batch_sources<T>::of_matrix(const tensor_view<const T>& v, std::uin
 }
 
 template <class T>
-batch_source batch_sources<T>::of_shards(activation_shards& shards) {
-  batch_source out;
+dictionary::batch_source batch_sources<T>::of_shards(activation_shards& shards) {
+  dictionary::batch_source out;
   out.next = [&shards](const tensor_view<float>& batch) {
     index filled = 0;
     for (int tries = 0; filled < batch.extent(0) && tries < 3; ++tries) {
@@ -158,7 +160,9 @@ batch_source batch_sources<T>::of_shards(activation_shards& shards) {
   return out;
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Rows of an in-memory matrix ([rows, d], kept alive by the caller), in a fresh seeded
 /// permutation each epoch (epoch e shuffles with rng(seed, e)), cycling forever.
@@ -357,16 +361,7 @@ private:
 
   void reset_moments(index j) {
     auto m = optimizer_.first_moment(), v = optimizer_.second_moment();
-    const index d = sae_.d_in(), k = sae_.d_sae();
-    for (const auto& e : sae_.parameters().entries()) {
-      auto zero = [&](index p) { m[std::size_t(p)] = 0, v[std::size_t(p)] = 0; };
-      if (e.name == "W_enc")
-        for (index i = 0; i < d; ++i) zero(e.offset + i * k + j);
-      else if (e.name == "W_dec")
-        for (index i = 0; i < d; ++i) zero(e.offset + j * d + i);
-      else if (e.extents.size() == 1 && e.extents[0] == k && e.name != "b_dec")
-        zero(e.offset + j);
-    }
+    for (const index p : sae_.latent_slots(j)) m[std::size_t(p)] = 0, v[std::size_t(p)] = 0;
   }
 
   basic_sae<T>& sae_;
@@ -388,10 +383,10 @@ private:
 template <class T>
 sae_trainer<T>::sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_(sae), options_(std::move(options)) {
   const char* fn = "mint::dictionary::sae_trainer";
-  if (options_.batch_size < 1) throw argument_error(fn, "options.batch_size", mint::detail::str("is ", options_.batch_size), "needs >= 1");
-  if (options_.steps < 1) throw argument_error(fn, "options.steps", mint::detail::str("is ", options_.steps), "needs >= 1");
+  if (options_.batch_size < 1) throw argument_error(fn, "options.batch_size", detail::str("is ", options_.batch_size), "needs >= 1");
+  if (options_.steps < 1) throw argument_error(fn, "options.steps", detail::str("is ", options_.steps), "needs >= 1");
   if (options_.dead_after_tokens < 1)
-    throw argument_error(fn, "options.dead_after_tokens", mint::detail::str("is ", options_.dead_after_tokens), "needs >= 1");
+    throw argument_error(fn, "options.dead_after_tokens", detail::str("is ", options_.dead_after_tokens), "needs >= 1");
   if (options_.adam.decay != lr_decay::none && options_.adam.total_steps == 0) options_.adam.total_steps = options_.steps;
   optimizer_ = adam<T>(std::size_t(sae.parameters().size()), options_.adam);
   gradient_ = sae.parameters().zeros_like();
@@ -419,7 +414,7 @@ void sae_trainer<T>::train(batch_source& source) {
     const index got = source.next(tensor_view<float>(batch_.data(), {batch_.rows(), batch_.cols()}));
     if (got != batch_.rows())
       throw argument_error("mint::dictionary::sae_trainer::train", "source",
-                           mint::detail::str("filled ", got, " rows"), mint::detail::str("needs ", batch_.rows(), " per batch"));
+                           detail::str("filled ", got, " rows"), detail::str("needs ", batch_.rows(), " per batch"));
     const auto stats = step(batch_);
     if (reporter.active()) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -442,7 +437,7 @@ void sae_trainer<T>::save_checkpoint(const std::string& path) const {
   tensors.emplace_back("trainer.silent_rows", array_ref(dtype::int64, {index(silent_rows_.size())}, silent_rows_.data()));
   write_safetensors(path, tensors,
                     {{"mint.sae.architecture", std::string(to_string(sae_.architecture()))},
-                     {"mint.sae.shape", mint::detail::str(sae_.d_in(), "x", sae_.d_sae())},
+                     {"mint.sae.shape", detail::str(sae_.d_in(), "x", sae_.d_sae())},
                      {"mint.trainer.step", std::to_string(step_)},
                      {"mint.trainer.rows", std::to_string(rows_)},
                      {"mint.trainer.initialized", initialized_ ? "1" : "0"},
@@ -463,16 +458,16 @@ void sae_trainer<T>::load_checkpoint(const std::string& path) {
     return it->second;
   };
   if (get("mint.sae.architecture") != to_string(sae_.architecture()) ||
-      get("mint.sae.shape") != mint::detail::str(sae_.d_in(), "x", sae_.d_sae()))
-    throw argument_error(fn, "sae", mint::detail::str("is ", to_string(sae_.architecture()), " ", sae_.d_in(), "x", sae_.d_sae()),
+      get("mint.sae.shape") != detail::str(sae_.d_in(), "x", sae_.d_sae()))
+    throw argument_error(fn, "sae", detail::str("is ", to_string(sae_.architecture()), " ", sae_.d_in(), "x", sae_.d_sae()),
                          "needs the checkpoint's " + get("mint.sae.architecture") + " " + get("mint.sae.shape"));
   auto read_into = [&](const std::string& name, auto span) {
     using V = std::remove_cv_t<typename decltype(span)::element_type>;
     if (!file.contains(name)) throw format_error(fn, "file '" + path + "'", "has no '" + name + "'", "needs every tensor of a checkpoint");
     const auto a = file.read<V>(name);
     if (a.size() != index(span.size()))
-      throw format_error(fn, "file '" + path + "'", mint::detail::str("holds ", a.size(), " values in '", name, "'"),
-                         mint::detail::str("needs ", span.size()));
+      throw format_error(fn, "file '" + path + "'", detail::str("holds ", a.size(), " values in '", name, "'"),
+                         detail::str("needs ", span.size()));
     std::copy(a.values().begin(), a.values().end(), span.begin());
   };
   for (const auto& e : sae_.parameters().entries())
@@ -545,8 +540,8 @@ void sae_trainer<T>::initialize(const tensor_view<const T>& batch) {
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_TRAIN(CORE)                           \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::geometric_median_core) \
-  CORE(struct mint::dictionary::detail::batch_sources<float>)       \
+  MINT_CORE_FD(CORE, mint::detail::geometric_median_core) \
+  CORE(struct mint::detail::batch_sources<float>)       \
   CORE(class mint::dictionary::sae_trainer<float>)                  \
   CORE(class mint::dictionary::sae_trainer<double>)
 MINT_CORES_DICTIONARY_TRAIN(MINT_CORE)

@@ -55,7 +55,9 @@ struct feature_matching {
   double mean_cosine = 0;  ///< mean of `cosine` over the wide latents not skipped
 };
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 template <class T>
 matrix<T> unit_rows(const tensor_view<const T>& v) {
@@ -70,34 +72,34 @@ matrix<T> unit_rows(const tensor_view<const T>& v) {
 /// match_features over float and double decoders (mint/core/compiled.hpp).
 template <class T>
 struct match_features_core {
-  static feature_matching run(const tensor_view<const T>& wide, const tensor_view<const T>& narrow,
-                              const match_options& options);
+  static dictionary::feature_matching run(const tensor_view<const T>& wide, const tensor_view<const T>& narrow,
+                              const dictionary::match_options& options);
 };
 
 template <class T>
-feature_matching match_features_core<T>::run(const tensor_view<const T>& wv, const tensor_view<const T>& nv,
-                                             const match_options& options) {
+dictionary::feature_matching match_features_core<T>::run(const tensor_view<const T>& wv, const tensor_view<const T>& nv,
+                                             const dictionary::match_options& options) {
   const char* fn = "mint::dictionary::match_features";
-  if (wv.rank() != 2) throw shape_error(fn, "wide", mint::detail::str("has rank ", wv.rank()), "needs rank 2 [latents, d]");
-  if (nv.rank() != 2) throw shape_error(fn, "narrow", mint::detail::str("has rank ", nv.rank()), "needs rank 2 [latents, d]");
+  if (wv.rank() != 2) throw shape_error(fn, "wide", detail::str("has rank ", wv.rank()), "needs rank 2 [latents, d]");
+  if (nv.rank() != 2) throw shape_error(fn, "narrow", detail::str("has rank ", nv.rank()), "needs rank 2 [latents, d]");
   if (wv.extent(1) != nv.extent(1))
-    throw shape_error(fn, "narrow", mint::detail::str("has rows of ", nv.extent(1), " values"),
-                      mint::detail::str("needs ", wv.extent(1), ", the row length of wide"));
+    throw shape_error(fn, "narrow", detail::str("has rows of ", nv.extent(1), " values"),
+                      detail::str("needs ", wv.extent(1), ", the row length of wide"));
   const index mw = wv.extent(0), mn = nv.extent(0);
   if (mn < 1) throw shape_error(fn, "narrow", "has no rows", "needs at least one latent to match against");
   if (!options.skip_wide.empty() && index(options.skip_wide.size()) != mw)
-    throw shape_error(fn, "options.skip_wide", mint::detail::str("has ", options.skip_wide.size(), " flags"),
-                      mint::detail::str("needs one per wide latent, ", mw));
+    throw shape_error(fn, "options.skip_wide", detail::str("has ", options.skip_wide.size(), " flags"),
+                      detail::str("needs one per wide latent, ", mw));
   if (!options.skip_narrow.empty() && index(options.skip_narrow.size()) != mn)
-    throw shape_error(fn, "options.skip_narrow", mint::detail::str("has ", options.skip_narrow.size(), " flags"),
-                      mint::detail::str("needs one per narrow latent, ", mn));
+    throw shape_error(fn, "options.skip_narrow", detail::str("has ", options.skip_narrow.size(), " flags"),
+                      detail::str("needs one per narrow latent, ", mn));
   if (!std::isfinite(options.min_cosine))
-    throw argument_error(fn, "options.min_cosine", mint::detail::str("is ", options.min_cosine), "needs a finite number");
+    throw argument_error(fn, "options.min_cosine", detail::str("is ", options.min_cosine), "needs a finite number");
 
   const matrix<T> a = unit_rows(wv), b = unit_rows(nv);
   auto skipped = [](std::span<const std::uint8_t> s, index i) { return !s.empty() && s[std::size_t(i)] != 0; };
 
-  feature_matching out;
+  dictionary::feature_matching out;
   out.best.assign(std::size_t(mw), -1);
   out.cosine.assign(std::size_t(mw), 0.0);
   out.children.assign(std::size_t(mn), 0);
@@ -142,7 +144,9 @@ feature_matching match_features_core<T>::run(const tensor_view<const T>& wv, con
   return out;
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Matches each row of `wide` ([m_wide, d], e.g. the wider SAE's W_dec) to the row of
 /// `narrow` ([m_narrow, d]) of largest cosine. Ties go to the lower narrow index. The
@@ -183,59 +187,61 @@ struct width_sweep_options {
   std::function<void(const width_result<T>&)> on_width{};
 };
 
-namespace detail {
+}  // namespace mint::dictionary
+
+namespace mint::detail {
 
 /// width_sweep over the SAEs' type T and the evaluation rows' element type V, float or double
 /// (mint/core/compiled.hpp).
 template <class T, class V>
 struct width_sweep_core {
-  static std::vector<width_result<T>> run(const std::function<batch_source()>& make_source,
-                                          const tensor_view<const V>& eval, const width_sweep_options<T>& options);
+  static std::vector<dictionary::width_result<T>> run(const std::function<dictionary::batch_source()>& make_source,
+                                          const tensor_view<const V>& eval, const dictionary::width_sweep_options<T>& options);
 };
 
 template <class T, class V>
-std::vector<width_result<T>> width_sweep_core<T, V>::run(const std::function<batch_source()>& make_source,
+std::vector<dictionary::width_result<T>> width_sweep_core<T, V>::run(const std::function<dictionary::batch_source()>& make_source,
                                                          const tensor_view<const V>& ev,
-                                                         const width_sweep_options<T>& options) {
+                                                         const dictionary::width_sweep_options<T>& options) {
   const char* fn = "mint::dictionary::width_sweep";
   if (ev.rank() != 2 || ev.extent(0) < 1)
-    throw shape_error(fn, "eval", "has extents " + mint::detail::shape_string(ev.extents()), "needs [rows >= 1, d_in]");
+    throw shape_error(fn, "eval", "has extents " + detail::shape_string(ev.extents()), "needs [rows >= 1, d_in]");
   if (options.widths.empty()) throw argument_error(fn, "options.widths", "is empty", "needs at least one width");
   for (std::size_t i = 0; i < options.widths.size(); ++i) {
     if (options.widths[i] < 1 || (i > 0 && options.widths[i] <= options.widths[i - 1]))
-      throw argument_error(fn, "options.widths", mint::detail::str("has ", options.widths[i], " at position ", i),
+      throw argument_error(fn, "options.widths", detail::str("has ", options.widths[i], " at position ", i),
                            "needs strictly growing widths >= 1");
   }
   if (options.sae.d_in != 0 && options.sae.d_in != ev.extent(1))
-    throw shape_error(fn, "eval", mint::detail::str("has rows of ", ev.extent(1), " values"),
-                      mint::detail::str("needs options.sae.d_in = ", options.sae.d_in));
+    throw shape_error(fn, "eval", detail::str("has rows of ", ev.extent(1), " values"),
+                      detail::str("needs options.sae.d_in = ", options.sae.d_in));
   if (!make_source) throw argument_error(fn, "make_source", "is empty", "needs a function returning a batch_source");
 
-  std::vector<width_result<T>> out;
+  std::vector<dictionary::width_result<T>> out;
   out.reserve(options.widths.size());
-  basic_sae<T> previous;
+  dictionary::basic_sae<T> previous;
   std::vector<std::uint8_t> previous_dead;
   const auto count = index(options.widths.size());
   progress_reporter sweep_reporter(options.progress, "width sweep", count, 0.0);
   for (index w = 0; w < count; ++w) {
-    width_result<T> r;
+    dictionary::width_result<T> r;
     r.width = options.widths[std::size_t(w)];
-    sae_options so = options.sae;
+    dictionary::sae_options so = options.sae;
     so.d_in = ev.extent(1);
     so.d_sae = r.width;
-    basic_sae<T> sae(so, options.seed);
-    sae_train_options to = options.train;
+    dictionary::basic_sae<T> sae(so, options.seed);
+    dictionary::sae_train_options to = options.train;
     if (options.progress) {
-      const std::string prefix = mint::detail::str("width ", r.width, " (", w + 1, "/", count, "): ");
+      const std::string prefix = detail::str("width ", r.width, " (", w + 1, "/", count, "): ");
       to.progress = [prefix, &options](const progress& p) {
         const std::string task = prefix + std::string(p.task);
         options.progress(progress{task, p.step, p.total, p.seconds, p.values});
       };
     }
-    batch_source source = make_source();
+    dictionary::batch_source source = make_source();
     const auto start = std::chrono::steady_clock::now();
     {
-      sae_trainer<T> trainer(sae, to);
+      dictionary::sae_trainer<T> trainer(sae, to);
       trainer.train(source);
     }
     r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -243,10 +249,10 @@ std::vector<width_result<T>> width_sweep_core<T, V>::run(const std::function<bat
     std::vector<std::uint8_t> dead(std::size_t(r.width));
     for (std::size_t j = 0; j < dead.size(); ++j) dead[j] = r.metrics.firing_frequency[j] == 0;
     if (w > 0) {
-      match_options mo = options.matching;
+      dictionary::match_options mo = options.matching;
       mo.skip_wide = dead;
       mo.skip_narrow = previous_dead;
-      r.matching = match_features(sae.W_dec(), previous.W_dec(), mo);
+      r.matching = dictionary::match_features(sae.W_dec(), previous.W_dec(), mo);
     }
     if (options.keep_saes) r.sae = sae;
     out.push_back(std::move(r));
@@ -263,7 +269,9 @@ std::vector<width_result<T>> width_sweep_core<T, V>::run(const std::function<bat
   return out;
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::dictionary {
 
 /// Trains one SAE per width on rows from make_source() (a fresh source per width: give each
 /// the same rows in the same order), evaluates each on `eval` ([rows, d_in]) and matches each
@@ -282,8 +290,8 @@ std::vector<width_result<T>> width_sweep(const X& train, const E& eval, const wi
   const auto tv = mint::view(train);
   const auto ev = mint::view(eval);
   if (tv.rank() != 2 || ev.rank() != 2 || tv.extent(1) != ev.extent(1))
-    throw shape_error("mint::dictionary::width_sweep", "train", "has extents " + mint::detail::shape_string(tv.extents()),
-                      "needs [rows, d_in] with the columns of eval, " + mint::detail::shape_string(ev.extents()));
+    throw shape_error("mint::dictionary::width_sweep", "train", "has extents " + detail::shape_string(tv.extents()),
+                      "needs [rows, d_in] with the columns of eval, " + detail::shape_string(ev.extents()));
   const std::function<batch_source()> make = [&train, data_seed] { return matrix_batches(train, data_seed); };
   return width_sweep<T>(make, eval, options);
 }
@@ -292,6 +300,6 @@ std::vector<width_result<T>> width_sweep(const X& train, const E& eval, const wi
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_WIDTH_SWEEP(CORE)                    \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::match_features_core) \
-  MINT_CORE_FD2(CORE, mint::dictionary::detail::width_sweep_core)
+  MINT_CORE_FD(CORE, mint::detail::match_features_core) \
+  MINT_CORE_FD2(CORE, mint::detail::width_sweep_core)
 MINT_CORES_DICTIONARY_WIDTH_SWEEP(MINT_CORE)

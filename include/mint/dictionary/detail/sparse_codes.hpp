@@ -16,7 +16,7 @@
 #include "mint/core/parallel.hpp"
 #include "mint/core/tensor_view.hpp"
 
-namespace mint::dictionary::detail {
+namespace mint::detail {
 
 /// Latents chosen per row: entries [start[i], start[i+1]) of `latent`, with a value
 /// (the code z) and a gradient slot. `by_latent` lists the same entries grouped by
@@ -260,4 +260,13 @@ T select_batch_topk(const P& pre, index k_total, sparse_codes<T>& codes, std::ve
   return threshold;
 }
 
-}  // namespace mint::dictionary::detail
+/// The buffers the selections above reuse from batch to batch.
+template <class T>
+struct selection_buffers {
+  topk_scratch<T> topk;
+  std::vector<T> boundary;
+  std::vector<std::int64_t> histogram;
+  std::vector<index> row_counts;
+};
+
+}  // namespace mint::detail

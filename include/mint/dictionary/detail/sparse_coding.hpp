@@ -21,12 +21,12 @@
 #include "mint/core/tensor_view.hpp"
 #include "mint/dictionary/detail/views.hpp"
 
-namespace mint::dictionary::detail {
+namespace mint::detail {
 
-// Code in mint::dictionary that writes detail::str means mint::detail::str; once this
+// Code in mint::dictionary that writes detail::str means detail::str; once this
 // namespace exists, that name would find it here first.
-using mint::detail::shape_string;
-using mint::detail::str;
+using detail::shape_string;
+using detail::str;
 
 /// The scalar a coder computes in: the signals' element type (float or double).
 template <class X>
@@ -37,10 +37,10 @@ template <class V>
 void check_rank2(const char* function, const char* name, const tensor_view<V>& v, index columns = -1,
                  const char* columns_are = "") {
   if (v.rank() != 2)
-    throw shape_error(function, name, mint::detail::str("has rank ", v.rank()), "needs rank 2 ([rows, columns])");
+    throw shape_error(function, name, detail::str("has rank ", v.rank()), "needs rank 2 ([rows, columns])");
   if (columns >= 0 && v.extent(1) != columns)
-    throw shape_error(function, name, mint::detail::str("has ", v.extent(1), " columns"),
-                      mint::detail::str("needs ", columns, ", ", columns_are));
+    throw shape_error(function, name, detail::str("has ", v.extent(1), " columns"),
+                      detail::str("needs ", columns, ", ", columns_are));
 }
 
 /// An owned copy in T, refusing NaN and infinity.
@@ -155,8 +155,8 @@ void check_gram_products(const char* function, const tensor_view<G>& gram, const
 template <class N>
 void check_squared_norms(const char* function, const tensor_view<N>& norms, index rows) {
   if (norms.rank() != 1 || norms.extent(0) != rows)
-    throw shape_error(function, "squared_norms", "has extents " + mint::detail::shape_string(norms.extents()),
-                      mint::detail::str("needs [", rows, "], one per row of correlations"));
+    throw shape_error(function, "squared_norms", "has extents " + detail::shape_string(norms.extents()),
+                      detail::str("needs [", rows, "], one per row of correlations"));
 }
 
 /// [signals, atoms] for codes of x over a dictionary ([0, 0] until the shape checks have run).
@@ -176,14 +176,14 @@ template <class T>
 matrix_map<T> checked_output(const char* function, const char* name, const tensor_view<T>& v, index rows,
                              index columns) {
   if (v.rank() != 2 || v.extent(0) != rows || v.extent(1) != columns)
-    throw shape_error(function, name, "has extents " + mint::detail::shape_string(v.extents()),
-                      mint::detail::str("needs [", rows, ", ", columns, "] (signals x atoms)"));
+    throw shape_error(function, name, "has extents " + detail::shape_string(v.extents()),
+                      detail::str("needs [", rows, ", ", columns, "] (signals x atoms)"));
   return as_matrix(v);
 }
 
-}  // namespace mint::dictionary::detail
+}  // namespace mint::detail
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_DETAIL_SPARSE_CODING(CORE) \
-  MINT_CORE_FD(CORE, mint::dictionary::detail::sparse_coding_core)
+  MINT_CORE_FD(CORE, mint::detail::sparse_coding_core)
 MINT_CORES_DICTIONARY_DETAIL_SPARSE_CODING(MINT_CORE)

@@ -12,7 +12,7 @@
 #include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
 
-namespace mint::dictionary::detail {
+namespace mint::detail {
 
 /// v's values as a view of T: v itself when it holds T, else a copy in `storage` with v's
 /// extents. Callers check ranks before they read the view, so the copy's layout never shows.
@@ -32,7 +32,7 @@ tensor_view<const T> view_as(const tensor_view<V>& v, std::vector<T>& storage) {
 /// errors), as a [rows, columns] view of T; a copy in `storage` when v holds another type.
 template <class T, class V>
 tensor_view<const T> rows_as(const tensor_view<V>& v, std::vector<T>& storage) {
-  return view_as<T>(mint::detail::as_rank2(v, "mint::as_matrix"), storage);
+  return view_as<T>(detail::as_rank2(v, "mint::as_matrix"), storage);
 }
 
-}  // namespace mint::dictionary::detail
+}  // namespace mint::detail
