@@ -4,10 +4,15 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common.hpp"
 #include "mint/io/npy.hpp"
@@ -51,4 +56,36 @@ TEST_CASE("a file written atomically gets the permissions of a plain new file") 
 TEST_CASE("writing into a folder that does not exist is an argument error") {
   CHECK_THROWS_AS(mint::write_npy("/nonexistent-mint-folder/a.npy", mint::ndarray<float>({2})), mint::argument_error);
   io_test::check_format_error([] { mint::read_npy<float>("/nonexistent-mint-folder/a.npy"); }, "cannot be opened");
+}
+
+TEST_CASE("a killed writer's temporary is removed by the next writer of the target; live ones are kept") {
+  io_test::temp_folder tmp;
+  // A process that is gone: a child that exits at once.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  ::waitpid(child, nullptr, 0);
+  namespace fs = std::filesystem;
+  const auto now = fs::file_time_type::clock::now();
+  auto leave = [&](const std::string& name, fs::file_time_type when) {
+    std::ofstream(tmp / name) << "half a file";
+    fs::last_write_time(tmp / name, when);
+  };
+  const std::string dead = std::to_string(child), self = std::to_string(::getpid());
+  leave(".f.txt.tmp-" + dead + "-7", now - std::chrono::hours(1));   // killed: removed
+  leave(".f.txt.tmp-" + dead + "-8", now + std::chrono::hours(1));   // newer than the writer: kept
+  leave(".f.txt.tmp-" + self + "-9", now - std::chrono::hours(1));   // this process's: kept
+  leave(".f.txt.tmp-1-10", now - std::chrono::hours(1));             // pid 1 is alive: kept
+  leave(".g.txt.tmp-" + dead + "-1", now - std::chrono::hours(1));   // another target's: kept
+  leave(".f.txt.tmp-77", now - std::chrono::hours(1));               // no pid in the name: kept
+  mint::atomic_file out(tmp / "f.txt");
+  out.write("new");
+  out.commit();
+  CHECK_FALSE(fs::exists(tmp / (".f.txt.tmp-" + dead + "-7")));
+  CHECK(fs::exists(tmp / (".f.txt.tmp-" + dead + "-8")));
+  CHECK(fs::exists(tmp / (".f.txt.tmp-" + self + "-9")));
+  CHECK(fs::exists(tmp / ".f.txt.tmp-1-10"));
+  CHECK(fs::exists(tmp / (".g.txt.tmp-" + dead + "-1")));
+  CHECK(fs::exists(tmp / ".f.txt.tmp-77"));
+  CHECK(tmp.entries() == 6);  // f.txt and the five kept
 }

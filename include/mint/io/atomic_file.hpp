@@ -1,7 +1,10 @@
 // Writing a file so that a crash leaves the old file or the new one, never half
 // of one: the bytes go to a temporary file in the same folder, which commit()
 // flushes to disk (fsync) and renames over the target; a writer destroyed
-// without commit() (an exception, a kill between writes) removes its temporary.
+// without commit() (an exception) removes its temporary. A process killed mid-write
+// cannot: its temporary, named ".<target>.tmp-<pid>-<n>", is removed by the next
+// writer of the same target once it is older than that writer and its process is
+// gone, so kills do not pile up files; a live writer's temporary is never touched.
 #pragma once
 
 #include <atomic>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "mint/core/error.hpp"
@@ -28,10 +32,11 @@ class atomic_file {
 public:
   /// Creates the temporary next to `path`; an error (argument_error) when the folder is not writable.
   explicit atomic_file(std::string path) : path_(std::move(path)) {
+    const auto started = std::filesystem::file_time_type::clock::now();
     const std::filesystem::path target(path_);
     const std::string prefix =
         (target.has_parent_path() ? target.parent_path() / "" : std::filesystem::path()).string() + "." +
-        target.filename().string() + ".tmp-";
+        target.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-";
     // O_EXCL on a fresh name, created 0666 so the umask applies as for any new file (mkstemp gives 0600).
     static std::atomic<std::uint64_t> counter{0};
     for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
@@ -46,6 +51,7 @@ public:
                            detail::str("cannot get a temporary file beside it (", std::strerror(errno), ")"),
                            "needs a writable folder");
     buffer_.reserve(buffer_capacity);
+    remove_stale_temporaries(target, started);
   }
 
   atomic_file(const atomic_file&) = delete;
@@ -117,6 +123,34 @@ public:
 
 private:
   static constexpr std::size_t buffer_capacity = std::size_t(1) << 20;
+
+  // Temporaries of this target left by killed writers: ".<name>.tmp-<pid>-<n>" from another
+  // process that no longer exists, last written before this writer started. Best effort:
+  // anything unreadable is left alone.
+  static void remove_stale_temporaries(const std::filesystem::path& target,
+                                       std::filesystem::file_time_type started) {
+    namespace fs = std::filesystem;
+    std::string prefix(1, '.');  // appended piece by piece: GCC 12 warns falsely on "." + string
+    prefix += target.filename().string();
+    prefix += ".tmp-";
+    std::error_code ec;
+    fs::directory_iterator it(target.has_parent_path() ? target.parent_path() : fs::path("."), ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::size_t dash = name.find('-', prefix.size());
+      if (dash == std::string::npos || dash == prefix.size()) continue;
+      long long pid = 0;
+      for (std::size_t i = prefix.size(); i < dash; ++i) {
+        if (name[i] < '0' || name[i] > '9' || pid > (1LL << 40)) { pid = 0; break; }
+        pid = pid * 10 + (name[i] - '0');
+      }
+      std::error_code time_error;
+      const auto written = fs::last_write_time(it->path(), time_error);
+      const bool gone = pid > 0 && pid != ::getpid() && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH;
+      if (gone && !time_error && written < started && it->is_regular_file(time_error)) fs::remove(it->path(), time_error);
+    }
+  }
 
   void flush_buffer() {
     write_all(buffer_.data(), buffer_.size());
