@@ -114,7 +114,7 @@ int main() {
   const double gap = (mint::to_matrix(cache["blocks.0.hook_h"].reshape({20, 16})) -
                       mint::to_matrix(whole.cache["blocks.0.hook_h"].reshape({20, 16}))).cwiseAbs().maxCoeff();
   std::printf("blocks.0.hook_h %s cached from 7 chunks; largest difference from one forward: %.2g\n",
-              mint::detail::shape_string(cache["blocks.0.hook_h"].extents()).c_str(), gap);
+              mint::shape_string(cache["blocks.0.hook_h"].extents()).c_str(), gap);
 
   // 3. A position filter in absolute positions: steer the hidden state at positions 6 and up only.
   //    Run at once or chunk by chunk, the hook acts on the same positions.

@@ -63,7 +63,7 @@ int main() {
   const auto hidden = run.cache["blocks.0.mlp.hook_post"];
   const mint::matrixf rows = run.cache.rows("blocks.0.mlp.hook_post");
   std::printf("cached blocks.0.mlp.hook_post: extents %s, %td valid positions, %.0f%% of units active\n",
-              mint::detail::shape_string(hidden.extents()).c_str(), rows.rows(),
+              mint::shape_string(hidden.extents()).c_str(), rows.rows(),
               100.0 * double((rows.array() > 0).count()) / double(rows.size()));
 
   // Ablate the most active hidden unit and measure the change in the next-token cross-entropy.

@@ -16,8 +16,8 @@
 namespace {
 
 void describe(const char* name, const mint::tensor_view<const float>& v) {
-  std::printf("  %-20s extents %-12s strides %s\n", name, mint::detail::shape_string(v.extents()).c_str(),
-              mint::detail::shape_string(v.strides()).c_str());
+  std::printf("  %-20s extents %-12s strides %s\n", name, mint::shape_string(v.extents()).c_str(),
+              mint::shape_string(v.strides()).c_str());
 }
 
 // Mean attention from each scored position to the position after the earlier copy of its token.

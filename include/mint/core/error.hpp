@@ -58,17 +58,7 @@ class numeric_error : public error {
   using error::error;
 };
 
-namespace detail {
-
-/// Concatenates anything streamable, for building error messages.
-template <class... Parts>
-std::string str(const Parts&... parts) {
-  std::ostringstream out;
-  (out << ... << parts);
-  return out.str();
-}
-
-/// "[3, 4, 5]": how messages print extents.
+/// "[3, 4, 5]": extents (or strides) as mint's messages print them.
 template <class Int>
 std::string shape_string(std::span<const Int> extents) {
   std::ostringstream out;
@@ -82,6 +72,18 @@ template <class Int>
 std::string shape_string(std::initializer_list<Int> extents) {
   return shape_string(std::span<const Int>(extents.begin(), extents.size()));
 }
+
+namespace detail {
+
+/// Concatenates anything streamable, for building error messages.
+template <class... Parts>
+std::string str(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return out.str();
+}
+
+using mint::shape_string;  // what messages inside mint call detail::shape_string
 
 }  // namespace detail
 }  // namespace mint

@@ -28,7 +28,9 @@ struct known_circuit {
   std::string description;
 };
 
-namespace detail {
+}  // namespace mint::toy
+
+namespace mint::detail {
 
 /// Offsets of the residual's one-hot subspaces.
 struct subspaces {
@@ -43,7 +45,7 @@ struct subspaces {
   }
 };
 
-inline transformer_config circuit_config(const subspaces& s, int layers) {
+inline toy::transformer_config circuit_config(const subspaces& s, int layers) {
   return {.vocab = s.vocab, .context = s.context, .d_model = s.d_model, .layers = layers, .heads = 2,
           .d_head = std::max(s.vocab, s.context), .layer_norm = false, .split_qkv_input = true};
 }
@@ -53,7 +55,7 @@ struct head_weights {
   tensor_view<float> q, k, v, o;
 };
 
-inline head_weights head(transformer<float>& m, int layer, int h) {
+inline head_weights head(toy::transformer<float>& m, int layer, int h) {
   auto& p = m.parameters();
   const std::string b = "blocks." + std::to_string(layer) + ".attn.";
   return {p[b + "W_Q"].subview(h), p[b + "W_K"].subview(h), p[b + "W_V"].subview(h), p[b + "W_O"].subview(h)};
@@ -85,7 +87,7 @@ inline void distractor(head_weights w, const subspaces& s, rng& r) {
   for (int j = 0; j < 4; ++j) w.o(j, s.scratch + j) = 1.0f;
 }
 
-inline void one_hot_embeddings_and_unembedding(transformer<float>& m, const subspaces& s, float gain) {
+inline void one_hot_embeddings_and_unembedding(toy::transformer<float>& m, const subspaces& s, float gain) {
   auto& p = m.parameters();
   for (int t = 0; t < s.vocab; ++t) p["embed.W_E"](t, s.token + t) = 1.0f;
   for (int t = 0; t < s.context; ++t) p["pos_embed.W_pos"](t, s.position + t) = 1.0f;
@@ -94,10 +96,12 @@ inline void one_hot_embeddings_and_unembedding(transformer<float>& m, const subs
 
 inline void check_sizes(int vocab, int context, const char* fn) {
   if (vocab < 2 || context < 2)
-    throw argument_error(fn, "vocab/context", mint::detail::str("are ", vocab, " and ", context), "needs >= 2 each");
+    throw argument_error(fn, "vocab/context", detail::str("are ", vocab, " and ", context), "needs >= 2 each");
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::toy {
 
 /// One layer, two heads: head 0 attends to the previous position and copies its
 /// token to the output, so the model predicts the previous token (position 0: its own).

@@ -25,10 +25,12 @@ NLOHMANN_JSON_SERIALIZE_ENUM(activation_fn, {{activation_fn::gelu, "gelu"},
 MINT_JSON_FIELDS(transformer_config, vocab, context, d_model, layers, heads, kv_heads, d_head, d_mlp, activation,
                  layer_norm, split_qkv_input, layer_norm_eps)
 
-namespace detail {
+}  // namespace mint::toy
+
+namespace mint::detail {
 
 template <class T>
-std::vector<std::pair<std::string, array_ref>> weight_refs(const transformer<T>& model) {
+std::vector<std::pair<std::string, array_ref>> weight_refs(const toy::transformer<T>& model) {
   std::vector<std::pair<std::string, array_ref>> out;
   const auto& p = model.parameters();
   for (const auto& e : p.entries()) out.emplace_back(e.name, array_ref(p.view_of(e)));
@@ -36,7 +38,7 @@ std::vector<std::pair<std::string, array_ref>> weight_refs(const transformer<T>&
 }
 
 template <class T>
-void read_weights(const safetensors_file& file, const std::string& path, transformer<T>& model) {
+void read_weights(const safetensors_file& file, const std::string& path, toy::transformer<T>& model) {
   auto& p = model.parameters();
   for (const auto& e : p.entries()) {
     if (!file.contains(e.name))
@@ -45,8 +47,8 @@ void read_weights(const safetensors_file& file, const std::string& path, transfo
     const auto a = file.read<T>(e.name, {.convert = true});
     if (a.shape() != e.extents)
       throw format_error("mint::toy::load_transformer", "file '" + path + "'",
-                         "holds '" + e.name + "' with shape " + mint::detail::shape_string(std::span<const index>(a.shape())),
-                         "needs " + mint::detail::shape_string(std::span<const index>(e.extents)));
+                         "holds '" + e.name + "' with shape " + detail::shape_string(std::span<const index>(a.shape())),
+                         "needs " + detail::shape_string(std::span<const index>(e.extents)));
     std::copy(a.values().begin(), a.values().end(), p.view_of(e).data());
   }
 }
@@ -56,29 +58,29 @@ void read_weights(const safetensors_file& file, const std::string& path, transfo
 /// parser and printer), and a program may compile it once (mint/core/compiled.hpp).
 template <class C>
 struct transformer_files {
-  static json config_to_json(const transformer_config& c);
+  static json config_to_json(const toy::transformer_config& c);
   /// The config as the one-line JSON save() stores.
-  static std::string config_text(const transformer_config& c);
-  static transformer_config config_from_json(const std::string& text, const std::string& path);
-  static transformer<float> load(const std::string& path);
-  static void load_checkpoint(const std::string& path, transformer<float>& model, adam<float>& optimizer);
+  static std::string config_text(const toy::transformer_config& c);
+  static toy::transformer_config config_from_json(const std::string& text, const std::string& path);
+  static toy::transformer<float> load(const std::string& path);
+  static void load_checkpoint(const std::string& path, toy::transformer<float>& model, adam<float>& optimizer);
 };
 
 template <class C>
-json transformer_files<C>::config_to_json(const transformer_config& c) {
+json transformer_files<C>::config_to_json(const toy::transformer_config& c) {
   return json(c);
 }
 
 template <class C>
-std::string transformer_files<C>::config_text(const transformer_config& c) {
+std::string transformer_files<C>::config_text(const toy::transformer_config& c) {
   return config_to_json(c).dump();
 }
 
 template <class C>
-transformer_config transformer_files<C>::config_from_json(const std::string& text, const std::string& path) {
+toy::transformer_config transformer_files<C>::config_from_json(const std::string& text, const std::string& path) {
   const json j = parse_json<C>(text, path, "mint::toy::load_transformer");
   try {
-    auto c = j.template get<transformer_config>();
+    auto c = j.template get<toy::transformer_config>();
     // An unknown name reads as the first activation (nlohmann's enum rule): refuse it instead.
     if (json(c.activation) != j.at("activation"))
       throw format_error("mint::toy::load_transformer", "file '" + path + "'", "names activation " + j.at("activation").dump(),
@@ -92,19 +94,19 @@ transformer_config transformer_files<C>::config_from_json(const std::string& tex
 }
 
 template <class C>
-transformer<float> transformer_files<C>::load(const std::string& path) {
+toy::transformer<float> transformer_files<C>::load(const std::string& path) {
   const safetensors_file file(path);
   const auto it = file.metadata().find("mint.toy.config");
   if (it == file.metadata().end())
     throw format_error("mint::toy::load_transformer", "file '" + path + "'", "has no 'mint.toy.config' metadata",
                        "needs a file written by mint::toy::save");
-  transformer<float> model(config_from_json(it->second, path));
+  toy::transformer<float> model(config_from_json(it->second, path));
   read_weights(file, path, model);
   return model;
 }
 
 template <class C>
-void transformer_files<C>::load_checkpoint(const std::string& path, transformer<float>& model, adam<float>& optimizer) {
+void transformer_files<C>::load_checkpoint(const std::string& path, toy::transformer<float>& model, adam<float>& optimizer) {
   const char* fn = "mint::toy::load_checkpoint";
   const safetensors_file file(path);
   const auto& meta = file.metadata();
@@ -120,8 +122,8 @@ void transformer_files<C>::load_checkpoint(const std::string& path, transformer<
     if (!file.contains(name)) throw format_error(fn, "file '" + path + "'", std::string("has no '") + name + "'", "needs Adam's moments");
     const auto a = file.template read<double>(name);
     if (a.size() != index(moment.size()))
-      throw format_error(fn, "file '" + path + "'", mint::detail::str("holds ", a.size(), " values in '", name, "'"),
-                         mint::detail::str("needs ", moment.size(), ", one per parameter"));
+      throw format_error(fn, "file '" + path + "'", detail::str("holds ", a.size(), " values in '", name, "'"),
+                         detail::str("needs ", moment.size(), ", one per parameter"));
     std::copy(a.values().begin(), a.values().end(), moment.begin());
   }
   try {
@@ -131,7 +133,9 @@ void transformer_files<C>::load_checkpoint(const std::string& path, transformer<
   }
 }
 
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::toy {
 
 /// Writes the model's weights and config to a safetensors file, atomically.
 template <class T>
@@ -169,5 +173,5 @@ void load_checkpoint(const std::string& path, transformer<float>& model, adam<fl
 }  // namespace mint::toy
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
-#define MINT_CORES_TOY_FILES(CORE) CORE(struct mint::toy::detail::transformer_files<char>)
+#define MINT_CORES_TOY_FILES(CORE) CORE(struct mint::detail::transformer_files<char>)
 MINT_CORES_TOY_FILES(MINT_CORE)

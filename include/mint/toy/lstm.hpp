@@ -43,7 +43,7 @@ struct lstm_config {
   void validate() const {
     const char* fn = "mint::toy::lstm";
     auto need = [&](bool ok, const char* what, int value, const char* needs) {
-      if (!ok) throw argument_error(fn, std::string("config.") + what, mint::detail::str("is ", value), needs);
+      if (!ok) throw argument_error(fn, std::string("config.") + what, detail::str("is ", value), needs);
     };
     need(vocab > 0, "vocab", vocab, "needs > 0");
     need(d_model > 0, "d_model", d_model, "needs > 0");
@@ -276,7 +276,7 @@ tensor_view<const T> lstm<T>::forward_branch(int layer, tensor_view<const T> res
   const char* fn = "mint::toy::lstm::forward_branch";
   check_forward_hooks(hooks, *sites_, fn);
   if (layer != -1 || !resid.empty())
-    throw argument_error(fn, "layer", mint::detail::str("is ", layer, resid.empty() ? "" : " with a residual"),
+    throw argument_error(fn, "layer", detail::str("is ", layer, resid.empty() ? "" : " with a residual"),
                          "needs -1 and an empty resid: an LSTM has no residual stream to resume at");
   const std::vector<index> lengths = sequence_.branch(chunk, fn);
   forward_done_ = false;
@@ -323,14 +323,14 @@ void lstm<T>::backward(tensor_view<const T> dlogits, hook_set<T>& grad_hooks, pa
                          "needs forward() to run to the end first (forward_chunk() keeps no backward state)");
   if (dlogits.rank() != 3 || dlogits.extent(0) != batch_ || dlogits.extent(1) != positions_ ||
       dlogits.extent(2) != config_.vocab)
-    throw shape_error(fn, "dlogits", "has extents " + mint::detail::shape_string(dlogits.extents()),
-                      mint::detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
+    throw shape_error(fn, "dlogits", "has extents " + detail::shape_string(dlogits.extents()),
+                      detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
   if (grad_hooks.sites() && grad_hooks.sites() != sites_.get())
     throw argument_error(fn, "grad_hooks", "were made for another runtime's sites",
                          "needs hook_set(model.sites(), hook_phase::backward)");
   if (gradients && gradients->size() != params_.size())
-    throw shape_error(fn, "gradients", mint::detail::str("hold ", gradients->size(), " values"),
-                      mint::detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
+    throw shape_error(fn, "gradients", detail::str("hold ", gradients->size(), " values"),
+                      detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
   T* grad = gradients ? gradients->flat().data() : nullptr;
   const index Hd = config_.d_hidden, V = config_.vocab;
   d_logits_.resize(rows(), V);

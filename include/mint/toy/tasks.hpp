@@ -43,7 +43,7 @@ struct induction_task {
   labelled_batch sample(rng& r, index batch) const {
     if (length < 2 || vocab - 2 < length || sequence < 2 * length + 2)
       throw argument_error("mint::toy::induction_task", "shape",
-                           mint::detail::str("is vocab ", vocab, ", length ", length, ", sequence ", sequence),
+                           detail::str("is vocab ", vocab, ", length ", length, ", sequence ", sequence),
                            "needs 2 <= length <= vocab - 2 and sequence >= 2 * length + 2");
     labelled_batch out{token_batch(batch, sequence), {}, {}, {}};
     std::vector<token> pool(std::size_t(vocab - 1));
@@ -73,7 +73,7 @@ public:
       : p_(modulus) {
     if (modulus < 2 || train_fraction <= 0 || train_fraction >= 1)
       throw argument_error("mint::toy::modular_addition_task", "modulus/train_fraction",
-                           mint::detail::str("are ", modulus, " and ", train_fraction),
+                           detail::str("are ", modulus, " and ", train_fraction),
                            "needs modulus >= 2 and a fraction in (0, 1)");
     std::vector<std::pair<token, token>> pairs;
     for (token a = 0; a < modulus; ++a)
@@ -129,7 +129,7 @@ struct ioi_task {
 
   labelled_batch sample(rng& r, index batch) const {
     if (names < 2 || fillers < 1 || length < 6)
-      throw argument_error("mint::toy::ioi_task", "shape", mint::detail::str("is ", names, " names, ", fillers, " fillers, length ", length),
+      throw argument_error("mint::toy::ioi_task", "shape", detail::str("is ", names, " names, ", fillers, " fillers, length ", length),
                            "needs >= 2 names, >= 1 filler and length >= 6");
     labelled_batch out{token_batch(batch, length), {}, {}, {}};
     const index half = length / 2;
@@ -167,7 +167,7 @@ struct delayed_copy_task {
   labelled_batch sample(rng& r, index batch) const {
     if (vocab < 2 || delay < 0 || length <= delay)
       throw argument_error("mint::toy::delayed_copy_task", "shape",
-                           mint::detail::str("is vocab ", vocab, ", length ", length, ", delay ", delay),
+                           detail::str("is vocab ", vocab, ", length ", length, ", delay ", delay),
                            "needs vocab >= 2 and 0 <= delay < length");
     labelled_batch out{token_batch(batch, length), {}, {}, {}};
     for (index b = 0; b < batch; ++b) {

@@ -76,7 +76,9 @@ struct train_report {
   double tokens_per_second = 0;
 };
 
-namespace detail {
+}  // namespace mint::toy
+
+namespace mint::detail {
 /// trainer<Task, T> with a scalar T trains a transformer<T>; with a model type, that model.
 template <class M>
 struct trained_model {
@@ -85,9 +87,11 @@ struct trained_model {
 template <class M>
   requires std::is_floating_point_v<M>
 struct trained_model<M> {
-  using type = transformer<M>;
+  using type = toy::transformer<M>;
 };
-}  // namespace detail
+}  // namespace mint::detail
+
+namespace mint::toy {
 
 /// Trains a model on a task (anything with sample(rng&, batch) -> labelled_batch). `Model` is
 /// the model's type, or a scalar type for a transformer of it (trainer<Task, double>).

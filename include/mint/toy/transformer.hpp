@@ -57,7 +57,7 @@ struct transformer_config {
   void validate() const {
     const char* fn = "mint::toy::transformer";
     auto need = [&](bool ok, const char* what, int value, const char* needs) {
-      if (!ok) throw argument_error(fn, std::string("config.") + what, mint::detail::str("is ", value), needs);
+      if (!ok) throw argument_error(fn, std::string("config.") + what, detail::str("is ", value), needs);
     };
     need(vocab > 0, "vocab", vocab, "needs > 0");
     need(context > 0, "context", context, "needs > 0");
@@ -375,8 +375,8 @@ template <class T>
 void transformer<T>::check_resume(int layer, tensor_view<const T> resid, const token_batch& tokens,
                                   const char* function) const {
   if (layer < -1 || layer >= config_.layers)
-    throw argument_error(function, "layer", mint::detail::str("is ", layer),
-                         mint::detail::str("needs a block in [0, ", config_.layers, ") or -1 (from the tokens)"));
+    throw argument_error(function, "layer", detail::str("is ", layer),
+                         detail::str("needs a block in [0, ", config_.layers, ") or -1 (from the tokens)"));
   if (layer < 0) {
     if (!resid.empty())
       throw argument_error(function, "resid", "is given with layer -1", "needs an empty view (the tokens are the input)");
@@ -384,8 +384,8 @@ void transformer<T>::check_resume(int layer, tensor_view<const T> resid, const t
   }
   if (resid.rank() != 3 || resid.extent(0) != tokens.batch() || resid.extent(1) != tokens.positions() ||
       resid.extent(2) != config_.d_model)
-    throw shape_error(function, "resid", "has extents " + mint::detail::shape_string(resid.extents()),
-                      mint::detail::str("needs [", tokens.batch(), ", ", tokens.positions(), ", ", config_.d_model,
+    throw shape_error(function, "resid", "has extents " + detail::shape_string(resid.extents()),
+                      detail::str("needs [", tokens.batch(), ", ", tokens.positions(), ", ", config_.d_model,
                                         "], the tokens' blocks.", layer, ".hook_resid_pre"));
 }
 
@@ -415,8 +415,8 @@ tensor_view<const T> transformer<T>::forward_branch(int layer, tensor_view<const
   const std::vector<index> lengths = sequence_.branch(chunk, fn);
   check_resume(layer, resid, chunk, fn);
   if (outputs < 1 || outputs > chunk.positions())
-    throw argument_error(fn, "outputs", mint::detail::str("is ", outputs),
-                         mint::detail::str("needs 1 to the chunk's positions, ", chunk.positions()));
+    throw argument_error(fn, "outputs", detail::str("is ", outputs),
+                         detail::str("needs 1 to the chunk's positions, ", chunk.positions()));
   forward_done_ = false;
   prepare(chunk, lengths, sequence_.next_position(), config_.context, sequence_.batch(), false);
   outputs_ = outputs;
@@ -461,13 +461,13 @@ void transformer<T>::backward(tensor_view<const T> dlogits, hook_set<T>& grad_ho
     throw argument_error(fn, "model", "has no completed forward pass", "needs forward() to run to the end first");
   if (dlogits.rank() != 3 || dlogits.extent(0) != batch_ || dlogits.extent(1) != positions_ ||
       dlogits.extent(2) != config_.vocab)
-    throw shape_error(fn, "dlogits", "has extents " + mint::detail::shape_string(dlogits.extents()),
-                      mint::detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
+    throw shape_error(fn, "dlogits", "has extents " + detail::shape_string(dlogits.extents()),
+                      detail::str("needs [", batch_, ", ", positions_, ", ", config_.vocab, "], the last logits"));
   if (grad_hooks.sites() && grad_hooks.sites() != sites_.get())
     throw argument_error(fn, "grad_hooks", "were made for another runtime's sites", "needs hook_set(model.sites(), hook_phase::backward)");
   if (gradients && gradients->size() != params_.size())
-    throw shape_error(fn, "gradients", mint::detail::str("hold ", gradients->size(), " values"),
-                      mint::detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
+    throw shape_error(fn, "gradients", detail::str("hold ", gradients->size(), " values"),
+                      detail::str("needs the parameters' layout (", params_.size(), "), e.g. parameters().zeros_like()"));
   T* grad = gradients ? gradients->flat().data() : nullptr;
   d_logits_.resize(rows(), config_.vocab);
   copy(dlogits, tensor_view<T>(d_logits_.data(), {batch_, positions_, index(config_.vocab)}));

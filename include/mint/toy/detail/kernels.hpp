@@ -22,7 +22,9 @@ enum class activation_fn : std::uint8_t {
   relu
 };
 
-namespace detail {
+}  // namespace mint::toy
+
+namespace mint::detail {
 
 template <class T>
 using rows_map = Eigen::Map<matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
@@ -108,15 +110,15 @@ void for_row_blocks(Eigen::Index rows, Eigen::Index cols, double flops_per_eleme
 
 /// y = f(x) elementwise (Eigen's vectorised erf, tanh: within a few float ulp of std::erf, std::tanh).
 template <class T>
-void activate(activation_fn f, const matrix<T>& x, matrix<T>& y) {
+void activate(toy::activation_fn f, const matrix<T>& x, matrix<T>& y) {
   y.resize(x.rows(), x.cols());
   for_row_blocks(x.rows(), x.cols(), 30, [&](Eigen::Index first, Eigen::Index count) {
     const auto a = x.middleRows(first, count).array();
     auto out = y.middleRows(first, count).array();
     switch (f) {
-      case activation_fn::relu: out = a.max(T(0)); break;
-      case activation_fn::gelu: out = T(0.5) * a * (T(1) + (a * T(std::numbers::sqrt2 / 2)).erf()); break;
-      case activation_fn::gelu_tanh: {
+      case toy::activation_fn::relu: out = a.max(T(0)); break;
+      case toy::activation_fn::gelu: out = T(0.5) * a * (T(1) + (a * T(std::numbers::sqrt2 / 2)).erf()); break;
+      case toy::activation_fn::gelu_tanh: {
         const T c = T(std::sqrt(2.0 / std::numbers::pi));
         out = T(0.5) * a * (T(1) + (c * (a + T(0.044715) * a.cube())).tanh());
         break;
@@ -127,21 +129,21 @@ void activate(activation_fn f, const matrix<T>& x, matrix<T>& y) {
 
 /// dx = dy * f'(x) elementwise.
 template <class T>
-void activate_backward(activation_fn f, const matrix<T>& x, const matrix<T>& dy, matrix<T>& dx) {
+void activate_backward(toy::activation_fn f, const matrix<T>& x, const matrix<T>& dy, matrix<T>& dx) {
   dx.resize(x.rows(), x.cols());
   for_row_blocks(x.rows(), x.cols(), 40, [&](Eigen::Index first, Eigen::Index count) {
     const auto a = x.middleRows(first, count).array();
     const auto g = dy.middleRows(first, count).array();
     auto out = dx.middleRows(first, count).array();
     switch (f) {
-      case activation_fn::relu: out = (a > T(0)).select(g, T(0)); break;
-      case activation_fn::gelu: {
+      case toy::activation_fn::relu: out = (a > T(0)).select(g, T(0)); break;
+      case toy::activation_fn::gelu: {
         const T pdf_scale = T(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
         out = g * (T(0.5) * (T(1) + (a * T(std::numbers::sqrt2 / 2)).erf()) +
                    a * (T(-0.5) * a.square()).exp() * pdf_scale);
         break;
       }
-      case activation_fn::gelu_tanh: {
+      case toy::activation_fn::gelu_tanh: {
         const T c = T(std::sqrt(2.0 / std::numbers::pi));
         const auto t = (c * (a + T(0.044715) * a.cube())).tanh();
         out = g * (T(0.5) * (T(1) + t) + T(0.5) * a * (T(1) - t.square()) * c * (T(1) + T(3 * 0.044715) * a.square()));
@@ -168,5 +170,5 @@ void causal_softmax(Eigen::Map<matrix<T>> s, Eigen::Index length, Eigen::Index f
   }
 }
 
-}  // namespace detail
-}  // namespace mint::toy
+}  // namespace mint::detail
+
