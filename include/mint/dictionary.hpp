@@ -4,7 +4,9 @@
 // coding (OMP, the lasso by coordinate descent and by LARS, K-SVD, online dictionary learning).
 #pragma once
 
+#include "mint/dictionary/batches.hpp"
 #include "mint/dictionary/feature_analysis.hpp"
+#include "mint/dictionary/geometric_median.hpp"
 #include "mint/dictionary/ksvd.hpp"
 #include "mint/dictionary/lars.hpp"
 #include "mint/dictionary/lasso.hpp"
@@ -13,6 +15,7 @@
 #include "mint/dictionary/omp.hpp"
 #include "mint/dictionary/online_dictionary.hpp"
 #include "mint/dictionary/sae.hpp"
+#include "mint/dictionary/sae_options.hpp"
 #include "mint/dictionary/saelens.hpp"
 #include "mint/dictionary/superposition.hpp"
 #include "mint/dictionary/synthetic.hpp"

@@ -347,6 +347,14 @@ TEST_CASE("bad SAE input gives mint errors") {
   CHECK_THROWS_AS(s.loss(mint::matrixf(3, 4), {}, ws, &g), mint::shape_error);
   CHECK(s.parameters().contains("b_enc"));
   CHECK(dict::sae({.d_in = 4, .d_sae = 8, .architecture = sae_architecture::gated}, 0).parameters().contains("r_mag"));
+  // A NaN or infinity in the input is named, not ranked into codes (TopK) or passed on as NaN.
+  mint::matrixf x = mint::matrixf::Ones(3, 4);
+  x(1, 2) = std::numeric_limits<float>::quiet_NaN();
+  dict::sae topk({.d_in = 4, .d_sae = 8, .architecture = sae_architecture::topk, .k = 2}, 0);
+  CHECK_THROWS_WITH_AS(topk.encode(x), doctest::Contains("mint::dictionary::sae::encode: x holds a NaN or infinity in row 1"),
+                       mint::numeric_error);
+  x(1, 2) = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH_AS(s.forward(x), doctest::Contains("sae::forward"), mint::numeric_error);
 }
 
 TEST_CASE("inference encode and forward agree with the training loss's codes for every architecture") {

@@ -4,8 +4,15 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <string>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "common.hpp"
 #include "mint/adapters/eigen.hpp"
@@ -209,6 +216,25 @@ TEST_CASE("every architecture learns the true features (MMCS >= 0.99)") {
   }
 }
 
+TEST_CASE("a NaN batch or an empty one is named as the batch, and leaves the trainer as it was") {
+  dict::sae s({.d_in = 32, .d_sae = 64, .architecture = sae_architecture::relu}, 1);
+  dict::sae_trainer<float> t(s, {.batch_size = 8, .steps = 4});
+  mint::matrixf batch = toy_data().topRows(8);
+  batch(3, 5) = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(t.step(batch), doctest::Contains("sae_trainer::step: batch holds a NaN or infinity in row 3"),
+                       mint::numeric_error);
+  CHECK_THROWS_WITH_AS(t.step(mint::matrixf(0, 32)), doctest::Contains("batch has 0 rows"), mint::shape_error);
+  // Nothing was initialised from the bad batch: a clean one trains, with b_dec from its median.
+  const mint::matrixf clean = toy_data().topRows(8);
+  const auto stats = t.step(clean);
+  CHECK(std::isfinite(stats.loss));
+  CHECK(s.b_dec().allFinite());
+  CHECK(t.steps_done() == 1);
+  mint::matrixf nan_rows = mint::matrixf::Ones(3, 2);
+  nan_rows(2, 0) = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH_AS(dict::geometric_median(nan_rows), doctest::Contains("holds a NaN or infinity in row 2"), mint::numeric_error);
+}
+
 TEST_CASE("matrix_batches refuses rows of another width than the batch (no read past a row)") {
   const mint::matrixf narrow = mint::matrixf::Ones(10, 16), wide = mint::matrixf::Ones(10, 48);
   mint::matrixf batch(4, 32);
@@ -222,3 +248,32 @@ TEST_CASE("matrix_batches refuses rows of another width than the batch (no read 
   auto source = dict::matrix_batches(narrow, 1);
   CHECK_THROWS_AS(t.train(source), mint::shape_error);
 }
+
+#if defined(_OPENMP)
+TEST_CASE("every architecture trains to the same bits on 1, 2 and 3 threads, resampling on") {
+  // Big enough that the loss's loops and Eigen's products go parallel (n d_sae well above
+  // mint::parallel_threshold), with latents dying and being resampled along the way.
+  const int before = omp_get_max_threads();
+  for (auto arch : {sae_architecture::relu, sae_architecture::topk, sae_architecture::batchtopk,
+                    sae_architecture::jumprelu, sae_architecture::gated}) {
+    CAPTURE(dict::to_string(arch));
+    std::vector<std::vector<float>> runs;
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      dict::sae s({.d_in = 32, .d_sae = 512, .architecture = arch, .k = 4}, 3);
+      dict::sae_train_options o{.batch_size = 1024, .steps = 12, .adam = {.lr = 1e-3}};
+      o.dead_after_tokens = 2048;
+      o.resample_every = 4;
+      o.loss.sparse_density = 0;  // the dense path for ReLU and JumpReLU
+      dict::sae_trainer<float> t(s, o);
+      auto source = dict::matrix_batches(toy_data(), 5);
+      t.train(source);
+      const auto flat = s.parameters().flat();
+      runs.emplace_back(flat.begin(), flat.end());
+    }
+    omp_set_num_threads(before);
+    CHECK(runs[0] == runs[1]);
+    CHECK(runs[0] == runs[2]);
+  }
+}
+#endif

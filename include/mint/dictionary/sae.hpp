@@ -21,6 +21,7 @@
 #include "mint/core/error.hpp"
 #include "mint/core/parallel.hpp"
 #include "mint/core/parameters.hpp"
+#include "mint/core/products.hpp"
 #include "mint/core/random.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/dictionary/detail/sae_loss.hpp"
@@ -86,12 +87,13 @@ public:
   T batch_threshold() const noexcept { return batch_threshold_; }
   void set_batch_threshold(T t) { batch_threshold_ = t; }
 
-  /// The latent codes of x ([n, d_in] or [..., d_in]) as a dense [n, d_sae] matrix.
+  /// The latent codes of x ([n, d_in] or [..., d_in]) as a dense [n, d_sae] matrix. A NaN or
+  /// infinity in x is a numeric_error (here and in forward, normalize and training).
   template <tensor X>
   matrix<T> encode(const X& x) const {
     matrix<T> xn;
     row_scaling<T> rows;
-    normalize(x, xn, rows);
+    normalize_as(x, xn, rows, "mint::dictionary::sae::encode", "x");
     matrix<T> z;
     encode_normalized(xn, z);
     return z;
@@ -111,17 +113,14 @@ public:
   matrix<T> forward(const X& x) const {
     matrix<T> xn;
     row_scaling<T> rows;
-    normalize(x, xn, rows);
+    normalize_as(x, xn, rows, "mint::dictionary::sae::forward", "x");
     return forward_normalized(xn, rows);
   }
 
   /// x scaled as options().normalize_activations says, into xn ([n, d_in]); rows keeps what decode undoes.
   template <tensor X>
   void normalize(const X& x, matrix<T>& xn, row_scaling<T>& rows) const {
-    const auto xv = mint::view(x);
-    check_columns(xv, options_.d_in, "mint::dictionary::sae::normalize", "x", "d_in");
-    std::vector<T> converted;
-    normalize_rows(detail::rows_as<T>(xv, converted), xn, rows);
+    normalize_as(x, xn, rows, "mint::dictionary::sae::normalize", "x");
   }
 
   /// Undoes normalize() on reconstructions y (in place).
@@ -164,8 +163,21 @@ public:
   }
 
 private:
+  template <class>
+  friend class sae_trainer;
+
+  // normalize(), naming the function and argument its errors report.
+  template <tensor X>
+  void normalize_as(const X& x, matrix<T>& xn, row_scaling<T>& rows, const char* fn, const char* arg) const {
+    const auto xv = mint::view(x);
+    check_columns(xv, options_.d_in, fn, arg, "d_in");
+    std::vector<T> converted;
+    normalize_rows(detail::rows_as<T>(xv, converted), xn, rows, fn, arg);
+  }
+
   // The work of the templates above on rows already read as T ([n, d], ranks merged).
-  void normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, row_scaling<T>& rows) const;
+  void normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, row_scaling<T>& rows, const char* fn,
+                      const char* arg) const;
   matrix<T> decode_rows(const tensor_view<const T>& z) const;
   matrix<T> forward_normalized(const matrix<T>& xn, const row_scaling<T>& rows) const;
 
@@ -241,9 +253,15 @@ basic_sae<T>::basic_sae(const sae_options& options, std::uint64_t seed) : option
 }
 
 template <class T>
-void basic_sae<T>::normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, row_scaling<T>& rows) const {
+void basic_sae<T>::normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, row_scaling<T>& rows, const char* fn,
+                                  const char* arg) const {
   xn = as_matrix(x);
   const index n = xn.rows(), d = xn.cols();
+  // A NaN would pass silently into every code (TopK ranks it) and into training's b_dec.
+  if (!xn.allFinite())
+    for (index i = 0; i < n; ++i)
+      if (!xn.row(i).allFinite())
+        throw numeric_error(fn, arg, detail::str("holds a NaN or infinity in row ", i), "needs finite activations");
   switch (options_.normalize_activations) {
     case normalization::none: break;
     case normalization::expected_average_only_in: xn *= scaling_factor_; break;
@@ -286,7 +304,9 @@ void basic_sae<T>::denormalize(matrix<T>& y, const row_scaling<T>& rows) const {
 
 template <class T>
 void basic_sae<T>::encode_normalized(const matrix<T>& xn, matrix<T>& z) const {
-  matrix<T> h = input_of(xn) * W_enc();
+  const matrix<T> input = input_of(xn);
+  matrix<T> h(xn.rows(), options_.d_sae);
+  detail::fixed_order_product(input, W_enc(), h);
   z.setZero(xn.rows(), options_.d_sae);
   matrix<T> constants;
   detail::visit_sae_rule<T>(options_.architecture, [&](auto tag) {
@@ -329,7 +349,7 @@ sae_loss basic_sae<T>::loss(const matrix<T>& xn, const sae_loss_options& o, sae_
   const index n = xn.rows(), m = options_.d_sae;
   ws.xc_ = input_of(xn);
   ws.pre_.resize(n, m);
-  ws.pre_.noalias() = ws.xc_ * W_enc();  // h; pre = h + b_enc
+  detail::fixed_order_product(ws.xc_, W_enc(), ws.pre_);  // h; pre = h + b_enc
   return detail::visit_sae_rule<T>(options_.architecture, [&](auto tag) {
     const typename decltype(tag)::type rule(*this, &o, ws.constants_);
     return detail::sae_loss_core<T>::run(*this, rule, xn, o, ws, gradient, dead);

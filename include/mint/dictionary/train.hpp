@@ -1,8 +1,8 @@
 // Training sparse autoencoders: Adam with warm-up, decay and clipping; unit-norm
 // decoder rows with the gradient projected off each row; b_dec from the geometric
 // median (Weiszfeld); L1 warm-up; dead-latent tracking, AuxK and resampling
-// (Bricken et al. 2023; Gao et al. 2024); batches from a matrix, a callback or .npy
-// shards; checkpoints that resume bit for bit. Cost per step: the SAE's loss
+// (Bricken et al. 2023; Gao et al. 2024); batches from batches.hpp; checkpoints that
+// resume bit for bit. Cost per step: the SAE's loss
 // (sae.hpp) plus O(parameters) for the optimizer.
 #pragma once
 
@@ -24,161 +24,12 @@
 #include "mint/core/error.hpp"
 #include "mint/core/progress.hpp"
 #include "mint/core/random.hpp"
+#include "mint/dictionary/batches.hpp"
+#include "mint/dictionary/geometric_median.hpp"
 #include "mint/dictionary/sae.hpp"
-#include "mint/io/activation_shards.hpp"
 #include "mint/io/safetensors.hpp"
 
-namespace mint::detail {
-
-/// geometric_median over float and double rows (mint/core/compiled.hpp).
-template <class T>
-struct geometric_median_core {
-  static vectord run(const tensor_view<const T>& x, int iterations, double tolerance);
-};
-
-template <class T>
-vectord geometric_median_core<T>::run(const tensor_view<const T>& x, int iterations, double tolerance) {
-  const auto m = as_matrix(x);
-  if (m.rows() < 1) throw shape_error("mint::dictionary::geometric_median", "x", "has no rows", "needs at least one");
-  const matrixd data = m.template cast<double>();
-  vectord y = data.colwise().mean().transpose();
-  vectord next(y.size());
-  for (int it = 0; it < iterations; ++it) {
-    next.setZero();
-    double weights = 0;
-    for (index i = 0; i < data.rows(); ++i) {
-      const double dist = (data.row(i).transpose() - y).norm();
-      const double w = 1.0 / std::max(dist, 1e-12);  // a row at y pulls hard but finitely
-      next += w * data.row(i).transpose();
-      weights += w;
-    }
-    next /= weights;
-    const double moved = (next - y).norm();
-    y.swap(next);
-    if (moved <= tolerance * std::max(1.0, y.norm())) break;
-  }
-  return y;
-}
-
-}  // namespace mint::detail
-
 namespace mint::dictionary {
-
-/// The geometric median of the rows of x (Weiszfeld's iteration from the mean): the point
-/// minimizing the summed distance to the rows, robust to outliers. O(iterations n d).
-template <tensor X>
-vectord geometric_median(const X& x, int iterations = 100, double tolerance = 1e-7) {
-  return detail::geometric_median_core<value_t<const X>>::run(mint::view(x), iterations, tolerance);
-}
-
-/// Where training rows come from: `next` fills the rows of a [n, d] float view and returns how
-/// many it filled (n unless the data ran out for good); `seek` puts the stream after a number of
-/// rows, for resuming (empty when the source cannot seek).
-struct batch_source {
-  std::function<index(const tensor_view<float>&)> next;
-  std::function<void(std::uint64_t)> seek;
-};
-
-}  // namespace mint::dictionary
-
-namespace mint::detail {
-
-/// The batch sources below, over the float rows they fill (mint/core/compiled.hpp).
-template <class T>
-struct batch_sources {
-  static dictionary::batch_source of_matrix(const tensor_view<const T>& data, std::uint64_t seed);
-  static dictionary::batch_source of_shards(activation_shards& shards);
-};
-
-template <class T>
-dictionary::batch_source batch_sources<T>::of_matrix(const tensor_view<const T>& v, std::uint64_t seed) {
-  struct state {
-    tensor_view<const T> rows;
-    std::uint64_t seed = 0, epoch = 0;
-    index position = 0;
-    std::vector<index> order;
-    void shuffle() {
-      std::iota(order.begin(), order.end(), index(0));
-      mint::rng(seed, epoch).shuffle(order.begin(), order.end());
-    }
-  };
-  if (v.rank() != 2 || v.extent(0) < 1)
-    throw shape_error("mint::dictionary::matrix_batches", "data", "has extents " + detail::shape_string(v.extents()),
-                      "needs a [rows, d] float matrix with at least one row");
-  auto s = std::make_shared<state>();
-  s->rows = v;
-  s->seed = seed;
-  s->order.resize(std::size_t(v.extent(0)));
-  s->shuffle();
-  dictionary::batch_source out;
-  out.next = [s](const tensor_view<float>& batch) {
-    const index n = batch.extent(0), total = s->rows.extent(0);
-    // A row narrower than the batch would be read past its end; a wider one silently cut.
-    if (batch.rank() != 2 || batch.extent(1) != s->rows.extent(1))
-      throw shape_error("mint::dictionary::matrix_batches", "data",
-                        detail::str("has rows of ", s->rows.extent(1), " values"),
-                        detail::str("needs rows of the batch's width, ", batch.rank() == 2 ? batch.extent(1) : 0,
-                                          " (the SAE's d_in)"));
-    for (index i = 0; i < n; ++i) {
-      if (s->position == total) {
-        ++s->epoch;
-        s->position = 0;
-        s->shuffle();
-      }
-      const auto src = s->rows.subview(s->order[std::size_t(s->position++)]);
-      auto dst = batch.subview(i);
-      for (index j = 0; j < dst.extent(0); ++j) dst(j) = src(j);
-    }
-    return n;
-  };
-  out.seek = [s](std::uint64_t rows) {
-    const auto total = std::uint64_t(s->rows.extent(0));
-    s->epoch = rows / total;
-    s->position = index(rows % total);
-    s->shuffle();
-  };
-  return out;
-}
-
-template <class T>
-dictionary::batch_source batch_sources<T>::of_shards(activation_shards& shards) {
-  dictionary::batch_source out;
-  out.next = [&shards](const tensor_view<float>& batch) {
-    index filled = 0;
-    for (int tries = 0; filled < batch.extent(0) && tries < 3; ++tries) {
-      const index got = shards.next(batch.slice(filled, batch.extent(0)));
-      filled += got;
-      if (filled < batch.extent(0)) shards.start_epoch(shards.epoch() + 1);
-      if (got > 0) tries = 0;
-    }
-    return filled;
-  };
-  out.seek = [&shards](std::uint64_t rows) {
-    const auto per_epoch = std::uint64_t(shards.rows());
-    shards.seek(rows / per_epoch, rows % per_epoch);
-  };
-  return out;
-}
-
-}  // namespace mint::detail
-
-namespace mint::dictionary {
-
-/// Rows of an in-memory matrix ([rows, d], kept alive by the caller), in a fresh seeded
-/// permutation each epoch (epoch e shuffles with rng(seed, e)), cycling forever.
-template <tensor X>
-batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
-  const tensor_view<const float> v = mint::view(data);
-  return detail::batch_sources<float>::of_matrix(v, seed);
-}
-
-/// Rows streamed from .npy shards (their own seeded shuffle buffer), epoch after epoch.
-inline batch_source shard_batches(activation_shards& shards) { return detail::batch_sources<float>::of_shards(shards); }
-
-/// Rows from a callback (e.g. a runtime with a cache hook): f(view) fills [n, d] and returns n.
-inline batch_source callback_batches(std::function<index(const tensor_view<float>&)> f) {
-  return batch_source{std::move(f), {}};
-}
 
 /// The trainer's knobs. Defaults follow the published recipes at small scale.
 struct sae_train_options {
@@ -222,7 +73,9 @@ public:
   /// One step on a batch ([n, d_in] rows, n >= 1, in the data's units).
   template <tensor X>
   sae_step_stats step(const X& batch) {
-    sae_.normalize(batch, xn_, rows_scaling_);  // checks the batch
+    const char* fn = "mint::dictionary::sae_trainer::step";
+    sae_.normalize_as(batch, xn_, rows_scaling_, fn, "batch");  // checks the batch: width, finite
+    if (xn_.rows() == 0) throw shape_error(fn, "batch", "has 0 rows", "needs at least one row");
     if (!initialized_) {
       std::vector<T> converted;
       initialize(detail::rows_as<T>(mint::view(batch), converted));
@@ -539,9 +392,7 @@ void sae_trainer<T>::initialize(const tensor_view<const T>& batch) {
 }  // namespace mint::dictionary
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
-#define MINT_CORES_DICTIONARY_TRAIN(CORE)                           \
-  MINT_CORE_FD(CORE, mint::detail::geometric_median_core) \
-  CORE(struct mint::detail::batch_sources<float>)       \
-  CORE(class mint::dictionary::sae_trainer<float>)                  \
+#define MINT_CORES_DICTIONARY_TRAIN(CORE)          \
+  CORE(class mint::dictionary::sae_trainer<float>) \
   CORE(class mint::dictionary::sae_trainer<double>)
 MINT_CORES_DICTIONARY_TRAIN(MINT_CORE)

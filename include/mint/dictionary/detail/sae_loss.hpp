@@ -13,6 +13,7 @@
 #include "mint/core/eigen.hpp"
 #include "mint/core/parallel.hpp"
 #include "mint/core/parameters.hpp"
+#include "mint/core/products.hpp"
 #include "mint/dictionary/detail/sae_rules.hpp"
 #include "mint/dictionary/detail/sparse_codes.hpp"
 #include "mint/dictionary/sae_options.hpp"
@@ -99,7 +100,7 @@ private:
     for (int t = 0; t < threads; ++t)
       for (index j = 0; j < m; ++j) ws.fires_[std::size_t(j)] += ws.tally_[std::size_t(t) * std::size_t(m) + std::size_t(j)];
     ws.xhat_.resize(n, sae.d_in());
-    ws.xhat_.noalias() = ws.code_ * dec;
+    fixed_order_product(ws.code_, dec, ws.xhat_);
     ws.xhat_.rowwise() += sae.b_dec().transpose();
     ws.g_ = ws.xhat_ - xn;  // r; gradient 2r
     out.reconstruction = double(ws.g_.squaredNorm());
@@ -113,7 +114,7 @@ private:
     }
     if constexpr (gated) {
       ws.aux_.resize(n, sae.d_in());
-      ws.aux_.noalias() = ws.gate_ * dec;
+      fixed_order_product(ws.gate_, dec, ws.aux_);
       ws.aux_.rowwise() += sae.b_dec().transpose();
       ws.aux_ -= xn;
       out.auxiliary = double(ws.aux_.squaredNorm());
@@ -124,24 +125,27 @@ private:
     auto dW_enc = grad_mat(*gradient, "W_enc");
     auto dW_dec = grad_mat(*gradient, "W_dec");
     auto db_dec = grad_vec(*gradient, "b_dec");
-    dW_dec.noalias() += ws.code_.transpose() * ws.g_;
+    fixed_order_product(ws.code_.transpose(), ws.g_, dW_dec, true);
     if (l1) add_norm_penalty_gradient(sae, o, ws.sums_, dW_dec);
     db_dec += ws.g_.colwise().sum().transpose();
     // dz into code_ (z is no longer needed), the gate's gradient into gate_.
-    ws.code_.noalias() = ws.g_ * dec.transpose();
-    if (gated) ws.gate_.noalias() = ws.aux_ * dec.transpose();
-    // The rule's per-latent sums, per thread then added.
-    constexpr index slots = index(Rule::sums.size());
-    ws.sum_tally_.assign(std::size_t(threads * slots * m), T(0));
+    fixed_order_product(ws.g_, dec.transpose(), ws.code_);
+    if (gated) fixed_order_product(ws.aux_, dec.transpose(), ws.gate_);
+    // The rule's per-latent sums, per block of rows then added in block order: blocks fixed by
+    // the rows alone, so the sums (and training) are the same bits on any thread count.
+    constexpr index slots = index(Rule::sums.size()), block_rows = 64;
+    const index blocks = (n + block_rows - 1) / block_rows;
+    ws.sum_tally_.assign(std::size_t(blocks * slots * m), T(0));
     MINT_PARALLEL_FOR(double(n) * double(m) * 4)
-    for (index i = 0; i < n; ++i) {
-      T* sums = ws.sum_tally_.data() + std::size_t(thread_index()) * std::size_t(slots * m);
-      rule.backward_row(&ws.pre_(i, 0), &ws.code_(i, 0), gated ? &ws.gate_(i, 0) : nullptr, sums, m);
+    for (index b = 0; b < blocks; ++b) {
+      T* sums = ws.sum_tally_.data() + std::size_t(b * slots * m);
+      for (index i = b * block_rows; i < std::min(n, (b + 1) * block_rows); ++i)
+        rule.backward_row(&ws.pre_(i, 0), &ws.code_(i, 0), gated ? &ws.gate_(i, 0) : nullptr, sums, m);
     }
     ws.reduced_.setZero(slots, m);
-    for (int t = 0; t < threads; ++t)
-      ws.reduced_ += Eigen::Map<const matrix<T>>(ws.sum_tally_.data() + std::size_t(t * slots * m), slots, m);
-    dW_enc.noalias() += ws.xc_.transpose() * ws.code_;
+    for (index b = 0; b < blocks; ++b)
+      ws.reduced_ += Eigen::Map<const matrix<T>>(ws.sum_tally_.data() + std::size_t(b * slots * m), slots, m);
+    fixed_order_product(ws.xc_.transpose(), ws.code_, dW_enc, true);
     if (sae.options().apply_b_dec_to_input) db_dec.noalias() -= sae.W_enc() * ws.reduced_.row(Rule::input_sum).transpose();
     for (index s = 0; s < slots; ++s)
       if (Rule::sums[std::size_t(s)]) grad_vec(*gradient, Rule::sums[std::size_t(s)]) += ws.reduced_.row(s).transpose();

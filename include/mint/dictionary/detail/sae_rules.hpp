@@ -58,7 +58,6 @@ void scatter(const sparse_codes<T>& codes, matrix<T>& z) {
 /// ReLU: z = max(h + b_enc, 0).
 template <class T>
 struct relu_rule {
-  static constexpr auto architecture = dictionary::sae_architecture::relu;
   static constexpr sae_rule_layout layout{{"b_enc"}, {}};
   static constexpr sae_penalty penalty = sae_penalty::l1_of_code;
   static constexpr bool dense = true;   // has a dense path
@@ -113,7 +112,6 @@ struct relu_rule {
 /// dz/dtheta = -(theta/eps) K and dH/dtheta = -(1/eps) K.
 template <class T>
 struct jumprelu_rule {
-  static constexpr auto architecture = dictionary::sae_architecture::jumprelu;
   static constexpr sae_rule_layout layout{{"b_enc"}, {"threshold"}};
   static constexpr sae_penalty penalty = sae_penalty::l0;
   static constexpr bool dense = true;
@@ -188,7 +186,6 @@ struct jumprelu_rule {
 /// decoder held fixed, as SAELens detaches it).
 template <class T>
 struct gated_rule {
-  static constexpr auto architecture = dictionary::sae_architecture::gated;
   static constexpr sae_rule_layout layout{{"b_gate", "b_mag", "r_mag"}, {}};
   static constexpr sae_penalty penalty = sae_penalty::l1_of_gate;
   static constexpr bool dense = true;
@@ -247,7 +244,6 @@ struct gated_rule {
 /// included as SAELens keeps them (then a ReLU).
 template <class T>
 struct topk_rule {
-  static constexpr auto architecture = dictionary::sae_architecture::topk;
   static constexpr sae_rule_layout layout{{"b_enc"}, {}};
   static constexpr sae_penalty penalty = sae_penalty::none;
   static constexpr bool dense = false;
@@ -278,26 +274,18 @@ struct topk_rule {
 /// BatchTopK: the k x n largest of pre over a batch of n rows in training; at inference, every
 /// pre above the learned global threshold (or the batch's own top k x n until one is set).
 template <class T>
-struct batchtopk_rule {
-  static constexpr auto architecture = dictionary::sae_architecture::batchtopk;
-  static constexpr sae_rule_layout layout{{"b_enc"}, {}};
-  static constexpr sae_penalty penalty = sae_penalty::none;
-  static constexpr bool dense = false;
-  static constexpr bool sparse = true;
-
-  const T* bias;
-  index k;
+struct batchtopk_rule : topk_rule<T> {
+  using topk_rule<T>::bias, topk_rule<T>::k;
   T threshold;  // the SAE's global threshold (0 until trained)
 
-  batchtopk_rule(const dictionary::basic_sae<T>& sae, const dictionary::sae_loss_options*, matrix<T>&)
-      : bias(sae.b_enc().data()), k(sae.options().k), threshold(sae.batch_threshold()) {}
+  batchtopk_rule(const dictionary::basic_sae<T>& sae, const dictionary::sae_loss_options* loss, matrix<T>& constants)
+      : topk_rule<T>(sae, loss, constants), threshold(sae.batch_threshold()) {}
 
   T select(const matrix<T>& pre, sparse_codes<T>& codes, selection_buffers<T>& b) const {
     codes.reserve(pre.rows(), pre.rows() * k, pre.cols());
     b.boundary.reserve(std::size_t(pre.size()));
     return select_batch_topk(pre, k * pre.rows(), codes, b.boundary, b.histogram);
   }
-  bool active(index, T pre) const { return pre > T(0); }
   void encode(matrix<T>& h, matrix<T>& z) const {
     h.rowwise() += Eigen::Map<const vector<T>>(bias, h.cols()).transpose();
     if (threshold > 0) {

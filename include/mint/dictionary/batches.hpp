@@ -1,0 +1,134 @@
+// Where SAE training rows come from: a batch_source fills [n, d] float views, from an
+// in-memory matrix (a seeded permutation per epoch), .npy activation shards, or a callback
+// (a runtime with a cache hook). O(rows d) per batch.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <vector>
+
+#include "mint/core/compiled.hpp"
+#include "mint/core/error.hpp"
+#include "mint/core/random.hpp"
+#include "mint/core/tensor.hpp"
+#include "mint/io/activation_shards.hpp"
+
+namespace mint::dictionary {
+
+/// Where training rows come from: `next` fills the rows of a [n, d] float view and returns how
+/// many it filled (n unless the data ran out for good); `seek` puts the stream after a number of
+/// rows, for resuming (empty when the source cannot seek).
+struct batch_source {
+  std::function<index(const tensor_view<float>&)> next;
+  std::function<void(std::uint64_t)> seek;
+};
+
+}  // namespace mint::dictionary
+
+namespace mint::detail {
+
+/// The batch sources below, over the float rows they fill (mint/core/compiled.hpp).
+template <class T>
+struct batch_sources {
+  static dictionary::batch_source of_matrix(const tensor_view<const T>& data, std::uint64_t seed);
+  static dictionary::batch_source of_shards(activation_shards& shards);
+};
+
+template <class T>
+dictionary::batch_source batch_sources<T>::of_matrix(const tensor_view<const T>& v, std::uint64_t seed) {
+  struct state {
+    tensor_view<const T> rows;
+    std::uint64_t seed = 0, epoch = 0;
+    index position = 0;
+    std::vector<index> order;
+    void shuffle() {
+      std::iota(order.begin(), order.end(), index(0));
+      mint::rng(seed, epoch).shuffle(order.begin(), order.end());
+    }
+  };
+  if (v.rank() != 2 || v.extent(0) < 1)
+    throw shape_error("mint::dictionary::matrix_batches", "data", "has extents " + detail::shape_string(v.extents()),
+                      "needs a [rows, d] float matrix with at least one row");
+  auto s = std::make_shared<state>();
+  s->rows = v;
+  s->seed = seed;
+  s->order.resize(std::size_t(v.extent(0)));
+  s->shuffle();
+  dictionary::batch_source out;
+  out.next = [s](const tensor_view<float>& batch) {
+    const index n = batch.extent(0), total = s->rows.extent(0);
+    // A row narrower than the batch would be read past its end; a wider one silently cut.
+    if (batch.rank() != 2 || batch.extent(1) != s->rows.extent(1))
+      throw shape_error("mint::dictionary::matrix_batches", "data",
+                        detail::str("has rows of ", s->rows.extent(1), " values"),
+                        detail::str("needs rows of the batch's width, ", batch.rank() == 2 ? batch.extent(1) : 0,
+                                          " (the SAE's d_in)"));
+    for (index i = 0; i < n; ++i) {
+      if (s->position == total) {
+        ++s->epoch;
+        s->position = 0;
+        s->shuffle();
+      }
+      const auto src = s->rows.subview(s->order[std::size_t(s->position++)]);
+      auto dst = batch.subview(i);
+      for (index j = 0; j < dst.extent(0); ++j) dst(j) = src(j);
+    }
+    return n;
+  };
+  out.seek = [s](std::uint64_t rows) {
+    const auto total = std::uint64_t(s->rows.extent(0));
+    s->epoch = rows / total;
+    s->position = index(rows % total);
+    s->shuffle();
+  };
+  return out;
+}
+
+template <class T>
+dictionary::batch_source batch_sources<T>::of_shards(activation_shards& shards) {
+  dictionary::batch_source out;
+  out.next = [&shards](const tensor_view<float>& batch) {
+    index filled = 0;
+    for (int tries = 0; filled < batch.extent(0) && tries < 3; ++tries) {
+      const index got = shards.next(batch.slice(filled, batch.extent(0)));
+      filled += got;
+      if (filled < batch.extent(0)) shards.start_epoch(shards.epoch() + 1);
+      if (got > 0) tries = 0;
+    }
+    return filled;
+  };
+  out.seek = [&shards](std::uint64_t rows) {
+    const auto per_epoch = std::uint64_t(shards.rows());
+    shards.seek(rows / per_epoch, rows % per_epoch);
+  };
+  return out;
+}
+
+}  // namespace mint::detail
+
+namespace mint::dictionary {
+
+/// Rows of an in-memory matrix ([rows, d], kept alive by the caller), in a fresh seeded
+/// permutation each epoch (epoch e shuffles with rng(seed, e)), cycling forever.
+template <tensor X>
+batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
+  const tensor_view<const float> v = mint::view(data);
+  return detail::batch_sources<float>::of_matrix(v, seed);
+}
+
+/// Rows streamed from .npy shards (their own seeded shuffle buffer), epoch after epoch.
+inline batch_source shard_batches(activation_shards& shards) { return detail::batch_sources<float>::of_shards(shards); }
+
+/// Rows from a callback (e.g. a runtime with a cache hook): f(view) fills [n, d] and returns n.
+inline batch_source callback_batches(std::function<index(const tensor_view<float>&)> f) {
+  return batch_source{std::move(f), {}};
+}
+
+}  // namespace mint::dictionary
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_DICTIONARY_BATCHES(CORE) CORE(struct mint::detail::batch_sources<float>)
+MINT_CORES_DICTIONARY_BATCHES(MINT_CORE)
