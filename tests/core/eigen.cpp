@@ -74,4 +74,11 @@ TEST_CASE("to_matrix copies into an owned row-major matrix, converting the type"
   CHECK(d(1, 0) == 3.0);  // a copy, not a map
   auto same_type = mint::to_matrix(m);
   static_assert(std::is_same_v<decltype(same_type), mint::matrixf>);
+  // A broadcast view (strides 0) of 2^41 elements: the copy would take 8 TiB, more than the
+  // machine has, so it is a mint error naming the size before any allocation, not a bare
+  // std::bad_alloc.
+  const float one = 1.0f;
+  const mint::index extents[] = {mint::index(1) << 20, mint::index(1) << 21}, strides[] = {0, 0};
+  const mint::tensor_view<const float> huge(&one, extents, strides);
+  CHECK_THROWS_WITH_AS(mint::to_matrix(huge), doctest::Contains("x would take 8192 GiB"), mint::argument_error);
 }

@@ -339,6 +339,11 @@ TEST_CASE("layer_norm's reconstruction is SAELens's: y * std + mean, with no eps
 TEST_CASE("bad SAE input gives mint errors") {
   CHECK_THROWS_AS(dict::sae({.d_in = 0, .d_sae = 4}), mint::argument_error);
   CHECK_THROWS_AS(dict::sae({.d_in = 4, .d_sae = 4, .architecture = sae_architecture::topk, .k = 5}), mint::argument_error);
+  // Absurd sizes say what they would take, before anything is allocated (32 TiB here).
+  CHECK_THROWS_WITH_AS(dict::sae({.d_in = mint::index(1) << 20, .d_sae = mint::index(1) << 22}),
+                       doctest::Contains("options would take 32768"), mint::argument_error);
+  CHECK_THROWS_WITH_AS(dict::sae({.d_in = mint::index(1) << 31, .d_sae = mint::index(1) << 31}),
+                       doctest::Contains("needs sizes that fit in memory"), mint::argument_error);
   dict::sae s({.d_in = 4, .d_sae = 8}, 0);
   CHECK_THROWS_AS(s.encode(mint::matrixf(3, 5)), mint::shape_error);
   CHECK_THROWS_AS(s.decode(mint::matrixf(3, 4)), mint::shape_error);

@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include "mint/core/error.hpp"
+#include "mint/core/memory.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
 
@@ -152,7 +153,9 @@ template <class Out = void, tensor X>
 auto to_matrix(const X& x) {
   using Value = value_t<const X>;
   using Result = std::conditional_t<std::is_void_v<Out>, Value, Out>;
-  return matrix<Result>(as_matrix(mint::view(x)).template cast<Result>());
+  const auto m = as_matrix(mint::view(x));
+  return detail::allocating("mint::to_matrix", "x", double(m.rows()) * double(m.cols()) * sizeof(Result),
+                            [&] { return matrix<Result>(m.template cast<Result>()); });
 }
 
 }  // namespace mint

@@ -19,6 +19,7 @@
 #include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
+#include "mint/core/memory.hpp"
 #include "mint/core/parallel.hpp"
 #include "mint/core/parameters.hpp"
 #include "mint/core/products.hpp"
@@ -175,6 +176,21 @@ private:
     normalize_rows(detail::rows_as<T>(xv, converted), xn, rows, fn, arg);
   }
 
+  // W_enc, the rule's encoder vectors, W_dec, b_dec, the rule's other vectors: SAELens's order.
+  void declare_parameters() {
+    const index d = options_.d_in, m = options_.d_sae;
+    detail::visit_sae_rule<T>(options_.architecture, [&](auto tag) {
+      const auto& layout = decltype(tag)::type::layout;
+      params_.add("W_enc", {d, m});
+      for (const char* name : layout.encoder)
+        if (name) params_.add(name, {m});
+      params_.add("W_dec", {m, d});
+      params_.add("b_dec", {d});
+      for (const char* name : layout.after_decoder)
+        if (name) params_.add(name, {m});
+    });
+  }
+
   // The work of the templates above on rows already read as T ([n, d], ranks merged).
   void normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, row_scaling<T>& rows, const char* fn,
                       const char* arg) const;
@@ -234,16 +250,8 @@ basic_sae<T>::basic_sae(const sae_options& options, std::uint64_t seed) : option
   if (!(options.decoder_init_norm > 0))
     throw argument_error(fn, "options.decoder_init_norm", detail::str("is ", options.decoder_init_norm), "needs > 0");
   const index d = options.d_in, m = options.d_sae;
-  detail::visit_sae_rule<T>(options.architecture, [&](auto tag) {
-    const auto& layout = decltype(tag)::type::layout;
-    params_.add("W_enc", {d, m});
-    for (const char* name : layout.encoder)
-      if (name) params_.add(name, {m});
-    params_.add("W_dec", {m, d});
-    params_.add("b_dec", {d});
-    for (const char* name : layout.after_decoder)
-      if (name) params_.add(name, {m});
-  });
+  const double bytes = (2 * double(d) * double(m) + 4 * double(m) + double(d)) * sizeof(T);
+  detail::allocating(fn, "options", bytes, [&] { declare_parameters(); });
   mint::rng r(seed, 0x5AE);
   auto dec = W_dec();
   r.fill_normal(params_["W_dec"]);
