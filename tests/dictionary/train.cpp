@@ -258,22 +258,26 @@ TEST_CASE("every architecture trains to the same bits on 1, 2 and 3 threads, res
                     sae_architecture::jumprelu, sae_architecture::gated}) {
     CAPTURE(dict::to_string(arch));
     std::vector<std::vector<float>> runs;
-    for (int threads : {1, 2, 3}) {
+    auto train = [&](int threads, std::int64_t resample_every) {
       omp_set_num_threads(threads);
       dict::sae s({.d_in = 32, .d_sae = 512, .architecture = arch, .k = 4}, 3);
+      s.b_enc().head(64).setConstant(-100.0f);  // latents that never fire, for resampling to find
       dict::sae_train_options o{.batch_size = 1024, .steps = 12, .adam = {.lr = 1e-3}};
       o.dead_after_tokens = 2048;
-      o.resample_every = 4;
+      o.resample_every = resample_every;
       o.loss.sparse_density = 0;  // the dense path for ReLU and JumpReLU
       dict::sae_trainer<float> t(s, o);
       auto source = dict::matrix_batches(toy_data(), 5);
       t.train(source);
       const auto flat = s.parameters().flat();
       runs.emplace_back(flat.begin(), flat.end());
-    }
+    };
+    for (int threads : {1, 2, 3}) train(threads, 4);
+    train(1, 0);  // without resampling: it must differ, or the runs above resampled nothing
     omp_set_num_threads(before);
     CHECK(runs[0] == runs[1]);
     CHECK(runs[0] == runs[2]);
+    CHECK(runs[0] != runs[3]);
   }
 }
 #endif

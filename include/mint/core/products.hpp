@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include <Eigen/Core>
 
@@ -21,25 +22,38 @@ namespace mint::detail {
 /// at most this many blocks bound the repacking of the shared operand.
 inline constexpr index product_block_min = 64, product_blocks_max = 16;
 
-/// out = a * b (add: out += a * b), fixed-order: out must already have a's rows and b's columns.
-template <class A, class B, class Out>
-void fixed_order_product(const A& a, const B& b, Out&& out, bool add = false) {
+template <class T, int Order>
+using strided_map = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, 0, Eigen::OuterStride<>>;
+template <class T, int Order>
+using const_strided_map = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, 0, Eigen::OuterStride<>>;
+
+/// The product on plain strided maps: one instantiation per storage order of a and b, shared by
+/// every caller (a call with expression operands would instantiate Eigen's product wrappers anew).
+template <class T, int OrderA, int OrderB>
+void fixed_order_product_maps(const_strided_map<T, OrderA> a, const_strided_map<T, OrderB> b,
+                              strided_map<T, Eigen::RowMajor> out, bool add) {
   const index rows = out.rows(), cols = out.cols(), depth = a.cols();
   // Cutting rows repacks b (depth x cols) per block; cutting columns repacks a (rows x depth).
   const bool cut_rows = rows * depth >= depth * cols;
   const index side = cut_rows ? rows : cols;
   const index blocks = std::clamp<index>(side / product_block_min, 1, product_blocks_max);
   const index step = (side + blocks - 1) / blocks;
+  // Each block as plain maps at an offset (not Eigen blocks), so both cuts share one product type.
+  auto offset = [](auto& m, index first, bool rows_of) {
+    constexpr bool row_major = std::remove_cvref_t<decltype(m)>::IsRowMajor;
+    return rows_of == row_major ? first * m.outerStride() : first;
+  };
   auto block = [&](index i) {
     const index first = i * step, size = std::min(step, side - first);
     if (size <= 0) return;
-    if (cut_rows) {
-      if (add) out.middleRows(first, size).noalias() += a.middleRows(first, size) * b;
-      else out.middleRows(first, size).noalias() = a.middleRows(first, size) * b;
-    } else {
-      if (add) out.middleCols(first, size).noalias() += a * b.middleCols(first, size);
-      else out.middleCols(first, size).noalias() = a * b.middleCols(first, size);
-    }
+    const const_strided_map<T, OrderA> a_part(a.data() + (cut_rows ? offset(a, first, true) : 0), cut_rows ? size : rows,
+                                              depth, Eigen::OuterStride<>(a.outerStride()));
+    const const_strided_map<T, OrderB> b_part(b.data() + (cut_rows ? 0 : offset(b, first, false)), depth,
+                                              cut_rows ? cols : size, Eigen::OuterStride<>(b.outerStride()));
+    strided_map<T, Eigen::RowMajor> out_part(out.data() + offset(out, first, cut_rows), cut_rows ? size : rows,
+                                             cut_rows ? cols : size, Eigen::OuterStride<>(out.outerStride()));
+    if (add) out_part.noalias() += a_part * b_part;
+    else out_part.noalias() = a_part * b_part;
   };
 #if defined(_OPENMP)
   // Always a team when threads are available, even for one block: outside a team, Eigen
@@ -51,6 +65,20 @@ void fixed_order_product(const A& a, const B& b, Out&& out, bool add = false) {
   }
 #endif
   for (index i = 0; i < blocks; ++i) block(i);
+}
+
+/// out = a * b (add: out += a * b), fixed-order: out (row-major) must already have a's rows and
+/// b's columns; a and b are matrices, maps or their transposes (unit inner stride).
+template <class A, class B, class Out>
+void fixed_order_product(const A& a, const B& b, Out&& out, bool add = false) {
+  using T = typename std::remove_cvref_t<Out>::Scalar;
+  static_assert(std::remove_cvref_t<Out>::IsRowMajor, "fixed_order_product writes a row-major output");
+  constexpr int order_a = A::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor;
+  constexpr int order_b = B::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor;
+  fixed_order_product_maps<T, order_a, order_b>(
+      const_strided_map<T, order_a>(a.data(), a.rows(), a.cols(), Eigen::OuterStride<>(a.outerStride())),
+      const_strided_map<T, order_b>(b.data(), b.rows(), b.cols(), Eigen::OuterStride<>(b.outerStride())),
+      strided_map<T, Eigen::RowMajor>(out.data(), out.rows(), out.cols(), Eigen::OuterStride<>(out.outerStride())), add);
 }
 
 }  // namespace mint::detail

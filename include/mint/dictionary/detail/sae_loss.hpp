@@ -78,15 +78,13 @@ private:
     return double(count) / (double(n) * double(m));
   }
 
+  // ---- dense path: the rule's row loops, around steps every rule shares -------------------
+
   template <class Rule>
   static dictionary::sae_loss dense_loss(const sae_type& sae, const Rule& rule, const matrix<T>& xn,
                                          const dictionary::sae_loss_options& o, workspace& ws, parameter_store<T>* gradient) {
     constexpr bool gated = Rule::penalty == sae_penalty::l1_of_gate;
-    constexpr bool l1 = Rule::penalty == sae_penalty::l1_of_code || gated;
     const index n = xn.rows(), m = sae.d_sae();
-    dictionary::sae_loss out;
-    out.rows = n;
-    const auto dec = sae.W_dec();
     ws.code_.resize(n, m);
     if (gated) ws.gate_.resize(n, m);
     // Rows split across threads; each thread counts firings in its own slice of `tally_`.
@@ -97,8 +95,38 @@ private:
       std::int64_t* fired = ws.tally_.data() + std::size_t(thread_index()) * std::size_t(m);
       rule.dense_row(&ws.pre_(i, 0), &ws.code_(i, 0), gated ? &ws.gate_(i, 0) : nullptr, fired, m);
     }
+    dictionary::sae_loss out = dense_forward(sae, xn, o, ws, Rule::penalty, weight_of(rule));
+    if (!gradient) return out;
+    dense_backward_products(sae, o, ws, *gradient, Rule::penalty);
+    // The rule's per-latent sums, per block of rows then added in block order: blocks fixed by
+    // the rows alone, so the sums (and training) are the same bits on any thread count.
+    constexpr index slots = index(Rule::sums.size());
+    const index blocks = (n + sum_block_rows - 1) / sum_block_rows;
+    ws.sum_tally_.assign(std::size_t(blocks * slots * m), T(0));
+    MINT_PARALLEL_FOR(double(n) * double(m) * 4)
+    for (index b = 0; b < blocks; ++b) {
+      T* sums = ws.sum_tally_.data() + std::size_t(b * slots * m);
+      for (index i = b * sum_block_rows; i < std::min(n, (b + 1) * sum_block_rows); ++i)
+        rule.backward_row(&ws.pre_(i, 0), &ws.code_(i, 0), gated ? &ws.gate_(i, 0) : nullptr, sums, m);
+    }
+    dense_backward_finish(sae, ws, *gradient, std::span<const char* const>(Rule::sums), Rule::input_sum, blocks);
+    return out;
+  }
+
+  static constexpr index sum_block_rows = 64;
+
+  // After the rule's forward loop (codes in code_, Gated's relu(pi) in gate_, firings in tally_):
+  // the reconstruction, its residual, the penalty and Gated's auxiliary reconstruction.
+  static dictionary::sae_loss dense_forward(const sae_type& sae, const matrix<T>& xn, const dictionary::sae_loss_options& o,
+                                            workspace& ws, sae_penalty penalty, const T* weight) {
+    const index n = xn.rows(), m = sae.d_sae();
+    const bool gated = penalty == sae_penalty::l1_of_gate;
+    dictionary::sae_loss out;
+    out.rows = n;
+    const int threads = int(ws.tally_.size() / std::size_t(m));
     for (int t = 0; t < threads; ++t)
       for (index j = 0; j < m; ++j) ws.fires_[std::size_t(j)] += ws.tally_[std::size_t(t) * std::size_t(m) + std::size_t(j)];
+    const auto dec = sae.W_dec();
     ws.xhat_.resize(n, sae.d_in());
     fixed_order_product(ws.code_, dec, ws.xhat_);
     ws.xhat_.rowwise() += sae.b_dec().transpose();
@@ -106,13 +134,13 @@ private:
     out.reconstruction = double(ws.g_.squaredNorm());
     ws.g_ *= T(2);
     for (auto f : ws.fires_) out.l0 += double(f);
-    if constexpr (Rule::penalty == sae_penalty::l0) {
+    if (penalty == sae_penalty::l0) {
       out.sparsity = o.l0_coefficient * out.l0;
     } else {
       ws.sums_ = (gated ? ws.gate_ : ws.code_).colwise().sum().transpose();
-      out.sparsity = o.l1_coefficient * double(ws.sums_.dot(const_vmap(rule.weight, m)));
+      out.sparsity = o.l1_coefficient * double(ws.sums_.dot(const_vmap(weight, m)));
     }
-    if constexpr (gated) {
+    if (gated) {
       ws.aux_.resize(n, sae.d_in());
       fixed_order_product(ws.gate_, dec, ws.aux_);
       ws.aux_.rowwise() += sae.b_dec().transpose();
@@ -120,37 +148,37 @@ private:
       out.auxiliary = double(ws.aux_.squaredNorm());
       ws.aux_ *= T(2);
     }
-    if (!gradient) return out;
+    return out;
+  }
 
-    auto dW_enc = grad_mat(*gradient, "W_enc");
-    auto dW_dec = grad_mat(*gradient, "W_dec");
-    auto db_dec = grad_vec(*gradient, "b_dec");
+  // The decoder's gradient, then dz = 2r W_dec^T into code_ (and the gate's gradient into gate_).
+  static void dense_backward_products(const sae_type& sae, const dictionary::sae_loss_options& o, workspace& ws,
+                                      parameter_store<T>& gradient, sae_penalty penalty) {
+    const auto dec = sae.W_dec();
+    auto dW_dec = grad_mat(gradient, "W_dec");
     fixed_order_product(ws.code_.transpose(), ws.g_, dW_dec, true);
-    if (l1) add_norm_penalty_gradient(sae, o, ws.sums_, dW_dec);
-    db_dec += ws.g_.colwise().sum().transpose();
-    // dz into code_ (z is no longer needed), the gate's gradient into gate_.
+    if (penalty == sae_penalty::l1_of_code || penalty == sae_penalty::l1_of_gate) add_norm_penalty_gradient(sae, o, ws.sums_, dW_dec);
+    grad_vec(gradient, "b_dec") += ws.g_.colwise().sum().transpose();
     fixed_order_product(ws.g_, dec.transpose(), ws.code_);
-    if (gated) fixed_order_product(ws.aux_, dec.transpose(), ws.gate_);
-    // The rule's per-latent sums, per block of rows then added in block order: blocks fixed by
-    // the rows alone, so the sums (and training) are the same bits on any thread count.
-    constexpr index slots = index(Rule::sums.size()), block_rows = 64;
-    const index blocks = (n + block_rows - 1) / block_rows;
-    ws.sum_tally_.assign(std::size_t(blocks * slots * m), T(0));
-    MINT_PARALLEL_FOR(double(n) * double(m) * 4)
-    for (index b = 0; b < blocks; ++b) {
-      T* sums = ws.sum_tally_.data() + std::size_t(b * slots * m);
-      for (index i = b * block_rows; i < std::min(n, (b + 1) * block_rows); ++i)
-        rule.backward_row(&ws.pre_(i, 0), &ws.code_(i, 0), gated ? &ws.gate_(i, 0) : nullptr, sums, m);
-    }
+    if (penalty == sae_penalty::l1_of_gate) fixed_order_product(ws.aux_, dec.transpose(), ws.gate_);
+  }
+
+  // After the rule's backward loop (dL/dh in code_, its per-latent sums per block in sum_tally_):
+  // the encoder's gradient and each sum added to the parameter it belongs to.
+  static void dense_backward_finish(const sae_type& sae, workspace& ws, parameter_store<T>& gradient,
+                                    std::span<const char* const> sums, index input_sum, index blocks) {
+    const index m = sae.d_sae(), slots = index(sums.size());
     ws.reduced_.setZero(slots, m);
     for (index b = 0; b < blocks; ++b)
       ws.reduced_ += Eigen::Map<const matrix<T>>(ws.sum_tally_.data() + std::size_t(b * slots * m), slots, m);
-    fixed_order_product(ws.xc_.transpose(), ws.code_, dW_enc, true);
-    if (sae.options().apply_b_dec_to_input) db_dec.noalias() -= sae.W_enc() * ws.reduced_.row(Rule::input_sum).transpose();
+    fixed_order_product(ws.xc_.transpose(), ws.code_, grad_mat(gradient, "W_enc"), true);
+    if (sae.options().apply_b_dec_to_input)
+      grad_vec(gradient, "b_dec").noalias() -= sae.W_enc() * ws.reduced_.row(input_sum).transpose();
     for (index s = 0; s < slots; ++s)
-      if (Rule::sums[std::size_t(s)]) grad_vec(*gradient, Rule::sums[std::size_t(s)]) += ws.reduced_.row(s).transpose();
-    return out;
+      if (sums[std::size_t(s)]) grad_vec(gradient, sums[std::size_t(s)]) += ws.reduced_.row(s).transpose();
   }
+
+  // ---- sparse path: the rule's selection and entry gradients, around shared steps ----------
 
   template <class Rule>
   static dictionary::sae_loss sparse_loss(const sae_type& sae, const Rule& rule, const matrix<T>& xn,
@@ -158,9 +186,7 @@ private:
                                           parameter_store<T>* gradient, std::span<const std::uint8_t> dead) {
     constexpr bool selects_k = requires { rule.select(ws.pre_, ws.codes_, ws.select_); };
     constexpr bool jumprelu = requires(T* p) { rule.entry_gradient(index(0), T(0), T(0), p); };
-    const index n = xn.rows(), m = sae.d_sae(), d = sae.d_in();
-    dictionary::sae_loss out;
-    out.rows = n;
+    constexpr bool l1 = Rule::penalty == sae_penalty::l1_of_code;
     ws.pre_.rowwise() += sae.b_enc().transpose();
     auto& codes = ws.codes_;
     if constexpr (selects_k) {
@@ -173,62 +199,12 @@ private:
         if (!rule.active(codes.latent[std::size_t(e)], v)) v = 0;
       }
     }
-    for (index e = 0; e < codes.entries(); ++e)
-      if (codes.value[std::size_t(e)] > 0) {
-        ++ws.fires_[std::size_t(codes.latent[std::size_t(e)])];
-        out.l0 += 1;
-      }
-    const auto dec = sae.W_dec();
-    ws.xhat_.resize(n, d);
-    ws.xhat_.rowwise() = sae.b_dec().transpose();
-    add_decoded(codes, codes.value, dec, ws.xhat_);
-    ws.g_ = ws.xhat_ - xn;
-    out.reconstruction = double(ws.g_.squaredNorm());
-    ws.g_ *= T(2);
-    if constexpr (Rule::penalty == sae_penalty::l1_of_code) {
-      double penalty = 0;
-      for (index e = 0; e < codes.entries(); ++e)
-        penalty += double(codes.value[std::size_t(e)]) * double(rule.weight[codes.latent[std::size_t(e)]]);
-      out.sparsity = o.l1_coefficient * penalty;
-    } else if constexpr (Rule::penalty == sae_penalty::l0) {
-      out.sparsity = o.l0_coefficient * out.l0;
-    }
-
-    // AuxK: the top k_aux dead latents reconstruct the residual x - x_hat (held fixed).
-    index dead_count = 0;
-    for (auto f : dead) dead_count += f != 0;
-    const index k_aux = o.k_aux > 0 ? o.k_aux : std::max<index>(d / 2, 1);
-    const bool aux = selects_k && dead_count > 0 && o.auxk_coefficient > 0;
-    auto& aux_codes = ws.aux_codes_;
-    T aux_weight = 0;
-    if (aux) {
-      aux_codes.reserve(n, n * std::min(k_aux, dead_count), m);
-      select_topk(ws.pre_, k_aux, dead.data(), aux_codes, ws.select_.topk);
-      aux_weight = T(o.auxk_coefficient * std::min(1.0, double(dead_count) / double(k_aux)));
-      ws.aux_.resize(n, d);
-      ws.aux_ = ws.g_ * T(0.5);  // e_hat - e = e_hat + (x_hat - x)
-      add_decoded(aux_codes, aux_codes.value, dec, ws.aux_);
-      out.auxiliary = double(aux_weight) * double(ws.aux_.squaredNorm());
-      ws.aux_ *= T(2) * aux_weight;
-    }
+    dictionary::sae_loss out = sparse_forward(sae, xn, o, ws, Rule::penalty, weight_of(rule));
+    const bool aux = selects_k && auxk(sae, o, ws, dead, out);
     if (!gradient) return out;
-
-    auto dW_enc = grad_mat(*gradient, "W_enc");
-    auto dW_dec = grad_mat(*gradient, "W_dec");
-    auto db_dec = grad_vec(*gradient, "b_dec");
-    auto db_enc = grad_vec(*gradient, "b_enc");
-    db_dec += ws.g_.colwise().sum().transpose();
-    // dW_enc^T accumulates per latent in scratch [d_sae, d_in] (contiguous rows), then transposes in.
-    ws.scratch_.setZero(m, d);
-    ws.sums_.setZero(m);
-    if (jumprelu) ws.reduced_.setZero(1, m);  // dtheta
-    auto backward = [&](sparse_codes<T>& c, const matrix<T>& g, bool main) {
-      c.group_by_latent(m);
-      c.index_rows();
-      ws.latent_z_.setZero(m);  // per latent: the sum of z (the L1 penalty's decoder-norm gradient)
-      add_outer(c, c.value, g, dW_dec, ws.latent_z_.data());
-      dot_entries(c, g, dec, c.grad);
-      if constexpr (Rule::penalty == sae_penalty::l1_of_code) add_norm_penalty_gradient(sae, o, ws.latent_z_, dW_dec);
+    sparse_backward_start(ws, *gradient);
+    if (jumprelu) ws.reduced_.setZero(1, m_of(sae));  // dtheta
+    auto entries = [&](sparse_codes<T>& c, bool main) {
       for (index e = 0; e < c.entries(); ++e) {
         const index j = c.latent[std::size_t(e)];
         T& dz = c.grad[std::size_t(e)];
@@ -236,19 +212,107 @@ private:
           if (main) rule.entry_gradient(j, ws.pre_(c.row_of[std::size_t(e)], j), dz, &ws.reduced_(0, 0));
         if (!(c.value[std::size_t(e)] > 0))
           dz = 0;  // inactive after the selection; JumpReLU's window-only entries
-        else if constexpr (Rule::penalty == sae_penalty::l1_of_code)
+        else if constexpr (l1)
           dz += rule.l1[j];
       }
-      add_outer(c, c.grad, ws.xc_, ws.scratch_, ws.sums_.data());
     };
-    backward(codes, ws.g_, true);
-    if (aux) backward(aux_codes, ws.aux_, false);
+    sparse_backward_codes(sae, o, ws, *gradient, codes, ws.g_, l1);
+    entries(codes, true);
+    sparse_backward_input(ws, codes);
+    if (aux) {
+      sparse_backward_codes(sae, o, ws, *gradient, ws.aux_codes_, ws.aux_, false);
+      entries(ws.aux_codes_, false);
+      sparse_backward_input(ws, ws.aux_codes_);
+    }
     if (jumprelu) grad_vec(*gradient, "threshold") += ws.reduced_.row(0).transpose();
-    dW_enc += ws.scratch_.transpose();
-    db_enc += ws.sums_;
-    if (sae.options().apply_b_dec_to_input) db_dec.noalias() -= sae.W_enc() * ws.sums_;
+    grad_mat(*gradient, "W_enc") += ws.scratch_.transpose();
+    grad_vec(*gradient, "b_enc") += ws.sums_;
+    if (sae.options().apply_b_dec_to_input) grad_vec(*gradient, "b_dec").noalias() -= sae.W_enc() * ws.sums_;
     return out;
   }
+
+  static index m_of(const sae_type& sae) { return sae.d_sae(); }
+
+  // The L1 weight of each latent (rules with an L1 penalty), else null.
+  template <class Rule>
+  static const T* weight_of(const Rule& rule) {
+    if constexpr (requires { rule.weight; })
+      return rule.weight;
+    else
+      return nullptr;
+  }
+
+  // After the selection (codes_): firings, the reconstruction, its residual and the penalty.
+  static dictionary::sae_loss sparse_forward(const sae_type& sae, const matrix<T>& xn, const dictionary::sae_loss_options& o,
+                                             workspace& ws, sae_penalty penalty, const T* weight) {
+    const auto& codes = ws.codes_;
+    dictionary::sae_loss out;
+    out.rows = xn.rows();
+    for (index e = 0; e < codes.entries(); ++e)
+      if (codes.value[std::size_t(e)] > 0) {
+        ++ws.fires_[std::size_t(codes.latent[std::size_t(e)])];
+        out.l0 += 1;
+      }
+    ws.xhat_.resize(xn.rows(), sae.d_in());
+    ws.xhat_.rowwise() = sae.b_dec().transpose();
+    add_decoded(codes, codes.value, sae.W_dec(), ws.xhat_);
+    ws.g_ = ws.xhat_ - xn;
+    out.reconstruction = double(ws.g_.squaredNorm());
+    ws.g_ *= T(2);
+    if (penalty == sae_penalty::l1_of_code) {
+      double sum = 0;
+      for (index e = 0; e < codes.entries(); ++e)
+        sum += double(codes.value[std::size_t(e)]) * double(weight[codes.latent[std::size_t(e)]]);
+      out.sparsity = o.l1_coefficient * sum;
+    } else if (penalty == sae_penalty::l0) {
+      out.sparsity = o.l0_coefficient * out.l0;
+    }
+    return out;
+  }
+
+  // AuxK (TopK, BatchTopK): the top k_aux dead latents reconstruct the residual x - x_hat (held
+  // fixed), into aux_codes_ and aux_ (its gradient). False when no latent is dead.
+  static bool auxk(const sae_type& sae, const dictionary::sae_loss_options& o, workspace& ws,
+                   std::span<const std::uint8_t> dead, dictionary::sae_loss& out) {
+    const index n = ws.g_.rows(), m = sae.d_sae(), d = sae.d_in();
+    index dead_count = 0;
+    for (auto f : dead) dead_count += f != 0;
+    if (dead_count == 0 || !(o.auxk_coefficient > 0)) return false;
+    const index k_aux = o.k_aux > 0 ? o.k_aux : std::max<index>(d / 2, 1);
+    auto& aux_codes = ws.aux_codes_;
+    aux_codes.reserve(n, n * std::min(k_aux, dead_count), m);
+    select_topk(ws.pre_, k_aux, dead.data(), aux_codes, ws.select_.topk);
+    const T aux_weight = T(o.auxk_coefficient * std::min(1.0, double(dead_count) / double(k_aux)));
+    ws.aux_.resize(n, d);
+    ws.aux_ = ws.g_ * T(0.5);  // e_hat - e = e_hat + (x_hat - x)
+    add_decoded(aux_codes, aux_codes.value, sae.W_dec(), ws.aux_);
+    out.auxiliary = double(aux_weight) * double(ws.aux_.squaredNorm());
+    ws.aux_ *= T(2) * aux_weight;
+    return true;
+  }
+
+  // dW_enc^T accumulates per latent in scratch [d_sae, d_in] (contiguous rows), then transposes in.
+  static void sparse_backward_start(workspace& ws, parameter_store<T>& gradient) {
+    grad_vec(gradient, "b_dec") += ws.g_.colwise().sum().transpose();
+    ws.scratch_.setZero(ws.pre_.cols(), ws.g_.cols());
+    ws.sums_.setZero(ws.pre_.cols());
+  }
+
+  // The decoder's gradient from codes c and residual gradient g, and dz of each entry into c.grad.
+  static void sparse_backward_codes(const sae_type& sae, const dictionary::sae_loss_options& o, workspace& ws,
+                                    parameter_store<T>& gradient, sparse_codes<T>& c, const matrix<T>& g, bool l1) {
+    const index m = sae.d_sae();
+    auto dW_dec = grad_mat(gradient, "W_dec");
+    c.group_by_latent(m);
+    c.index_rows();
+    ws.latent_z_.setZero(m);  // per latent: the sum of z (the L1 penalty's decoder-norm gradient)
+    add_outer(c, c.value, g, dW_dec, ws.latent_z_.data());
+    dot_entries(c, g, sae.W_dec(), c.grad);
+    if (l1) add_norm_penalty_gradient(sae, o, ws.latent_z_, dW_dec);
+  }
+
+  // dW_enc^T and db_enc from the entries' dL/dpre.
+  static void sparse_backward_input(workspace& ws, const sparse_codes<T>& c) { add_outer(c, c.grad, ws.xc_, ws.scratch_, ws.sums_.data()); }
 };
 
 }  // namespace mint::detail
