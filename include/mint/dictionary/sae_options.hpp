@@ -101,9 +101,9 @@ private:
   // relu(pi), then its gradient; xhat, g: reconstruction and 2(xhat - x); aux: AuxK's or Gated's
   // auxiliary residual; scratch: dW_enc^T of the sparse path.
   matrix<T> xc_, pre_, code_, gate_, xhat_, g_, aux_, scratch_;
-  // norms: the L1 weight of each latent; sums: per-latent sums of the step; reduced: a rule's
+  // sums: per-latent sums of the step; latent_z: per-latent sums of z; reduced: a rule's
   // per-latent gradient sums ([sums, d_sae]); constants: a rule's per-latent constants.
-  vector<T> norms_, sums_, latent_z_;
+  vector<T> sums_, latent_z_;
   matrix<T> reduced_, constants_;
   detail::sparse_codes<T> codes_, aux_codes_;
   detail::selection_buffers<T> select_;

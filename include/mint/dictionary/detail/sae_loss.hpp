@@ -203,7 +203,7 @@ private:
     const bool aux = selects_k && auxk(sae, o, ws, dead, out);
     if (!gradient) return out;
     sparse_backward_start(ws, *gradient);
-    if (jumprelu) ws.reduced_.setZero(1, m_of(sae));  // dtheta
+    if (jumprelu) ws.reduced_.setZero(1, sae.d_sae());  // dtheta
     auto entries = [&](sparse_codes<T>& c, bool main) {
       for (index e = 0; e < c.entries(); ++e) {
         const index j = c.latent[std::size_t(e)];
@@ -230,8 +230,6 @@ private:
     if (sae.options().apply_b_dec_to_input) grad_vec(*gradient, "b_dec").noalias() -= sae.W_enc() * ws.sums_;
     return out;
   }
-
-  static index m_of(const sae_type& sae) { return sae.d_sae(); }
 
   // The L1 weight of each latent (rules with an L1 penalty), else null.
   template <class Rule>

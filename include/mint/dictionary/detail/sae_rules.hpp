@@ -261,7 +261,6 @@ struct topk_rule {
     select_topk(pre, k, nullptr, codes, b.topk);
     return T(0);
   }
-  bool active(index, T pre) const { return pre > T(0); }
   void encode(matrix<T>& h, matrix<T>& z) const {
     h.rowwise() += Eigen::Map<const vector<T>>(bias, h.cols()).transpose();
     sparse_codes<T> codes;
