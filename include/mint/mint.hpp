@@ -22,6 +22,7 @@
 #include "mint/model.hpp"
 #include "mint/patching.hpp"
 #include "mint/attribution.hpp"
+#include "mint/circuits.hpp"
 #include "mint/dictionary.hpp"
 #include "mint/io.hpp"
 #include "mint/similarity.hpp"

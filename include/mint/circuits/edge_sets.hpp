@@ -1,0 +1,244 @@
+// The metric with sets of edges patched, many sets per forward: what exact edge scores, ACDC
+// and faithfulness curves share. In each copy of the clean batch, every edge s -> r of the
+// copy's set makes receiver r see sender s's output from the corrupt run (r's input gets
+// out_s corrupt - out_s current added, as patch_edges does). A runtime that resumes at a block
+// (resumable_runtime) runs a copy from the earliest block its set's receivers are in, starting
+// from the clean run's residual there: nothing before that block can change.
+#pragma once
+
+#include <algorithm>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mint/core/array.hpp"
+#include "mint/core/error.hpp"
+#include "mint/model/cache.hpp"
+#include "mint/model/graph.hpp"
+#include "mint/model/hooks.hpp"
+#include "mint/model/metrics.hpp"
+#include "mint/model/replaced_runs.hpp"
+#include "mint/model/runtime.hpp"
+#include "mint/model/site_values.hpp"
+
+namespace mint {
+
+/// The passes a circuit method ran. forward_equivalents counts the blocks run, in whole forwards
+/// of the batch: a pass over k copies of the batch from block l of L adds k (L - l) / L.
+struct circuit_cost {
+  index forwards = 0;
+  index backwards = 0;
+  double forward_equivalents = 0;
+};
+
+/// How edge_set_metrics batches its runs.
+struct edge_set_options {
+  /// Rows per forward (each set is one copy of the batch's rows); 0: no bound.
+  index max_batch = 0;
+};
+
+/// The metric for each edge set, and the passes that took.
+struct edge_set_result {
+  std::vector<double> values;
+  circuit_cost cost;
+};
+
+namespace detail {
+
+/// A node's slice of a site's values: all of them, or one head. `dropped` leading axes of the
+/// site are gone from `v` (1 for one row).
+template <class T>
+tensor_view<T> node_part(tensor_view<T> v, const site_info& info, int head, int dropped, const char* function) {
+  if (head < 0) return v;
+  for (axis a : {axis::head, axis::kv_head, axis::qkv_head})
+    if (const int i = info.axis_of(a); i >= dropped) return v.select(i - dropped, head);
+  throw argument_error(function, "graph", detail::str("names head ", head, " of '", info.name, "'"),
+                       "needs a site with a head axis");
+}
+
+/// The clean and corrupt runs an edge method patches between, cached once: every sender's
+/// output in both, and (for a resumable runtime) the clean residual entering each block.
+template <runtime R>
+class edge_runs {
+public:
+  using T = scalar_t<R>;
+
+  edge_runs(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt, const char* function)
+      : model_(model), graph_(graph), clean_(clean), function_(function) {
+    require_tokens(clean, function);
+    if (clean.batch() != corrupt.batch() || clean.positions() != corrupt.positions())
+      throw shape_error(function, "corrupt", detail::str("is [", corrupt.batch(), ", ", corrupt.positions(), "]"),
+                        detail::str("needs the shape of clean, [", clean.batch(), ", ", clean.positions(), "]"));
+    if (graph.edges().empty())
+      throw argument_error(function, "graph", "has no edges", "needs a graph of the runtime, such as model.graph()");
+    const site_table& sites = model.sites();
+    for (const auto& nodes : {&graph.senders(), &graph.receivers()})
+      for (const graph_node& node : *nodes)
+        if (node.site < 0 || node.site >= site_id(sites.size()))
+          throw argument_error(function, "graph", "node '" + node.name + "' names no site of the runtime",
+                               "needs a graph built from this runtime's sites");
+    for (const graph_node& s : graph.senders()) add_unique(sender_sites_, sites[s.site].name);
+    for (const auto& info : sites) layers_ = std::max(layers_, info.layer + 1);
+    std::vector<std::string> clean_sites = sender_sites_;
+    if constexpr (resumable_runtime<R>)
+      for (int l = 0; l < layers_; ++l)
+        if (const site_id id = find_resid_pre(sites, l); id >= 0) add_unique(clean_sites, sites[id].name);
+    corrupt_run_ = run_with_cache(model, corrupt, sender_sites_);
+    clean_run_ = run_with_cache(model, clean, clean_sites);
+    cost.forwards += 2;
+    cost.forward_equivalents += 2;
+  }
+
+  const array<T>& clean_logits() const noexcept { return clean_run_.logits; }
+  const array<T>& corrupt_logits() const noexcept { return corrupt_run_.logits; }
+  const cached_run<T>& clean_run() const noexcept { return clean_run_; }
+  const cached_run<T>& corrupt_run() const noexcept { return corrupt_run_; }
+
+  /// The metric (on the clean tokens) with each set patched; an empty set is the clean run.
+  template <class M>
+  std::vector<double> run(const M& metric, std::span<const std::vector<int>> sets, index max_batch) {
+    const index batch = clean_.batch();
+    if (max_batch < 0 || (max_batch > 0 && max_batch < batch))
+      throw argument_error(function_, "options.max_batch", detail::str("is ", max_batch),
+                           detail::str("needs 0 (no bound) or at least the batch's rows, ", batch));
+    const site_table& sites = model_.sites();
+    const auto& edges = graph_.edges();
+    std::vector<double> out(sets.size());
+    // Sets grouped by the block their runs start at (-1: the tokens).
+    std::map<int, std::vector<std::size_t>> groups;
+    for (std::size_t k = 0; k < sets.size(); ++k) {
+      if (sets[k].empty()) {
+        out[k] = metric.value(clean_run_.logits.view(), clean_);
+        continue;
+      }
+      int start = layers_;
+      for (int e : sets[k]) {
+        if (e < 0 || e >= int(edges.size()))
+          throw argument_error(function_, "edges", detail::str("holds ", e),
+                               detail::str("needs indices below ", edges.size()));
+        const site_info& info = sites[graph_.receivers()[std::size_t(edges[std::size_t(e)].receiver)].site];
+        start = std::min(start, resumable_runtime<R> ? resume_layer(sites, info) : -1);
+      }
+      groups[start].push_back(k);
+    }
+    const index per_pass = max_batch == 0 ? index(sets.size()) : std::max<index>(1, max_batch / batch);
+    for (const auto& [start, members] : groups)
+      for (std::size_t first = 0; first < members.size(); first += std::size_t(per_pass)) {
+        const std::span<const std::size_t> pass(members.data() + first,
+                                                std::min(members.size() - first, std::size_t(per_pass)));
+        run_pass(metric, sets, pass, start, out);
+      }
+    return out;
+  }
+
+  circuit_cost cost;
+
+private:
+  static void add_unique(std::vector<std::string>& names, const std::string& name) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+
+  template <class M>
+  void run_pass(const M& metric, std::span<const std::vector<int>> sets, std::span<const std::size_t> pass, int start,
+                std::vector<double>& out) {
+    const site_table& sites = model_.sites();
+    const auto& edges = graph_.edges();
+    const index batch = clean_.batch(), copies = index(pass.size());
+    // Per copy, the edges into each receiver; and the sender sites whose output a patch can
+    // change (those after one of the copy's receivers): their current values are cached.
+    std::vector<std::vector<std::vector<int>>> into(pass.size(), std::vector<std::vector<int>>(graph_.receivers().size()));
+    std::vector<site_id> receiver_sites;
+    std::vector<std::string> changing;
+    for (std::size_t k = 0; k < pass.size(); ++k) {
+      site_id first_receiver = site_id(sites.size());
+      for (int e : sets[pass[k]]) {
+        const graph_edge& edge = edges[std::size_t(e)];
+        into[k][std::size_t(edge.receiver)].push_back(edge.sender);
+        const site_id r = graph_.receivers()[std::size_t(edge.receiver)].site;
+        first_receiver = std::min(first_receiver, r);
+        if (std::find(receiver_sites.begin(), receiver_sites.end(), r) == receiver_sites.end()) receiver_sites.push_back(r);
+      }
+      for (int e : sets[pass[k]]) {
+        const site_id s = graph_.senders()[std::size_t(edges[std::size_t(e)].sender)].site;
+        if (s > first_receiver) add_unique(changing, sites[s].name);
+      }
+    }
+    const token_batch rows = repeat_rows(clean_, copies);
+    hook_set<T> hooks(sites);
+    activation_cache<T> current(sites, changing);
+    if (!changing.empty()) {
+      current.reserve(rows.batch(), rows.positions());
+      current.attach(hooks);  // senders come before the receivers they feed, so these fill first
+    }
+    for (const site_id id : receiver_sites) {
+      const site_info& info = sites[id];
+      hooks.add(id, [&, id](hook_call<T>& c) {
+        for (index row = 0; row < c.activation.extent(0); ++row) {
+          const std::size_t k = std::size_t(row / batch);
+          const index b = row % batch;
+          for (std::size_t r = 0; r < into[k].size(); ++r) {
+            const graph_node& receiver = graph_.receivers()[r];
+            if (receiver.site != id || into[k][r].empty()) continue;
+            auto target = as_matrix(node_part(c.activation.subview(row), info, receiver.head, 1, function_));
+            for (const int s : into[k][r]) {
+              const graph_node& sender = graph_.senders()[std::size_t(s)];
+              const site_info& from = sites[sender.site];
+              const auto window = [&](tensor_view<const T> full, index r0) {
+                return node_part(row_window(full, from, r0, c.chunk_begin, c.chunk_end), from, sender.head, 1, function_);
+              };
+              const bool changed = std::find(changing.begin(), changing.end(), from.name) != changing.end() &&
+                                   current.filled(from.name);
+              target += as_matrix(window(corrupt_run_.cache[from.name], b)) -
+                        as_matrix(changed ? window(current[from.name], row) : window(clean_run_.cache[from.name], b));
+            }
+          }
+        }
+      }, {.needs = access::add});
+    }
+    tensor_view<const T> logits;
+    if constexpr (resumable_runtime<R>) {
+      if (start >= 0) {
+        const tensor_view<const T> own = clean_run_.cache[sites[find_resid_pre(sites, start)].name];
+        resid_.resize({copies * batch, own.extent(1), own.extent(2)});
+        for (index k = 0; k < copies; ++k) mint::copy(own, resid_.view().narrow(0, k * batch, (k + 1) * batch));
+        logits = model_.forward_from(start, std::as_const(resid_).view(), rows, hooks);
+      }
+    }
+    if (logits.empty()) logits = model_.forward(rows, hooks);
+    if (logits.rank() != 3 || logits.extent(0) != rows.batch())
+      throw shape_error(function_, "logits", "have extents " + shape_string(logits.extents()),
+                        detail::str("need [", rows.batch(), ", ", rows.positions(), ", vocab] from the runtime's forward"));
+    for (index k = 0; k < copies; ++k)
+      out[pass[std::size_t(k)]] = metric.value(logits.narrow(0, k * batch, (k + 1) * batch), clean_);
+    cost.forwards += 1;
+    cost.forward_equivalents += double(copies) * double(layers_ - std::max(start, 0)) / double(std::max(layers_, 1));
+  }
+
+  R& model_;
+  const edge_graph& graph_;
+  const token_batch& clean_;
+  const char* function_;
+  int layers_ = 0;
+  std::vector<std::string> sender_sites_;
+  cached_run<T> clean_run_, corrupt_run_;
+  array<T> resid_;
+};
+
+}  // namespace detail
+
+/// The metric (evaluated on the clean tokens) on the clean batch with each edge set (indices
+/// into graph.edges()) patched from `corrupt`; an empty set gives the clean run's value.
+/// Costs two cached runs and one forward per pass of sets (options.max_batch bounds a pass).
+template <runtime R, class M>
+edge_set_result edge_set_metrics(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt,
+                                 const M& metric, std::span<const std::vector<int>> sets,
+                                 const edge_set_options& options = {}) {
+  detail::edge_runs<R> runs(model, graph, clean, corrupt, "mint::edge_set_metrics");
+  edge_set_result out;
+  out.values = runs.run(metric, sets, options.max_batch);
+  out.cost = runs.cost;
+  return out;
+}
+
+}  // namespace mint
