@@ -16,7 +16,7 @@
 
 namespace {
 
-// A known circuit with a clean and a corrupt batch (resampled inputs) and a task loss.
+// A known circuit with a clean and a corrupt batch (two draws of its task) and the task's loss.
 struct discovery_case {
   mint::toy::known_circuit circuit;
   mint::edge_graph graph;
@@ -25,39 +25,20 @@ struct discovery_case {
   std::vector<int> truth, positional;
 };
 
-discovery_case previous_token_case() {
-  discovery_case c{mint::toy::previous_token_copy(8, 12), {}, {}, {}, {}, {}, {}};
+discovery_case make_case(mint::toy::known_circuit circuit, mint::index rows = 6) {
+  discovery_case c{std::move(circuit), {}, {}, {}, {}, {}, {}};
   c.graph = c.circuit.model.graph();
-  mint::rng r(7);
-  c.clean = mint::token_batch(6, 10);
-  c.corrupt = mint::token_batch(6, 10);
-  for (mint::index b = 0; b < 6; ++b)
-    for (mint::index t = 0; t < 10; ++t) {
-      c.clean(b, t) = mint::token(r.below(8));
-      c.corrupt(b, t) = mint::token(r.below(8));
-    }
-  for (mint::index b = 0; b < 6; ++b)
-    for (mint::index t = 1; t < 10; ++t) {
-      c.loss.rows.push_back(b), c.loss.positions.push_back(t), c.loss.targets.push_back(c.clean(b, t - 1));
-    }
-  c.truth = mint::edge_indices(c.graph, c.circuit.edges);
-  c.positional = mint::edge_indices(c.graph, c.circuit.positional_edges);
-  return c;
-}
-
-discovery_case induction_case() {
-  discovery_case c{mint::toy::induction_circuit(12, 24), {}, {}, {}, {}, {}, {}};
-  c.graph = c.circuit.model.graph();
-  const mint::toy::induction_task task{.vocab = 12, .length = 6, .sequence = 24};
   mint::rng r(4);
-  const auto clean = task.sample(r, 6);
+  const auto clean = c.circuit.sample(r, rows);
   c.clean = clean.tokens;
-  c.corrupt = task.sample(r, 6).tokens;
+  c.corrupt = c.circuit.sample(r, rows).tokens;
   c.loss = {clean.rows, clean.positions, clean.targets};
   c.truth = mint::edge_indices(c.graph, c.circuit.edges);
   c.positional = mint::edge_indices(c.graph, c.circuit.positional_edges);
   return c;
 }
+
+discovery_case previous_token_case() { return make_case(mint::toy::previous_token_copy(8, 12)); }
 
 std::vector<int> sorted(std::vector<int> v) {
   std::sort(v.begin(), v.end());
@@ -97,8 +78,11 @@ TEST_CASE("the measures: ROC AUC, precision and recall, rank correlation, top-k 
 }
 
 TEST_CASE("known circuits: exact scores, EAP and EAP-IG rank the circuit's edges first; ACDC keeps exactly them") {
-  for (auto make : {&previous_token_case, &induction_case}) {
-    auto c = make();
+  for (auto make : {+[] { return mint::toy::previous_token_copy(8, 12); }, +[] { return mint::toy::induction_circuit(12, 24); },
+                    +[] { return mint::toy::mlp_lookup(8, 12); }, +[] { return mint::toy::ioi_circuit(10, 0); },
+                    +[] { return mint::toy::redundant_copy(8, 12); }}) {
+    auto c = make_case(make(), 8);
+    const bool redundant = c.circuit.description.starts_with("redundant");
     CAPTURE(c.circuit.description);
     auto& model = c.circuit.model;
     const auto exact = mint::exact_edge_scores(model, c.graph, c.clean, c.corrupt, c.loss);
@@ -117,14 +101,22 @@ TEST_CASE("known circuits: exact scores, EAP and EAP-IG rank the circuit's edges
 
     const auto found = mint::acdc(model, c.graph, c.clean, c.corrupt, mint::kl_divergence(model.forward(c.clean), c.clean, true),
                                   {.threshold = 0.01});
-    CHECK(found.edges == sorted(c.truth));
+    if (!redundant) {
+      CHECK(found.edges == sorted(c.truth));
+    } else {
+      // Two votes of three still carry the prediction, so the KL barely moves when the first
+      // path visited goes: greedy pruning keeps two of the three paths (4 of the 6 edges).
+      CHECK(found.edges.size() == 4);
+      for (int e : found.edges) CHECK(std::find(c.truth.begin(), c.truth.end(), e) != c.truth.end());
+    }
     CHECK(found.cost.forwards == mint::index(c.graph.edges().size()) + 2);  // 2 cached runs, then one per edge
     // A sweep's ROC AUC.
     const auto sweep = mint::acdc_sweep(model, c.graph, c.clean, c.corrupt,
                                         mint::kl_divergence(model.forward(c.clean), c.clean, true), mint::log_thresholds(9, -4, 0));
     std::vector<std::vector<int>> circuits;
     for (const auto& s : sweep) circuits.push_back(s.edges);
-    CHECK(mint::circuits_roc_auc(circuits, c.graph.edges().size(), c.truth, c.positional) >= 0.95);
+    const double acdc_auc = mint::circuits_roc_auc(circuits, c.graph.edges().size(), c.truth, c.positional);
+    CHECK(acdc_auc >= (redundant ? 0.7 : 0.95));
 
     // The truth alone recovers the clean behaviour; nothing recovers none of it.
     const auto curve = mint::faithfulness_curve(model, c.graph, c.clean, c.corrupt, c.loss, exact.values);

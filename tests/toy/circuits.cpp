@@ -86,3 +86,26 @@ TEST_CASE("the induction circuit predicts repeated sequences, through its five e
   const auto corrupt = task.sample(r, 8);
   check_true_edges(c, batch.tokens, corrupt.tokens);
 }
+
+TEST_CASE("the MLP lookup, redundant copy and IOI-like circuits solve their tasks, through their edges alone") {
+  for (auto make : {+[] { return mint::toy::mlp_lookup(8, 12); }, +[] { return mint::toy::redundant_copy(8, 12); },
+                    +[] { return mint::toy::ioi_circuit(10); }}) {
+    auto c = make();
+    CAPTURE(c.description);
+    mint::rng r(11);
+    const auto batch = c.sample(r, 8);
+    REQUIRE(!batch.targets.empty());
+    const auto logits = c.model.forward(batch.tokens);
+    int correct = 0;
+    for (std::size_t i = 0; i < batch.targets.size(); ++i) {
+      const auto row = logits.subview(batch.rows[i]).subview(batch.positions[i]);
+      mint::index best = 0;
+      for (mint::index j = 1; j < row.extent(0); ++j)
+        if (row(j) > row(best)) best = j;
+      correct += best == batch.targets[i];
+    }
+    CHECK(correct == int(batch.targets.size()));
+    const auto corrupt = c.sample(r, 8);
+    check_true_edges(c, batch.tokens, corrupt.tokens);
+  }
+}
