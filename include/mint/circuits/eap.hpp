@@ -9,6 +9,7 @@
 #pragma once
 
 #include <span>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,51 +41,108 @@ inline std::vector<std::string> node_sites(const site_table& sites, const std::v
   return out;
 }
 
-/// Each node's slice of its site (taken from get(site name), [batch, ...]) as a row of the result.
-template <class T, class Get>
-matrix<T> node_rows(const site_table& sites, const std::vector<graph_node>& nodes, Get get, const char* function) {
-  matrix<T> out;
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    const site_info& info = sites[nodes[i].site];
-    const tensor_view<const T> part = node_part(tensor_view<const T>(get(info.name)), info, nodes[i].head, 0, function);
-    if (i == 0) out.resize(index(nodes.size()), part.size());
-    if (part.size() != out.cols())
-      throw shape_error(function, "graph",
-                        detail::str("node '", nodes[i].name, "' holds ", part.size(), " values, node '", nodes[0].name,
-                                    "' ", out.cols()),
-                        "needs every sender and receiver as wide as the residual stream");
-    mint::copy(part, tensor_view<T>(out.row(index(i)).data(), part.extents()));
-  }
-  return out;
-}
+/// EAP's sums without caching a site: forward hooks at the senders write each sender's
+/// out_corrupt - out_clean as a row of `deltas` ([senders, batch * pos * d_model]); backward
+/// hooks at the receivers gather a site's gradients (summed over copies of the batch) into a
+/// reused buffer and add deltas x buffer^T into the scores of its receivers.
+template <class T>
+class edge_gradient_sums {
+public:
+  edge_gradient_sums(const site_table& sites, const edge_graph& graph, index batch, const char* function)
+      : sites_(sites), graph_(graph), batch_(batch), function_(function),
+        sums_(graph.senders().size() * graph.receivers().size(), 0.0), filled_(graph.senders().size(), false) {}
 
-/// score(s -> r) = (out_s corrupt - out_s clean) . grad_r for every edge; each argument maps a
-/// site's name to its [batch, ...] values.
-template <class T, class Clean, class Corrupt, class Grad>
-std::vector<double> eap_products(const site_table& sites, const edge_graph& graph, Clean clean, Corrupt corrupt,
-                                 Grad grad, const char* function) {
-  const matrix<T> deltas = node_rows<T>(sites, graph.senders(), corrupt, function) -
-                           node_rows<T>(sites, graph.senders(), clean, function);
-  const matrix<T> gradients = node_rows<T>(sites, graph.receivers(), grad, function);
-  if (deltas.cols() != gradients.cols())
-    throw shape_error(function, "graph", detail::str("has senders of ", deltas.cols(), " values and receivers of ",
-                                                     gradients.cols()),
-                      "needs every sender and receiver as wide as the residual stream");
-  matrix<T> all(deltas.rows(), gradients.rows());
-  fixed_order_product(deltas, gradients.transpose(), all);
-  std::vector<double> out;
-  out.reserve(graph.edges().size());
-  for (const graph_edge& e : graph.edges()) out.push_back(double(all(e.sender, e.receiver)));
-  return out;
-}
+  /// Forward hooks (clean run of `batch` rows) filling the deltas against the corrupt run's cache.
+  void attach_deltas(hook_set<T>& hooks, const activation_cache<T>& corrupt) {
+    for (const auto& name : node_sites(sites_, graph_.senders()))
+      hooks.add(name, [&, name](hook_call<T>& c) {
+        for (std::size_t s = 0; s < graph_.senders().size(); ++s) {
+          const graph_node& node = graph_.senders()[s];
+          if (sites_[node.site].name != name) continue;
+          const auto now = as_matrix(node_part(tensor_view<const T>(c.activation), c.site, node.head, 0, function_));
+          const auto then = as_matrix(node_part(corrupt[name], c.site, node.head, 0, function_));
+          if (deltas_.size() == 0) deltas_.resize(index(graph_.senders().size()), now.size());
+          require_width(node, now.size());
+          Eigen::Map<matrix<T>>(deltas_.row(index(s)).data(), now.rows(), now.cols()) = then - now;
+          filled_[s] = true;
+        }
+      });
+  }
+
+  /// Backward hooks adding each receiver site's gradient (over `copies` copies of the batch, as
+  /// the dlogits weighted them) into the sums.
+  void attach_gradients(hook_set<T>& grad_hooks, index copies) {
+    for (const auto& name : node_sites(sites_, graph_.receivers()))
+      grad_hooks.add(name, [&, name, copies](hook_call<T>& c) {
+        std::vector<std::size_t> here;
+        for (std::size_t r = 0; r < graph_.receivers().size(); ++r)
+          if (sites_[graph_.receivers()[r].site].name == name) here.push_back(r);
+        for (std::size_t i = 0; i < here.size(); ++i) {
+          const graph_node& node = graph_.receivers()[here[i]];
+          const tensor_view<const T> all(c.activation);
+          for (index k = 0; k < copies; ++k) {
+            const auto g = as_matrix(node_part(all.narrow(0, k * batch_, (k + 1) * batch_), c.site, node.head, 0, function_));
+            require_width(node, g.size());
+            if (buffer_.rows() != index(here.size()) || buffer_.cols() != g.size()) buffer_.resize(index(here.size()), g.size());
+            Eigen::Map<matrix<T>> row(buffer_.row(index(i)).data(), g.rows(), g.cols());
+            if (k == 0) row = g;
+            else row += g;
+          }
+        }
+        if (deltas_.size() == 0)
+          throw argument_error(function_, "graph", "has receivers the backward reached before any sender was seen",
+                               "needs the senders' sites on the forward pass");
+        product_.resize(deltas_.rows(), index(here.size()));
+        fixed_order_product(deltas_, buffer_.transpose(), product_);
+        for (std::size_t i = 0; i < here.size(); ++i) {
+          for (index s = 0; s < deltas_.rows(); ++s)
+            sums_[std::size_t(s) * graph_.receivers().size() + here[i]] += double(product_(s, index(i)));
+          reached_.push_back(here[i]);
+        }
+      });
+  }
+
+  /// The score of every edge, once every sender and receiver was seen.
+  std::vector<double> scores() const {
+    for (std::size_t s = 0; s < filled_.size(); ++s)
+      if (!filled_[s])
+        throw argument_error(function_, "graph", "sender '" + graph_.senders()[s].name + "' was not reached by the forward",
+                             "needs sites the runtime's forward reaches");
+    for (std::size_t r = 0; r < graph_.receivers().size(); ++r)
+      if (std::find(reached_.begin(), reached_.end(), r) == reached_.end())
+        throw argument_error(function_, "graph", "receiver '" + graph_.receivers()[r].name + "' got no gradient",
+                             "needs sites the runtime's backward reaches");
+    std::vector<double> out;
+    out.reserve(graph_.edges().size());
+    for (const graph_edge& e : graph_.edges())
+      out.push_back(sums_[std::size_t(e.sender) * graph_.receivers().size() + std::size_t(e.receiver)]);
+    return out;
+  }
+
+private:
+  void require_width(const graph_node& node, index size) const {
+    if (deltas_.size() != 0 && size != deltas_.cols())
+      throw shape_error(function_, "graph",
+                        detail::str("node '", node.name, "' holds ", size, " values, the first sender ", deltas_.cols()),
+                        "needs every sender and receiver as wide as the residual stream");
+  }
+
+  const site_table& sites_;
+  const edge_graph& graph_;
+  index batch_;
+  const char* function_;
+  std::vector<double> sums_;  // [senders, receivers]
+  std::vector<bool> filled_;
+  std::vector<std::size_t> reached_;
+  matrix<T> deltas_, buffer_, product_;
+};
 
 template <class T>
-void require_filled(const activation_cache<T>& cache, const std::vector<std::string>& names, const char* what,
-                    const char* function) {
-  for (const auto& name : names)
-    if (!cache.filled(name))
-      throw argument_error(function, "graph", "site '" + name + "' was not reached by the " + what,
-                           std::string("needs sites the runtime's ") + what + " reaches");
+void check_clean_corrupt(const token_batch& clean, const token_batch& corrupt, const char* function) {
+  require_tokens(clean, function);
+  if (clean.batch() != corrupt.batch() || clean.positions() != corrupt.positions())
+    throw shape_error(function, "corrupt", detail::str("is [", corrupt.batch(), ", ", corrupt.positions(), "]"),
+                      detail::str("needs the shape of clean, [", clean.batch(), ", ", clean.positions(), "]"));
 }
 
 }  // namespace detail
@@ -96,31 +154,20 @@ edge_scores eap_scores(R& model, const edge_graph& graph, const token_batch& cle
                        const M& metric) {
   using T = scalar_t<R>;
   const char* fn = "mint::eap_scores";
-  detail::require_tokens(clean, fn);
-  if (clean.batch() != corrupt.batch() || clean.positions() != corrupt.positions())
-    throw shape_error(fn, "corrupt", detail::str("is [", corrupt.batch(), ", ", corrupt.positions(), "]"),
-                      detail::str("needs the shape of clean, [", clean.batch(), ", ", clean.positions(), "]"));
+  detail::check_clean_corrupt<T>(clean, corrupt, fn);
   const site_table& sites = model.sites();
-  const auto senders = detail::node_sites(sites, graph.senders()), receivers = detail::node_sites(sites, graph.receivers());
   edge_scores out;
-  const auto corrupt_run = run_with_cache(model, corrupt, senders);
+  const auto corrupt_run = run_with_cache(model, corrupt, detail::node_sites(sites, graph.senders()));
   out.corrupt_value = metric.value(corrupt_run.logits.view(), clean);
-
-  activation_cache<T> acts(sites, senders), grads(sites, receivers);
-  acts.reserve(clean.batch(), clean.positions());
-  grads.reserve(clean.batch(), clean.positions());
+  detail::edge_gradient_sums<T> sums(sites, graph, clean.batch(), fn);
   hook_set<T> hooks(sites), grad_hooks(sites, hook_phase::backward);
-  acts.attach(hooks);
-  grads.attach(grad_hooks);
+  sums.attach_deltas(hooks, corrupt_run.cache);
+  sums.attach_gradients(grad_hooks, 1);
   const tensor_view<const T> logits = model.forward(clean, hooks);
   array<T> dlogits(logits.extents());
   out.clean_value = metric.gradient(logits, clean, dlogits);
   model.backward(std::as_const(dlogits).view(), grad_hooks);
-  detail::require_filled(acts, senders, "forward", fn);
-  detail::require_filled(grads, receivers, "backward", fn);
-  out.values = detail::eap_products<T>(
-      sites, graph, [&](const std::string& n) { return acts[n]; },
-      [&](const std::string& n) { return corrupt_run.cache[n]; }, [&](const std::string& n) { return grads[n]; }, fn);
+  out.values = sums.scores();
   out.cost = {.forwards = 2, .backwards = 1, .forward_equivalents = 2};
   return out;
 }
@@ -132,10 +179,7 @@ edge_scores eap_ig_scores(R& model, const edge_graph& graph, const token_batch& 
                           const M& metric, const eap_ig_options& options = {}) {
   using T = scalar_t<R>;
   const char* fn = "mint::eap_ig_scores";
-  detail::require_tokens(clean, fn);
-  if (clean.batch() != corrupt.batch() || clean.positions() != corrupt.positions())
-    throw shape_error(fn, "corrupt", detail::str("is [", corrupt.batch(), ", ", corrupt.positions(), "]"),
-                      detail::str("needs the shape of clean, [", clean.batch(), ", ", clean.positions(), "]"));
+  detail::check_clean_corrupt<T>(clean, corrupt, fn);
   const index batch = clean.batch();
   if (options.max_batch < 0 || (options.max_batch > 0 && options.max_batch < batch))
     throw argument_error(fn, "options.max_batch", detail::str("is ", options.max_batch),
@@ -144,21 +188,26 @@ edge_scores eap_ig_scores(R& model, const edge_graph& graph, const token_batch& 
   const site_table& sites = model.sites();
   const site_id input = detail::attribution_site(sites, options.site, access::read | access::write, fn);
   const site_info& input_info = sites[input];
-  auto senders = detail::node_sites(sites, graph.senders());
-  const auto receivers = detail::node_sites(sites, graph.receivers());
-  std::vector<std::string> cached = senders;
+  std::vector<std::string> cached = detail::node_sites(sites, graph.senders());
   if (std::find(cached.begin(), cached.end(), input_info.name) == cached.end()) cached.push_back(input_info.name);
 
+  // The corrupt run cached; the clean one leaves its input and the senders' deltas.
   edge_scores out;
   const auto corrupt_run = run_with_cache(model, corrupt, cached);
-  const auto clean_run = run_with_cache(model, clean, cached);
   out.corrupt_value = metric.value(corrupt_run.logits.view(), clean);
-  out.clean_value = metric.value(clean_run.logits.view(), clean);
+  detail::edge_gradient_sums<T> sums(sites, graph, batch, fn);
+  activation_cache<T> clean_input(sites, {input_info.name});
+  clean_input.reserve(batch, clean.positions());
+  {
+    hook_set<T> hooks(sites);
+    sums.attach_deltas(hooks, corrupt_run.cache);
+    clean_input.attach(hooks);
+    out.clean_value = metric.value(model.forward(clean, hooks), clean);
+  }
   out.cost = {.forwards = 2, .backwards = 0, .forward_equivalents = 2};
-  const tensor_view<const T> from = corrupt_run.cache[input_info.name], to = clean_run.cache[input_info.name];
+  const tensor_view<const T> from = corrupt_run.cache[input_info.name], to = clean_input[input_info.name];
 
-  // The receivers' gradients, weighted and summed over the points.
-  std::vector<array<T>> totals;
+  // The points as copies of the batch, each copy's dlogits weighted, max_batch rows a pass.
   const index steps = index(path.alphas.size());
   const index per_pass = options.max_batch == 0 ? steps : std::max<index>(1, options.max_batch / batch);
   for (index first = 0; first < steps; first += per_pass) {
@@ -175,9 +224,7 @@ edge_scores eap_ig_scores(R& model, const edge_graph& graph, const token_batch& 
         dst = f + a * (t - f);
       }
     }, {.needs = access::write});
-    activation_cache<T> grads(sites, receivers);
-    grads.reserve(rows.batch(), rows.positions());
-    grads.attach(grad_hooks);
+    sums.attach_gradients(grad_hooks, copies);
     const tensor_view<const T> logits = model.forward(rows, hooks);
     array<T> dlogits(logits.extents());
     for (index k = 0; k < copies; ++k) {
@@ -186,29 +233,11 @@ edge_scores eap_ig_scores(R& model, const edge_graph& graph, const token_batch& 
       as_vector(g) *= T(path.weights[std::size_t(first + k)]);
     }
     model.backward(std::as_const(dlogits).view(), grad_hooks);
-    detail::require_filled(grads, receivers, "backward", fn);
-    for (std::size_t i = 0; i < receivers.size(); ++i) {
-      const tensor_view<const T> g = grads[receivers[i]];
-      if (totals.size() <= i) {
-        std::vector<index> extents(g.extents().begin(), g.extents().end());
-        extents[0] = batch;
-        totals.emplace_back(extents);
-        totals.back().fill(T(0));
-      }
-      for (index k = 0; k < copies; ++k) as_vector(totals[i].view()) += as_vector(g.narrow(0, k * batch, (k + 1) * batch));
-    }
     out.cost.forwards += 1;
     out.cost.backwards += 1;
     out.cost.forward_equivalents += double(copies);
   }
-  out.values = detail::eap_products<T>(
-      sites, graph, [&](const std::string& n) { return clean_run.cache[n]; },
-      [&](const std::string& n) { return corrupt_run.cache[n]; },
-      [&](const std::string& n) {
-        const auto i = std::size_t(std::find(receivers.begin(), receivers.end(), n) - receivers.begin());
-        return std::as_const(totals[i]).view();
-      },
-      fn);
+  out.values = sums.scores();
   return out;
 }
 
