@@ -152,3 +152,21 @@ TEST_CASE("ACDC with the default KL metric at the last position, and the same ci
   CHECK_THROWS_WITH_AS(mint::acdc(c.circuit.model, c.graph, c.clean, c.corrupt, {.threshold = -1}),
                        doctest::Contains("threshold"), mint::argument_error);
 }
+
+TEST_CASE("a circuit as Graphviz: each edge once, into its receiver's node, labelled with its input and score") {
+  auto c = make_case(mint::toy::induction_circuit(12, 24));
+  std::vector<double> scores(c.graph.edges().size(), 0.0);
+  scores[std::size_t(c.graph.edge("L0H0", "L1H0.k"))] = 2.5;
+  const std::vector<int> circuit{c.graph.edge("L0H0", "L1H0.k"), c.graph.edge("L1H0", "resid_final")};
+  const std::string dot = mint::circuit_dot(c.graph, circuit, scores, "induction");
+  CHECK(dot.starts_with("digraph \"induction\" {"));
+  CHECK(dot.find("\"L0H0\" -> \"L1H0\" [penwidth=5.00, label=\"k 2.5\"];") != std::string::npos);
+  CHECK(dot.find("\"L1H0\" -> \"resid_final\"") != std::string::npos);
+  CHECK(std::count(dot.begin(), dot.end(), '\n') == 6);  // header, rankdir, node style, 2 edges, closing brace
+  const std::vector<int> bad{int(c.graph.edges().size())};
+  CHECK_THROWS_AS(mint::circuit_dot(c.graph, bad), mint::argument_error);
+  CHECK_THROWS_AS(mint::circuit_dot(c.graph, circuit, std::vector<double>{1.0}), mint::argument_error);
+  CHECK_THROWS_WITH_AS(mint::faithfulness_curve(c.circuit.model, c.graph, c.clean, c.corrupt, c.loss, scores,
+                                                {.sizes = {mint::index(scores.size()) + 1}}),
+                       doctest::Contains("sizes"), mint::argument_error);
+}
