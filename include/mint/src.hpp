@@ -10,6 +10,7 @@
 // unit built with MINT_SEPARATE_COMPILATION that uses them links them from here.
 #pragma once
 
+#include "mint/src/circuits.hpp"
 #include "mint/src/core.hpp"
 #include "mint/src/dictionary.hpp"
 #include "mint/src/io.hpp"

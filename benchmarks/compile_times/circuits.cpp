@@ -1,0 +1,4 @@
+// Row "circuits.hpp alone".
+#include <mint/circuits.hpp>
+
+int main() { return 0; }
