@@ -170,3 +170,31 @@ TEST_CASE("a circuit as Graphviz: each edge once, into its receiver's node, labe
                                                 {.sizes = {mint::index(scores.size()) + 1}}),
                        doctest::Contains("sizes"), mint::argument_error);
 }
+
+TEST_CASE("edges removed by an ablation: zero ablation sees the positional edges that patching cannot") {
+  auto c = make_case(mint::toy::induction_circuit(12, 24));
+  auto& model = c.circuit.model;
+  // The corrupt input as a token batch or as ablation::run: the same scores.
+  const auto by_tokens = mint::exact_edge_scores(model, c.graph, c.clean, c.corrupt, c.loss);
+  const auto by_run = mint::exact_edge_scores(model, c.graph, c.clean, mint::ablation::run(c.corrupt), c.loss);
+  CHECK(by_run.values == by_tokens.values);
+  CHECK(by_run.corrupt_value == by_tokens.corrupt_value);
+  // Zero ablation: ACDC keeps the circuit and its positional edges, and nothing else.
+  const mint::kl_divergence kl(model.forward(c.clean), c.clean, true);
+  const auto found = mint::acdc(model, c.graph, c.clean, mint::ablation::zero(), kl, {.threshold = 0.01});
+  std::vector<int> both = c.truth;
+  both.insert(both.end(), c.positional.begin(), c.positional.end());
+  CHECK(found.edges == sorted(both));
+  CHECK(found.cost.forwards == mint::index(c.graph.edges().size()) + 1);  // the clean run, then one per edge
+  // Exact scores under zero ablation rank both kinds first; the all-removed value is one more forward.
+  const auto zero = mint::exact_edge_scores(model, c.graph, c.clean, mint::ablation::zero(), c.loss);
+  CHECK(mint::roc_auc(zero.values, both) == doctest::Approx(1.0));
+  CHECK(zero.corrupt_value > zero.clean_value + 1.0);  // the task's loss with every edge gone
+  // EAP against an ablation: the receivers' sums are still attribution patching's at the input.
+  const auto eap = mint::eap_scores(model, c.graph, c.clean, mint::ablation::zero(), c.loss);
+  CHECK(std::isnan(eap.corrupt_value));
+  CHECK(eap.cost.forwards == 1);
+  CHECK(mint::roc_auc(eap.values, both) > 0.9);
+  CHECK_THROWS_WITH_AS(mint::acdc(model, c.graph, c.clean, mint::ablation::resample(c.corrupt, 2), {.threshold = 0.01}),
+                       doctest::Contains("draw"), mint::argument_error);
+}

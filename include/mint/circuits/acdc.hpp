@@ -73,7 +73,7 @@ acdc_result acdc_prune(edge_runs<R>& runs, const edge_graph& graph, const M& met
 /// is closer to the clean behaviour). cost counts the pruning's forwards and the two cached runs.
 template <runtime R, class M>
   requires(!std::same_as<M, acdc_options>)
-acdc_result acdc(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt,
+acdc_result acdc(R& model, const edge_graph& graph, const token_batch& clean, const edge_source& corrupt,
                  const M& metric, const acdc_options& options = {}) {
   detail::edge_runs<R> runs(model, graph, clean, corrupt, "mint::acdc");
   const circuit_cost cached = runs.cost;
@@ -86,7 +86,7 @@ acdc_result acdc(R& model, const edge_graph& graph, const token_batch& clean, co
 /// ACDC with the paper's metric: the KL divergence from the clean run's next-token distribution
 /// at each row's last valid position.
 template <runtime R>
-acdc_result acdc(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt,
+acdc_result acdc(R& model, const edge_graph& graph, const token_batch& clean, const edge_source& corrupt,
                  const acdc_options& options = {}) {
   detail::edge_runs<R> runs(model, graph, clean, corrupt, "mint::acdc");
   const circuit_cost cached = runs.cost;
@@ -100,7 +100,7 @@ acdc_result acdc(R& model, const edge_graph& graph, const token_batch& clean, co
 /// tau = 10^linspace(-4, 0)). Each result's cost is its own pruning.
 template <runtime R, class M>
 std::vector<acdc_result> acdc_sweep(R& model, const edge_graph& graph, const token_batch& clean,
-                                    const token_batch& corrupt, const M& metric, std::span<const double> thresholds,
+                                    const edge_source& corrupt, const M& metric, std::span<const double> thresholds,
                                     bool absolute = false) {
   detail::edge_runs<R> runs(model, graph, clean, corrupt, "mint::acdc_sweep");
   std::vector<acdc_result> out;
@@ -112,7 +112,7 @@ std::vector<acdc_result> acdc_sweep(R& model, const edge_graph& graph, const tok
 /// acdc_sweep with the KL divergence from the clean run at each row's last valid position.
 template <runtime R>
 std::vector<acdc_result> acdc_sweep(R& model, const edge_graph& graph, const token_batch& clean,
-                                    const token_batch& corrupt, std::span<const double> thresholds) {
+                                    const edge_source& corrupt, std::span<const double> thresholds) {
   detail::edge_runs<R> runs(model, graph, clean, corrupt, "mint::acdc_sweep");
   const kl_divergence metric(runs.clean_logits(), clean);
   std::vector<acdc_result> out;

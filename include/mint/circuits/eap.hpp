@@ -8,6 +8,8 @@
 // of the batch. The sums over senders and receivers are one product [senders, n] x [n, receivers].
 #pragma once
 
+#include <cmath>
+#include <functional>
 #include <span>
 #include <string>
 #include <utility>
@@ -31,49 +33,41 @@ struct eap_ig_options {
 
 namespace detail {
 
-template <class T>
-void check_clean_corrupt(const token_batch& clean, const token_batch& corrupt, const char* function) {
-  require_tokens(clean, function);
-  if (clean.batch() != corrupt.batch() || clean.positions() != corrupt.positions())
-    throw shape_error(function, "corrupt", detail::str("is [", corrupt.batch(), ", ", corrupt.positions(), "]"),
-                      detail::str("needs the shape of clean, [", clean.batch(), ", ", clean.positions(), "]"));
-}
-
 }  // namespace detail
 
 /// EAP scores of every edge of `graph` (the metric evaluated on the clean tokens; its gradient
 /// taken on the clean run).
 template <differentiable_runtime R, class M>
-edge_scores eap_scores(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt,
+edge_scores eap_scores(R& model, const edge_graph& graph, const token_batch& clean, const edge_source& corrupt,
                        const M& metric) {
   using T = scalar_t<R>;
   const char* fn = "mint::eap_scores";
-  detail::check_clean_corrupt<T>(clean, corrupt, fn);
+  detail::require_tokens(clean, fn);
   const site_table& sites = model.sites();
   edge_scores out;
-  const auto corrupt_run = run_with_cache(model, corrupt, detail::node_sites(sites, graph.senders()));
-  out.corrupt_value = metric.value(corrupt_run.logits.view(), clean);
+  const detail::sender_replacements<R> replaced(model, detail::node_sites(sites, graph.senders()), clean, corrupt, fn);
+  out.corrupt_value = replaced.ran() ? metric.value(replaced.logits().view(), clean) : std::nan("");
   detail::edge_gradient_sums<T> sums(sites, graph, clean.batch(), fn);
   hook_set<T> hooks(sites), grad_hooks(sites, hook_phase::backward);
-  sums.attach_deltas(hooks, corrupt_run.cache);
+  sums.attach_deltas(hooks, [&](const std::string& name) { return replaced[name]; });
   sums.attach_gradients(grad_hooks, 1);
   const tensor_view<const T> logits = model.forward(clean, hooks);
   array<T> dlogits(logits.extents());
   out.clean_value = metric.gradient(logits, clean, dlogits);
   model.backward(std::as_const(dlogits).view(), grad_hooks);
   out.values = sums.scores();
-  out.cost = {.forwards = 2, .backwards = 1, .forward_equivalents = 2};
+  out.cost = {.forwards = replaced.ran() ? 2 : 1, .backwards = 1, .forward_equivalents = replaced.ran() ? 2.0 : 1.0};
   return out;
 }
 
 /// EAP-IG scores of every edge of `graph`: the gradient averaged over the points of options.rule
 /// on the path from the corrupt input embeddings (a = 0) to the clean ones (a = 1).
 template <differentiable_runtime R, class M>
-edge_scores eap_ig_scores(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt,
+edge_scores eap_ig_scores(R& model, const edge_graph& graph, const token_batch& clean, const edge_source& corrupt,
                           const M& metric, const eap_ig_options& options = {}) {
   using T = scalar_t<R>;
   const char* fn = "mint::eap_ig_scores";
-  detail::check_clean_corrupt<T>(clean, corrupt, fn);
+  detail::require_tokens(clean, fn);
   const index batch = clean.batch();
   if (options.max_batch < 0 || (options.max_batch > 0 && options.max_batch < batch))
     throw argument_error(fn, "options.max_batch", detail::str("is ", options.max_batch),
@@ -87,19 +81,19 @@ edge_scores eap_ig_scores(R& model, const edge_graph& graph, const token_batch& 
 
   // The corrupt run cached; the clean one leaves its input and the senders' deltas.
   edge_scores out;
-  const auto corrupt_run = run_with_cache(model, corrupt, cached);
-  out.corrupt_value = metric.value(corrupt_run.logits.view(), clean);
+  const detail::sender_replacements<R> replaced(model, cached, clean, corrupt, fn);
+  out.corrupt_value = replaced.ran() ? metric.value(replaced.logits().view(), clean) : std::nan("");
   detail::edge_gradient_sums<T> sums(sites, graph, batch, fn);
   activation_cache<T> clean_input(sites, {input_info.name});
   clean_input.reserve(batch, clean.positions());
   {
     hook_set<T> hooks(sites);
-    sums.attach_deltas(hooks, corrupt_run.cache);
+    sums.attach_deltas(hooks, [&](const std::string& name) { return replaced[name]; });
     clean_input.attach(hooks);
     out.clean_value = metric.value(model.forward(clean, hooks), clean);
   }
-  out.cost = {.forwards = 2, .backwards = 0, .forward_equivalents = 2};
-  const tensor_view<const T> from = corrupt_run.cache[input_info.name], to = clean_input[input_info.name];
+  out.cost = {.forwards = replaced.ran() ? 2 : 1, .backwards = 0, .forward_equivalents = replaced.ran() ? 2.0 : 1.0};
+  const tensor_view<const T> from = replaced[input_info.name], to = clean_input[input_info.name];
 
   // The points as copies of the batch, each copy's dlogits weighted, max_batch rows a pass.
   const index steps = index(path.alphas.size());

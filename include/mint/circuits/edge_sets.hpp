@@ -8,12 +8,14 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "mint/core/array.hpp"
 #include "mint/core/error.hpp"
+#include "mint/model/ablation.hpp"
 #include "mint/model/cache.hpp"
 #include "mint/model/graph.hpp"
 #include "mint/model/hooks.hpp"
@@ -30,6 +32,16 @@ struct circuit_cost {
   index forwards = 0;
   index backwards = 0;
   double forward_equivalents = 0;
+};
+
+/// What a patched (removed) edge's receiver sees from its sender instead of the current output:
+/// the sender's output on another input (a token_batch converts: the corrupt run, as ACDC and
+/// auto-circuit patch), or an ablation of it (mint::ablation: zero, mean over a reference batch,
+/// one resampled draw, given values). Only zero, mean or given values can see positional edges.
+struct edge_source {
+  edge_source(const token_batch& corrupt) : removal(ablation::run(corrupt)) {}  // NOLINT: converts on purpose
+  edge_source(ablation a) : removal(std::move(a)) {}                             // NOLINT
+  ablation removal;
 };
 
 /// How edge_set_metrics batches its runs.
@@ -57,19 +69,55 @@ tensor_view<T> node_part(tensor_view<T> v, const site_info& info, int head, int 
                        "needs a site with a head axis");
 }
 
-/// The clean and corrupt runs an edge method patches between, cached once: every sender's
-/// output in both, and (for a resumable runtime) the clean residual entering each block.
+/// What the senders send when an edge is patched: their outputs on the corrupt input (one cached
+/// run, whose logits are the run with every edge patched), or an ablation of each sender site.
+template <runtime R>
+class sender_replacements {
+public:
+  using T = scalar_t<R>;
+
+  sender_replacements(R& model, const std::vector<std::string>& sites, const token_batch& clean,
+                      const edge_source& source, const char* function) {
+    const ablation& a = source.removal;
+    if (a.what == ablation::kind::run) {
+      if (clean.batch() != a.reference.batch() || clean.positions() != a.reference.positions())
+        throw shape_error(function, "corrupt", detail::str("is [", a.reference.batch(), ", ", a.reference.positions(), "]"),
+                          detail::str("needs the shape of clean, [", clean.batch(), ", ", clean.positions(), "]"));
+      run_ = run_with_cache(model, a.reference, sites);
+      return;
+    }
+    if (a.what == ablation::kind::resample && a.draws != 1)
+      throw argument_error(function, "corrupt", detail::str("resamples ", a.draws, " draws"), "needs one draw");
+    for (const auto& name : sites) values_.emplace_back(name, ablation_values(model, name, clean, a));
+  }
+
+  /// The replacement of a site's activation, [batch, ...] as the clean batch.
+  tensor_view<const T> operator[](const std::string& name) const {
+    if (values_.empty()) return run_.cache[name];
+    for (const auto& [n, v] : values_)
+      if (n == name) return v.view();
+    return run_.cache[name];  // throws, naming the site
+  }
+  /// The logits with every sender replaced: the corrupt run's; empty for an ablation.
+  const array<T>& logits() const noexcept { return run_.logits; }
+  /// Whether a forward ran (the corrupt input's).
+  bool ran() const noexcept { return values_.empty(); }
+
+private:
+  cached_run<T> run_;
+  std::vector<std::pair<std::string, array<T>>> values_;
+};
+
+/// The clean run and the senders' replacements an edge method patches between, cached once: every
+/// sender's output in both, and (for a resumable runtime) the clean residual entering each block.
 template <runtime R>
 class edge_runs {
 public:
   using T = scalar_t<R>;
 
-  edge_runs(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt, const char* function)
+  edge_runs(R& model, const edge_graph& graph, const token_batch& clean, const edge_source& source, const char* function)
       : model_(model), graph_(graph), clean_(clean), function_(function) {
     require_tokens(clean, function);
-    if (clean.batch() != corrupt.batch() || clean.positions() != corrupt.positions())
-      throw shape_error(function, "corrupt", detail::str("is [", corrupt.batch(), ", ", corrupt.positions(), "]"),
-                        detail::str("needs the shape of clean, [", clean.batch(), ", ", clean.positions(), "]"));
     if (graph.edges().empty())
       throw argument_error(function, "graph", "has no edges", "needs a graph of the runtime, such as model.graph()");
     const site_table& sites = model.sites();
@@ -84,16 +132,22 @@ public:
     if constexpr (resumable_runtime<R>)
       for (int l = 0; l < layers_; ++l)
         if (const site_id id = find_resid_pre(sites, l); id >= 0) add_unique(clean_sites, sites[id].name);
-    corrupt_run_ = run_with_cache(model, corrupt, sender_sites_);
+    replacements_ = std::make_unique<sender_replacements<R>>(model, sender_sites_, clean, source, function);
     clean_run_ = run_with_cache(model, clean, clean_sites);
-    cost.forwards += 2;
-    cost.forward_equivalents += 2;
+    cost.forwards += replacements_->ran() ? 2 : 1;
+    cost.forward_equivalents += replacements_->ran() ? 2 : 1;
+  }
+
+  /// The metric with every edge patched: the corrupt run's, or (ablations) one more forward.
+  template <class M>
+  double all_patched(const M& metric) {
+    if (replacements_->ran()) return metric.value(replacements_->logits().view(), clean_);
+    std::vector<std::vector<int>> all(1);
+    for (int e = 0; e < int(graph_.edges().size()); ++e) all[0].push_back(e);
+    return run(metric, std::span<const std::vector<int>>(all), 0)[0];
   }
 
   const array<T>& clean_logits() const noexcept { return clean_run_.logits; }
-  const array<T>& corrupt_logits() const noexcept { return corrupt_run_.logits; }
-  const cached_run<T>& clean_run() const noexcept { return clean_run_; }
-  const cached_run<T>& corrupt_run() const noexcept { return corrupt_run_; }
 
   /// The metric (on the clean tokens) with each set patched; an empty set is the clean run.
   template <class M>
@@ -189,7 +243,7 @@ private:
               };
               const bool changed = std::find(changing.begin(), changing.end(), from.name) != changing.end() &&
                                    current.filled(from.name);
-              target += as_matrix(window(corrupt_run_.cache[from.name], b)) -
+              target += as_matrix(window((*replacements_)[from.name], b)) -
                         as_matrix(changed ? window(current[from.name], row) : window(clean_run_.cache[from.name], b));
             }
           }
@@ -221,17 +275,19 @@ private:
   const char* function_;
   int layers_ = 0;
   std::vector<std::string> sender_sites_;
-  cached_run<T> clean_run_, corrupt_run_;
+  std::unique_ptr<sender_replacements<R>> replacements_;
+  cached_run<T> clean_run_;
   array<T> resid_;
 };
 
 }  // namespace detail
 
 /// The metric (evaluated on the clean tokens) on the clean batch with each edge set (indices
-/// into graph.edges()) patched from `corrupt`; an empty set gives the clean run's value.
-/// Costs two cached runs and one forward per pass of sets (options.max_batch bounds a pass).
+/// into graph.edges()) patched from `corrupt` (another input, or an ablation); an empty set gives
+/// the clean run's value. Costs two cached runs and one forward per pass of sets
+/// (options.max_batch bounds a pass).
 template <runtime R, class M>
-edge_set_result edge_set_metrics(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt,
+edge_set_result edge_set_metrics(R& model, const edge_graph& graph, const token_batch& clean, const edge_source& corrupt,
                                  const M& metric, std::span<const std::vector<int>> sets,
                                  const edge_set_options& options = {}) {
   detail::edge_runs<R> runs(model, graph, clean, corrupt, "mint::edge_set_metrics");

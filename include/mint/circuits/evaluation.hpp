@@ -199,7 +199,7 @@ struct faithfulness_result {
 /// The faithfulness curve of an edge scoring (exact, EAP, EAP-IG, or any per-edge score).
 template <runtime R, class M>
 faithfulness_result faithfulness_curve(R& model, const edge_graph& graph, const token_batch& clean,
-                                       const token_batch& corrupt, const M& metric, std::span<const double> scores,
+                                       const edge_source& corrupt, const M& metric, std::span<const double> scores,
                                        const faithfulness_options& options = {}) {
   const char* fn = "mint::faithfulness_curve";
   const std::size_t edges = graph.edges().size();
@@ -221,7 +221,7 @@ faithfulness_result faithfulness_curve(R& model, const edge_graph& graph, const 
   detail::edge_runs<R> runs(model, graph, clean, corrupt, fn);
   out.values = runs.run(metric, std::span<const std::vector<int>>(sets), options.max_batch);
   out.clean_value = metric.value(runs.clean_logits().view(), clean);
-  out.corrupt_value = metric.value(runs.corrupt_logits().view(), clean);
+  out.corrupt_value = runs.all_patched(metric);
   const double span = out.clean_value - out.corrupt_value;
   for (double v : out.values) out.recovered.push_back(span != 0 ? (v - out.corrupt_value) / span : 0.0);
   std::vector<std::size_t> by_size(out.sizes.size());

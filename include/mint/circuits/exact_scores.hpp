@@ -20,9 +20,10 @@ struct exact_score_options {
   index max_batch = 0;
 };
 
-/// For every edge of `graph`, metric(clean with that edge patched from corrupt) - metric(clean).
+/// For every edge of `graph`, metric(clean with that edge patched from corrupt) - metric(clean);
+/// `corrupt` is another input or an ablation (edge_source).
 template <runtime R, class M>
-edge_scores exact_edge_scores(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt,
+edge_scores exact_edge_scores(R& model, const edge_graph& graph, const token_batch& clean, const edge_source& corrupt,
                               const M& metric, const exact_score_options& options = {}) {
   detail::edge_runs<R> runs(model, graph, clean, corrupt, "mint::exact_edge_scores");
   std::vector<std::vector<int>> sets(graph.edges().size());
@@ -30,7 +31,7 @@ edge_scores exact_edge_scores(R& model, const edge_graph& graph, const token_bat
   edge_scores out;
   out.values = runs.run(metric, std::span<const std::vector<int>>(sets), options.max_batch);
   out.clean_value = metric.value(runs.clean_logits().view(), clean);
-  out.corrupt_value = metric.value(runs.corrupt_logits().view(), clean);
+  out.corrupt_value = runs.all_patched(metric);
   for (double& v : out.values) v -= out.clean_value;
   out.cost = runs.cost;
   return out;

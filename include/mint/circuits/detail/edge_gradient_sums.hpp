@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,9 @@ template <class T>
 class edge_gradient_sums {
 public:
   edge_gradient_sums(const site_table& sites, const edge_graph& graph, index batch, const char* function);
-  /// Forward hooks (a clean run of `batch` rows) filling the deltas against the corrupt run's cache.
-  void attach_deltas(hook_set<T>& hooks, const activation_cache<T>& corrupt);
+  /// Forward hooks (a clean run of `batch` rows) filling the deltas against the senders'
+  /// replacements (`replacement(site name)`, [batch, ...]).
+  void attach_deltas(hook_set<T>& hooks, std::function<tensor_view<const T>(const std::string&)> replacement);
   /// Backward hooks adding each receiver site's gradient (over `copies` copies of the batch, as
   /// the dlogits weighted them) into the sums.
   void attach_gradients(hook_set<T>& grad_hooks, index copies);
@@ -60,14 +62,15 @@ edge_gradient_sums<T>::edge_gradient_sums(const site_table& sites, const edge_gr
       sums_(graph.senders().size() * graph.receivers().size(), 0.0), filled_(graph.senders().size(), false) {}
 
 template <class T>
-void edge_gradient_sums<T>::attach_deltas(hook_set<T>& hooks, const activation_cache<T>& corrupt) {
+void edge_gradient_sums<T>::attach_deltas(hook_set<T>& hooks,
+                                          std::function<tensor_view<const T>(const std::string&)> replacement) {
   for (const auto& name : node_sites(sites_, graph_.senders()))
-    hooks.add(name, [this, &corrupt, name](hook_call<T>& c) {
+    hooks.add(name, [this, replacement, name](hook_call<T>& c) {
       for (std::size_t s = 0; s < graph_.senders().size(); ++s) {
         const graph_node& node = graph_.senders()[s];
         if (sites_[node.site].name != name) continue;
         const auto now = as_matrix(node_part(tensor_view<const T>(c.activation), c.site, node.head, 0, function_));
-        const auto then = as_matrix(node_part(corrupt[name], c.site, node.head, 0, function_));
+        const auto then = as_matrix(node_part(replacement(name), c.site, node.head, 0, function_));
         if (deltas_.size() == 0) deltas_.resize(index(graph_.senders().size()), now.size());
         require_width(node, now.size());
         Eigen::Map<matrix<T>>(deltas_.row(index(s)).data(), now.rows(), now.cols()) = then - now;
