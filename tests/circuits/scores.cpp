@@ -121,16 +121,21 @@ TEST_CASE("EAP-IG: one point at the clean end is EAP; the input's edges complete
   const auto eap = mint::eap_scores(f.model, f.graph, f.clean, f.corrupt, f.metric);
   const auto one = mint::eap_ig_scores(f.model, f.graph, f.clean, f.corrupt, f.metric,
                                        {.steps = 1, .rule = mint::step_rule::riemann_right});
+  // The same passes in another batch layout: float32 sums of 192 products, whose rounding
+  // depends on the BLAS and the rows a product holds; 1e-5 of the largest score.
+  double largest = 0;
+  for (double v : eap.values) largest = std::max(largest, std::abs(v));
+  REQUIRE(largest > 1e-3);
   for (std::size_t e = 0; e < eap.values.size(); ++e) {
     CAPTURE(f.graph.edge_name(int(e)));
-    CHECK(one.values[e] == doctest::Approx(eap.values[e]).epsilon(1e-5).scale(1e-3));  // same passes, other batch layout
+    CHECK(std::abs(one.values[e] - eap.values[e]) <= 1e-5 * largest);
   }
-  // Batched in passes of 2 steps or all at once: the same scores.
+  // Batched in passes of 2 steps or all at once: the same scores (as above).
   const auto all = mint::eap_ig_scores(f.model, f.graph, f.clean, f.corrupt, f.metric);
   const auto paired = mint::eap_ig_scores(f.model, f.graph, f.clean, f.corrupt, f.metric, {.max_batch = 4});
   CHECK(all.cost.backwards == 1);
   CHECK(paired.cost.backwards == 3);
-  for (std::size_t e = 0; e < eap.values.size(); ++e) CHECK(all.values[e] == doctest::Approx(paired.values[e]).epsilon(1e-5).scale(1e-3));
+  for (std::size_t e = 0; e < eap.values.size(); ++e) CHECK(std::abs(all.values[e] - paired.values[e]) <= 1e-5 * largest);
   // Completeness: the embedding reaches every receiver and nothing else, so its edges' scores
   // sum to the integrated gradient at the input, which is corrupt minus clean once the path
   // integral is exact (32 Gauss-Legendre points on a smooth path: 1e-4 of the span).
