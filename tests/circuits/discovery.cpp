@@ -148,7 +148,8 @@ TEST_CASE("ACDC with the default KL metric at the last position, and the same ci
 #endif
   CHECK(one.edges == sorted(c.truth));
   CHECK(one.edges == two.edges);
-  CHECK(one.value == two.value);
+  // The same circuit; its metric agrees to float rounding (products block by thread count).
+  CHECK(one.value == doctest::Approx(two.value).epsilon(1e-5).scale(1e-3));
   CHECK_THROWS_WITH_AS(mint::acdc(c.circuit.model, c.graph, c.clean, c.corrupt, {.threshold = -1}),
                        doctest::Contains("threshold"), mint::argument_error);
 }
