@@ -57,6 +57,10 @@ TEST_CASE("the measures: ROC AUC, precision and recall, rank correlation, top-k 
   CHECK(mint::roc_auc(scores, std::vector<int>{0, 3}, std::vector<int>{3}) == doctest::Approx(1.0));  // excluded: neither
   CHECK_THROWS_AS(mint::roc_auc(scores, std::vector<int>{}), mint::argument_error);
   CHECK_THROWS_AS(mint::roc_auc(scores, std::vector<int>{7}), mint::argument_error);
+  const std::vector<double> with_nan{0.9, NAN, 0.1, 0.0, 0.3};
+  CHECK_THROWS_WITH_AS(mint::roc_auc(with_nan, truth), doctest::Contains("NaN"), mint::argument_error);
+  CHECK_THROWS_WITH_AS(mint::rank_correlation(with_nan, scores), doctest::Contains("NaN"), mint::argument_error);
+  CHECK_THROWS_WITH_AS(mint::top_k_overlap(scores, with_nan, 2), doctest::Contains("NaN"), mint::argument_error);
 
   const auto pr = mint::circuit_precision_recall(std::vector<int>{0, 2}, 5, truth);
   CHECK(pr.precision == doctest::Approx(0.5));

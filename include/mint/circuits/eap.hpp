@@ -44,6 +44,7 @@ edge_scores eap_scores(R& model, const edge_graph& graph, const token_batch& cle
   const char* fn = "mint::eap_scores";
   detail::require_tokens(clean, fn);
   const site_table& sites = model.sites();
+  detail::require_graph_of(sites, graph, fn);
   edge_scores out;
   const detail::sender_replacements<R> replaced(model, detail::node_sites(sites, graph.senders()), clean, corrupt, fn);
   out.corrupt_value = replaced.ran() ? metric.value(replaced.logits().view(), clean) : std::nan("");
@@ -74,6 +75,7 @@ edge_scores eap_ig_scores(R& model, const edge_graph& graph, const token_batch& 
                          detail::str("needs 0 (no bound) or at least the batch's rows, ", batch));
   const path_steps path = integration_steps(options.rule, options.steps);
   const site_table& sites = model.sites();
+  detail::require_graph_of(sites, graph, fn);
   const site_id input = detail::attribution_site(sites, options.site, access::read | access::write, fn);
   const site_info& input_info = sites[input];
   std::vector<std::string> cached = detail::node_sites(sites, graph.senders());

@@ -58,17 +58,6 @@ struct edge_set_result {
 
 namespace detail {
 
-/// A node's slice of a site's values: all of them, or one head. `dropped` leading axes of the
-/// site are gone from `v` (1 for one row).
-template <class T>
-tensor_view<T> node_part(tensor_view<T> v, const site_info& info, int head, int dropped, const char* function) {
-  if (head < 0) return v;
-  for (axis a : {axis::head, axis::kv_head, axis::qkv_head})
-    if (const int i = info.axis_of(a); i >= dropped) return v.select(i - dropped, head);
-  throw argument_error(function, "graph", detail::str("names head ", head, " of '", info.name, "'"),
-                       "needs a site with a head axis");
-}
-
 /// What the senders send when an edge is patched: their outputs on the corrupt input (one cached
 /// run, whose logits are the run with every edge patched), or an ablation of each sender site.
 template <runtime R>
@@ -118,14 +107,8 @@ public:
   edge_runs(R& model, const edge_graph& graph, const token_batch& clean, const edge_source& source, const char* function)
       : model_(model), graph_(graph), clean_(clean), function_(function) {
     require_tokens(clean, function);
-    if (graph.edges().empty())
-      throw argument_error(function, "graph", "has no edges", "needs a graph of the runtime, such as model.graph()");
     const site_table& sites = model.sites();
-    for (const auto& nodes : {&graph.senders(), &graph.receivers()})
-      for (const graph_node& node : *nodes)
-        if (node.site < 0 || node.site >= site_id(sites.size()))
-          throw argument_error(function, "graph", "node '" + node.name + "' names no site of the runtime",
-                               "needs a graph built from this runtime's sites");
+    require_graph_of(sites, graph, function);
     for (const graph_node& s : graph.senders()) add_unique(sender_sites_, sites[s.site].name);
     for (const auto& info : sites) layers_ = std::max(layers_, info.layer + 1);
     std::vector<std::string> clean_sites = sender_sites_;
@@ -225,24 +208,29 @@ private:
       current.reserve(rows.batch(), rows.positions());
       current.attach(hooks);  // senders come before the receivers they feed, so these fill first
     }
+    // Per sender, whether its current output is cached (else the clean run's is current).
+    std::vector<bool> cached(graph_.senders().size(), false);
+    for (std::size_t s = 0; s < cached.size(); ++s)
+      cached[s] = std::find(changing.begin(), changing.end(), sites[graph_.senders()[s].site].name) != changing.end();
     for (const site_id id : receiver_sites) {
       const site_info& info = sites[id];
-      hooks.add(id, [&, id](hook_call<T>& c) {
+      std::vector<std::size_t> at_site;  // the receivers at this site
+      for (std::size_t r = 0; r < graph_.receivers().size(); ++r)
+        if (graph_.receivers()[r].site == id) at_site.push_back(r);
+      hooks.add(id, [&, at_site](hook_call<T>& c) {
         for (index row = 0; row < c.activation.extent(0); ++row) {
           const std::size_t k = std::size_t(row / batch);
           const index b = row % batch;
-          for (std::size_t r = 0; r < into[k].size(); ++r) {
-            const graph_node& receiver = graph_.receivers()[r];
-            if (receiver.site != id || into[k][r].empty()) continue;
-            auto target = as_matrix(node_part(c.activation.subview(row), info, receiver.head, 1, function_));
+          for (const std::size_t r : at_site) {
+            if (into[k][r].empty()) continue;
+            auto target = as_matrix(node_part(c.activation.subview(row), info, graph_.receivers()[r].head, 1, function_));
             for (const int s : into[k][r]) {
               const graph_node& sender = graph_.senders()[std::size_t(s)];
               const site_info& from = sites[sender.site];
               const auto window = [&](tensor_view<const T> full, index r0) {
                 return node_part(row_window(full, from, r0, c.chunk_begin, c.chunk_end), from, sender.head, 1, function_);
               };
-              const bool changed = std::find(changing.begin(), changing.end(), from.name) != changing.end() &&
-                                   current.filled(from.name);
+              const bool changed = cached[std::size_t(s)] && current.filled(from.name);
               target += as_matrix(window((*replacements_)[from.name], b)) -
                         as_matrix(changed ? window(current[from.name], row) : window(clean_run_.cache[from.name], b));
             }

@@ -14,6 +14,8 @@
 
 #include "mint/circuits/edge_sets.hpp"
 #include "mint/core/error.hpp"
+#include "mint/model/site_values.hpp"
+#include "mint/similarity/detail/rank.hpp"
 
 namespace mint {
 
@@ -48,19 +50,9 @@ inline std::vector<int> edge_labels(std::size_t edges, std::span<const int> trut
   return label;
 }
 
-/// Ranks (1-based, ties sharing their mean rank) of values.
-inline std::vector<double> ranks(std::span<const double> values) {
-  std::vector<std::size_t> order(values.size());
-  std::iota(order.begin(), order.end(), std::size_t(0));
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return values[a] < values[b]; });
-  std::vector<double> out(values.size());
-  for (std::size_t i = 0; i < order.size();) {
-    std::size_t j = i;
-    while (j + 1 < order.size() && values[order[j + 1]] == values[order[i]]) ++j;
-    for (std::size_t k = i; k <= j; ++k) out[order[k]] = double(i + j) / 2.0 + 1.0;
-    i = j + 1;
-  }
-  return out;
+/// Throws a named error when a scoring holds NaN or infinity.
+inline void require_scores(std::span<const double> scores, const char* function, const char* argument) {
+  require_finite(tensor_view<const double>(scores.data(), {index(scores.size())}), function, argument);
 }
 
 /// Edge indices by |score|, largest first (ties: lower index first).
@@ -78,12 +70,13 @@ inline std::vector<int> by_magnitude(std::span<const double> scores) {
 /// scores above an edge outside it (ties count half). Excluded edges (such as positional edges
 /// no patching between inputs of one length can see) count as neither.
 inline double roc_auc(std::span<const double> scores, std::span<const int> truth, std::span<const int> excluded = {}) {
+  detail::require_scores(scores, "mint::roc_auc", "scores");
   const auto label = detail::edge_labels(scores.size(), truth, excluded, "mint::roc_auc");
   std::vector<double> magnitude;
   std::vector<int> kept;
   for (std::size_t e = 0; e < scores.size(); ++e)
     if (label[e] >= 0) magnitude.push_back(std::abs(scores[e])), kept.push_back(label[e]);
-  const auto rank = detail::ranks(magnitude);
+  const auto rank = detail::average_ranks<double, double>(magnitude);
   double positives = 0, rank_sum = 0;
   for (std::size_t i = 0; i < kept.size(); ++i)
     if (kept[i] == 1) positives += 1, rank_sum += rank[i];
@@ -142,13 +135,15 @@ inline double rank_correlation(std::span<const double> a, std::span<const double
   if (a.size() != b.size() || a.size() < 2)
     throw argument_error(fn, "a", detail::str("holds ", a.size(), " scores and b ", b.size()),
                          "needs two scorings of the same edges, at least 2");
+  detail::require_scores(a, fn, "a");
+  detail::require_scores(b, fn, "b");
   std::vector<double> x(a.begin(), a.end()), y(b.begin(), b.end());
   if (top > 0 && top < a.size()) {
     const auto order = detail::by_magnitude(b);
     x.clear(), y.clear();
     for (std::size_t i = 0; i < top; ++i) x.push_back(a[std::size_t(order[i])]), y.push_back(b[std::size_t(order[i])]);
   }
-  const auto rx = detail::ranks(x), ry = detail::ranks(y);
+  const auto rx = detail::average_ranks<double, double>(x), ry = detail::average_ranks<double, double>(y);
   const double mean = (double(rx.size()) + 1) / 2;
   double sxy = 0, sxx = 0, syy = 0;
   for (std::size_t i = 0; i < rx.size(); ++i) {
@@ -164,6 +159,8 @@ inline double top_k_overlap(std::span<const double> a, std::span<const double> b
   if (a.size() != b.size() || k == 0 || k > a.size())
     throw argument_error("mint::top_k_overlap", "k", detail::str("is ", k, " for ", a.size(), " and ", b.size(), " scores"),
                          "needs two scorings of the same edges and 1 <= k <= their count");
+  detail::require_scores(a, "mint::top_k_overlap", "a");
+  detail::require_scores(b, "mint::top_k_overlap", "b");
   auto top = [&](std::span<const double> s) {
     auto order = detail::by_magnitude(s);
     order.resize(k);
@@ -206,6 +203,7 @@ faithfulness_result faithfulness_curve(R& model, const edge_graph& graph, const 
   if (scores.size() != edges)
     throw argument_error(fn, "scores", detail::str("holds ", scores.size(), " values"),
                          detail::str("needs one per edge of the graph, ", edges));
+  detail::require_scores(scores, fn, "scores");
   faithfulness_result out;
   out.sizes = options.sizes;
   if (out.sizes.empty()) {

@@ -12,6 +12,7 @@
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/model/graph.hpp"
+#include "mint/model/site_values.hpp"
 
 namespace mint {
 
@@ -42,6 +43,7 @@ inline std::string circuit_dot(const edge_graph& graph, std::span<const int> cir
   if (!scores.empty() && scores.size() != graph.edges().size())
     throw argument_error(fn, "scores", detail::str("holds ", scores.size(), " values"),
                          detail::str("needs none or one per edge of the graph, ", graph.edges().size()));
+  detail::require_finite(tensor_view<const double>(scores.data(), {index(scores.size())}), fn, "scores");
   double largest = 0;
   for (int e : circuit) {
     if (e < 0 || std::size_t(e) >= graph.edges().size())

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mint/core/error.hpp"
+#include "mint/core/tensor_view.hpp"
 #include "mint/model/site.hpp"
 
 namespace mint {
@@ -30,6 +31,21 @@ struct graph_edge {
   int sender;
   int receiver;
 };
+
+namespace detail {
+
+/// A node's slice of a site's values: all of them, or one head. `dropped` leading axes of the
+/// site are gone from `v` (1 for one row).
+template <class T>
+tensor_view<T> node_part(tensor_view<T> v, const site_info& info, int head, int dropped, const char* function) {
+  if (head < 0) return v;
+  for (axis a : {axis::head, axis::kv_head, axis::qkv_head})
+    if (const int i = info.axis_of(a); i >= dropped) return v.select(i - dropped, head);
+  throw argument_error(function, "graph", detail::str("names head ", head, " of '", info.name, "'"),
+                       "needs a site with a head axis");
+}
+
+}  // namespace detail
 
 /// Senders, receivers and the edges between them, with each receiver's incoming edges.
 class edge_graph {
@@ -110,6 +126,21 @@ private:
   std::vector<std::vector<int>> incoming_;
   std::unordered_map<std::string, int> sender_index_, receiver_index_;
 };
+
+namespace detail {
+
+/// Checks that a graph has edges and that its nodes name sites of the runtime's table.
+inline void require_graph_of(const site_table& sites, const edge_graph& graph, const char* function) {
+  if (graph.edges().empty())
+    throw argument_error(function, "graph", "has no edges", "needs a graph of the runtime, such as model.graph()");
+  for (const auto* nodes : {&graph.senders(), &graph.receivers()})
+    for (const graph_node& node : *nodes)
+      if (node.site < 0 || node.site >= site_id(sites.size()))
+        throw argument_error(function, "graph", "node '" + node.name + "' names no site of the runtime",
+                             "needs a graph built from this runtime's sites");
+}
+
+}  // namespace detail
 
 /// The shape of a transformer's residual graph, for transformer_graph().
 struct transformer_graph_shape {

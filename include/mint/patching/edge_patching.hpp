@@ -20,20 +20,6 @@
 
 namespace mint {
 
-namespace detail {
-
-/// A graph node's slice of a site's activation: the whole site, or one head of it.
-template <class T>
-tensor_view<T> node_slice(const tensor_view<T>& site, const site_info& info, const graph_node& node) {
-  if (node.head < 0) return site;
-  for (axis a : {axis::head, axis::kv_head, axis::qkv_head})
-    if (const int i = info.axis_of(a); i >= 0) return site.select(i, node.head);
-  throw argument_error("mint::patch_edges", "graph", "node '" + node.name + "' names a head of '" + info.name + "'",
-                       "needs a site with a head axis");
-}
-
-}  // namespace detail
-
 /// Logits [batch, pos, vocab] of `clean` with `edges` (indices into graph.edges()) patched from `corrupt`.
 template <runtime R>
 array<scalar_t<R>> patch_edges(R& model, const edge_graph& graph, const token_batch& clean, const token_batch& corrupt,
@@ -66,12 +52,12 @@ array<scalar_t<R>> patch_edges(R& model, const edge_graph& graph, const token_ba
   for (std::size_t r = 0; r < patched_into.size(); ++r) {
     if (patched_into[r].empty()) continue;
     hooks.add(graph.receivers()[r].site, [&, r](hook_call<T>& c) {
-      auto target = as_matrix(detail::node_slice(c.activation, c.site, graph.receivers()[r]));
+      auto target = as_matrix(detail::node_part(c.activation, c.site, graph.receivers()[r].head, 0, fn));
       for (int s : patched_into[r]) {
         const graph_node& sender = graph.senders()[std::size_t(s)];
         const site_info& info = sites[sender.site];
-        target += as_matrix(detail::node_slice(corrupt_run.cache[info.name], info, sender)) -
-                  as_matrix(detail::node_slice(current[info.name], info, sender));
+        target += as_matrix(detail::node_part(corrupt_run.cache[info.name], info, sender.head, 0, fn)) -
+                  as_matrix(detail::node_part(current[info.name], info, sender.head, 0, fn));
       }
     }, {.needs = access::add});
   }

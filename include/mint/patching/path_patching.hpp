@@ -137,9 +137,9 @@ path_patching_result path_patching(R& model, const edge_graph& graph, const toke
           if (s < 0) continue;
           const graph_node& sender = graph.senders()[std::size_t(s)];
           const site_info& info = sites[sender.site];
-          const tensor_view<T> target = detail::node_slice(c.activation, c.site, receiver).subview(row);
-          tensor_view<const T> from = detail::node_slice(source_run.cache[info.name], info, sender).subview(row % batch);
-          tensor_view<const T> now = detail::node_slice(current[info.name], info, sender).subview(row);
+          const tensor_view<T> target = detail::node_part(c.activation, c.site, receiver.head, 0, fn).subview(row);
+          tensor_view<const T> from = detail::node_part(source_run.cache[info.name], info, sender.head, 0, fn).subview(row % batch);
+          tensor_view<const T> now = detail::node_part(current[info.name], info, sender.head, 0, fn).subview(row);
           if (info.axis_of(axis::pos) == 1) {  // the call's positions of the whole-sequence caches
             from = from.narrow(0, c.chunk_begin, c.chunk_end);
             now = now.narrow(0, c.chunk_begin, c.chunk_end);

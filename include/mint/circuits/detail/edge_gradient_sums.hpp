@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mint/circuits/edge_sets.hpp"
@@ -50,8 +51,8 @@ private:
   index batch_;
   const char* function_;
   std::vector<double> sums_;  // [senders, receivers]
-  std::vector<bool> filled_;
-  std::vector<std::size_t> reached_;
+  std::vector<bool> filled_, reached_;
+  std::vector<std::pair<std::string, std::vector<std::size_t>>> sender_sites_, receiver_sites_;  // nodes per site
   matrix<T> deltas_, buffer_, product_;
 };
 
@@ -59,18 +60,29 @@ template <class T>
 edge_gradient_sums<T>::edge_gradient_sums(const site_table& sites, const edge_graph& graph, index batch,
                                           const char* function)
     : sites_(sites), graph_(graph), batch_(batch), function_(function),
-      sums_(graph.senders().size() * graph.receivers().size(), 0.0), filled_(graph.senders().size(), false) {}
+      sums_(graph.senders().size() * graph.receivers().size(), 0.0), filled_(graph.senders().size(), false),
+      reached_(graph.receivers().size(), false) {
+  auto by_site = [&](const std::vector<graph_node>& nodes, auto& out) {
+    for (const auto& name : node_sites(sites, nodes)) {
+      out.emplace_back(name, std::vector<std::size_t>{});
+      for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (sites[nodes[i].site].name == name) out.back().second.push_back(i);
+    }
+  };
+  by_site(graph.senders(), sender_sites_);
+  by_site(graph.receivers(), receiver_sites_);
+}
 
 template <class T>
 void edge_gradient_sums<T>::attach_deltas(hook_set<T>& hooks,
                                           std::function<tensor_view<const T>(const std::string&)> replacement) {
-  for (const auto& name : node_sites(sites_, graph_.senders()))
-    hooks.add(name, [this, replacement, name](hook_call<T>& c) {
-      for (std::size_t s = 0; s < graph_.senders().size(); ++s) {
+  for (const auto& site : sender_sites_)
+    hooks.add(site.first, [this, replacement, &site](hook_call<T>& c) {
+      const tensor_view<const T> all = replacement(site.first);
+      for (const std::size_t s : site.second) {
         const graph_node& node = graph_.senders()[s];
-        if (sites_[node.site].name != name) continue;
         const auto now = as_matrix(node_part(tensor_view<const T>(c.activation), c.site, node.head, 0, function_));
-        const auto then = as_matrix(node_part(replacement(name), c.site, node.head, 0, function_));
+        const auto then = as_matrix(node_part(all, c.site, node.head, 0, function_));
         if (deltas_.size() == 0) deltas_.resize(index(graph_.senders().size()), now.size());
         require_width(node, now.size());
         Eigen::Map<matrix<T>>(deltas_.row(index(s)).data(), now.rows(), now.cols()) = then - now;
@@ -81,11 +93,9 @@ void edge_gradient_sums<T>::attach_deltas(hook_set<T>& hooks,
 
 template <class T>
 void edge_gradient_sums<T>::attach_gradients(hook_set<T>& grad_hooks, index copies) {
-  for (const auto& name : node_sites(sites_, graph_.receivers()))
-    grad_hooks.add(name, [this, name, copies](hook_call<T>& c) {
-      std::vector<std::size_t> here;
-      for (std::size_t r = 0; r < graph_.receivers().size(); ++r)
-        if (sites_[graph_.receivers()[r].site].name == name) here.push_back(r);
+  for (const auto& site : receiver_sites_)
+    grad_hooks.add(site.first, [this, copies, &site](hook_call<T>& c) {
+      const std::vector<std::size_t>& here = site.second;
       if (deltas_.size() == 0)
         throw argument_error(function_, "graph", "has receivers the backward reached before any sender was seen",
                              "needs the senders' sites on the forward pass");
@@ -106,7 +116,7 @@ void edge_gradient_sums<T>::attach_gradients(hook_set<T>& grad_hooks, index copi
       for (std::size_t i = 0; i < here.size(); ++i) {
         for (index s = 0; s < deltas_.rows(); ++s)
           sums_[std::size_t(s) * graph_.receivers().size() + here[i]] += double(product_(s, index(i)));
-        reached_.push_back(here[i]);
+        reached_[here[i]] = true;
       }
     });
 }
@@ -118,7 +128,7 @@ std::vector<double> edge_gradient_sums<T>::scores() const {
       throw argument_error(function_, "graph", "sender '" + graph_.senders()[s].name + "' was not reached by the forward",
                            "needs sites the runtime's forward reaches");
   for (std::size_t r = 0; r < graph_.receivers().size(); ++r)
-    if (std::find(reached_.begin(), reached_.end(), r) == reached_.end())
+    if (!reached_[r])
       throw argument_error(function_, "graph", "receiver '" + graph_.receivers()[r].name + "' got no gradient",
                            "needs sites the runtime's backward reaches");
   std::vector<double> out;
