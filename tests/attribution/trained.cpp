@@ -8,7 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <vector>
 
 #include "mint/toy/tasks.hpp"
 #include "mint/toy/train.hpp"
@@ -110,9 +110,16 @@ TEST_CASE("attribution on a model that learns induction: completeness, adaptive 
     }
   const double rho = spearman(approximate, real);
   MESSAGE("Spearman rank correlation over the 8 heads: " << rho);
-  // The head real patching finds most important (the largest drop) is attribution patching's too.
-  const auto top_real = std::min_element(real.begin(), real.end()) - real.begin();
-  const auto top_approximate = std::min_element(approximate.begin(), approximate.end()) - approximate.begin();
-  CHECK(top_real == top_approximate);
+  // In each layer, the head real patching finds most important (the largest drop: the
+  // previous-token head in layer 0, the induction head in layer 1) is attribution patching's too.
+  // Across layers the order is not asserted: a head whose attention saturates (the previous-token
+  // head) is underestimated by the linear estimate, AtP's known failure, by a factor that
+  // depends on the trained weights' rounding (2 to 4 here).
+  for (std::size_t layer = 0; layer < 2; ++layer) {
+    const auto first = std::ptrdiff_t(4 * layer);
+    CAPTURE(layer);
+    CHECK(std::min_element(real.begin() + first, real.begin() + first + 4) - real.begin() ==
+          std::min_element(approximate.begin() + first, approximate.begin() + first + 4) - approximate.begin());
+  }
   CHECK(rho > 0.5);
 }

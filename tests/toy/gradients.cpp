@@ -104,3 +104,49 @@ TEST_CASE("gradients without layer norm, attention only, and with ReLU") {
                .activation = mint::toy::activation_fn::relu, .split_qkv_input = true},
               40);
 }
+
+// With split q/k/v inputs the model normalizes the residual once for all heads unless a forward
+// hook touches a head's input, and adds the heads' gradients before one layer-norm backward
+// unless a backward hook reads them. Every combination must give the same numbers: the paths
+// differ only in summation order (double: 1e-12 of the largest entry).
+TEST_CASE("split q/k/v inputs: shared and per-head layer norms agree, forward and backward") {
+  const mint::toy::transformer_config config{.vocab = 9, .context = 8, .d_model = 10, .layers = 2, .heads = 4,
+                                             .kv_heads = 2, .d_head = 3, .d_mlp = 16, .split_qkv_input = true};
+  model_t model(config);
+  model.initialize(50);
+  mint::rng r(51);
+  for (const auto& e : model.parameters().entries())
+    if (e.name.find("ln") != std::string::npos) r.fill_normal(model.parameters().view_of(e), 0.5, 0.3);
+  const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 7, 3, 5}, {6, 0, 2}});
+  const linear_objective f(tokens, config.vocab, 52);
+  auto close = [](const auto& a, const auto& b) {
+    const auto x = mint::as_vector(a), y = mint::as_vector(b);
+    REQUIRE(x.size() == y.size());
+    return (x - y).cwiseAbs().maxCoeff() <= 1e-12 * std::max(1.0, y.cwiseAbs().maxCoeff());
+  };
+
+  // Forward: a read-only hook at one head's input forces the per-head path.
+  mint::hook_set<double> none(model.sites()), reading(model.sites());
+  reading.add("blocks.1.hook_k_input", [](mint::hook_call<double>&) {});
+  const auto shared = mint::array<double>::copy_of(model.forward(tokens, none));
+  const auto per_head = mint::array<double>::copy_of(model.forward(tokens, reading));
+  CHECK(close(shared.view(), per_head.view()));
+
+  // Backward: parameter and embedding gradients with nothing reading the heads' inputs (summed
+  // before the layer norm), against every site read (per head), after either forward.
+  const analytic_gradients all = gradients_of(model, tokens, f);
+  for (mint::hook_set<double>* forward_hooks : {&none, &reading}) {
+    mint::activation_cache<double> embed(model.sites(), {"hook_embed"});
+    embed.reserve(tokens.batch(), tokens.positions());
+    mint::hook_set<double> grad_hooks(model.sites(), mint::hook_phase::backward);
+    embed.attach(grad_hooks);
+    auto grads = model.parameters().zeros_like();
+    (void)f(model, tokens, *forward_hooks);
+    model.backward(f.weights.view(), grad_hooks, &grads);
+    CHECK(close(embed["hook_embed"], all.sites["hook_embed"]));
+    for (const auto& e : grads.entries()) {
+      INFO("parameter " << e.name << (forward_hooks == &none ? " (shared forward)" : " (per-head forward)"));
+      CHECK(close(grads.view_of(e), all.parameters.view_of(all.parameters.find(e.name))));
+    }
+  }
+}

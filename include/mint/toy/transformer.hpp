@@ -189,6 +189,9 @@ private:
     norm_stats ln1, ln2;
     std::vector<T> pattern, pattern_raw;
     bool pattern_hooked = false;
+    // Split q/k/v inputs that no forward hook touched: every head reads one normalized copy of the
+    // residual (ln1_out and ln1 hold N rows, not N x groups), which saves the copies' layer norms.
+    bool shared_input = false;
   };
 
   using rows_map = detail::rows_map<T>;
@@ -265,7 +268,7 @@ private:
   /// Rows of the attention input that head-group `group` reads (all groups read one matrix unless split).
   const_rows_map attention_input(const layer_state& s, index group) const {
     const index d = config_.d_model;
-    if (!config_.split_qkv_input) return const_rows_map(s.ln1_out.data(), rows(), d, Eigen::OuterStride<>(d));
+    if (!config_.split_qkv_input || s.shared_input) return const_rows_map(s.ln1_out.data(), rows(), d, Eigen::OuterStride<>(d));
     return const_rows_map(s.ln1_out.data() + group * d, rows(), d, Eigen::OuterStride<>(config_.input_groups() * d));
   }
 
@@ -273,14 +276,20 @@ private:
   /// Narrows the pass to each row's last `keep` positions (queries and residual of block `l`,
   /// positions_ and first_), its keys and values already computed over all of them.
   void keep_last_positions(layer_state& s, int l, index keep);
+  static norm_ref ungrouped(norm_ref n) {
+    n.groups = 0;
+    return n;
+  }
   bool mlp_forward(int l, hook_set<T>& hooks);
   bool unembed(hook_set<T>& hooks);
 
   // ---- backward ----------------------------------------------------------------------
 
   /// d(out) of a layer norm -> d(in) into `d_in` (count x d, row stride d); calls the normalized and scale grad sites.
+  /// Its backward over `count` rows of d_out; `in` holds count / shared rows (and st their
+  /// statistics), each read by `shared` consecutive rows of d_out (heads sharing one input).
   bool layer_norm_backward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n, const norm_stats& st,
-                           matrix<T>& d_out, matrix<T>& d_in, T* grad);
+                           matrix<T>& d_out, matrix<T>& d_in, T* grad, index shared = 1);
 
   bool unembed_backward(hook_set<T>& hooks, T* grad);
   bool mlp_backward(int l, hook_set<T>& hooks, T* grad);
@@ -310,8 +319,10 @@ private:
   std::vector<layer_state> states_;
   norm_stats final_norm_;
   // Backward buffers.
-  matrix<T> d_logits_, d_final_out_, d_resid_, d_mlp_out_, d_post_, d_pre_, d_ln_out_, d_ln_in_, d_attn_out_,
-      d_result_, d_z_, d_q_, d_k_, d_v_, d_embed_, d_pos_;
+  // The two layer norms have their own: the attention's hold a row per head group in split mode,
+  // and one buffer resized between the two would be reallocated (and page-faulted) every layer.
+  matrix<T> d_logits_, d_final_out_, d_resid_, d_mlp_out_, d_post_, d_pre_, d_ln1_out_, d_ln1_sum_, d_ln1_in_,
+      d_ln2_out_, d_ln2_in_, d_attn_out_, d_result_, d_z_, d_q_, d_k_, d_v_, d_embed_, d_pos_;
   std::vector<T> d_pattern_, d_scale_;
 };
 
@@ -713,7 +724,12 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
               dh = config_.d_head, G = config_.input_groups(), Tn = positions_;
   const matrix<T>& x = resid_[std::size_t(l)];
 
-  if (config_.split_qkv_input) {
+  const norm_ref ln1 = ln1_of(l);
+  s.shared_input = config_.split_qkv_input && !hooks.wants(id.q_input) && !hooks.wants(id.k_input) &&
+                   !hooks.wants(id.v_input) && !hooks.wants(ln1.scale_site) && !hooks.wants(ln1.normalized_site);
+  if (s.shared_input) {
+    if (!layer_norm_forward(hooks, x.data(), N, ungrouped(ln1), s.ln1, s.ln1_out)) return false;
+  } else if (config_.split_qkv_input) {
     s.qkv_in.resize(N, G * d);
     for (index n = 0; n < N; ++n)
       for (index gi = 0; gi < G; ++gi) s.qkv_in.row(n).segment(gi * d, d) = x.row(n);
@@ -721,9 +737,8 @@ bool transformer<T>::attention_forward(int l, hook_set<T>& hooks) {
         !visit_heads(hooks, id.k_input, s.qkv_in.data() + H * d, K, d, G * d) ||
         !visit_heads(hooks, id.v_input, s.qkv_in.data() + (H + K) * d, K, d, G * d))
       return false;
-    if (!layer_norm_forward(hooks, s.qkv_in.data(), N * G, ln1_of(l), s.ln1, s.ln1_out))
-      return false;
-  } else if (!layer_norm_forward(hooks, x.data(), N, ln1_of(l), s.ln1, s.ln1_out)) {
+    if (!layer_norm_forward(hooks, s.qkv_in.data(), N * G, ln1, s.ln1, s.ln1_out)) return false;
+  } else if (!layer_norm_forward(hooks, x.data(), N, ln1, s.ln1, s.ln1_out)) {
     return false;
   }
 
@@ -877,7 +892,7 @@ bool transformer<T>::unembed(hook_set<T>& hooks) {
 
 template <class T>
 bool transformer<T>::layer_norm_backward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n,
-                                         const norm_stats& st, matrix<T>& d_out, matrix<T>& d_in, T* grad) {
+                                         const norm_stats& st, matrix<T>& d_out, matrix<T>& d_in, T* grad, index shared) {
   const index d = config_.d_model, w = n.w, b = n.b, groups = n.groups;
   const site_id scale_site = n.scale_site, normalized_site = n.normalized_site;
   const std::vector<T>&mean = st.mean, &raw = st.raw, &scale = st.scale;
@@ -892,15 +907,16 @@ bool transformer<T>::layer_norm_backward(hook_set<T>& hooks, const T* in, index 
   } else if (!visit(hooks, normalized_site, d_out)) {
     return false;
   }
-  const const_rows_map x(in, count, d, Eigen::OuterStride<>(d)), dout(d_out.data(), count, d, Eigen::OuterStride<>(d));
+  const const_rows_map x(in, count / shared, d, Eigen::OuterStride<>(d)),
+      dout(d_out.data(), count, d, Eigen::OuterStride<>(d));
   d_scale_.resize(std::size_t(count));
   detail::layer_norm_backward_scale<T>(x, mean.data(), scale.data(), p(w), dout, d_scale_.data(), g(grad, w),
-                                       g(grad, b));
+                                       g(grad, b), shared);
   const index se2[] = {batch_, positions_}, se3[] = {batch_, positions_, groups};
   if (!visit(hooks, scale_site, d_scale_.data(), groups > 0 ? std::span<const index>(se3) : std::span<const index>(se2)))
     return false;
   detail::layer_norm_backward_input<T>(x, mean.data(), scale.data(), raw.data(), p(w), dout, d_scale_.data(),
-                                       rows_map(d_in.data(), count, d, Eigen::OuterStride<>(d)), false);
+                                       rows_map(d_in.data(), count, d, Eigen::OuterStride<>(d)), false, shared);
   return true;
 }
 
@@ -938,11 +954,11 @@ bool transformer<T>::mlp_backward(int l, hook_set<T>& hooks, T* grad) {
     Eigen::Map<matrix<T>>(grad + w.W_in, d, m).noalias() += s.ln2_out.transpose() * d_pre_;
     vector_map(grad + w.b_in, m) += d_pre_.colwise().sum();
   }
-  d_ln_out_.noalias() = d_pre_ * const_matrix_map(p(w.W_in), d, m).transpose();
-  if (!layer_norm_backward(hooks, s.mlp_in.data(), rows(), ln2_of(l), s.ln2, d_ln_out_, d_ln_in_, grad))
+  d_ln2_out_.noalias() = d_pre_ * const_matrix_map(p(w.W_in), d, m).transpose();
+  if (!layer_norm_backward(hooks, s.mlp_in.data(), rows(), ln2_of(l), s.ln2, d_ln2_out_, d_ln2_in_, grad))
     return false;
-  if (!visit(hooks, id.mlp_in, d_ln_in_)) return false;
-  d_resid_ += d_ln_in_;
+  if (!visit(hooks, id.mlp_in, d_ln2_in_)) return false;
+  d_resid_ += d_ln2_in_;
   return visit(hooks, id.resid_mid, d_resid_);
 }
 
@@ -1015,10 +1031,10 @@ bool transformer<T>::attention_backward(int l, hook_set<T>& hooks, T* grad) {
 
   // Into the (normalized) attention inputs and the q/k/v weights.
   const index input_rows = config_.split_qkv_input ? N * G : N;
-  d_ln_out_.setZero(input_rows, d);
+  d_ln1_out_.setZero(input_rows, d);
   auto d_input = [&](index group) {
-    if (!config_.split_qkv_input) return rows_map(d_ln_out_.data(), N, d, Eigen::OuterStride<>(d));
-    return rows_map(d_ln_out_.data() + group * d, N, d, Eigen::OuterStride<>(G * d));
+    if (!config_.split_qkv_input) return rows_map(d_ln1_out_.data(), N, d, Eigen::OuterStride<>(d));
+    return rows_map(d_ln1_out_.data() + group * d, N, d, Eigen::OuterStride<>(G * d));
   };
   auto project = [&](const matrix<T>& d_act, index head, index group, index W, index B) {
     const_matrix_map Wh(p(W) + head * d * dh, d, dh);
@@ -1034,19 +1050,33 @@ bool transformer<T>::attention_backward(int l, hook_set<T>& hooks, T* grad) {
     project(d_k_, kv, H + kv, w.W_K, w.b_K);
     project(d_v_, kv, H + K + kv, w.W_V, w.b_V);
   }
-  const T* ln_in = config_.split_qkv_input ? s.qkv_in.data() : resid_[std::size_t(l)].data();
-  if (!layer_norm_backward(hooks, ln_in, input_rows, ln1_of(l), s.ln1, d_ln_out_, d_ln_in_, grad))
+  const norm_ref ln1 = ln1_of(l);
+  if (s.shared_input) {
+    if (!hooks.wants(id.q_input) && !hooks.wants(id.k_input) && !hooks.wants(id.v_input) &&
+        !hooks.wants(ln1.scale_site) && !hooks.wants(ln1.normalized_site)) {
+      // Nobody reads a head's own input gradient: add the heads' gradients, then one layer norm backward.
+      d_ln1_sum_ = rows_map(d_ln1_out_.data(), N, d, Eigen::OuterStride<>(G * d));
+      for (index gi = 1; gi < G; ++gi) d_ln1_sum_ += rows_map(d_ln1_out_.data() + gi * d, N, d, Eigen::OuterStride<>(G * d));
+      if (!layer_norm_backward(hooks, resid_[std::size_t(l)].data(), N, ungrouped(ln1), s.ln1, d_ln1_sum_, d_ln1_in_, grad))
+        return false;
+      d_resid_ += d_ln1_in_;
+      return true;
+    }
+  }
+  // Per-head input gradients; under a shared input each residual row serves G rows of d_ln_out.
+  const T* ln_in = config_.split_qkv_input && !s.shared_input ? s.qkv_in.data() : resid_[std::size_t(l)].data();
+  if (!layer_norm_backward(hooks, ln_in, input_rows, ln1, s.ln1, d_ln1_out_, d_ln1_in_, grad, s.shared_input ? G : 1))
     return false;
   if (!config_.split_qkv_input) {
-    d_resid_ += d_ln_in_;
+    d_resid_ += d_ln1_in_;
     return true;
   }
-  if (!visit_heads(hooks, id.q_input, d_ln_in_.data(), H, d, G * d) ||
-      !visit_heads(hooks, id.k_input, d_ln_in_.data() + H * d, K, d, G * d) ||
-      !visit_heads(hooks, id.v_input, d_ln_in_.data() + (H + K) * d, K, d, G * d))
+  if (!visit_heads(hooks, id.q_input, d_ln1_in_.data(), H, d, G * d) ||
+      !visit_heads(hooks, id.k_input, d_ln1_in_.data() + H * d, K, d, G * d) ||
+      !visit_heads(hooks, id.v_input, d_ln1_in_.data() + (H + K) * d, K, d, G * d))
     return false;
   for (index n = 0; n < N; ++n)
-    for (index gi = 0; gi < G; ++gi) d_resid_.row(n) += d_ln_in_.row(n * G + gi);
+    for (index gi = 0; gi < G; ++gi) d_resid_.row(n) += d_ln1_in_.row(n * G + gi);
   return true;
 }
 

@@ -31,17 +31,28 @@ using rows_map = Eigen::Map<matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 template <class T>
 using const_rows_map = Eigen::Map<const matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
+/// sum over j < n of f(j) in double, in eight independent lanes: a serial double sum cannot be
+/// vectorised without reordering it, and these row sums were most of layer norm's time.
+template <class F>
+inline double lane_sum(Eigen::Index n, F f) {
+  double lane[8] = {};
+  Eigen::Index j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) lane[k] += f(j + k);
+  double tail = 0;
+  for (; j < n; ++j) tail += f(j);
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])) + tail;
+}
+
 /// Layer-norm statistics of each row: mean and sqrt(var + eps) (the "raw" scale, before any hook).
 template <class T>
 void layer_norm_stats(const const_rows_map<T>& x, double eps, T* mean, T* raw_scale) {
   const auto d = x.cols();
   MINT_PARALLEL_FOR(4.0 * double(x.rows()) * double(d))
   for (Eigen::Index r = 0; r < x.rows(); ++r) {
-    double mu = 0;
-    for (Eigen::Index j = 0; j < d; ++j) mu += double(x(r, j));
-    mu /= double(d);
-    double var = 0;
-    for (Eigen::Index j = 0; j < d; ++j) var += (double(x(r, j)) - mu) * (double(x(r, j)) - mu);
+    const T* xr = x.data() + r * x.outerStride();
+    const double mu = lane_sum(d, [&](Eigen::Index j) { return double(xr[j]); }) / double(d);
+    const double var = lane_sum(d, [&](Eigen::Index j) { return (double(xr[j]) - mu) * (double(xr[j]) - mu); });
     mean[r] = T(mu);
     raw_scale[r] = T(std::sqrt(var / double(d) + eps));
   }
@@ -54,44 +65,59 @@ void layer_norm_apply(const const_rows_map<T>& x, const T* mean, const T* scale,
   const auto d = x.cols();
   MINT_PARALLEL_FOR(4.0 * double(x.rows()) * double(d))
   for (Eigen::Index r = 0; r < x.rows(); ++r) {
-    const T inv = T(1) / scale[r];
-    for (Eigen::Index j = 0; j < d; ++j) out(r, j) = (x(r, j) - mean[r]) * inv * w[j] + b[j];
+    const T* xr = x.data() + r * x.outerStride();
+    T* o = out.data() + r * out.outerStride();
+    const T inv = T(1) / scale[r], m = mean[r];
+    for (Eigen::Index j = 0; j < d; ++j) o[j] = (xr[j] - m) * inv * w[j] + b[j];
   }
 }
 
-/// First half of layer norm's backward: from d(out) to dw, db (accumulated) and d(scale) per row.
+/// First half of layer norm's backward: from d(out) to dw, db (accumulated) and d(scale) per row
+/// of d_out. Row r of d_out is the gradient at a normalized copy of x row r / shared (with its
+/// statistics): `shared` heads read one normalized input.
 template <class T>
 void layer_norm_backward_scale(const const_rows_map<T>& x, const T* mean, const T* scale, const T* w,
-                               const const_rows_map<T>& d_out, T* d_scale, T* dw, T* db) {
+                               const const_rows_map<T>& d_out, T* d_scale, T* dw, T* db, Eigen::Index shared = 1) {
   const auto d = x.cols();
-  for (Eigen::Index r = 0; r < x.rows(); ++r) {
-    double ds = 0;
-    const T inv = T(1) / scale[r];
-    for (Eigen::Index j = 0; j < d; ++j) {
-      const T n = (x(r, j) - mean[r]) * inv;
-      if (dw) dw[j] += d_out(r, j) * n, db[j] += d_out(r, j);
-      ds -= double(d_out(r, j) * w[j]) * double(n) * double(inv);
-    }
-    d_scale[r] = T(ds);
+  auto row = [&](Eigen::Index r) {
+    const Eigen::Index i = r / shared;
+    const T* xr = x.data() + i * x.outerStride();
+    const T* gr = d_out.data() + r * d_out.outerStride();
+    const T inv = T(1) / scale[i], m = mean[i];
+    d_scale[r] = T(-double(inv) * lane_sum(d, [&](Eigen::Index j) { return double(gr[j] * w[j]) * double((xr[j] - m) * inv); }));
+    if (dw)
+      for (Eigen::Index j = 0; j < d; ++j) dw[j] += gr[j] * ((xr[j] - m) * inv), db[j] += gr[j];
+  };
+  const Eigen::Index rows = d_out.rows();
+  if (dw) {  // rows add into dw and db: one thread
+    for (Eigen::Index r = 0; r < rows; ++r) row(r);
+    return;
   }
+  MINT_PARALLEL_FOR(4.0 * double(rows) * double(d))
+  for (Eigen::Index r = 0; r < rows; ++r) row(r);
 }
 
-/// Second half: d(x) from d(out) and d(scale). The scale's dependence on x is taken
-/// at the raw scale, so a hook that changed the scale passes the gradient straight through.
+/// Second half: d(x) from d(out) and d(scale), a row of d_x per row of d_out (x and its
+/// statistics shared as above). The scale's dependence on x is taken at the raw scale, so a hook
+/// that changed the scale passes the gradient straight through.
 template <class T>
 void layer_norm_backward_input(const const_rows_map<T>& x, const T* mean, const T* scale, const T* raw_scale,
                                const T* w, const const_rows_map<T>& d_out, const T* d_scale, rows_map<T> d_x,
-                               bool accumulate) {
+                               bool accumulate, Eigen::Index shared = 1) {
   const auto d = x.cols();
-  for (Eigen::Index r = 0; r < x.rows(); ++r) {
-    double mean_dn = 0;
-    for (Eigen::Index j = 0; j < d; ++j) mean_dn += double(d_out(r, j) * w[j]);
-    mean_dn /= double(d);
-    const double inv = 1.0 / double(scale[r]);
-    const double through_scale = double(d_scale[r]) / (double(d) * double(raw_scale[r]));
+  const Eigen::Index rows = d_out.rows();
+  MINT_PARALLEL_FOR(6.0 * double(rows) * double(d))
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    const Eigen::Index i = r / shared;
+    const T* xr = x.data() + i * x.outerStride();
+    const T* gr = d_out.data() + r * d_out.outerStride();
+    T* out = d_x.data() + r * d_x.outerStride();
+    const double mean_dn = lane_sum(d, [&](Eigen::Index j) { return double(gr[j] * w[j]); }) / double(d);
+    const double inv = 1.0 / double(scale[i]), m = double(mean[i]);
+    const double through_scale = double(d_scale[r]) / (double(d) * double(raw_scale[i]));
     for (Eigen::Index j = 0; j < d; ++j) {
-      const double g = (double(d_out(r, j) * w[j]) - mean_dn) * inv + through_scale * double(x(r, j) - mean[r]);
-      d_x(r, j) = accumulate ? d_x(r, j) + T(g) : T(g);
+      const T g = T((double(gr[j] * w[j]) - mean_dn) * inv + through_scale * (double(xr[j]) - m));
+      out[j] = accumulate ? out[j] + g : g;
     }
   }
 }
