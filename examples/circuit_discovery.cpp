@@ -1,7 +1,8 @@
 // Circuit discovery checked against ground truth. For every hand-set model whose circuit is
 // known edge by edge (mint/toy/circuits.hpp) and for a trained 2-layer induction model (no
-// ground truth), runs exact edge scores, EAP, EAP-IG and ACDC, and prints per method the ROC
-// AUC of the known edges, the faithfulness curve's area, the passes used and the wall time.
+// ground truth), runs exact edge scores, EAP, EAP-IG (along the input and along the senders'
+// activations) and ACDC, and prints per method the ROC AUC of the known edges, the
+// faithfulness curve's area, the passes used and the wall time.
 // On the trained model it prints how well EAP and EAP-IG agree with the exact scores; on the
 // known ones, what ACDC keeps when edges are zero-ablated (positional edges included).
 // Writes each model's faithfulness curves as an SVG plot and ACDC's circuit as a Graphviz file.
@@ -36,7 +37,7 @@ void row(const std::string& model, const char* method, double auc, const std::st
          double seconds) {
   char auc_text[16] = "-";
   if (!std::isnan(auc)) std::snprintf(auc_text, sizeof auc_text, "%.3f", auc);
-  std::printf("| %-16s | %-6s | %7s | %-22s | %4td | %4td | %7.1f | %8.1f |\n", model.c_str(), method, auc_text,
+  std::printf("| %-16s | %-10s | %7s | %-22s | %4td | %4td | %7.1f | %8.1f |\n", model.c_str(), method, auc_text,
               faithfulness.c_str(), cost.forwards, cost.backwards, cost.forward_equivalents, 1e3 * seconds);
 }
 
@@ -81,8 +82,8 @@ int main(int argc, char** argv) {
     cases.push_back({"trained_induction", std::move(trained), false});
   }
 
-  std::printf("\n| model            | method | ROC AUC | faithfulness           | fwd  | bwd  | fwd-eq  | time ms  |\n");
-  std::printf("|------------------|--------|---------|------------------------|------|------|---------|----------|\n");
+  std::printf("\n| model            | method     | ROC AUC | faithfulness           | fwd  | bwd  | fwd-eq  | time ms  |\n");
+  std::printf("|------------------|------------|---------|------------------------|------|------|---------|----------|\n");
   for (auto& c : cases) {
     auto& model = c.circuit.model;
     const auto graph = model.graph();
@@ -94,10 +95,13 @@ int main(int argc, char** argv) {
     const auto positional = mint::edge_indices(graph, c.circuit.positional_edges);
     auto auc = [&](const std::vector<double>& scores) { return c.known ? mint::roc_auc(scores, truth, positional) : NAN; };
 
-    double t_exact = 0, t_eap = 0, t_ig = 0, t_acdc = 0, t_sweep = 0;
+    double t_exact = 0, t_eap = 0, t_ig = 0, t_act = 0, t_acdc = 0, t_sweep = 0;
     const auto exact = timed(t_exact, [&] { return mint::exact_edge_scores(model, graph, clean.tokens, corrupt.tokens, loss); });
     const auto eap = timed(t_eap, [&] { return mint::eap_scores(model, graph, clean.tokens, corrupt.tokens, loss); });
     const auto ig = timed(t_ig, [&] { return mint::eap_ig_scores(model, graph, clean.tokens, corrupt.tokens, loss); });
+    const auto act = timed(t_act, [&] {
+      return mint::eap_ig_scores(model, graph, clean.tokens, corrupt.tokens, loss, {.path = mint::eap_ig_path::activations});
+    });
     const mint::kl_divergence kl(model.forward(clean.tokens), clean.tokens, /*all_positions=*/true);
     const auto found = timed(t_acdc, [&] {
       return mint::acdc(model, graph, clean.tokens, corrupt.tokens, kl, {.threshold = 0.01});
@@ -112,7 +116,7 @@ int main(int argc, char** argv) {
     const mint::index edges = mint::index(graph.edges().size());
     for (mint::index k = 0; k <= edges; ++k) sizes.sizes.push_back(k);
     std::vector<mint::faithfulness_result> curves;
-    for (const auto* s : {&exact.values, &eap.values, &ig.values})
+    for (const auto* s : {&exact.values, &eap.values, &ig.values, &act.values})
       curves.push_back(mint::faithfulness_curve(model, graph, clean.tokens, corrupt.tokens, loss, *s, sizes));
     auto faithful = [](const mint::faithfulness_result& f) {
       return number("area %.3f", f.area) + ", 80% at " + std::to_string(f.smallest_recovering);
@@ -121,6 +125,7 @@ int main(int argc, char** argv) {
     row(label, "exact", auc(exact.values), faithful(curves[0]), exact.cost, t_exact);
     row(label, "EAP", auc(eap.values), faithful(curves[1]), eap.cost, t_eap);
     row(label, "EAP-IG", auc(ig.values), faithful(curves[2]), ig.cost, t_ig);
+    row(label, "EAP-IG act", auc(act.values), faithful(curves[3]), act.cost, t_act);
     // ACDC: its circuit at tau = 0.01 and the metric that circuit recovers; AUC from the sweep.
     std::vector<std::vector<int>> circuits;
     for (const auto& s : sweep) circuits.push_back(s.edges);
@@ -148,20 +153,21 @@ int main(int argc, char** argv) {
     } else {
       const std::size_t top = std::min<std::size_t>(50, exact.values.size());
       std::printf("|   agreement with exact scores on the top %zu edges: EAP rank correlation %.3f, top-%zu overlap %.2f; "
-                  "EAP-IG %.3f, %.2f (ACDC sweep of 21 taus: %.0f ms)\n",
+                  "EAP-IG %.3f, %.2f; EAP-IG act %.3f, %.2f (ACDC sweep of 21 taus: %.0f ms)\n",
                   top, mint::rank_correlation(eap.values, exact.values, top), top / 5,
                   mint::top_k_overlap(eap.values, exact.values, top / 5), mint::rank_correlation(ig.values, exact.values, top),
-                  mint::top_k_overlap(ig.values, exact.values, top / 5), 1e3 * t_sweep);
+                  mint::top_k_overlap(ig.values, exact.values, top / 5), mint::rank_correlation(act.values, exact.values, top),
+                  mint::top_k_overlap(act.values, exact.values, top / 5), 1e3 * t_sweep);
     }
 
-    mint::matrixd series(edges + 1, 3);  // a column per line
-    for (int m = 0; m < 3; ++m)
+    mint::matrixd series(edges + 1, 4);  // a column per line
+    for (int m = 0; m < 4; ++m)
       for (mint::index k = 0; k <= edges; ++k) series(k, m) = curves[std::size_t(m)].recovered[std::size_t(k)];
     std::vector<double> x;
     for (mint::index k = 0; k <= edges; ++k) x.push_back(double(k));
     mint::write_line_plot_svg(out / ("faithfulness_" + c.name + ".svg"), series,
                               {.title = "faithfulness: " + c.circuit.description, .x_title = "edges kept (top k by |score|)",
-                               .y_title = "metric recovered", .x = x, .series_labels = {"exact", "EAP", "EAP-IG"}});
+                               .y_title = "metric recovered", .x = x, .series_labels = {"exact", "EAP", "EAP-IG", "EAP-IG (activations)"}});
     mint::write_circuit_dot(out / ("acdc_" + c.name + ".dot"), graph, found.edges, exact.values, "ACDC: " + c.name);
   }
   std::printf("\nwrote faithfulness_<model>.svg and acdc_<model>.dot (dot -Tsvg) to %s\n", out.string().c_str());

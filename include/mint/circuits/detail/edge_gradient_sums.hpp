@@ -38,8 +38,10 @@ public:
   /// replacements (`replacement(site name)`, [batch, ...]).
   void attach_deltas(hook_set<T>& hooks, std::function<tensor_view<const T>(const std::string&)> replacement);
   /// Backward hooks adding each receiver site's gradient (over `copies` copies of the batch, as
-  /// the dlogits weighted them) into the sums.
-  void attach_gradients(hook_set<T>& grad_hooks, index copies);
+  /// the dlogits weighted them) into the sums: of every sender, or of the senders at one site.
+  void attach_gradients(hook_set<T>& grad_hooks, index copies, const std::string& sender_site = {});
+  /// The sender sites (by name, in order).
+  std::vector<std::string> sender_sites() const;
   /// The score of every edge, once every sender and receiver was seen.
   std::vector<double> scores() const;
 
@@ -92,9 +94,13 @@ void edge_gradient_sums<T>::attach_deltas(hook_set<T>& hooks,
 }
 
 template <class T>
-void edge_gradient_sums<T>::attach_gradients(hook_set<T>& grad_hooks, index copies) {
+void edge_gradient_sums<T>::attach_gradients(hook_set<T>& grad_hooks, index copies, const std::string& sender_site) {
+  std::vector<bool> grows(graph_.senders().size(), sender_site.empty());
+  for (const auto& site : sender_sites_)
+    if (site.first == sender_site)
+      for (const std::size_t s : site.second) grows[s] = true;
   for (const auto& site : receiver_sites_)
-    grad_hooks.add(site.first, [this, copies, &site](hook_call<T>& c) {
+    grad_hooks.add(site.first, [this, copies, &site, grows](hook_call<T>& c) {
       const std::vector<std::size_t>& here = site.second;
       if (deltas_.size() == 0)
         throw argument_error(function_, "graph", "has receivers the backward reached before any sender was seen",
@@ -115,10 +121,17 @@ void edge_gradient_sums<T>::attach_gradients(hook_set<T>& grad_hooks, index copi
       fixed_order_product(deltas_, buffer_.transpose(), product_);
       for (std::size_t i = 0; i < here.size(); ++i) {
         for (index s = 0; s < deltas_.rows(); ++s)
-          sums_[std::size_t(s) * graph_.receivers().size() + here[i]] += double(product_(s, index(i)));
+          if (grows[std::size_t(s)]) sums_[std::size_t(s) * graph_.receivers().size() + here[i]] += double(product_(s, index(i)));
         reached_[here[i]] = true;
       }
     });
+}
+
+template <class T>
+std::vector<std::string> edge_gradient_sums<T>::sender_sites() const {
+  std::vector<std::string> out;
+  for (const auto& site : sender_sites_) out.push_back(site.first);
+  return out;
 }
 
 template <class T>
