@@ -120,7 +120,8 @@ TEST_CASE("split q/k/v inputs: shared and per-head layer norms agree, forward an
   const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 7, 3, 5}, {6, 0, 2}});
   const linear_objective f(tokens, config.vocab, 52);
   auto close = [](const auto& a, const auto& b) {
-    const auto x = mint::as_vector(a), y = mint::as_vector(b);
+    const auto x = mint::as_vector(a);
+    const auto y = mint::as_vector(b);
     REQUIRE(x.size() == y.size());
     return (x - y).cwiseAbs().maxCoeff() <= 1e-12 * std::max(1.0, y.cwiseAbs().maxCoeff());
   };

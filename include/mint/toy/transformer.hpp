@@ -285,9 +285,9 @@ private:
 
   // ---- backward ----------------------------------------------------------------------
 
-  /// d(out) of a layer norm -> d(in) into `d_in` (count x d, row stride d); calls the normalized and scale grad sites.
-  /// Its backward over `count` rows of d_out; `in` holds count / shared rows (and st their
-  /// statistics), each read by `shared` consecutive rows of d_out (heads sharing one input).
+  /// d(out) of a layer norm -> d(in) into `d_in` (count x d, row stride d); calls the normalized
+  /// and scale grad sites. `in` holds count / shared rows (and st their statistics), each read by
+  /// `shared` consecutive rows of d_out (heads sharing one input).
   bool layer_norm_backward(hook_set<T>& hooks, const T* in, index count, const norm_ref& n, const norm_stats& st,
                            matrix<T>& d_out, matrix<T>& d_in, T* grad, index shared = 1);
 
@@ -321,7 +321,7 @@ private:
   // Backward buffers.
   // The two layer norms have their own: the attention's hold a row per head group in split mode,
   // and one buffer resized between the two would be reallocated (and page-faulted) every layer.
-  matrix<T> d_logits_, d_final_out_, d_resid_, d_mlp_out_, d_post_, d_pre_, d_ln1_out_, d_ln1_sum_, d_ln1_in_,
+  matrix<T> d_logits_, d_final_out_, d_resid_, d_mlp_out_, d_post_, d_pre_, d_ln1_out_, d_ln1_in_,
       d_ln2_out_, d_ln2_in_, d_attn_out_, d_result_, d_z_, d_q_, d_k_, d_v_, d_embed_, d_pos_;
   std::vector<T> d_pattern_, d_scale_;
 };
@@ -1029,11 +1029,17 @@ bool transformer<T>::attention_backward(int l, hook_set<T>& hooks, T* grad) {
       !visit_heads(hooks, id.v, d_v_.data(), K, dh, K * dh))
     return false;
 
-  // Into the (normalized) attention inputs and the q/k/v weights.
-  const index input_rows = config_.split_qkv_input ? N * G : N;
+  // Into the (normalized) attention inputs and the q/k/v weights. Heads that read one shared
+  // input, whose own input gradients no hook reads, add theirs into one buffer: one layer-norm
+  // backward then serves them all.
+  const norm_ref ln1 = ln1_of(l);
+  const bool summed = !config_.split_qkv_input ||
+                      (s.shared_input && !hooks.wants(id.q_input) && !hooks.wants(id.k_input) &&
+                       !hooks.wants(id.v_input) && !hooks.wants(ln1.scale_site) && !hooks.wants(ln1.normalized_site));
+  const index input_rows = summed ? N : N * G;
   d_ln1_out_.setZero(input_rows, d);
   auto d_input = [&](index group) {
-    if (!config_.split_qkv_input) return rows_map(d_ln1_out_.data(), N, d, Eigen::OuterStride<>(d));
+    if (summed) return rows_map(d_ln1_out_.data(), N, d, Eigen::OuterStride<>(d));
     return rows_map(d_ln1_out_.data() + group * d, N, d, Eigen::OuterStride<>(G * d));
   };
   auto project = [&](const matrix<T>& d_act, index head, index group, index W, index B) {
@@ -1050,27 +1056,16 @@ bool transformer<T>::attention_backward(int l, hook_set<T>& hooks, T* grad) {
     project(d_k_, kv, H + kv, w.W_K, w.b_K);
     project(d_v_, kv, H + K + kv, w.W_V, w.b_V);
   }
-  const norm_ref ln1 = ln1_of(l);
-  if (s.shared_input) {
-    if (!hooks.wants(id.q_input) && !hooks.wants(id.k_input) && !hooks.wants(id.v_input) &&
-        !hooks.wants(ln1.scale_site) && !hooks.wants(ln1.normalized_site)) {
-      // Nobody reads a head's own input gradient: add the heads' gradients, then one layer norm backward.
-      d_ln1_sum_ = rows_map(d_ln1_out_.data(), N, d, Eigen::OuterStride<>(G * d));
-      for (index gi = 1; gi < G; ++gi) d_ln1_sum_ += rows_map(d_ln1_out_.data() + gi * d, N, d, Eigen::OuterStride<>(G * d));
-      if (!layer_norm_backward(hooks, resid_[std::size_t(l)].data(), N, ungrouped(ln1), s.ln1, d_ln1_sum_, d_ln1_in_, grad))
-        return false;
-      d_resid_ += d_ln1_in_;
-      return true;
-    }
-  }
-  // Per-head input gradients; under a shared input each residual row serves G rows of d_ln_out.
-  const T* ln_in = config_.split_qkv_input && !s.shared_input ? s.qkv_in.data() : resid_[std::size_t(l)].data();
-  if (!layer_norm_backward(hooks, ln_in, input_rows, ln1, s.ln1, d_ln1_out_, d_ln1_in_, grad, s.shared_input ? G : 1))
-    return false;
-  if (!config_.split_qkv_input) {
+  if (summed) {
+    if (!layer_norm_backward(hooks, resid_[std::size_t(l)].data(), N, ungrouped(ln1), s.ln1, d_ln1_out_, d_ln1_in_, grad))
+      return false;
     d_resid_ += d_ln1_in_;
     return true;
   }
+  // Per-head input gradients; under a shared input each residual row serves G rows of d_ln1_out_.
+  const T* ln_in = s.shared_input ? resid_[std::size_t(l)].data() : s.qkv_in.data();
+  if (!layer_norm_backward(hooks, ln_in, input_rows, ln1, s.ln1, d_ln1_out_, d_ln1_in_, grad, s.shared_input ? G : 1))
+    return false;
   if (!visit_heads(hooks, id.q_input, d_ln1_in_.data(), H, d, G * d) ||
       !visit_heads(hooks, id.k_input, d_ln1_in_.data() + H * d, K, d, G * d) ||
       !visit_heads(hooks, id.v_input, d_ln1_in_.data() + (H + K) * d, K, d, G * d))
