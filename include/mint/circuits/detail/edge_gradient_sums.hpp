@@ -40,8 +40,6 @@ public:
   /// Backward hooks adding each receiver site's gradient (over `copies` copies of the batch, as
   /// the dlogits weighted them) into the sums: of every sender, or of the senders at one site.
   void attach_gradients(hook_set<T>& grad_hooks, index copies, const std::string& sender_site = {});
-  /// The sender sites (by name, in order).
-  std::vector<std::string> sender_sites() const;
   /// The score of every edge, once every sender and receiver was seen.
   std::vector<double> scores() const;
 
@@ -125,13 +123,6 @@ void edge_gradient_sums<T>::attach_gradients(hook_set<T>& grad_hooks, index copi
         reached_[here[i]] = true;
       }
     });
-}
-
-template <class T>
-std::vector<std::string> edge_gradient_sums<T>::sender_sites() const {
-  std::vector<std::string> out;
-  for (const auto& site : sender_sites_) out.push_back(site.first);
-  return out;
 }
 
 template <class T>
