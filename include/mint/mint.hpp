@@ -26,3 +26,4 @@
 #include "mint/dictionary.hpp"
 #include "mint/io.hpp"
 #include "mint/similarity.hpp"
+#include "mint/steering.hpp"

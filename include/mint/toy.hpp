@@ -5,6 +5,7 @@
 #include "mint/toy/circuits.hpp"
 #include "mint/toy/files.hpp"
 #include "mint/toy/lstm.hpp"
+#include "mint/toy/orthogonalize.hpp"
 #include "mint/toy/tasks.hpp"
 #include "mint/toy/train.hpp"
 #include "mint/toy/transformer.hpp"

@@ -12,6 +12,9 @@
 #include <mint/model/hooks.hpp>
 #include <mint/model/runtime.hpp>
 #include <mint/model/unembedding.hpp>
+#include <mint/steering/probe.hpp>
+#include <mint/steering/reading.hpp>
+#include <mint/steering/vector.hpp>
 #include <mint/toy/lstm.hpp>
 #include <mint/toy/transformer.hpp>
 
@@ -38,6 +41,10 @@ MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::dictionary::row_scaling)
 MINT_FOR_FLOAT_AND_DOUBLE(mint::dictionary::sae_workspace)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::dictionary::width_result)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::dictionary::ksvd_result)
+MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::steering_vector)
+MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::steering_sequence)
+MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::contrastive_activations)
+MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::probe_result)
 // (The toy runtimes, the SAE, its trainer and every algorithm core are instantiated by
 // mint/src/*.hpp, which the compiled cores build.)
 
