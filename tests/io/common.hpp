@@ -1,6 +1,6 @@
 // Shared by the io tests: a fresh temporary folder per test, raw file helpers,
-// the value rule of make_numpy_files.py, and a check that a call throws a
-// format_error whose message mentions a given text.
+// a GGUF byte builder, the value rule of make_numpy_files.py, and a check that a
+// call throws a format_error whose message mentions a given text.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -11,13 +11,16 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
 
+#include "mint/io/detail/bytes.hpp"
 #include "mint/io/dtype.hpp"
+#include "mint/io/gguf.hpp"
 #include "mint/io/mapped_file.hpp"
 
 namespace io_test {
@@ -64,6 +67,46 @@ inline std::vector<std::byte> bytes_of(const std::string& s) {
 inline mint::file_ptr memory_file(const std::vector<std::byte>& bytes, const std::string& name = "test") {
   return mint::mapped_file::from_bytes(name, bytes);
 }
+
+/// Builds GGUF bytes by hand, to write what mint's writer never would (gguf and control-vector tests).
+struct gguf_builder {
+  std::string out;
+  std::uint32_t alignment = 32;
+  template <class T>
+  gguf_builder& raw(T x) {
+    mint::detail::append_le(out, x);
+    return *this;
+  }
+  gguf_builder& string(const std::string& s) {
+    raw(std::uint64_t(s.size()));
+    out += s;
+    return *this;
+  }
+  gguf_builder& header(std::uint32_t version, std::uint64_t tensors, std::uint64_t kv) {
+    return raw(std::uint32_t(0x46554747)).raw(version).raw(tensors).raw(kv);
+  }
+  gguf_builder& tensor(const std::string& name, std::vector<std::uint64_t> dims, std::uint32_t type, std::uint64_t offset) {
+    string(name).raw(std::uint32_t(dims.size()));
+    for (const auto d : dims) raw(d);
+    return raw(type).raw(offset);
+  }
+  gguf_builder& pad() {
+    out.append((alignment - out.size() % alignment) % alignment, '\0');
+    return *this;
+  }
+  gguf_builder& data(std::size_t n) {
+    out.append(n, '\0');
+    return *this;
+  }
+  /// Little-endian F32 values (a tensor's data).
+  gguf_builder& f32(std::initializer_list<float> values) {
+    for (const float v : values) raw(v);
+    return *this;
+  }
+  mint::gguf_file open(const std::string& name = "bad.gguf") const {
+    return mint::gguf_file(memory_file(bytes_of(out), name));
+  }
+};
 
 /// Element k (row-major) of make_numpy_files.py's arrays, as double.
 inline double rule(mint::dtype d, std::int64_t k) {

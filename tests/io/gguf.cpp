@@ -12,42 +12,7 @@
 
 #include "common.hpp"
 
-namespace {
-
-/// Builds GGUF bytes by hand, to write what mint's writer never would.
-struct gguf_builder {
-  std::string out;
-  std::uint32_t alignment = 32;
-  template <class T>
-  gguf_builder& raw(T x) {
-    mint::detail::append_le(out, x);
-    return *this;
-  }
-  gguf_builder& string(const std::string& s) {
-    raw(std::uint64_t(s.size()));
-    out += s;
-    return *this;
-  }
-  gguf_builder& header(std::uint32_t version, std::uint64_t tensors, std::uint64_t kv) {
-    return raw(std::uint32_t(0x46554747)).raw(version).raw(tensors).raw(kv);
-  }
-  gguf_builder& tensor(const std::string& name, std::vector<std::uint64_t> dims, std::uint32_t type, std::uint64_t offset) {
-    string(name).raw(std::uint32_t(dims.size()));
-    for (const auto d : dims) raw(d);
-    return raw(type).raw(offset);
-  }
-  gguf_builder& pad() {
-    out.append((alignment - out.size() % alignment) % alignment, '\0');
-    return *this;
-  }
-  gguf_builder& data(std::size_t n) {
-    out.append(n, '\0');
-    return *this;
-  }
-  mint::gguf_file open() const { return mint::gguf_file(io_test::memory_file(io_test::bytes_of(out), "bad.gguf")); }
-};
-
-}  // namespace
+using io_test::gguf_builder;
 
 TEST_CASE("gguf round trips every metadata type, nested arrays and plain tensors") {
   io_test::temp_folder tmp;
@@ -153,7 +118,15 @@ TEST_CASE("gguf files that break llama.cpp's rules give format errors") {
   check_format_error([&] { gguf_builder g; g.header(3, 0, 1).string("general.alignment").raw(std::uint32_t(5)).raw(std::int32_t(32)).open(); }, "u32 power of two");
   check_format_error([&] { gguf_builder g; g.header(3, 0, 1).string("general.alignment").raw(std::uint32_t(4)).raw(std::uint32_t(48)).open(); }, "u32 power of two");
   check_format_error([&] { gguf_builder g; g.header(3, 0, 1).string("x").raw(std::uint32_t(13)).open(); }, "value type 13");
-  check_format_error([&] { gguf_builder g; g.header(3, 0, 1).string("x").raw(std::uint32_t(7)).raw(std::uint8_t(2)).open(); }, "bool of value 2");
+  // gguf.cpp reads a bool as "dst = tmp != 0": any non-zero byte is true, not an error.
+  {
+    gguf_builder g;
+    g.header(3, 0, 1).string("x").raw(std::uint32_t(7)).raw(std::uint8_t(2));
+    CHECK(g.open().find("x")->get<bool>());
+  }
+  // gguf.cpp: "if (ok && ctx->version == 0)" and "if (ok && key.empty())" fail the file.
+  check_format_error([&] { gguf_builder g; g.header(0, 0, 0).open(); }, "version 0");
+  check_format_error([&] { gguf_builder g; g.header(3, 0, 1).string("").raw(std::uint32_t(4)).raw(std::uint32_t(1)).open(); }, "empty key");
   check_format_error([&] {
     gguf_builder g;
     g.header(3, 0, 1).string("x").raw(std::uint32_t(9)).raw(std::uint32_t(8)).raw(std::uint64_t(1) << 40);
@@ -171,6 +144,8 @@ TEST_CASE("gguf files that break llama.cpp's rules give format errors") {
   check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {4}, 0, 32); one_tensor(g, 64).open(); }, "packed in order");
   check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {4}, 4, 0); one_tensor(g, 64).open(); }, "ggml type 4");
   check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {33}, 2, 0); one_tensor(g, 64).open(); }, "block size 32");
+  // A tensor of no dims has ne[0] = 1 in ggml, which "info.t.ne[0] % blck_size != 0" refuses for Q4_0.
+  check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {}, 2, 0); one_tensor(g, 64).open(); }, "block size 32");
   check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {std::uint64_t(1) << 63}, 0, 0); one_tensor(g, 64).open(); }, "sane shape");
   check_format_error([&] { gguf_builder g; g.header(3, 1, 0).tensor("t", {std::uint64_t(1) << 62, 4}, 0, 0); one_tensor(g, 64).open(); }, "sane shape");
   // Found by the fuzzer: 2^62 F32 elements fit an int64, their 2^64 bytes do not.
@@ -180,7 +155,9 @@ TEST_CASE("gguf files that break llama.cpp's rules give format errors") {
     g.header(3, 2, 0).tensor("t", {4}, 0, 0).tensor("t", {4}, 0, 32);
     one_tensor(g, 64).open();
   }, "tensor 't' twice");
-  auto bytes = io_test::bytes_of(one_tensor(ok, 16).out);  // the reader does not need the last padding
+  // gguf_file does not need the padding after the last tensor: llama.cpp's model loader maps the
+  // file and never reads it (read_control_vector needs it, as llama.cpp's control-vector loader does).
+  auto bytes = io_test::bytes_of(one_tensor(ok, 16).out);
   io_test::check_every_truncation_fails(bytes, [](const mint::file_ptr& f) { mint::gguf_file g(f); });
 }
 

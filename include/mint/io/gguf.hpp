@@ -212,11 +212,7 @@ gguf_value gguf_parser<C>::read_value(std::uint32_t raw_type, int depth) {
     case gguf_type::uint32: return r_.read<std::uint32_t>("a value");
     case gguf_type::int32: return r_.read<std::int32_t>("a value");
     case gguf_type::float32: return r_.read<float>("a value");
-    case gguf_type::boolean: {
-      const auto b = r_.read<std::uint8_t>("a value");
-      if (b > 1) r_.fail(str("has a bool of value ", int(b), " at offset ", r_.position() - 1), "needs 0 or 1");
-      return b == 1;
-    }
+    case gguf_type::boolean: return r_.read<std::uint8_t>("a value") != 0;  // any non-zero byte is true, as in llama.cpp
     case gguf_type::string: return read_string("a string value");
     case gguf_type::uint64: return r_.read<std::uint64_t>("a value");
     case gguf_type::int64: return r_.read<std::int64_t>("a value");
@@ -390,6 +386,7 @@ basic_gguf_file<C>::basic_gguf_file(file_ptr file) : file_(std::move(file)) {
   const auto magic = r.read<std::uint32_t>("the magic");
   if (magic != gguf_magic) r.fail("does not start with GGUF", "needs a GGUF file");
   version_ = r.read<std::uint32_t>("the version");
+  if (version_ == 0) r.fail("has GGUF version 0", "needs version 2 or 3");
   if (version_ == 1) r.fail("has GGUF version 1", "needs version 2 or 3 (convert it with a current llama.cpp)");
   if (version_ > 0xffff) r.fail(str("has the version ", version_, " (a big-endian file?)"), "needs a little-endian GGUF file");
   if (version_ > 3) r.fail(str("has GGUF version ", version_), "needs version 2 or 3");
@@ -402,6 +399,7 @@ basic_gguf_file<C>::basic_gguf_file(file_ptr file) : file_(std::move(file)) {
   metadata_.reserve(std::size_t(n_kv));
   for (std::uint64_t k = 0; k < n_kv; ++k) {
     std::string key = p.read_string("a metadata key");
+    if (key.empty()) r.fail(str("has an empty key (metadata entry ", k, ")"), "needs a name for every key");
     const auto type = r.read<std::uint32_t>("a value type");
     gguf_value value = p.read_value(type, 0);
     if (!keys_.emplace(key, metadata_.size()).second) r.fail(str("holds the key '", key, "' twice"), "needs unique keys");
@@ -433,8 +431,9 @@ basic_gguf_file<C>::basic_gguf_file(file_ptr file) : file_(std::move(file)) {
     t.type = r.read<std::uint32_t>("a tensor's type");
     const ggml_type_info* info = find_ggml_type(t.type);
     if (!info) r.fail(str("gives tensor '", t.name, "' the ggml type ", t.type), "needs a known ggml type");
-    if (!t.dims.empty() && t.dims[0] % info->block_size != 0)
-      r.fail(str("gives tensor '", t.name, "' rows of ", t.dims[0], " ", info->name, " elements"),
+    const std::int64_t row = t.dims.empty() ? 1 : t.dims[0];  // ggml gives a tensor of no dims ne[0] = 1
+    if (row % info->block_size != 0)
+      r.fail(str("gives tensor '", t.name, "' rows of ", row, " ", info->name, " elements"),
              str("needs a multiple of the block size ", info->block_size));
     if (mul_overflows(std::uint64_t(count) / info->block_size, info->block_bytes, t.data_bytes))
       r.fail(str("gives tensor '", t.name, "' ", count, " elements whose size overflows 64 bits"), "needs a sane shape");
