@@ -91,13 +91,17 @@ private:
   const char* function_ = "";
 };
 
-/// Calls f(x) for the features at view index i of row b as an Eigen vector expression target:
-/// a contiguous block is mapped once, a strided one visited element by element via a copy-free
-/// per-axis map.
+/// Calls f(x, offset) with the features at view index i of row b as Eigen vector maps, x the
+/// features from `offset` on: one map when they are contiguous, else one per row of the last axis.
 template <class T, class F>
 void with_features(const tensor_view<T>& activation, index b, index i, F&& f) {
   const tensor_view<T> v = activation.subview(b).subview(i);
   using map = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>, Eigen::Unaligned, Eigen::InnerStride<>>;
+  if (v.is_contiguous()) {  // the usual case: one vectorised map over all features
+    Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> m(v.data(), v.size());
+    f(m, index(0));
+    return;
+  }
   if (v.rank() == 1) {
     map m(v.data(), v.extent(0), Eigen::InnerStride<>(v.stride(0)));
     f(m, index(0));
@@ -210,18 +214,14 @@ void add_projection_clamp(hook_set<T>& hooks, const steering_vector<U>& vector, 
     const site_id id = detail::steering_site(hooks, site, index(direction.size()), fn);
     hooks.add(
         id,
-        [test, value, r = detail::direction_as<double>(direction, 1.0, fn, site)](hook_call<T>& c) {
+        [test, value, r = detail::direction_as<T>(direction, 1.0, fn, site)](hook_call<T>& c) {
           for (index b = 0; b < c.activation.extent(0); ++b)
             for (index i = 0; i < c.activation.extent(1); ++i) {
               if (!(*test)(c, b, i)) continue;
-              double along = 0;
-              detail::with_features(c.activation, b, i, [&](auto& x, index o) {
-                along += x.template cast<double>().dot(r.segment(o, x.size()));
-              });
-              const double move = value - along;
-              detail::with_features(c.activation, b, i, [&](auto& x, index o) {
-                x = (x.template cast<double>() + move * r.segment(o, x.size())).template cast<T>();
-              });
+              T along = 0;
+              detail::with_features(c.activation, b, i, [&](auto& x, index o) { along += x.dot(r.segment(o, x.size())); });
+              const T move = T(value) - along;
+              detail::with_features(c.activation, b, i, [&](auto& x, index o) { x += move * r.segment(o, x.size()); });
             }
         },
         {access::read | access::write, {}});
@@ -240,17 +240,13 @@ void add_directional_ablation(hook_set<T>& hooks, const steering_vector<U>& vect
     const site_id id = detail::steering_site(hooks, site, index(direction.size()), fn);
     hooks.add(
         id,
-        [test, r = detail::direction_as<double>(direction, 1.0, fn, site)](hook_call<T>& c) {
+        [test, r = detail::direction_as<T>(direction, 1.0, fn, site)](hook_call<T>& c) {
           for (index b = 0; b < c.activation.extent(0); ++b)
             for (index i = 0; i < c.activation.extent(1); ++i) {
               if (!(*test)(c, b, i)) continue;
-              double along = 0;
-              detail::with_features(c.activation, b, i, [&](auto& x, index o) {
-                along += x.template cast<double>().dot(r.segment(o, x.size()));
-              });
-              detail::with_features(c.activation, b, i, [&](auto& x, index o) {
-                x = (x.template cast<double>() - along * r.segment(o, x.size())).template cast<T>();
-              });
+              T along = 0;
+              detail::with_features(c.activation, b, i, [&](auto& x, index o) { along += x.dot(r.segment(o, x.size())); });
+              detail::with_features(c.activation, b, i, [&](auto& x, index o) { x -= along * r.segment(o, x.size()); });
             }
         },
         {access::read | access::write, {}});
