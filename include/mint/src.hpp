@@ -15,4 +15,5 @@
 #include "mint/src/dictionary.hpp"
 #include "mint/src/io.hpp"
 #include "mint/src/similarity.hpp"
+#include "mint/src/steering.hpp"
 #include "mint/src/toy.hpp"

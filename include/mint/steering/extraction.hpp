@@ -16,6 +16,7 @@
 
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/products.hpp"
@@ -36,8 +37,10 @@ enum class extraction_method : std::uint8_t {
 namespace detail {
 
 /// The first principal component of the rows of x (centred here, as scikit-learn's PCA does),
-/// unit length, from whichever of x^T x and x x^T is smaller.
-inline Eigen::VectorXd first_principal_component(matrixd x, const std::string& site) {
+/// unit length, from whichever of x^T x and x x^T is smaller. A template (M is matrixd) so only
+/// the units that extract compile the eigensolver.
+template <class M>
+Eigen::VectorXd first_principal_component(M x, const std::string& site) {
   const char* fn = "mint::extract_vector";
   x.rowwise() -= x.colwise().mean();
   const index n = x.rows(), d = x.cols();
@@ -60,7 +63,8 @@ inline Eigen::VectorXd first_principal_component(matrixd x, const std::string& s
 }
 
 /// repeng's sign rule: flip v when more pairs project with the positive below the negative than above.
-inline void orient(Eigen::VectorXd& v, const matrixd& positive, const matrixd& negative) {
+template <class M>
+void orient(Eigen::VectorXd& v, const M& positive, const M& negative) {
   const Eigen::VectorXd gap = (positive - negative) * v;
   const index above = (gap.array() > 0).count(), below = (gap.array() < 0).count();
   bool flip = below > above;
@@ -76,12 +80,14 @@ inline void orient(Eigen::VectorXd& v, const matrixd& positive, const matrixd& n
   if (flip) v = -v;
 }
 
-}  // namespace detail
-
-/// One direction per site of the pairs, by `method`. Needs at least one pair (two for PCA).
+/// extract_vector's work, compiled once per scalar type (mint/core/compiled.hpp).
 template <class T>
-steering_vector<T> extract_vector(const contrastive_activations<T>& pairs,
-                                  extraction_method method = extraction_method::mean_difference) {
+struct extraction_core {
+  static steering_vector<T> extract(const contrastive_activations<T>& pairs, extraction_method method);
+};
+
+template <class T>
+steering_vector<T> extraction_core<T>::extract(const contrastive_activations<T>& pairs, extraction_method method) {
   const char* fn = "mint::extract_vector";
   if (pairs.sites.empty() || pairs.positive.size() != pairs.sites.size() || pairs.negative.size() != pairs.sites.size())
     throw argument_error(fn, "pairs", detail::str("hold ", pairs.sites.size(), " sites, ", pairs.positive.size(), " positive and ",
@@ -101,7 +107,9 @@ steering_vector<T> extract_vector(const contrastive_activations<T>& pairs,
     Eigen::VectorXd v;
     switch (method) {
       case extraction_method::mean_difference: v = (positive - negative).colwise().mean().transpose(); break;
-      case extraction_method::pca_difference: v = detail::first_principal_component(positive - negative, pairs.sites[s]); break;
+      case extraction_method::pca_difference:
+        v = detail::first_principal_component(matrixd(positive - negative), pairs.sites[s]);
+        break;
       case extraction_method::pca_center: {
         const matrixd center = 0.5 * (positive + negative);
         matrixd both(2 * positive.rows(), positive.cols());
@@ -117,6 +125,15 @@ steering_vector<T> extract_vector(const contrastive_activations<T>& pairs,
     for (index i = 0; i < v.size(); ++i) d[std::size_t(i)] = T(v(i));
   }
   return out;
+}
+
+}  // namespace detail
+
+/// One direction per site of the pairs, by `method`. Needs at least one pair (two for PCA).
+template <class T>
+steering_vector<T> extract_vector(const contrastive_activations<T>& pairs,
+                                  extraction_method method = extraction_method::mean_difference) {
+  return detail::extraction_core<T>::extract(pairs, method);
 }
 
 namespace detail {
@@ -173,3 +190,7 @@ steering_sequence<scalar_t<R>> act_add(R& model, const token_batch& positive, co
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_STEERING_EXTRACTION(CORE) MINT_CORE_FD(CORE, mint::detail::extraction_core)
+MINT_CORES_STEERING_EXTRACTION(MINT_CORE)

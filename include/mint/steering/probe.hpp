@@ -14,6 +14,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "mint/core/compiled.hpp"
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/products.hpp"
@@ -40,9 +41,16 @@ struct probe_result {
   bool converged = false;
 };
 
-/// Fits the probe on rows of `positive` (label 1) and `negative` (label 0), [rows, features] each.
+namespace detail {
+
+/// logistic_probe's work, compiled once per scalar type (mint/core/compiled.hpp).
 template <class T>
-probe_result<T> logistic_probe(const matrix<T>& positive, const matrix<T>& negative, const probe_options& options = {}) {
+struct probe_core {
+  static probe_result<T> fit(const matrix<T>& positive, const matrix<T>& negative, const probe_options& options);
+};
+
+template <class T>
+probe_result<T> probe_core<T>::fit(const matrix<T>& positive, const matrix<T>& negative, const probe_options& options) {
   const char* fn = "mint::logistic_probe";
   if (!(options.l2 > 0) || !std::isfinite(options.l2))
     throw argument_error(fn, "options.l2", detail::str("is ", options.l2), "needs a finite value > 0");
@@ -86,7 +94,7 @@ probe_result<T> logistic_probe(const matrix<T>& positive, const matrix<T>& negat
       break;
     }
     for (index i = 0; i < n; ++i) weighted.row(i) = x.row(i) * std::max(p(i) * (1 - p(i)), 1e-12);
-    detail::fixed_order_product(x.transpose(), weighted, hessian);
+    fixed_order_product(x.transpose(), weighted, hessian);
     hessian.diagonal() += penalty;
     hessian(d, d) += 1e-12 * (1 + double(n));  // keeps the intercept's pivot positive when every p is 0 or 1
     const Eigen::VectorXd step = Eigen::MatrixXd(hessian).llt().solve(g);
@@ -112,6 +120,14 @@ probe_result<T> logistic_probe(const matrix<T>& positive, const matrix<T>& negat
   return out;
 }
 
+}  // namespace detail
+
+/// Fits the probe on rows of `positive` (label 1) and `negative` (label 0), [rows, features] each.
+template <class T>
+probe_result<T> logistic_probe(const matrix<T>& positive, const matrix<T>& negative, const probe_options& options = {}) {
+  return detail::probe_core<T>::fit(positive, negative, options);
+}
+
 /// A probe's weights per site of the pairs, as a steering vector (each pointing to the positives).
 template <class T>
 steering_vector<T> probe_vector(const contrastive_activations<T>& pairs, const probe_options& options = {}) {
@@ -122,3 +138,7 @@ steering_vector<T> probe_vector(const contrastive_activations<T>& pairs, const p
 }
 
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_STEERING_PROBE(CORE) MINT_CORE_FD(CORE, mint::detail::probe_core)
+MINT_CORES_STEERING_PROBE(MINT_CORE)

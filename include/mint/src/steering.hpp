@@ -1,0 +1,12 @@
+// mint's steering cores, compiled once for a program built with MINT_SEPARATE_COMPILATION
+// (mint/core/compiled.hpp): include in one .cpp file of the program (or use mint/src.hpp).
+#pragma once
+
+#ifndef MINT_SEPARATE_COMPILATION
+#define MINT_SEPARATE_COMPILATION 1
+#endif
+
+#include "mint/steering.hpp"
+
+MINT_CORES_STEERING_EXTRACTION(MINT_INSTANTIATE)
+MINT_CORES_STEERING_PROBE(MINT_INSTANTIATE)
