@@ -73,6 +73,18 @@ TEST_CASE("steering vectors: union arithmetic, mean, cosine, projection, normali
   CHECK(mint::norms(matched).at("y") == doctest::Approx(2).epsilon(1e-6));
 
   const mint::steering_vector<float> short_x{{"x", {1, 2}}};
+  // Typical norms from a run and from a cache of the same tokens agree.
+  auto model = steer_model();
+  const auto tokens = steer_tokens();
+  const std::vector<std::string> sites{"blocks.0.hook_resid_post", "blocks.2.hook_resid_mid"};
+  const auto from_run = mint::typical_norms(model, tokens, sites, 1);
+  const auto cached = mint::run_with_cache(model, tokens, sites);
+  const auto from_cache = mint::typical_norms(cached.cache, sites);
+  for (const auto& s : sites) {
+    CHECK(from_run.at(s) > 0);
+    CHECK(from_run.at(s) == doctest::Approx(from_cache.at(s)).epsilon(1e-6));  // float32 activations, summed in double
+  }
+
   CHECK_THROWS_AS(a + short_x, mint::shape_error);
   CHECK_THROWS_AS(mint::normalized(mint::steering_vector<float>{{"x", {0, 0}}}), mint::numeric_error);
   CHECK_THROWS_AS(mint::match_norm(a, {{"x", 1.0}}), mint::argument_error);  // no norm for y

@@ -1,7 +1,8 @@
 // Reading activations for steering: each row's activation at one token, at many sites, in one
 // pass per batch of rows (the pass stops after the last site read), for contrastive pairs of
-// prompts; and the typical activation norm at a site, which norm matching scales to. Cost: one
-// forward (up to the last site read) per max_batch rows; memory rows x d per site.
+// prompts; and the typical activation norm at a site (from a run or a cache), which norm
+// matching scales to. Cost: one forward (up to the last site read) per max_batch rows; memory
+// rows x d per site.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/tensor_view.hpp"
+#include "mint/model/cache.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/runtime.hpp"
 #include "mint/model/site.hpp"
@@ -200,6 +202,21 @@ std::map<std::string, double, std::less<>> typical_norms(R& model, const token_b
     if (count[s] == 0)
       throw argument_error(fn, "sites", "'" + sites[s] + "' saw no valid position", "needs tokens and sites the pass reaches");
     out[sites[s]] = sum[s] / double(count[s]);
+  }
+  return out;
+}
+
+/// The same from a cache that holds the sites (every valid position it stored).
+template <class T>
+std::map<std::string, double, std::less<>> typical_norms(const activation_cache<T>& cache,
+                                                         const std::vector<std::string>& sites) {
+  const char* fn = "mint::typical_norms";
+  if (sites.empty()) throw argument_error(fn, "sites", "are empty", "needs at least one site");
+  std::map<std::string, double, std::less<>> out;
+  for (const auto& site : sites) {
+    const matrix<T> rows = cache.rows(site);
+    if (rows.rows() == 0) throw argument_error(fn, "cache", "holds no valid position at '" + site + "'", "needs a filled cache");
+    out[site] = rows.template cast<double>().rowwise().norm().mean();
   }
   return out;
 }
