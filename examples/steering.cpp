@@ -10,6 +10,8 @@
 // written as a llama.cpp control-vector file.
 //   usage: steering [output directory, default "steering_out"]
 #include <chrono>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -213,10 +215,10 @@ int main(int argc, char** argv) {
   mint::hook_set<float> none;
   const auto by_weights = orthogonal.forward(held_out.tokens, none);
   double worst = 0;
-  mint::detail::for_each_index(by_weights.extents(), [&](const auto& i) {
-    worst = std::max(worst, std::abs(double(mint::detail::element_at(by_weights, i)) -
-                                     double(mint::detail::element_at(ablated.view(), i))));
-  });
+  for (mint::index b = 0; b < by_weights.extent(0); ++b)
+    for (mint::index t = 0; t < by_weights.extent(1); ++t)
+      for (mint::index j = 0; j < by_weights.extent(2); ++j)
+        worst = std::max(worst, std::abs(double(by_weights(b, t, j)) - double(ablated(b, t, j))));
   std::printf("\ndirectional ablation of the mode direction at all %zu residual sites: accuracy %.4f -> %.4f;\n"
               "weight orthogonalisation gives the same logits to %.2e (largest difference)\n",
               mint::residual_stream_sites(model.sites()).size(), eval.accuracy, ablated_accuracy, worst);

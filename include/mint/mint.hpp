@@ -23,6 +23,7 @@
 #include "mint/patching.hpp"
 #include "mint/attribution.hpp"
 #include "mint/circuits.hpp"
+#include "mint/explain.hpp"
 #include "mint/dictionary.hpp"
 #include "mint/io.hpp"
 #include "mint/similarity.hpp"

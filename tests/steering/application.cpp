@@ -257,10 +257,44 @@ TEST_CASE("steering refuses bad input by name") {
                   mint::argument_error);
   CHECK_THROWS_AS(mint::toy::orthogonalize_writes(model, std::vector<float>(16, 0.0f)), mint::argument_error);
   CHECK_THROWS_AS(mint::toy::orthogonalize_writes(model, std::vector<float>(15, 1.0f)), mint::shape_error);
-  try {
-    mint::add_steering(hooks, mint::steering_vector<float>{{"blocks.0.hook_resid_pre", {1, 2}}});
-  } catch (const mint::error& e) {
-    CHECK(std::string(e.what()).find("mint::add_steering") != std::string::npos);
-    CHECK(std::string(e.what()).find("16 features") != std::string::npos);
-  }
+  // Messages name the function and what was needed.
+  const auto message = [](auto&& call) {
+    try {
+      call();
+    } catch (const mint::error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const auto wrong_length = message([&] { mint::add_steering(hooks, mint::steering_vector<float>{{"blocks.0.hook_resid_pre", {1, 2}}}); });
+  CHECK(wrong_length.find("mint::add_steering") != std::string::npos);
+  CHECK(wrong_length.find("16 features") != std::string::npos);
+  const auto zero = message([&] {
+    mint::add_directional_ablation(hooks, mint::steering_vector<float>{{"blocks.0.hook_resid_pre", std::vector<float>(16, 0.0f)}});
+  });
+  CHECK(zero.find("mint::add_directional_ablation") != std::string::npos);
+  // A scale that overflows float is refused, though finite as a double.
+  CHECK_THROWS_AS(mint::add_steering(hooks, mint::steering_vector<float>{{"blocks.0.hook_resid_pre", v}}, 1e39),
+                  mint::argument_error);
+  // A site with no features after [batch, pos] (a layer norm's scale) cannot be steered.
+  CHECK_THROWS_AS(mint::add_steering(hooks, mint::steering_vector<float>{{"blocks.0.ln1.hook_scale", {1}}}), mint::argument_error);
+  // prompt_lengths of another count than the run's rows: refused when the hook is called.
+  mint::hook_set<float> three(model.sites());
+  mint::add_steering(three, mint::steering_vector<float>{{"blocks.0.hook_resid_pre", v}}, 1.0,
+                     mint::prompt_positions(std::vector<mint::index>{1, 2, 3}));
+  CHECK_THROWS_AS(model.forward(steer_tokens(), three), mint::argument_error);
+}
+
+TEST_CASE("steering hooks leave padding alone, in a chunk that starts mid-sequence") {
+  mint::site_table sites;
+  const mint::site_id id = sites.add({"resid", 0, mint::site_role::resid_pre, 0, 0,
+                                      {mint::axis::batch, mint::axis::pos, mint::axis::d_model}, {0, 0, 2}});
+  mint::hook_set<float> hooks(sites);
+  mint::add_steering(hooks, mint::steering_vector<float>{{"resid", {1, 10}}}, 1.0);
+  // Rows of lengths 4 and 2; the chunk covers positions [1, 4): row 1 has only position 1 there.
+  std::vector<float> buffer(2 * 3 * 2, 0.0f);
+  const std::vector<mint::index> lengths{4, 2};
+  hooks.call(id, mint::tensor_view<float>(buffer.data(), {2, 3, 2}), lengths, {.first_position = 1});
+  CHECK(buffer == std::vector<float>{1, 10, 1, 10, 1, 10,  // row 0: positions 1, 2, 3
+                                     1, 10, 0, 0, 0, 0});  // row 1: position 1, then padding
 }

@@ -131,6 +131,44 @@ TEST_CASE("mean difference is the mean gap; PCA finds the planted direction with
   }
 }
 
+TEST_CASE("PCA: pca_center is the top eigenvector of the pair-centred rows; ties in the sign rule are broken by the mean gap") {
+  const mint::index d = 6;
+  const auto u = unit_vector(d, 21);
+  const auto pairs = planted_pairs(9, d, u, 22);
+  Eigen::MatrixXd rows(18, d);
+  for (mint::index i = 0; i < 9; ++i) {
+    const Eigen::RowVectorXd p = pairs.positive[0].row(i).cast<double>(), n = pairs.negative[0].row(i).cast<double>();
+    rows.row(i) = p - 0.5 * (p + n);
+    rows.row(9 + i) = n - 0.5 * (p + n);
+  }
+  rows.rowwise() -= rows.colwise().mean();
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(rows.transpose() * rows);
+  const auto v = as_eigen(mint::extract_vector(pairs, mint::extraction_method::pca_center)["s"]);
+  CHECK(std::abs(v.dot(solver.eigenvectors().col(d - 1))) == doctest::Approx(1).epsilon(1e-6));
+
+  // Two pairs whose gaps along u are +3 and -1: one above, one below. The mean gap (+1) decides.
+  mint::contrastive_activations<float> tied;
+  tied.sites = {"s"};
+  mint::matrixf pos = mint::matrixf::Zero(2, d), neg = mint::matrixf::Zero(2, d);
+  for (mint::index k = 0; k < d; ++k) pos(0, k) = float(3 * u(k)), pos(1, k) = float(-u(k));
+  tied.positive = {pos};
+  tied.negative = {neg};
+  for (const auto method : {mint::extraction_method::pca_difference, mint::extraction_method::pca_center})
+    CHECK(as_eigen(mint::extract_vector(tied, method)["s"]).dot(u) > 0.99);
+  tied.positive = {mint::matrixf(-pos)};  // now +1 and -3 along u: the mean gap says -u
+  for (const auto method : {mint::extraction_method::pca_difference, mint::extraction_method::pca_center})
+    CHECK(as_eigen(mint::extract_vector(tied, method)["s"]).dot(u) < -0.99);
+  // Bad pairs are refused by name.
+  mint::contrastive_activations<float> empty_site{{"s"}, {mint::matrixf(0, d)}, {mint::matrixf(0, d)}};
+  CHECK_THROWS_AS(mint::extract_vector(empty_site), mint::shape_error);
+  mint::contrastive_activations<float> one_pair{{"s"}, {mint::matrixf::Ones(1, d)}, {mint::matrixf::Zero(1, d)}};
+  CHECK_NOTHROW(mint::extract_vector(one_pair));
+  CHECK_THROWS_AS(mint::extract_vector(one_pair, mint::extraction_method::pca_difference), mint::shape_error);
+  CHECK_THROWS_AS(mint::probe_vector(mint::contrastive_activations<float>{}), mint::argument_error);
+  CHECK_THROWS_AS(mint::layer_sweep(mint::extract_vector(one_pair), mint::contrastive_activations<float>{{"s"}, {}, {}}),
+                  mint::argument_error);
+}
+
 TEST_CASE("PCA extraction gives the same bits on 1 and 2 threads") {
   const auto pairs = planted_pairs(200, 64, unit_vector(64, 4), 5);
   const auto run = [&](int threads) {
@@ -250,42 +288,73 @@ TEST_CASE("the strength sweep: KL zero at scale 0, growing with the scale; behav
   CHECK(points[2].behaviour != doctest::Approx(points[0].behaviour).epsilon(1e-3));
 }
 
-TEST_CASE("SAE steering: no change is the identity; an edit moves the activation by its decoder rows") {
+TEST_CASE("SAE steering: no change is the identity; an edit moves the activation by decode(z') - decode(z)") {
   auto model = extract_model();
   const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 7}, {3, 5, 6}});
   const std::string site = "blocks.0.hook_resid_post";
-  for (const auto norm : {mint::dictionary::normalization::none, mint::dictionary::normalization::layer_norm}) {
+  const auto plain = mint::run_with_cache(model, tokens, {site});
+  const mint::matrixf before = plain.cache.rows(site);  // valid rows in (row, position) order
+  using norm = mint::dictionary::normalization;
+  for (const auto mode : {norm::none, norm::expected_average_only_in, norm::constant_norm_rescale, norm::layer_norm}) {
+    CAPTURE(int(mode));
     mint::dictionary::sae_options o;
     o.d_in = 16;
     o.d_sae = 32;
-    o.normalize_activations = norm;
-    const mint::dictionary::basic_sae<float> sae(o, 3);
-    const auto plain = mint::run_with_cache(model, tokens, {site});
-    const auto steered_by = [&](std::vector<mint::latent_edit> edits) {
+    o.normalize_activations = mode;
+    mint::dictionary::basic_sae<float> sae(o, 3);
+    if (mode == norm::expected_average_only_in) sae.set_scaling_factor(0.37f);
+    const auto steered_by = [&](std::vector<mint::latent_edit> edits, const mint::position_policy& at = {}) {
       mint::activation_cache<float> cache(model.sites(), {site});
       cache.reserve(tokens.batch(), tokens.positions());
       mint::hook_set<float> hooks(model.sites());
-      mint::add_sae_steering(hooks, site, sae, std::move(edits));
+      mint::add_sae_steering(hooks, site, sae, std::move(edits), at);
       cache.attach(hooks);
       model.forward(tokens, hooks);
-      return cache.rows(site);
+      return mint::matrixf(cache.rows(site));
     };
     // Scaling by 1 and adding 0 change nothing: the activation comes back bit for bit.
-    const auto same = steered_by({{.latent = 3, .kind = mint::latent_edit_kind::scale, .value = 1.0},
-                                  {.latent = 5, .kind = mint::latent_edit_kind::add, .value = 0.0}});
-    CHECK(same == plain.cache.rows(site));
-    // Setting latent 7 to z + 2 (by add) moves each row by 2 W_dec[7] (times the row's std under layer_norm).
-    const auto moved = steered_by({{.latent = 7, .kind = mint::latent_edit_kind::add, .value = 2.0}});
-    const auto before = plain.cache.rows(site);
+    CHECK(steered_by({{.latent = 3, .kind = mint::latent_edit_kind::scale, .value = 1.0},
+                      {.latent = 5, .kind = mint::latent_edit_kind::add, .value = 0.0}}) == before);
+    // Each kind against the SAE's own reconstructions: x + forward-reconstruction difference,
+    // computed here from encode and the decoder (SAELens's undoing of each normalisation).
+    const std::vector<mint::latent_edit> edits{{.latent = 7, .kind = mint::latent_edit_kind::add, .value = 2.0},
+                                               {.latent = 2, .kind = mint::latent_edit_kind::set, .value = 1.5},
+                                               {.latent = 9, .kind = mint::latent_edit_kind::scale, .value = 3.0}};
+    const mint::matrixf moved = steered_by(edits);
+    mint::matrixf xn;
+    mint::dictionary::row_scaling<float> rows;
+    sae.normalize(before, xn, rows);
+    mint::matrixf z;
+    sae.encode_normalized(xn, z);
     for (mint::index i = 0; i < before.rows(); ++i) {
-      Eigen::VectorXd want = 2.0 * sae.W_dec().row(7).cast<double>().transpose();
-      if (norm == mint::dictionary::normalization::layer_norm) {
-        const Eigen::VectorXd x = before.row(i).cast<double>().transpose();
-        want *= std::sqrt((x.array() - x.mean()).square().sum() / 15.0);  // the rows' std (d - 1), as SAELens
+      Eigen::VectorXd change = Eigen::VectorXd::Zero(16);
+      for (const auto& e : edits) {
+        const double zi = z(i, e.latent);
+        const double edited = e.kind == mint::latent_edit_kind::set ? e.value : e.kind == mint::latent_edit_kind::scale ? e.value * zi : zi + e.value;
+        change += (edited - zi) * sae.W_dec().row(e.latent).cast<double>().transpose();
+      }
+      switch (mode) {
+        case norm::none: break;
+        case norm::expected_average_only_in: change /= 0.37; break;
+        case norm::constant_norm_rescale: change /= double(rows.scale(i)); break;
+        case norm::layer_norm: change *= double(rows.scale(i)); break;
       }
       const Eigen::VectorXd got = (moved.row(i) - before.row(i)).cast<double>().transpose();
-      // float32: 1e-5 relative to the move.
-      CHECK((got - want).cwiseAbs().maxCoeff() < 1e-5 * (1 + want.norm()));
+      // float32 activations of norm about 4 plus a change of order 1: 1e-5 relative.
+      CHECK((got - change).cwiseAbs().maxCoeff() < 1e-5 * (1 + change.norm() + before.row(i).norm()));
     }
+    // With a position policy, only those positions move: position 0 of each row, rows 0 and 4
+    // of the valid rows (row 0 holds four positions).
+    const mint::matrixf only_first = steered_by(edits, {.positions = mint::steer_positions::given, .given = {0}});
+    for (mint::index i = 0; i < before.rows(); ++i) CHECK(only_first.row(i) == (i == 0 || i == 4 ? moved.row(i) : before.row(i)));
   }
+  mint::dictionary::sae_options o;
+  o.d_in = 16;
+  o.d_sae = 8;
+  const mint::dictionary::basic_sae<float> sae(o, 1);
+  mint::hook_set<float> hooks(model.sites());
+  CHECK_THROWS_AS(mint::add_sae_steering(hooks, site, sae, {{.latent = 8}}), mint::argument_error);
+  CHECK_THROWS_AS(mint::add_sae_steering(hooks, site, sae, {{.latent = 1}, {.latent = 1, .kind = mint::latent_edit_kind::add}}),
+                  mint::argument_error);  // one edit per latent
+  CHECK_THROWS_AS(mint::add_sae_steering(hooks, "blocks.0.mlp.hook_post", sae, {{.latent = 1}}), mint::shape_error);
 }

@@ -7,6 +7,7 @@
 #include "mint/core/eigen.hpp"
 #include "mint/core/parallel.hpp"
 #include "mint/model/metrics.hpp"
+#include "mint/toy/orthogonalize.hpp"
 
 TEST_CASE("sites follow the TransformerLens names in forward order") {
   mint::toy::transformer<float> m({.vocab = 5, .context = 4, .d_model = 8, .layers = 1, .heads = 2, .d_head = 4, .d_mlp = 8});
@@ -63,6 +64,30 @@ TEST_CASE("folding layer norm keeps the function and leaves unit gains") {
   CHECK((after - before).cwiseAbs().maxCoeff() < 1e-12);  // double; a reassociation of the same sums
   CHECK(mint::as_vector(m.parameters()["blocks.1.ln2.w"]).isOnes());
   CHECK(mint::as_vector(m.parameters()["ln_final.b"]).isZero());
+}
+
+TEST_CASE("folding layer norm then centring the writing weights keeps the logits, and leaves writes of mean zero") {
+  mint::toy::transformer<float> m({.vocab = 9, .context = 6, .d_model = 10, .layers = 2, .heads = 2, .d_head = 3, .d_mlp = 12});
+  m.initialize(4);
+  mint::rng r(5);
+  for (const auto& e : m.parameters().entries())
+    if (e.name.find("ln") != std::string::npos || e.name.find(".b_") != std::string::npos)
+      r.fill_normal(m.parameters().view_of(e), e.name.find(".w") != std::string::npos ? 1.0 : 0.0, 0.5);
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4}, {8, 7}});
+  const mint::matrixf before = mint::to_matrix<float>(m.forward(tokens));
+  m.fold_layer_norm();
+  mint::toy::center_writes(m);
+  const mint::matrixf after = mint::to_matrix<float>(m.forward(tokens));
+  CHECK((after - before).cwiseAbs().maxCoeff() < 1e-5);  // TransformerLens's bound for fold + centre, float32
+  for (const char* name : {"embed.W_E", "blocks.1.attn.W_O", "blocks.0.mlp.b_out"}) {
+    const auto w = m.parameters()[name];
+    const mint::index d = 10;
+    const auto rows = mint::as_matrix(w.reshape({w.size() / d, d}));
+    CHECK(rows.rowwise().sum().cwiseAbs().maxCoeff() < 1e-5);  // every written row has mean zero
+  }
+  mint::toy::transformer<float> plain({.vocab = 9, .context = 6, .d_model = 10, .layers = 1, .heads = 2, .d_head = 3,
+                                       .layer_norm = false});
+  CHECK_THROWS_AS(mint::toy::center_writes(plain), mint::argument_error);
 }
 
 TEST_CASE("cast to double runs the same function") {

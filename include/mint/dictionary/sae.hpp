@@ -126,6 +126,9 @@ public:
 
   /// Undoes normalize() on reconstructions y (in place).
   void denormalize(matrix<T>& y, const row_scaling<T>& rows) const;
+  /// Undoes normalize() on a difference of two reconstructions of the same rows (in place): the
+  /// linear part of denormalize(), without the shift that cancels in the difference.
+  void denormalize_difference(matrix<T>& dy, const row_scaling<T>& rows) const;
 
   /// Codes of already-normalized rows, by the inference rule (BatchTopK: the global threshold).
   void encode_normalized(const matrix<T>& xn, matrix<T>& z) const;
@@ -306,6 +309,20 @@ void basic_sae<T>::denormalize(matrix<T>& y, const row_scaling<T>& rows) const {
     case normalization::layer_norm:
       // SAELens undoes with the standard deviation alone (ln_std), not the std + 1e-5 divided by.
       for (index i = 0; i < y.rows(); ++i) y.row(i) = y.row(i).array() * rows.scale(i) + rows.shift(i);
+      break;
+  }
+}
+
+template <class T>
+void basic_sae<T>::denormalize_difference(matrix<T>& dy, const row_scaling<T>& rows) const {
+  switch (options_.normalize_activations) {
+    case normalization::none: break;
+    case normalization::expected_average_only_in: dy /= scaling_factor_; break;
+    case normalization::constant_norm_rescale:
+      for (index i = 0; i < dy.rows(); ++i) dy.row(i) /= rows.scale(i);
+      break;
+    case normalization::layer_norm:
+      for (index i = 0; i < dy.rows(); ++i) dy.row(i) *= rows.scale(i);
       break;
   }
 }

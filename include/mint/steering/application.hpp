@@ -6,9 +6,11 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +46,15 @@ struct position_policy {
   std::vector<index> given{};
 };
 
+/// The prompt positions of rows with these prompt lengths (one per row, or one for all).
+inline position_policy prompt_positions(std::span<const index> prompt_lengths) {
+  return {steer_positions::prompt, {prompt_lengths.begin(), prompt_lengths.end()}, {}};
+}
+/// The positions after the prompt (what generate() adds) of rows with these prompt lengths.
+inline position_policy generated_positions(std::span<const index> prompt_lengths) {
+  return {steer_positions::generated, {prompt_lengths.begin(), prompt_lengths.end()}, {}};
+}
+
 namespace detail {
 
 /// A position_policy checked and ready for per-position tests without allocating.
@@ -64,7 +75,17 @@ public:
     function_ = function;
   }
 
-  /// Whether view index i of row b in call c is changed.
+  /// Checks a call's rows against prompt_lengths (one for all rows, or one per row).
+  template <class T>
+  void check_rows(const hook_call<T>& c) const {
+    const bool by_row = p_.positions == steer_positions::prompt || p_.positions == steer_positions::generated;
+    if (by_row && p_.prompt_lengths.size() != 1 && index(p_.prompt_lengths.size()) != c.activation.extent(0))
+      throw argument_error(function_, "policy.prompt_lengths", detail::str("has ", p_.prompt_lengths.size(), " entries"),
+                           detail::str("needs one per row of the run (", c.activation.extent(0), " at '", c.site.name,
+                                       "'), or one for all"));
+  }
+
+  /// Whether view index i of row b in call c is changed (after check_rows(c)).
   template <class T>
   bool operator()(const hook_call<T>& c, index b, index i) const {
     if (!c.valid(b, i)) return false;
@@ -79,13 +100,7 @@ public:
   }
 
 private:
-  index prompt_length(index b) const {
-    if (p_.prompt_lengths.size() == 1) return p_.prompt_lengths[0];
-    if (b >= index(p_.prompt_lengths.size()))
-      throw argument_error(function_, "policy.prompt_lengths", detail::str("has ", p_.prompt_lengths.size(), " entries"),
-                           detail::str("needs one per row of the run (row ", b, " was called), or one for all"));
-    return p_.prompt_lengths[std::size_t(b)];
-  }
+  index prompt_length(index b) const { return p_.prompt_lengths[p_.prompt_lengths.size() == 1 ? 0 : std::size_t(b)]; }
 
   position_policy p_;
   const char* function_ = "";
@@ -110,8 +125,9 @@ void with_features(const tensor_view<T>& activation, index b, index i, F&& f) {
   // [heads, d_head] and the like: one row of the last axis at a time, at its offset in the direction.
   const index inner = v.extent(v.rank() - 1);
   index offset = 0;
-  const std::vector<index> outer(v.extents().begin(), v.extents().end() - 1);
-  detail::for_each_index(outer, [&](const auto& k) {
+  std::array<index, 4> outer{};
+  std::copy(v.extents().begin(), v.extents().end() - 1, outer.begin());
+  detail::for_each_index(std::span<const index>(outer.data(), std::size_t(v.rank() - 1)), [&](const auto& k) {
     T* p = v.data();
     for (int a = 0; a + 1 < v.rank(); ++a) p += k[std::size_t(a)] * v.stride(a);
     map m(p, inner, Eigen::InnerStride<>(v.stride(v.rank() - 1)));
@@ -138,13 +154,27 @@ Eigen::Matrix<T, Eigen::Dynamic, 1> direction_as(const std::vector<U>& d, double
                                                  const std::string& site) {
   Eigen::Matrix<T, Eigen::Dynamic, 1> out(Eigen::Index(d.size()));
   for (std::size_t i = 0; i < d.size(); ++i) {
-    const double x = scale * double(d[i]);
-    if (!std::isfinite(x))
-      throw argument_error(function, "vector", detail::str("holds ", x, " at '", site, "' (index ", i, ")"),
-                           "needs finite values (and a finite scale)");
-    out(Eigen::Index(i)) = T(x);
+    const T x = T(scale * double(d[i]));
+    if (!std::isfinite(double(x)))
+      throw argument_error(function, "vector", detail::str("times the scale holds ", x, " at '", site, "' (index ", i, ")"),
+                           "needs finite values in the activation's type (and a finite scale)");
+    out(Eigen::Index(i)) = x;
   }
   return out;
+}
+
+/// The vector with each direction at unit length; a zero or non-finite direction is an
+/// argument_error naming `function`.
+template <class U>
+steering_vector<U> unit_directions(const steering_vector<U>& v, const char* function) {
+  if (v.empty()) throw argument_error(function, "vector", "has no directions", "needs at least one site");
+  for (const auto& [site, d] : v.directions) {
+    const double n = direction_norm(d);
+    if (!(n > 0) || !std::isfinite(n))
+      throw argument_error(function, "vector", detail::str("has norm ", n, " at '", site, "'"),
+                           "needs a finite non-zero direction at every site");
+  }
+  return normalized(v);
 }
 
 }  // namespace detail
@@ -163,6 +193,7 @@ void add_steering(hook_set<T>& hooks, const steering_vector<U>& vector, double s
     hooks.add(
         id,
         [test, w = detail::direction_as<T>(direction, scale, fn, site)](hook_call<T>& c) {
+          test->check_rows(c);
           for (index b = 0; b < c.activation.extent(0); ++b)
             for (index i = 0; i < c.activation.extent(1); ++i)
               if ((*test)(c, b, i))
@@ -207,14 +238,14 @@ template <class T, class U>
 void add_projection_clamp(hook_set<T>& hooks, const steering_vector<U>& vector, double value,
                           const position_policy& at = {}) {
   const char* fn = "mint::add_projection_clamp";
-  if (vector.empty()) throw argument_error(fn, "vector", "has no directions", "needs at least one site");
   if (!std::isfinite(value)) throw argument_error(fn, "value", detail::str("is ", value), "needs a finite value");
   const auto test = std::make_shared<const detail::position_test>(at, fn);
-  for (const auto& [site, direction] : normalized(vector).directions) {
+  for (const auto& [site, direction] : detail::unit_directions(vector, fn).directions) {
     const site_id id = detail::steering_site(hooks, site, index(direction.size()), fn);
     hooks.add(
         id,
         [test, value, r = detail::direction_as<T>(direction, 1.0, fn, site)](hook_call<T>& c) {
+          test->check_rows(c);
           for (index b = 0; b < c.activation.extent(0); ++b)
             for (index i = 0; i < c.activation.extent(1); ++i) {
               if (!(*test)(c, b, i)) continue;
@@ -234,13 +265,13 @@ void add_projection_clamp(hook_set<T>& hooks, const steering_vector<U>& vector, 
 template <class T, class U>
 void add_directional_ablation(hook_set<T>& hooks, const steering_vector<U>& vector, const position_policy& at = {}) {
   const char* fn = "mint::add_directional_ablation";
-  if (vector.empty()) throw argument_error(fn, "vector", "has no directions", "needs at least one site");
   const auto test = std::make_shared<const detail::position_test>(at, fn);
-  for (const auto& [site, direction] : normalized(vector).directions) {
+  for (const auto& [site, direction] : detail::unit_directions(vector, fn).directions) {
     const site_id id = detail::steering_site(hooks, site, index(direction.size()), fn);
     hooks.add(
         id,
         [test, r = detail::direction_as<T>(direction, 1.0, fn, site)](hook_call<T>& c) {
+          test->check_rows(c);
           for (index b = 0; b < c.activation.extent(0); ++b)
             for (index i = 0; i < c.activation.extent(1); ++i) {
               if (!(*test)(c, b, i)) continue;

@@ -4,9 +4,10 @@
 // al. 2023), the difference of two prompts position by position. PCA directions are exact
 // eigenvectors (mint::symmetric_eigen of the smaller of the covariance and the Gram matrix,
 // products in a fixed order: the same bits on any thread count) with unit norm and the sign
-// fixed as repeng fixes it: positives must project above their negatives in more pairs than
-// not (ties: by the mean gap, then the largest component positive). Cost per site: n d
-// min(n, d) for the product and min(n, d)^3 for the eigensolver.
+// fixed by repeng's majority rule: positives must project above their negatives in more pairs
+// than not (on a tie repeng keeps scikit-learn's sign; mint takes the sign of the mean gap, then
+// makes the largest component positive). Cost per site: n d min(n, d) for the product and
+// min(n, d)^3 for the eigensolver (n the rows PCA sees: pairs, or twice that for pca_center).
 #pragma once
 
 #include <cmath>
@@ -89,19 +90,10 @@ struct extraction_core {
 template <class T>
 steering_vector<T> extraction_core<T>::extract(const contrastive_activations<T>& pairs, extraction_method method) {
   const char* fn = "mint::extract_vector";
-  if (pairs.sites.empty() || pairs.positive.size() != pairs.sites.size() || pairs.negative.size() != pairs.sites.size())
-    throw argument_error(fn, "pairs", detail::str("hold ", pairs.sites.size(), " sites, ", pairs.positive.size(), " positive and ",
-                                                  pairs.negative.size(), " negative matrices"),
-                         "needs one positive and one negative matrix per site (read_contrastive makes them)");
-  const index need = method == extraction_method::mean_difference ? 1 : 2;
+  check_pairs(pairs, method == extraction_method::mean_difference ? 1 : 2, fn, "pairs");
   steering_vector<T> out;
   for (std::size_t s = 0; s < pairs.sites.size(); ++s) {
     const matrixd positive = pairs.positive[s].template cast<double>(), negative = pairs.negative[s].template cast<double>();
-    if (positive.rows() != negative.rows() || positive.cols() != negative.cols() || positive.rows() < need)
-      throw shape_error(fn, "pairs", detail::str("hold [", positive.rows(), ", ", positive.cols(), "] positive and [",
-                                                 negative.rows(), ", ", negative.cols(), "] negative rows at '",
-                                                 pairs.sites[s], "'"),
-                        detail::str("needs equal shapes with at least ", need, " pairs"));
     if (!positive.allFinite() || !negative.allFinite())
       throw numeric_error(fn, "pairs", "hold NaN or infinity at '" + pairs.sites[s] + "'", "needs finite activations");
     Eigen::VectorXd v;
@@ -147,19 +139,25 @@ std::vector<matrix<scalar_t<R>>> read_row(R& model, const token_batch& tokens, c
   const index n = tokens.length(0);
   std::vector<matrix<T>> out;
   out.reserve(sites.size());  // the hooks keep references to the matrices
+  std::vector<index> filled(sites.size(), 0);
   hook_set<T> hooks(table);
-  for (const auto& name : sites) {
-    const site_id id = table.at(name, function);
-    out.emplace_back(n, site_features(table[id], function));
-    hooks.add(id, [&m = out.back()](hook_call<T>& c) {
+  for (std::size_t s = 0; s < sites.size(); ++s) {
+    const site_id id = table.at(sites[s], function);
+    out.push_back(matrix<T>::Zero(n, site_features(table[id], function)));
+    hooks.add(id, [&m = out.back(), &count = filled[s]](hook_call<T>& c) {
       for (index i = 0; i < c.activation.extent(1); ++i) {
         if (!c.valid(0, i)) continue;
         const tensor_view<const T> src = c.activation.subview(0).subview(i);
         mint::copy(src, tensor_view<T>(m.row(c.position(i)).data(), src.extents()));
+        ++count;
       }
     });
   }
   model.forward(tokens, hooks);
+  for (std::size_t s = 0; s < sites.size(); ++s)
+    if (filled[s] != n)
+      throw argument_error(function, "sites", detail::str("'", sites[s], "' was called for ", filled[s], " of ", n, " positions"),
+                           "needs sites the forward pass reaches at every position");
   return out;
 }
 

@@ -48,18 +48,18 @@ struct layer_sweep_result {
 template <class T>
 layer_sweep_result layer_sweep(const steering_vector<T>& vector, const contrastive_activations<T>& held_out) {
   const char* fn = "mint::layer_sweep";
+  detail::check_pairs(held_out, 1, fn, "held_out");
   layer_sweep_result out;
   for (std::size_t s = 0; s < held_out.sites.size(); ++s) {
     const std::string& site = held_out.sites[s];
     if (!vector.contains(site))
       throw argument_error(fn, "vector", "has no direction at '" + site + "'", "needs one at every site of held_out");
     const std::vector<T>& d = vector[site];
-    const matrix<T>& pos = held_out.positive.at(s);
-    const matrix<T>& neg = held_out.negative.at(s);
-    if (pos.cols() != index(d.size()) || neg.cols() != index(d.size()) || pos.rows() != neg.rows() || pos.rows() < 1)
-      throw shape_error(fn, "held_out", detail::str("holds [", pos.rows(), ", ", pos.cols(), "] and [", neg.rows(), ", ",
-                                                    neg.cols(), "] rows at '", site, "'"),
-                        detail::str("needs equal shapes, at least one pair, of the direction's length ", d.size()));
+    const matrix<T>& pos = held_out.positive[s];
+    const matrix<T>& neg = held_out.negative[s];
+    if (pos.cols() != index(d.size()))
+      throw shape_error(fn, "held_out", detail::str("holds rows of ", pos.cols(), " features at '", site, "'"),
+                        detail::str("needs the direction's length, ", d.size()));
     const double norm = detail::direction_norm(d);
     if (!(norm > 0)) throw argument_error(fn, "vector", "has a zero direction at '" + site + "'", "needs non-zero directions");
     const Eigen::VectorXd r = detail::direction_map(d).template cast<double>() / norm;

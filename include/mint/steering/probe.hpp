@@ -54,6 +54,8 @@ probe_result<T> probe_core<T>::fit(const matrix<T>& positive, const matrix<T>& n
   const char* fn = "mint::logistic_probe";
   if (!(options.l2 > 0) || !std::isfinite(options.l2))
     throw argument_error(fn, "options.l2", detail::str("is ", options.l2), "needs a finite value > 0");
+  if (!(options.tolerance > 0) || !std::isfinite(options.tolerance))
+    throw argument_error(fn, "options.tolerance", detail::str("is ", options.tolerance), "needs a finite value > 0");
   if (options.max_iterations < 1)
     throw argument_error(fn, "options.max_iterations", detail::str("is ", options.max_iterations), "needs >= 1");
   if (positive.rows() < 1 || negative.rows() < 1 || positive.cols() != negative.cols() || positive.cols() < 1)
@@ -131,9 +133,10 @@ probe_result<T> logistic_probe(const matrix<T>& positive, const matrix<T>& negat
 /// A probe's weights per site of the pairs, as a steering vector (each pointing to the positives).
 template <class T>
 steering_vector<T> probe_vector(const contrastive_activations<T>& pairs, const probe_options& options = {}) {
+  detail::check_pairs(pairs, 1, "mint::probe_vector", "pairs");
   steering_vector<T> out;
   for (std::size_t s = 0; s < pairs.sites.size(); ++s)
-    out.directions[pairs.sites[s]] = logistic_probe(pairs.positive.at(s), pairs.negative.at(s), options).weights;
+    out.directions[pairs.sites[s]] = logistic_probe(pairs.positive[s], pairs.negative[s], options).weights;
   return out;
 }
 

@@ -53,9 +53,10 @@ namespace detail {
 
 /// Features per position of a [batch, pos, ...] site: the product of its other extents.
 inline index site_features(const site_info& info, const char* function) {
-  if (info.axes.size() < 2 || info.axes[0] != axis::batch || info.axes[1] != axis::pos)
-    throw argument_error(function, "site", "'" + info.name + "' is not [batch, pos, ...]",
-                         "needs a site whose first axes are batch and pos (a residual stream, an MLP or head output)");
+  if (info.axes.size() < 3 || info.axes[0] != axis::batch || info.axes[1] != axis::pos)
+    throw argument_error(function, "site", "'" + info.name + "' is not [batch, pos, features...]",
+                         "needs a site whose first axes are batch and pos, with features after them (a residual "
+                         "stream, an MLP or head output)");
   index n = 1;
   for (std::size_t a = 2; a < info.axes.size(); ++a) n *= info.sizes[a];
   return n;
@@ -78,6 +79,25 @@ inline std::vector<index> read_positions(const token_batch& tokens, const std::v
     out[std::size_t(b)] = p;
   }
   return out;
+}
+
+/// Checks that pairs hold, per site, a positive and a negative matrix of one shape with at least
+/// `min_pairs` rows and one feature.
+template <class T>
+void check_pairs(const contrastive_activations<T>& pairs, index min_pairs, const char* function, const char* argument) {
+  if (pairs.sites.empty() || pairs.positive.size() != pairs.sites.size() || pairs.negative.size() != pairs.sites.size())
+    throw argument_error(function, argument,
+                         detail::str("hold ", pairs.sites.size(), " sites, ", pairs.positive.size(), " positive and ",
+                                     pairs.negative.size(), " negative matrices"),
+                         "needs one positive and one negative matrix per site, for at least one site (read_contrastive makes them)");
+  for (std::size_t s = 0; s < pairs.sites.size(); ++s) {
+    const auto &p = pairs.positive[s], &n = pairs.negative[s];
+    if (p.rows() != n.rows() || p.cols() != n.cols() || p.rows() < min_pairs || p.cols() < 1)
+      throw shape_error(function, argument,
+                        detail::str("hold [", p.rows(), ", ", p.cols(), "] positive and [", n.rows(), ", ", n.cols(),
+                                    "] negative rows at '", pairs.sites[s], "'"),
+                        detail::str("needs equal shapes of at least one feature, with at least ", min_pairs, " pairs"));
+  }
 }
 
 /// Rows [begin, end) of a token batch.
@@ -111,33 +131,37 @@ std::vector<matrix<scalar_t<R>>> read_activations(R& model, const token_batch& t
   for (const auto& name : options.sites) {
     const site_id id = table.at(name, fn);
     ids.push_back(id);
-    out.emplace_back(tokens.batch(), detail::site_features(table[id], fn));
+    out.push_back(matrix<T>::Zero(tokens.batch(), detail::site_features(table[id], fn)));
     last = std::max(last, id);
   }
   const std::vector<index> at = detail::read_positions(tokens, options.positions, fn);
-  std::vector<char> seen(ids.size());
+  std::vector<index> filled(ids.size(), 0);  // rows read per site
 
   const index step = options.max_batch > 0 ? options.max_batch : tokens.batch();
   for (index r0 = 0; r0 < tokens.batch(); r0 += step) {
     const index r1 = std::min(tokens.batch(), r0 + step);
+    // The pass may stop once the last site has seen the furthest position read (a runtime may
+    // call a site once per chunk of positions).
+    const index furthest = *std::max_element(at.begin() + r0, at.begin() + r1);
     hook_set<T> hooks(table);
     for (std::size_t s = 0; s < ids.size(); ++s)
-      hooks.add(ids[s], [&, s, r0, stop = ids[s] == last](hook_call<T>& c) {
+      hooks.add(ids[s], [&, s, r0, furthest, stop = ids[s] == last](hook_call<T>& c) {
         for (index b = 0; b < c.activation.extent(0); ++b) {
           const index p = at[std::size_t(r0 + b)];
           if (p < c.first_position || p >= c.first_position + c.activation.extent(1)) continue;
           const tensor_view<const T> src = c.activation.subview(b).subview(p - c.first_position);
           mint::copy(src, tensor_view<T>(out[s].row(r0 + b).data(), src.extents()));
+          ++filled[s];
         }
-        seen[s] = 1;
-        if (stop) c.stop();
+        if (stop && c.chunk_end > furthest) c.stop();
       });
     model.forward(detail::batch_rows(tokens, r0, r1), hooks);
   }
   for (std::size_t s = 0; s < ids.size(); ++s)
-    if (!seen[s])
-      throw argument_error(fn, "options.sites", "'" + options.sites[s] + "' was never called by the runtime",
-                           "needs sites the forward pass reaches");
+    if (filled[s] != tokens.batch())
+      throw argument_error(fn, "options.sites", detail::str("'", options.sites[s], "' was called for ", filled[s], " of ",
+                                                           tokens.batch(), " rows' read positions"),
+                           "needs sites the forward pass reaches at every position read");
   return out;
 }
 
@@ -193,7 +217,7 @@ std::map<std::string, double, std::less<>> typical_norms(R& model, const token_b
             sum[s] += std::sqrt(squares);
             ++count[s];
           }
-        if (stop) c.stop();
+        if (stop && c.chunk_end >= tokens.positions()) c.stop();
       });
     model.forward(detail::batch_rows(tokens, r0, std::min(tokens.batch(), r0 + step)), hooks);
   }

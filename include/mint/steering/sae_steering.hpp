@@ -37,15 +37,21 @@ struct latent_edit {
 
 /// Attaches the SAE edit at `site` ([batch, pos, d_in] or any site of d_in features a position)
 /// at the positions `at` chooses. The SAE's scalar type is the runtime's. Needs read and write.
+/// The hook refers to `sae`, which must outlive the hook set (a temporary is refused), and keeps
+/// buffers between calls, so one hook set serves one forward at a time.
 template <class T>
 void add_sae_steering(hook_set<T>& hooks, const std::string& site, const dictionary::basic_sae<T>& sae,
                       std::vector<latent_edit> edits, const position_policy& at = {}) {
   const char* fn = "mint::add_sae_steering";
   if (edits.empty()) throw argument_error(fn, "edits", "are empty", "needs at least one latent edit");
-  for (const auto& e : edits) {
+  for (std::size_t i = 0; i < edits.size(); ++i) {
+    const auto& e = edits[i];
     if (e.latent < 0 || e.latent >= sae.d_sae())
       throw argument_error(fn, "edits", detail::str("edit latent ", e.latent), detail::str("needs latents in [0, ", sae.d_sae(), ")"));
     if (!std::isfinite(e.value)) throw argument_error(fn, "edits", detail::str("hold value ", e.value), "needs finite values");
+    for (std::size_t j = 0; j < i; ++j)
+      if (edits[j].latent == e.latent)
+        throw argument_error(fn, "edits", detail::str("edit latent ", e.latent, " twice"), "needs one edit per latent");
   }
   const site_id id = detail::steering_site(hooks, site, sae.d_in(), fn);
   struct state {
@@ -53,14 +59,15 @@ void add_sae_steering(hook_set<T>& hooks, const std::string& site, const diction
     std::vector<latent_edit> edits;
     detail::position_test test;
     std::vector<std::pair<index, index>> rows;  // (row, view index) steered in this call
-    matrix<T> x, xn, z, change, zero;
+    matrix<T> x, xn, z, change;
     dictionary::row_scaling<T> scaling;
   };
-  auto st = std::make_shared<state>(state{&sae, std::move(edits), detail::position_test(at, fn), {}, {}, {}, {}, {}, {}, {}});
+  auto st = std::make_shared<state>(state{&sae, std::move(edits), detail::position_test(at, fn), {}, {}, {}, {}, {}, {}});
   hooks.add(
       id,
       [st](hook_call<T>& c) {
         const index d = st->sae->d_in();
+        st->test.check_rows(c);
         st->rows.clear();
         for (index b = 0; b < c.activation.extent(0); ++b)
           for (index i = 0; i < c.activation.extent(1); ++i)
@@ -87,17 +94,19 @@ void add_sae_steering(hook_set<T>& hooks, const std::string& site, const diction
             moved = true;
           }
         if (!moved) return;
-        // Undo the normalization on the change alone: denormalize(change) - denormalize(0)
-        // removes the shift a layer-norm SAE adds back.
-        st->zero.setZero(n, d);
-        st->sae->denormalize(st->change, st->scaling);
-        st->sae->denormalize(st->zero, st->scaling);
-        st->change -= st->zero;
+        // The normalization undone on the change: its linear part (a layer-norm SAE's shift
+        // cancels in decode(z') - decode(z), and adding and removing it would cost digits).
+        st->sae->denormalize_difference(st->change, st->scaling);
         for (index r = 0; r < n; ++r)
           detail::with_features(c.activation, st->rows[std::size_t(r)].first, st->rows[std::size_t(r)].second,
                                 [&](auto& v, index o) { v += st->change.row(r).segment(o, v.size()).transpose(); });
       },
       {access::read | access::write, {}});
 }
+
+/// The SAE must outlive the hooks: a temporary is refused.
+template <class T>
+void add_sae_steering(hook_set<T>&, const std::string&, const dictionary::basic_sae<T>&&, std::vector<latent_edit>,
+                      const position_policy& = {}) = delete;
 
 }  // namespace mint

@@ -94,7 +94,9 @@ double direction_norm(const std::vector<T>& a) {
 
 inline void require_same_length(std::size_t a, std::size_t b, std::string_view site, const char* function) {
   if (a != b)
-    throw shape_error(function, "vectors", detail::str("have directions of length ", a, " and ", b, " at '", site, "'"),
+    throw shape_error(function, "vectors",
+                      site.empty() ? detail::str("have lengths ", a, " and ", b)
+                                   : detail::str("have directions of length ", a, " and ", b, " at '", site, "'"),
                       "needs one length per site");
 }
 
@@ -218,6 +220,8 @@ steering_vector<T> match_norm(steering_vector<T> v, const std::map<std::string, 
     const auto it = typical.find(site);
     if (it == typical.end())
       throw argument_error(fn, "typical", "has no norm for '" + site + "'", "needs a norm for every site of the vector");
+    if (!(it->second >= 0) || !std::isfinite(it->second))
+      throw argument_error(fn, "typical", detail::str("has norm ", it->second, " for '", site, "'"), "needs finite norms >= 0");
     const double n = detail::direction_norm(d);
     if (!(n > 0))
       throw argument_error(fn, "v", "has a zero direction at '" + site + "'", "needs a non-zero direction to rescale");

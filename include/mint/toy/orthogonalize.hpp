@@ -3,11 +3,13 @@
 // holds a component along r. For the toy transformer these are the embeddings (W_E, W_pos),
 // each head's W_O with b_O, and the MLP's W_out with b_out. The model then computes what
 // directional ablation at every residual site (mint::add_directional_ablation at
-// residual_stream_sites) computes at run time, with no hooks. Cost O(parameters x 1).
+// residual_stream_sites) computes at run time, with no hooks. center_writes() removes the
+// all-ones direction (TransformerLens's center_writing_weights). Cost O(parameters).
 #pragma once
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -44,6 +46,19 @@ void orthogonalize_writes(transformer<T>& model, const Range& direction) {
     wd -= (wd * r) * r.transpose();
     w = wd.template cast<T>();
   }
+}
+
+/// TransformerLens's center_writing_weights: every weight writing into the residual stream with
+/// its mean over d_model removed (orthogonalize_writes against the all-ones direction). Every
+/// reader of the residual begins with a layer norm, which removes the mean anyway, so the model
+/// computes the same function (to rounding); with fold_layer_norm() first, the weights are in
+/// TransformerLens's usual analysis form. Needs config().layer_norm.
+template <class T>
+void center_writes(transformer<T>& model) {
+  if (!model.config().layer_norm)
+    throw argument_error("mint::toy::center_writes", "model", "has no layer norms",
+                         "needs config().layer_norm: without them the residual's mean reaches the outputs");
+  orthogonalize_writes(model, std::vector<double>(std::size_t(model.config().d_model), 1.0));
 }
 
 }  // namespace mint::toy

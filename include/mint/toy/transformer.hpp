@@ -25,6 +25,7 @@
 #include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
 #include "mint/model/graph.hpp"
+#include "mint/model/head_weights.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/runtime.hpp"
 #include "mint/model/sequence.hpp"
@@ -95,6 +96,11 @@ public:
 
   /// The final layer norm and the unembedding, for the logit lens and direct logit attribution.
   unembedding_weights<T> unembedding() const;
+
+  /// Block `layer`'s attention weights (W_Q, W_K, W_V, W_O as TransformerLens lays them out) and
+  /// the token embedding W_E [vocab, d_model], for the weight analyses (mint/explain/).
+  attention_matrices<T> attention_weights(int layer) const;
+  tensor_view<const T> embedding_weights() const { return tensor_view<const T>(p(embed_W_), {index(config_.vocab), index(config_.d_model)}); }
 
   /// Runs the model, calling hooks at each site; returns logits [batch, pos, vocab], valid until the next forward.
   /// An empty view means a hook stopped the pass.
@@ -361,6 +367,21 @@ unembedding_weights<T> transformer<T>::unembedding() const {
   u.weight = tensor_view<const T>(p(unembed_W_), {d, v});
   u.unembed_bias = tensor_view<const T>(p(unembed_b_), {v});
   return u;
+}
+
+template <class T>
+attention_matrices<T> transformer<T>::attention_weights(int layer) const {
+  if (layer < 0 || layer >= config_.layers)
+    throw argument_error("mint::toy::transformer::attention_weights", "layer", detail::str("is ", layer),
+                         detail::str("needs a block in [0, ", config_.layers, ")"));
+  const index d = config_.d_model, H = config_.heads, K = config_.key_value_heads(), dh = config_.d_head;
+  const layer_params& w = layer_[std::size_t(layer)];
+  attention_matrices<T> out;
+  out.W_Q = tensor_view<const T>(p(w.W_Q), {H, d, dh});
+  out.W_K = tensor_view<const T>(p(w.W_K), {K, d, dh});
+  out.W_V = tensor_view<const T>(p(w.W_V), {K, d, dh});
+  out.W_O = tensor_view<const T>(p(w.W_O), {H, dh, d});
+  return out;
 }
 
 template <class T>
