@@ -9,6 +9,7 @@
 #include <mint/dictionary/sae.hpp>
 #include <mint/dictionary/width_sweep.hpp>
 #include <mint/model/cache.hpp>
+#include <mint/model/head_weights.hpp>
 #include <mint/model/hooks.hpp>
 #include <mint/model/runtime.hpp>
 #include <mint/model/unembedding.hpp>
@@ -37,6 +38,7 @@ MINT_FOR_FLOAT_AND_DOUBLE(mint::activation_cache)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::cached_run)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::attribution_result)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::unembedding_weights)
+MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::attention_matrices)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::dictionary::row_scaling)
 MINT_FOR_FLOAT_AND_DOUBLE(mint::dictionary::sae_workspace)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::dictionary::width_result)
@@ -54,7 +56,7 @@ constexpr bool transformer_is_everything = [] {
   using R = mint::toy::transformer<T>;
   return mint::runtime<R> && mint::differentiable_runtime<R> && mint::incremental_runtime<R> &&
          mint::resumable_runtime<R> && mint::branching_runtime<R> && mint::output_trimming_runtime<R> &&
-         mint::decodable_runtime<R>;
+         mint::decodable_runtime<R> && mint::attention_weight_runtime<R>;
 }();
 static_assert(transformer_is_everything<float> && transformer_is_everything<double>);
 
@@ -65,7 +67,7 @@ constexpr bool lstm_is_recurrent = [] {
   using R = mint::toy::lstm<T>;
   return mint::runtime<R> && mint::differentiable_runtime<R> && mint::incremental_runtime<R> &&
          mint::branching_runtime<R> && !mint::resumable_runtime<R> && !mint::output_trimming_runtime<R> &&
-         !mint::decodable_runtime<R>;
+         !mint::decodable_runtime<R> && !mint::attention_weight_runtime<R>;
 }();
 static_assert(lstm_is_recurrent<float> && lstm_is_recurrent<double>);
 
