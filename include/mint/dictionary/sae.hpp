@@ -300,17 +300,11 @@ void basic_sae<T>::normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, 
 
 template <class T>
 void basic_sae<T>::denormalize(matrix<T>& y, const row_scaling<T>& rows) const {
-  switch (options_.normalize_activations) {
-    case normalization::none: break;
-    case normalization::expected_average_only_in: y /= scaling_factor_; break;
-    case normalization::constant_norm_rescale:
-      for (index i = 0; i < y.rows(); ++i) y.row(i) /= rows.scale(i);
-      break;
-    case normalization::layer_norm:
-      // SAELens undoes with the standard deviation alone (ln_std), not the std + 1e-5 divided by.
-      for (index i = 0; i < y.rows(); ++i) y.row(i) = y.row(i).array() * rows.scale(i) + rows.shift(i);
-      break;
-  }
+  denormalize_difference(y, rows);
+  // SAELens undoes layer_norm with the standard deviation alone (ln_std), not the std + 1e-5
+  // divided by, then adds the mean back.
+  if (options_.normalize_activations == normalization::layer_norm)
+    for (index i = 0; i < y.rows(); ++i) y.row(i).array() += rows.shift(i);
 }
 
 template <class T>

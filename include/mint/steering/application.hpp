@@ -232,56 +232,50 @@ void add_steering(hook_set<T>& hooks, const steering_sequence<U>& sequence, doub
   }
 }
 
-/// Sets the projection on each site's unit direction r to `value`: a <- a + (value - a.r) r, at
-/// the positions `at` chooses. value is in the activation's units along r. Needs read and write.
+namespace detail {
+
+/// The projection on each site's unit direction r set to `value`: a <- a + (value - a.r) r.
 template <class T, class U>
-void add_projection_clamp(hook_set<T>& hooks, const steering_vector<U>& vector, double value,
-                          const position_policy& at = {}) {
-  const char* fn = "mint::add_projection_clamp";
+void add_projection_hooks(hook_set<T>& hooks, const steering_vector<U>& vector, double value, const position_policy& at,
+                          const char* fn) {
   if (!std::isfinite(value)) throw argument_error(fn, "value", detail::str("is ", value), "needs a finite value");
-  const auto test = std::make_shared<const detail::position_test>(at, fn);
-  for (const auto& [site, direction] : detail::unit_directions(vector, fn).directions) {
-    const site_id id = detail::steering_site(hooks, site, index(direction.size()), fn);
+  const auto test = std::make_shared<const position_test>(at, fn);
+  for (const auto& [site, direction] : unit_directions(vector, fn).directions) {
+    const site_id id = steering_site(hooks, site, index(direction.size()), fn);
     hooks.add(
         id,
-        [test, value, r = detail::direction_as<T>(direction, 1.0, fn, site)](hook_call<T>& c) {
+        [test, value, r = direction_as<T>(direction, 1.0, fn, site)](hook_call<T>& c) {
           test->check_rows(c);
           for (index b = 0; b < c.activation.extent(0); ++b)
             for (index i = 0; i < c.activation.extent(1); ++i) {
               if (!(*test)(c, b, i)) continue;
               T along = 0;
-              detail::with_features(c.activation, b, i, [&](auto& x, index o) { along += x.dot(r.segment(o, x.size())); });
+              with_features(c.activation, b, i, [&](auto& x, index o) { along += x.dot(r.segment(o, x.size())); });
               const T move = T(value) - along;
-              detail::with_features(c.activation, b, i, [&](auto& x, index o) { x += move * r.segment(o, x.size()); });
+              with_features(c.activation, b, i, [&](auto& x, index o) { x += move * r.segment(o, x.size()); });
             }
         },
         {access::read | access::write, {}});
   }
 }
 
+}  // namespace detail
+
+/// Sets the projection on each site's unit direction r to `value`: a <- a + (value - a.r) r, at
+/// the positions `at` chooses. value is in the activation's units along r. Needs read and write.
+template <class T, class U>
+void add_projection_clamp(hook_set<T>& hooks, const steering_vector<U>& vector, double value,
+                          const position_policy& at = {}) {
+  detail::add_projection_hooks(hooks, vector, value, at, "mint::add_projection_clamp");
+}
+
 /// Directional ablation: removes the component along each site's direction, a <- a - (a.r) r
-/// with r the unit direction, at the positions `at` chooses (Arditi et al.'s refusal-direction
-/// ablation with one direction at every residual site: at_sites(r, residual_stream_sites(...))).
+/// with r the unit direction (the projection clamped to 0), at the positions `at` chooses
+/// (Arditi et al.'s refusal-direction ablation with one direction at every residual site:
+/// at_sites(r, residual_stream_sites(...))). Needs read and write.
 template <class T, class U>
 void add_directional_ablation(hook_set<T>& hooks, const steering_vector<U>& vector, const position_policy& at = {}) {
-  const char* fn = "mint::add_directional_ablation";
-  const auto test = std::make_shared<const detail::position_test>(at, fn);
-  for (const auto& [site, direction] : detail::unit_directions(vector, fn).directions) {
-    const site_id id = detail::steering_site(hooks, site, index(direction.size()), fn);
-    hooks.add(
-        id,
-        [test, r = detail::direction_as<T>(direction, 1.0, fn, site)](hook_call<T>& c) {
-          test->check_rows(c);
-          for (index b = 0; b < c.activation.extent(0); ++b)
-            for (index i = 0; i < c.activation.extent(1); ++i) {
-              if (!(*test)(c, b, i)) continue;
-              T along = 0;
-              detail::with_features(c.activation, b, i, [&](auto& x, index o) { along += x.dot(r.segment(o, x.size())); });
-              detail::with_features(c.activation, b, i, [&](auto& x, index o) { x -= along * r.segment(o, x.size()); });
-            }
-        },
-        {access::read | access::write, {}});
-  }
+  detail::add_projection_hooks(hooks, vector, 0.0, at, "mint::add_directional_ablation");
 }
 
 /// Every residual-stream site of a runtime (hook_resid_pre, hook_resid_mid, hook_resid_post of
