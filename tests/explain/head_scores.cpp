@@ -20,6 +20,7 @@ struct pattern_runtime {
   mint::site_table table;
   mint::site_id id;
   mint::array<float> pattern, logits;
+  bool chunked = false;  // call the site twice, for queries [0, 2) and [2, P), as a KV-cached engine would
 
   pattern_runtime() {
     using ax = mint::axis;
@@ -36,7 +37,13 @@ struct pattern_runtime {
         for (mint::index k = 0; k <= q; ++k) pattern(b, 1, q, k) = 1.0f / float(q + 1);
       }
     logits = mint::array<float>({B, P, 1});
-    if (!hooks.call(id, pattern.view(), tokens.lengths())) return {};
+    if (!chunked) {
+      if (!hooks.call(id, pattern.view(), tokens.lengths())) return {};
+      return logits.view();
+    }
+    const auto all = pattern.view();
+    hooks.call(id, all.narrow(2, 0, 2).narrow(3, 0, 2), tokens.lengths(), {.first_position = 0});
+    hooks.call(id, all.narrow(2, 2, P), tokens.lengths(), {.first_position = 2});
     return logits.view();
   }
 };
@@ -67,6 +74,12 @@ TEST_CASE("head scores: TransformerLens's measure, by hand on set patterns") {
   // Excluding the current token: head 1 keeps 1/2 + 2/3 + 3/4 of its mass, the previous token all of it.
   const auto no_self = mint::head_scores(model, tokens, {.exclude_current_token = true});
   CHECK(no_self[p::previous_token](0, 1) == doctest::Approx(13.0 / 23));
+  // The same from a runtime that calls the pattern site once per chunk of queries.
+  pattern_runtime chunks;
+  chunks.chunked = true;
+  const auto by_chunk = mint::head_scores(chunks, tokens);
+  for (std::size_t i = 0; i < s.patterns.size(); ++i)
+    for (mint::index h = 0; h < 2; ++h) CHECK(by_chunk.scores[i](0, h) == doctest::Approx(s.scores[i](0, h)).epsilon(1e-12));
   // Two rows, one padded: each row scored alone, then averaged; padding is never counted.
   const auto two = mint::head_scores(model, mint::token_batch::from_rows({{5, 7, 5, 7}, {5, 7}}), {.max_batch = 1});
   CHECK(two[p::previous_token](0, 0) == doctest::Approx((3.0 / 4 + 1.0 / 2) / 2));
@@ -97,6 +110,13 @@ TEST_CASE("head scores refuse bad input by name") {
   recurrent.initialize(1);
   CHECK_THROWS_AS(mint::head_scores(recurrent, tokens), mint::argument_error);  // no attention patterns
   CHECK_THROWS_AS(mint::repeated_random_tokens(1, 4, 1, 0), mint::argument_error);
+  CHECK_THROWS_AS(mint::repeated_random_tokens(1, 4, 12, 0, /*bos=*/3), mint::argument_error);  // a drawn token
+  // A pattern site that does not say how many heads it has.
+  pattern_runtime headless;
+  headless.table = mint::site_table();
+  headless.id = headless.table.add({"blocks.0.attn.hook_pattern", 0, mint::site_role::attn_pattern, 0, 0,
+                                    {mint::axis::batch, mint::axis::head, mint::axis::pos, mint::axis::key_pos}, {0, 2, 0, 0}});
+  CHECK_THROWS_AS(mint::head_scores(headless, tokens), mint::argument_error);
   const mint::head_scores_result r = mint::head_scores(model, tokens, {.patterns = {mint::head_pattern::induction}});
   CHECK_THROWS_AS(r[mint::head_pattern::previous_token], mint::argument_error);
 }

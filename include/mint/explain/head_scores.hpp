@@ -61,7 +61,7 @@ struct head_scores_result {
   const array<double>& operator[](head_pattern p) const {
     for (std::size_t i = 0; i < patterns.size(); ++i)
       if (patterns[i] == p) return scores[i];
-    throw argument_error("mint::head_scores_result", "pattern", std::string("'") + to_string(p) + "' was not computed",
+    throw argument_error("mint::head_scores_result::operator[]", "pattern", std::string("'") + to_string(p) + "' was not computed",
                          "needs one of options.patterns");
   }
 };
@@ -82,8 +82,9 @@ inline bool detection(head_pattern p, const token_batch& tokens, index b, index 
 }  // namespace detail
 
 /// Every attention head's score for each of options.patterns, averaged over the rows of
-/// `tokens` (a row whose head attends nowhere countable scores 0). TransformerLens runs its
-/// induction detector on a random sequence repeated twice; do the same for induction scores.
+/// `tokens` (a row whose head attends nowhere countable scores 0, where TransformerLens gives
+/// NaN). Induction scores need sequences that repeat: TransformerLens's users pass a random
+/// sequence repeated twice (repeated_random_tokens below).
 template <runtime R>
 head_scores_result head_scores(R& model, const token_batch& tokens, const head_score_options& options = {}) {
   using T = scalar_t<R>;
@@ -98,12 +99,16 @@ head_scores_result head_scores(R& model, const token_batch& tokens, const head_s
   std::vector<site_id> ids;
   head_scores_result out;
   out.patterns = options.patterns;
+  std::vector<int> layers_seen;
   for (const auto& s : table)
     if (s.role == site_role::attn_pattern) {
       if (s.axes.size() != 4 || s.axes[0] != axis::batch || s.axes[1] != axis::head || s.axes[2] != axis::pos ||
-          s.axes[3] != axis::key_pos || s.layer < 0)
-        throw argument_error(fn, "model", "has the pattern site '" + s.name + "' with other axes or no layer",
-                             "needs attention patterns [batch, head, pos, key_pos] of a block");
+          s.axes[3] != axis::key_pos || s.layer < 0 || s.heads < 1)
+        throw argument_error(fn, "model", detail::str("has the pattern site '", s.name, "' of layer ", s.layer, " and ", s.heads, " heads"),
+                             "needs attention patterns [batch, head, pos, key_pos] of a block (layer >= 0) with heads >= 1");
+      if (std::find(layers_seen.begin(), layers_seen.end(), s.layer) != layers_seen.end())
+        throw argument_error(fn, "model", detail::str("has two pattern sites for layer ", s.layer), "needs one per block");
+      layers_seen.push_back(s.layer);
       ids.push_back(*table.find(s.name));
       out.layers = std::max(out.layers, s.layer + 1);
       out.heads = std::max(out.heads, s.heads);
@@ -124,11 +129,14 @@ head_scores_result head_scores(R& model, const token_batch& tokens, const head_s
     }
     hook_set<T> hooks(table);
     for (const site_id id : ids)
-      hooks.add(id, [&, r0, layer = table[id].layer](hook_call<T>& c) {
+      hooks.add(id, [&, r0, layer = table[id].layer, heads = table[id].heads](hook_call<T>& c) {
         const auto& A = c.activation;  // [rows, heads, queries of this call, keys]
+        if (c.first_head + A.extent(1) > heads || A.extent(0) != rows.batch())
+          throw shape_error(fn, "model", "called '" + c.site.name + "' with a pattern " + detail::shape_string(A.extents()),
+                            detail::str("needs ", rows.batch(), " rows and at most its ", heads, " heads"));
         for (index b = 0; b < A.extent(0); ++b)
           for (index h = 0; h < A.extent(1); ++h) {
-            const std::size_t cell = std::size_t(((r0 + b) * L + layer) * H + h);
+            const std::size_t cell = std::size_t(((r0 + b) * L + layer) * H + c.first_head + h);
             for (index i = 0; i < A.extent(2); ++i) {
               if (!c.valid(b, i)) continue;
               const index q = c.position(i), keys = std::min(A.extent(3), c.lengths[std::size_t(b)]);
@@ -169,6 +177,9 @@ inline token_batch repeated_random_tokens(index rows, index length, token vocab,
     throw argument_error(fn, "rows, length", detail::str("are ", rows, ", ", length), "needs at least one row of one token");
   if (first < 0 || vocab <= first)
     throw argument_error(fn, "vocab", detail::str("is ", vocab, " with first ", first), "needs first >= 0 and vocab > first");
+  if (bos < 0 || (bos >= first && bos < vocab))
+    throw argument_error(fn, "bos", detail::str("is ", bos, " with tokens drawn from [", first, ", ", vocab, ")"),
+                         "needs a token >= 0 outside the drawn range (it would count as a duplicate)");
   token_batch out(rows, 1 + 2 * length);
   rng r(seed);
   for (index b = 0; b < rows; ++b) {

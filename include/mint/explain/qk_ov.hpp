@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <complex>
 #include <vector>
 
@@ -70,8 +71,15 @@ head_factors factors_of(const R& model, int layer, int head, const char* functio
   if (K < 1 || H % K != 0 || w.W_V.extent(0) != K || w.W_O.extent(0) != H)
     throw shape_error(function, "model", detail::str("gives ", H, " query heads, ", K, " key and ", w.W_V.extent(0), " value heads"),
                       "needs key/value heads that divide the query heads");
+  const index d = w.W_Q.extent(1), dh = w.W_Q.extent(2);
+  const auto is = [](const tensor_view<const typename R::scalar_type>& v, index a, index b) { return v.extent(1) == a && v.extent(2) == b; };
+  if (!is(w.W_K, d, dh) || !is(w.W_V, d, dh) || !is(w.W_O, dh, d))
+    throw shape_error(function, "model",
+                      "gives W_Q " + detail::shape_string(w.W_Q.extents()) + ", W_K " + detail::shape_string(w.W_K.extents()) +
+                          ", W_V " + detail::shape_string(w.W_V.extents()) + ", W_O " + detail::shape_string(w.W_O.extents()),
+                      "needs W_K and W_V as [kv_heads, d_model, d_head] and W_O as [heads, d_head, d_model] of W_Q's sizes");
   const index kv = head / (H / K);
-  return {head_matrix(w.W_Q, head), head_matrix(w.W_K, kv), head_matrix(w.W_V, kv), head_matrix(w.W_O, head).eval()};
+  return {head_matrix(w.W_Q, head), head_matrix(w.W_K, kv), head_matrix(w.W_V, kv), head_matrix(w.W_O, head)};
 }
 
 /// tr((A^T A) M (C C^T) M^T) = |A M C|_F^2 without forming A M C.
@@ -124,11 +132,16 @@ struct composition_scores_result {
   array<double> q, k, v;
 };
 
-/// The composition scores between every head and every head of a later block.
+/// The composition scores between every head of the first `layers` blocks and every head of a
+/// later one among them (layers from 2 to the model's blocks).
 template <attention_weight_runtime R>
 composition_scores_result composition_scores(const R& model, int layers) {
   const char* fn = "mint::composition_scores";
-  if (layers < 2) throw argument_error(fn, "layers", detail::str("is ", layers), "needs at least two blocks to compose");
+  int blocks = 0;
+  for (const auto& s : model.sites()) blocks = std::max(blocks, s.layer + 1);
+  if (layers < 2 || layers > blocks)
+    throw argument_error(fn, "layers", detail::str("is ", layers),
+                         detail::str("needs at least two blocks to compose, and at most the model's ", blocks));
   const index H = model.attention_weights(0).W_Q.extent(0);
   // Per head: its OV factors' Grams and its QK factors.
   std::vector<detail::head_factors> f;
@@ -137,18 +150,30 @@ composition_scores_result composition_scores(const R& model, int layers) {
   composition_scores_result out{array<double>({layers, H, layers, H}), array<double>({layers, H, layers, H}),
                                 array<double>({layers, H, layers, H})};
   const auto at = [&](int l, index h) -> const detail::head_factors& { return f[std::size_t(l * H + h)]; };
+  // Per head, the Grams of its factors (d_head x d_head) and the norms of its QK and OV.
+  struct grams {
+    Eigen::MatrixXd q, k, v, o;
+    double qk = 0, ov = 0;
+  };
+  std::vector<grams> g;
+  for (const auto& h : f) {
+    grams x{h.W_Q.transpose() * h.W_Q, h.W_K.transpose() * h.W_K, h.W_V.transpose() * h.W_V, h.W_O * h.W_O.transpose()};
+    x.qk = std::sqrt(std::max(0.0, (x.q * x.k).trace()));
+    x.ov = std::sqrt(std::max(0.0, (x.v * x.o).trace()));
+    g.push_back(std::move(x));
+  }
   for (int l1 = 0; l1 < layers; ++l1)
     for (index h1 = 0; h1 < H; ++h1) {
       const auto& a = at(l1, h1);  // OV1 = W_V1 W_O1
-      const Eigen::MatrixXd a_gram = a.W_V.transpose() * a.W_V, o_gram = a.W_O * a.W_O.transpose();
-      const double ov1 = std::sqrt(std::max(0.0, (a_gram * o_gram).trace()));
+      const grams& ga = g[std::size_t(l1 * H + h1)];
+      const Eigen::MatrixXd& a_gram = ga.v;
+      const double ov1 = ga.ov;
       for (int l2 = l1 + 1; l2 < layers; ++l2)
         for (index h2 = 0; h2 < H; ++h2) {
           const auto& b = at(l2, h2);
-          const Eigen::MatrixXd q_gram = b.W_Q.transpose() * b.W_Q, k_gram = b.W_K.transpose() * b.W_K;
-          const Eigen::MatrixXd v_gram = b.W_V.transpose() * b.W_V, o2_gram = b.W_O * b.W_O.transpose();
-          const double qk2 = std::sqrt(std::max(0.0, (q_gram * k_gram).trace()));
-          const double ov2 = std::sqrt(std::max(0.0, (v_gram * o2_gram).trace()));
+          const grams& gb = g[std::size_t(l2 * H + h2)];
+          const Eigen::MatrixXd &q_gram = gb.q, &k_gram = gb.k, &o2_gram = gb.o;
+          const double qk2 = gb.qk, ov2 = gb.ov;
           // |A M C|_F with A = W_V1, then M and C per mode.
           const auto score = [&](const Eigen::MatrixXd& m, const Eigen::MatrixXd& c_gram, double norm_b) {
             const double denominator = ov1 * norm_b;
