@@ -25,6 +25,7 @@
 #include "mint/circuits.hpp"
 #include "mint/explain.hpp"
 #include "mint/dictionary.hpp"
+#include "mint/diffing.hpp"
 #include "mint/io.hpp"
 #include "mint/similarity.hpp"
 #include "mint/steering.hpp"

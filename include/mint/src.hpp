@@ -13,6 +13,8 @@
 #include "mint/src/circuits.hpp"
 #include "mint/src/core.hpp"
 #include "mint/src/dictionary.hpp"
+#include "mint/src/diffing.hpp"
+#include "mint/src/explain.hpp"
 #include "mint/src/io.hpp"
 #include "mint/src/similarity.hpp"
 #include "mint/src/steering.hpp"

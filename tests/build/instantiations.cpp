@@ -8,6 +8,8 @@
 #include <mint/dictionary/ksvd.hpp>
 #include <mint/dictionary/sae.hpp>
 #include <mint/dictionary/width_sweep.hpp>
+#include <mint/diffing/crosscoder.hpp>
+#include <mint/explain/tuned_lens.hpp>
 #include <mint/model/cache.hpp>
 #include <mint/model/head_weights.hpp>
 #include <mint/model/hooks.hpp>
@@ -39,6 +41,9 @@ MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::cached_run)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::attribution_result)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::unembedding_weights)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::attention_matrices)
+MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::mlp_matrices)
+MINT_FOR_FLOAT_AND_DOUBLE(mint::diffing::basic_crosscoder)
+MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::tuned_lens)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::dictionary::row_scaling)
 MINT_FOR_FLOAT_AND_DOUBLE(mint::dictionary::sae_workspace)
 MINT_FOR_FLOAT_AND_DOUBLE_STRUCT(mint::dictionary::width_result)

@@ -298,3 +298,41 @@ TEST_CASE("the collector gives the same lists on 1 and 2 threads (latent blocks 
   CHECK(differences == 0);
 }
 #endif
+
+TEST_CASE("activation histograms: ranges double by folding bins, passes merge exactly, the report carries them") {
+  const auto one_latent = [](std::initializer_list<float> values, std::int64_t first) {
+    dict::feature_collector c(1, {.top_n = 2, .histogram_bins = 4});
+    mint::matrixf z(mint::index(values.size()), 1);
+    std::vector<dict::example_ref> refs;
+    mint::index i = 0;
+    for (float v : values) z(i++, 0) = v, refs.push_back({first + std::int64_t(refs.size()), 0});
+    c.add(z, refs);
+    return c;
+  };
+  // 0.3 sets the range [0, 0.5); 0.6 doubles it to [0, 1), 1.5 to [0, 2): bins of 0.5.
+  const auto all = one_latent({0.3f, 0.0f, 0.6f, -1.0f, 1.5f}, 0);
+  const auto h = all.histogram(0);
+  CHECK(h.top == 2.0);
+  CHECK(h.counts == std::vector<std::int64_t>{1, 1, 0, 1});
+  // Split across two collectors (the larger range second, then first) and merged: the same counts.
+  for (const bool larger_first : {false, true}) {
+    auto a = one_latent({0.3f, 0.6f}, 0);
+    auto b = one_latent({1.5f}, 2);
+    if (larger_first) std::swap(a, b);
+    a.merge(b);
+    CHECK(a.histogram(0).top == 2.0);
+    CHECK(a.histogram(0).counts == std::vector<std::int64_t>{1, 1, 0, 1});
+  }
+  // An exact power of two lands in the next range: 1 is not in [0, 1).
+  const auto edge = one_latent({1.0f}, 0);
+  CHECK(edge.histogram(0).top == 2.0);
+  CHECK(edge.histogram(0).counts == std::vector<std::int64_t>{0, 0, 1, 0});
+  const auto report = dict::feature_report(all);
+  CHECK(report["features"][0]["histogram"]["top"] == 2.0);
+  CHECK(report["features"][0]["histogram"]["counts"].size() == 4);
+  CHECK_FALSE(dict::feature_report(dict::feature_collector(1))["features"][0].contains("histogram"));
+  CHECK_THROWS_WITH_AS(dict::feature_collector(1, {.top_n = 2, .histogram_bins = 3}), doctest::Contains("histogram_bins"),
+                       mint::argument_error);
+  dict::feature_collector other(1, {.top_n = 2, .histogram_bins = 8});
+  CHECK_THROWS_WITH_AS(other.merge(all), doctest::Contains("histogram bins"), mint::argument_error);
+}

@@ -23,6 +23,9 @@ namespace mint {
 struct dla_options {
   std::vector<token> correct{};  ///< one per row
   std::vector<token> wrong{};    ///< one per row; empty: correct's logit minus the mean logit (centred)
+  /// Also each part's exact direct effect (dla_result::removal), to measure what freezing the
+  /// final norm's scale costs (scale_freezing_error). O(parts * d_model) more per position.
+  bool removal_effects = false;
 };
 
 /// Each writer's share of the logit difference, per row and position.
@@ -30,7 +33,13 @@ struct dla_result {
   /// "embed", "pos_embed", "L<layer>H<head>", "mlp<layer>", and "biases" (attention and MLP
   /// output biases, the final norm's bias and the unembedding bias).
   std::vector<std::string> parts;
+  std::vector<int> layers;         ///< each part's layer; -1 for embed, pos_embed and biases
   array<double> values;            ///< [parts, batch, pos]; padded positions 0
+  /// With options.removal_effects: [parts, batch, pos], the logit difference of the run minus
+  /// that of the final residual without the part, the final norm's scale recomputed (exact, where
+  /// `values` freezes the scale; the biases part adds the final norm's and unembedding's biases,
+  /// as its share does); else empty.
+  array<double> removal;
   array<double> logit_difference;  ///< [batch, pos]: the run's (centred) logit difference, which the parts sum to
 };
 
@@ -84,16 +93,23 @@ dla_result direct_logit_attribution(R& model, const token_batch& tokens, const d
 
   dla_result out;
   for (const auto& w : writers) {
+    const bool embedding = w.role == site_role::embed || w.role == site_role::pos_embed;
     if (w.heads == 0)
       out.parts.push_back(w.role == site_role::embed ? "embed" : w.role == site_role::pos_embed ? "pos_embed"
                                                                                              : detail::str("mlp", w.layer));
     else
       for (int h = 0; h < w.heads; ++h) out.parts.push_back(detail::str("L", w.layer, "H", h));
+    out.layers.resize(out.parts.size(), embedding ? -1 : w.layer);
   }
   out.parts.push_back("biases");
+  out.layers.push_back(-1);
   const index n_parts = index(out.parts.size());
   out.values = array<double>({n_parts, B, P});
   out.values.fill(0.0);
+  if (options.removal_effects) {
+    out.removal = array<double>({n_parts, B, P});
+    out.removal.fill(0.0);
+  }
   out.logit_difference = array<double>({B, P});
   out.logit_difference.fill(0.0);
 
@@ -123,21 +139,33 @@ dla_result direct_logit_attribution(R& model, const token_batch& tokens, const d
       const double scale = detail::norm_statistics(u, x.subview(b).subview(t)).second;  // frozen
       const bool centred = u.norm == final_norm::layer_norm;
       // A residual vector's share: ((v - mean(v)) / scale) . direction, with LayerNorm's centring.
-      const auto share = [&](const Eigen::VectorXd& v) {
-        return (v.dot(direction) - (centred ? v.mean() * direction_sum : 0.0)) / scale;
+      const auto share = [&](const Eigen::VectorXd& v, double s) {
+        return (v.dot(direction) - (centred ? v.mean() * direction_sum : 0.0)) / s;
       };
-      Eigen::VectorXd rest = as_matrix(x.subview(b).subview(t).reshape({1, d})).row(0).transpose().template cast<double>();
+      const Eigen::VectorXd whole = as_matrix(x.subview(b).subview(t).reshape({1, d})).row(0).transpose().template cast<double>();
+      // The exact direct effect of part v: share(whole) - share(whole - v), each with its own scale.
+      const auto removal = [&](const Eigen::VectorXd& v) {
+        if (u.norm == final_norm::none) return share(v, 1.0);
+        const Eigen::VectorXd without = whole - v;
+        const double mean = without.mean(), square = without.squaredNorm() / double(d);
+        const double s = u.norm == final_norm::rms_norm ? std::sqrt(square + u.epsilon)
+                                                        : std::sqrt(std::max(square - mean * mean, 0.0) + u.epsilon);
+        return share(whole, scale) - share(without, s);
+      };
+      Eigen::VectorXd rest = whole;
       index part = 0;
       for (std::size_t k = 0; k < writers.size(); ++k) {
         const auto& w = writers[k];
         const tensor_view<const T> a = written[k].subview(b).subview(t);
         const Eigen::MatrixXd rows = as_matrix(w.heads == 0 ? a.reshape({1, d}) : a).template cast<double>();
-        for (index h = 0; h < rows.rows(); ++h) {
-          out.values(part++, b, t) = share(rows.row(h).transpose());
+        for (index h = 0; h < rows.rows(); ++h, ++part) {
+          out.values(part, b, t) = share(rows.row(h).transpose(), scale);
+          if (options.removal_effects) out.removal(part, b, t) = removal(rows.row(h).transpose());
           rest -= rows.row(h).transpose();
         }
       }
-      out.values(part, b, t) = share(rest) + constant;
+      out.values(part, b, t) = share(rest, scale) + constant;
+      if (options.removal_effects) out.removal(part, b, t) = removal(rest) + constant;  // no scale touches the constants
       // The run's own logit difference, from its logits.
       const tensor_view<const T> logits = run.logits.view().subview(b).subview(t);
       double mean = 0;

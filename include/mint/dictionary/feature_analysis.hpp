@@ -96,7 +96,16 @@ namespace mint::dictionary {
 
 /// Knobs of feature_collector.
 struct feature_collector_options {
-  index top_n = 20;  ///< top examples kept per latent
+  index top_n = 20;           ///< top examples kept per latent
+  index histogram_bins = 0;   ///< bins of each latent's histogram of firing activations; 0: none, else even >= 2
+};
+
+/// A latent's firing activations (code > 0) in `counts.size()` equal bins over [0, top): bin i
+/// holds [i top / bins, (i + 1) top / bins). `top` is the smallest power of two above every
+/// activation seen (0 before any), so two passes merge exactly. Infinite activations are not counted.
+struct activation_histogram {
+  double top = 0;
+  std::vector<std::int64_t> counts;
 };
 
 /// Streams codes ([rows, latents]) and keeps, per latent, how often it fired (code > 0),
@@ -108,6 +117,10 @@ public:
     const char* fn = "mint::dictionary::feature_collector";
     if (latents < 1) throw argument_error(fn, "latents", detail::str("is ", latents), "needs >= 1");
     if (options.top_n < 1) throw argument_error(fn, "options.top_n", detail::str("is ", options.top_n), "needs >= 1");
+    if (options.histogram_bins < 0 || options.histogram_bins % 2 != 0)
+      throw argument_error(fn, "options.histogram_bins", detail::str("is ", options.histogram_bins), "needs 0 (none) or an even count >= 2");
+    bins_.assign(std::size_t(latents * options.histogram_bins), 0);
+    tops_.assign(std::size_t(latents), 0.0);
     heaps_.resize(std::size_t(latents * options.top_n));
     sizes_.assign(std::size_t(latents), 0);
     fires_.assign(std::size_t(latents), 0);
@@ -116,6 +129,7 @@ public:
 
   index latents() const noexcept { return latents_; }
   index top_n() const noexcept { return options_.top_n; }
+  const feature_collector_options& options() const noexcept { return options_; }
   /// Rows seen so far.
   std::int64_t rows() const noexcept { return rows_; }
   /// Rows where latent j fired (code > 0; NaN never fires).
@@ -126,6 +140,15 @@ public:
   double mean_activation(index j) const {
     const auto f = fires(j);
     return f > 0 ? sums_[std::size_t(j)] / double(f) : 0.0;
+  }
+
+  /// Latent j's histogram of firing activations (no counts when options.histogram_bins is 0).
+  activation_histogram histogram(index j) const {
+    if (j < 0 || j >= latents_)
+      throw argument_error("mint::dictionary::feature_collector::histogram", "j", detail::str("is ", j),
+                           detail::str("needs 0 <= j < latents = ", latents_));
+    const auto* b = bins_.data() + j * options_.histogram_bins;
+    return {tops_[std::size_t(j)], std::vector<std::int64_t>(b, b + options_.histogram_bins)};
   }
 
   /// Latent j's kept examples, best first (see ranks_before); fewer than top_n if it fired less.
@@ -178,13 +201,23 @@ public:
       merge(copy);
       return;
     }
-    if (other.latents_ != latents_ || other.options_.top_n != options_.top_n)
+    if (other.latents_ != latents_ || other.options_.top_n != options_.top_n || other.options_.histogram_bins != options_.histogram_bins)
       throw argument_error("mint::dictionary::feature_collector::merge", "other",
-                           detail::str("has ", other.latents_, " latents and top_n ", other.options_.top_n),
-                           detail::str("needs ", latents_, " and ", options_.top_n));
+                           detail::str("has ", other.latents_, " latents, top_n ", other.options_.top_n, " and ",
+                                       other.options_.histogram_bins, " histogram bins"),
+                           detail::str("needs ", latents_, ", ", options_.top_n, " and ", options_.histogram_bins));
     for (index j = 0; j < latents_; ++j) {
       const auto* h = other.heap(j);
       for (index e = 0; e < other.sizes_[std::size_t(j)]; ++e) keep(j, h[e]);
+      if (options_.histogram_bins > 0 && other.tops_[std::size_t(j)] > 0) {
+        // Both to the larger top (a power of two), then add.
+        const double top = std::max(tops_[std::size_t(j)], other.tops_[std::size_t(j)]);
+        widen(j, top);
+        std::vector<std::int64_t> theirs(other.bins_.begin() + j * options_.histogram_bins,
+                                         other.bins_.begin() + (j + 1) * options_.histogram_bins);
+        for (double t = other.tops_[std::size_t(j)]; t < top; t *= 2) fold(theirs.data());
+        for (index i = 0; i < options_.histogram_bins; ++i) bins_[std::size_t(j * options_.histogram_bins + i)] += theirs[std::size_t(i)];
+      }
       fires_[std::size_t(j)] += other.fires_[std::size_t(j)];
       sums_[std::size_t(j)] += other.sums_[std::size_t(j)];
     }
@@ -203,7 +236,31 @@ private:
   void offer(index j, const top_activation& a) {
     ++fires_[std::size_t(j)];
     sums_[std::size_t(j)] += a.value;
+    if (options_.histogram_bins > 0) count(j, a.value);
     keep(j, a);
+  }
+
+  // Histograms: the range [0, top) doubles (pairs of bins fold into one) until it holds v.
+  void count(index j, double v) {
+    if (std::isinf(v)) return;  // no finite range holds it
+    double& top = tops_[std::size_t(j)];
+    if (!(v < top)) {
+      int e = 0;
+      (void)std::frexp(v, &e);  // v < 2^e
+      widen(j, std::ldexp(1.0, e));
+    }
+    const index bins = options_.histogram_bins;
+    ++bins_[std::size_t(j * bins + std::min(bins - 1, index(v / top * double(bins))))];
+  }
+  void widen(index j, double top) {
+    double& current = tops_[std::size_t(j)];
+    if (current == 0) current = top;
+    for (; current < top; current *= 2) fold(bins_.data() + j * options_.histogram_bins);
+  }
+  void fold(std::int64_t* b) const {
+    const index half = options_.histogram_bins / 2;
+    for (index i = 0; i < half; ++i) b[i] = b[2 * i] + b[2 * i + 1];
+    std::fill(b + half, b + 2 * half, std::int64_t(0));
   }
 
   void keep(index j, const top_activation& a) {
@@ -225,6 +282,8 @@ private:
   std::vector<index> sizes_;
   std::vector<std::int64_t> fires_;
   std::vector<double> sums_;
+  std::vector<std::int64_t> bins_;  // [latents, histogram_bins]
+  std::vector<double> tops_;        // each histogram's range
   std::int64_t rows_ = 0;
 };
 
@@ -440,6 +499,10 @@ Json feature_report_core<Json>::report(const dictionary::feature_collector& c, c
               {"density", c.density(j)},
               {"mean_activation", c.mean_activation(j)},
               {"top_examples", std::move(examples)}};
+    if (c.options().histogram_bins > 0) {
+      const auto h = c.histogram(j);
+      f["histogram"] = {{"top", h.top}, {"counts", h.counts}};
+    }
     if (!o.logit_effects.empty()) {
       f["boosted_tokens"] = scores(o.logit_effects[std::size_t(j)].boosted);
       f["suppressed_tokens"] = scores(o.logit_effects[std::size_t(j)].suppressed);

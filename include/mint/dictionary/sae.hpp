@@ -363,6 +363,9 @@ sae_loss basic_sae<T>::loss(const matrix<T>& xn, const sae_loss_options& o, sae_
     throw shape_error(fn, "dead", detail::str("has ", dead.size(), " flags"), detail::str("needs d_sae = ", options_.d_sae));
   if (options_.architecture == sae_architecture::jumprelu && !(o.bandwidth > 0))
     throw argument_error(fn, "o.bandwidth", detail::str("is ", o.bandwidth), "needs > 0");
+  if (o.decoder_norm_blocks < 1 || options_.d_in % o.decoder_norm_blocks != 0)
+    throw argument_error(fn, "o.decoder_norm_blocks", detail::str("is ", o.decoder_norm_blocks),
+                         detail::str("needs >= 1 and a divisor of d_in = ", options_.d_in));
   ws.fires_.assign(std::size_t(options_.d_sae), 0);
   if (xn.rows() == 0) return {};
   const index n = xn.rows(), m = options_.d_sae;

@@ -46,6 +46,10 @@ struct sae_loss_options {
   double l1_coefficient = 5.0;     ///< ReLU and Gated: lambda of the L1 penalty
   double l0_coefficient = 1e-3;    ///< JumpReLU: lambda of the L0 penalty
   bool penalty_uses_decoder_norm = true;  ///< L1 on z_j ||W_dec[j]|| (Anthropic, April 2024); else on z_j
+  /// With penalty_uses_decoder_norm: the decoder row is split into this many equal blocks (one per
+  /// model for a crosscoder) and the L1 weight is the sum of the blocks' norms; 1 is one block, the
+  /// whole row. Must divide d_in.
+  index decoder_norm_blocks = 1;
   double bandwidth = 0.001;        ///< JumpReLU: width epsilon of the rectangle kernel
   double auxk_coefficient = 1.0 / 32;  ///< TopK/BatchTopK: alpha of AuxK (needs a dead mask)
   index k_aux = 0;                 ///< TopK/BatchTopK: dead latents used by AuxK (0: d_in / 2)

@@ -1,8 +1,9 @@
 // Synthetic data with known features in superposition (Sharkey, Braun and Millidge
 // 2022): m unit vectors in R^d (d < m), sparse non-negative coefficients with a set
 // firing probability and optional correlation, and the mean max cosine similarity
-// (MMCS) that scores a learned dictionary against them. Sampling costs O(n m + n k d)
-// for k active features per row; MMCS costs O(m m' d).
+// (MMCS) that scores a learned dictionary against them; and a two-model version (features
+// shared by two models or exclusive to one) for model diffing. Sampling costs O(n m + n k d)
+// for k active features per row (paired: O(n m (1 + d_A + d_B))); MMCS costs O(m m' d).
 #pragma once
 
 #include <algorithm>
@@ -40,6 +41,24 @@ struct synthetic_options {
 
 class synthetic_features;
 
+/// Two models' activations with known features: `shared` features have a direction in each
+/// model's space (two independent random unit vectors), `exclusive_a` only in A's, `exclusive_b`
+/// only in B's. Each row draws one coefficient vector c over all features (each fires with
+/// `firing_probability`, its coefficient ~ Uniform[min, max)), and x_A = c D_A, x_B = c D_B.
+struct paired_synthetic_options {
+  index shared = 24;                ///< features present in both models
+  index exclusive_a = 12;           ///< features only model A represents
+  index exclusive_b = 12;           ///< features only model B represents
+  index dims_a = 32;                ///< model A's activation width
+  index dims_b = 32;                ///< model B's activation width
+  double firing_probability = 0.05; ///< P(a feature fires in a row), the same for every feature
+  std::uint64_t seed = 0;           ///< seeds the directions (samples draw from the caller's rng)
+  double min_coefficient = 0.0;     ///< coefficients of firing features ~ Uniform[min, max)
+  double max_coefficient = 1.0;
+};
+
+class paired_synthetic_features;
+
 }  // namespace mint::dictionary
 
 namespace mint::detail {
@@ -51,6 +70,14 @@ struct synthetic_core {
   static void sample(const dictionary::synthetic_features& f, mint::rng& r, index n, matrix<T>& x, matrix<T>* coefficients);
   // z with P(N(0,1) > z) = p, by bisection on erfc (once per feature, at construction).
   static double upper_quantile(double p);
+};
+
+/// What paired_synthetic_features does, over the float it samples (mint/core/compiled.hpp).
+template <class T>
+struct paired_synthetic_core {
+  static void build(dictionary::paired_synthetic_features& f);
+  static void sample(const dictionary::paired_synthetic_features& f, mint::rng& r, index n, matrix<T>& xa, matrix<T>& xb,
+                     matrix<T>* coefficients);
 };
 
 /// mmcs over float and double directions (mint/core/compiled.hpp).
@@ -108,6 +135,48 @@ private:
   matrixf dictionary_;
   std::vector<double> probabilities_;
   std::vector<double> quantiles_;
+};
+
+/// Two models' directions for the same features, and a sampler of rows both models see. Features
+/// are numbered shared first, then exclusive to A, then exclusive to B.
+class paired_synthetic_features {
+public:
+  explicit paired_synthetic_features(const paired_synthetic_options& options) : options_(options) {
+    detail::paired_synthetic_core<float>::build(*this);
+  }
+
+  index features() const noexcept { return options_.shared + options_.exclusive_a + options_.exclusive_b; }
+  /// Model A's directions for every feature, [features, dims_a]: unit rows, zero rows for B's exclusives.
+  const matrixf& dictionary_a() const noexcept { return dictionary_a_; }
+  /// Model B's directions, [features, dims_b]: unit rows, zero rows for A's exclusives.
+  const matrixf& dictionary_b() const noexcept { return dictionary_b_; }
+  /// The shared features' directions in A's space, [shared, dims_a] (scoring).
+  matrixf shared_a() const { return dictionary_a_.topRows(options_.shared); }
+  /// The shared features' directions in B's space, [shared, dims_b].
+  matrixf shared_b() const { return dictionary_b_.topRows(options_.shared); }
+  /// A's exclusive features, [exclusive_a, dims_a].
+  matrixf exclusive_a() const { return dictionary_a_.middleRows(options_.shared, options_.exclusive_a); }
+  /// B's exclusive features, [exclusive_b, dims_b].
+  matrixf exclusive_b() const { return dictionary_b_.bottomRows(options_.exclusive_b); }
+  double expected_l0() const noexcept { return options_.firing_probability * double(features()); }
+  const paired_synthetic_options& options() const noexcept { return options_; }
+
+  /// n rows of each model into xa ([n, dims_a]) and xb ([n, dims_b]), resized; row i of both is
+  /// the same draw of coefficients.
+  void sample(mint::rng& r, index n, matrixf& xa, matrixf& xb) const {
+    detail::paired_synthetic_core<float>::sample(*this, r, n, xa, xb, nullptr);
+  }
+  /// As above, also writing the coefficients ([n, features], resized; zero where a feature is off).
+  void sample(mint::rng& r, index n, matrixf& xa, matrixf& xb, matrixf& coefficients) const {
+    detail::paired_synthetic_core<float>::sample(*this, r, n, xa, xb, &coefficients);
+  }
+
+private:
+  template <class>
+  friend struct detail::paired_synthetic_core;
+
+  paired_synthetic_options options_;
+  matrixf dictionary_a_, dictionary_b_;
 };
 
 /// Mean max cosine similarity: for each row of `truth`, the largest |cosine| with any
@@ -208,6 +277,57 @@ double synthetic_core<T>::upper_quantile(double p) {
   return 0.5 * (lo + hi);
 }
 
+template <class T>
+void paired_synthetic_core<T>::build(dictionary::paired_synthetic_features& f) {
+  const dictionary::paired_synthetic_options& o = f.options_;
+  const char* fn = "mint::dictionary::paired_synthetic_features";
+  if (o.shared < 0 || o.exclusive_a < 0 || o.exclusive_b < 0 || f.features() < 1)
+    throw argument_error(fn, "options", detail::str("has shared ", o.shared, ", exclusive_a ", o.exclusive_a, ", exclusive_b ", o.exclusive_b),
+                         "needs each >= 0 and at least one feature");
+  if (o.dims_a < 1 || o.dims_b < 1)
+    throw argument_error(fn, "options", detail::str("has dims_a ", o.dims_a, " and dims_b ", o.dims_b), "needs both >= 1");
+  if (!(o.firing_probability > 0 && o.firing_probability <= 1))
+    throw argument_error(fn, "options.firing_probability", detail::str("is ", o.firing_probability), "needs a value in (0, 1]");
+  if (!(o.min_coefficient >= 0 && o.max_coefficient > o.min_coefficient))
+    throw argument_error(fn, "options", detail::str("has coefficients in [", o.min_coefficient, ", ", o.max_coefficient, ")"),
+                         "needs 0 <= min_coefficient < max_coefficient");
+  // Each model's rows from its own stream: A's directions do not depend on B's counts.
+  auto directions = [&](matrixf& d, index dims, index first, index count, std::uint64_t stream) {
+    d.setZero(f.features(), dims);
+    mint::rng r(o.seed, stream);
+    for (index i = first; i < first + count; ++i) {
+      double norm = 0;
+      do {
+        r.fill_normal(tensor_view<float>(d.row(i).data(), {dims}, {1}));
+        norm = d.row(i).template cast<double>().norm();
+      } while (norm == 0);
+      d.row(i) /= float(norm);
+    }
+  };
+  // The row-major matrixf keeps a row contiguous, as the view above assumes.
+  directions(f.dictionary_a_, o.dims_a, 0, o.shared + o.exclusive_a, 0xA);
+  directions(f.dictionary_b_, o.dims_b, 0, o.shared, 0xB);
+  matrixf exclusive_b;
+  directions(exclusive_b, o.dims_b, 0, o.exclusive_b, 0xBE);
+  f.dictionary_b_.bottomRows(o.exclusive_b) = exclusive_b.topRows(o.exclusive_b);
+}
+
+template <class T>
+void paired_synthetic_core<T>::sample(const dictionary::paired_synthetic_features& f, mint::rng& r, index n, matrix<T>& xa,
+                                      matrix<T>& xb, matrix<T>* coefficients) {
+  if (n < 0)
+    throw argument_error("mint::dictionary::paired_synthetic_features::sample", "n", detail::str("is ", n), "needs n >= 0");
+  const auto& o = f.options_;
+  const double lo = o.min_coefficient, width = o.max_coefficient - o.min_coefficient;
+  matrix<T> c = matrix<T>::Zero(n, f.features());
+  for (index s = 0; s < n; ++s)
+    for (index i = 0; i < c.cols(); ++i)
+      if (r.uniform() < o.firing_probability) c(s, i) = T(lo + width * r.uniform());
+  xa.noalias() = c * f.dictionary_a_;
+  xb.noalias() = c * f.dictionary_b_;
+  if (coefficients) *coefficients = std::move(c);
+}
+
 template <class T, class U>
 double mmcs_core<T, U>::run(const tensor_view<const T>& lv, const tensor_view<const U>& tv) {
   const char* fn = "mint::dictionary::mmcs";
@@ -237,5 +357,6 @@ double mmcs_core<T, U>::run(const tensor_view<const T>& lv, const tensor_view<co
 /// The cores this header compiles once (mint/core/compiled.hpp).
 #define MINT_CORES_DICTIONARY_SYNTHETIC(CORE)                   \
   CORE(struct mint::detail::synthetic_core<float>)  \
+  CORE(struct mint::detail::paired_synthetic_core<float>)  \
   MINT_CORE_FD2(CORE, mint::detail::mmcs_core)
 MINT_CORES_DICTIONARY_SYNTHETIC(MINT_CORE)

@@ -240,6 +240,9 @@ sae_trainer<T>::sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_
   if (options_.steps < 1) throw argument_error(fn, "options.steps", detail::str("is ", options_.steps), "needs >= 1");
   if (options_.dead_after_tokens < 1)
     throw argument_error(fn, "options.dead_after_tokens", detail::str("is ", options_.dead_after_tokens), "needs >= 1");
+  if (options_.loss.decoder_norm_blocks < 1 || sae.d_in() % options_.loss.decoder_norm_blocks != 0)
+    throw argument_error(fn, "options.loss.decoder_norm_blocks", detail::str("is ", options_.loss.decoder_norm_blocks),
+                         detail::str("needs >= 1 and a divisor of d_in = ", sae.d_in()));
   if (options_.adam.decay != lr_decay::none && options_.adam.total_steps == 0) options_.adam.total_steps = options_.steps;
   optimizer_ = adam<T>(std::size_t(sae.parameters().size()), options_.adam);
   gradient_ = sae.parameters().zeros_like();

@@ -100,6 +100,9 @@ public:
   /// Block `layer`'s attention weights (W_Q, W_K, W_V, W_O as TransformerLens lays them out) and
   /// the token embedding W_E [vocab, d_model], for the weight analyses (mint/explain/).
   attention_matrices<T> attention_weights(int layer) const;
+  /// Block `layer`'s MLP weights (W_in [d_model, d_mlp], W_out [d_mlp, d_model]); a model without
+  /// MLPs refuses.
+  mlp_matrices<T> mlp_weights(int layer) const;
   tensor_view<const T> embedding_weights() const { return tensor_view<const T>(p(embed_W_), {index(config_.vocab), index(config_.d_model)}); }
 
   /// Runs the model, calling hooks at each site; returns logits [batch, pos, vocab], valid until the next forward.
@@ -382,6 +385,17 @@ attention_matrices<T> transformer<T>::attention_weights(int layer) const {
   out.W_V = tensor_view<const T>(p(w.W_V), {K, d, dh});
   out.W_O = tensor_view<const T>(p(w.W_O), {H, dh, d});
   return out;
+}
+
+template <class T>
+mlp_matrices<T> transformer<T>::mlp_weights(int layer) const {
+  const char* fn = "mint::toy::transformer::mlp_weights";
+  if (!config_.has_mlp()) throw argument_error(fn, "model", "has no MLPs (d_mlp is 0)", "needs a model with MLP blocks");
+  if (layer < 0 || layer >= config_.layers)
+    throw argument_error(fn, "layer", detail::str("is ", layer), detail::str("needs a block in [0, ", config_.layers, ")"));
+  const index d = config_.d_model, m = config_.d_mlp;
+  const layer_params& w = layer_[std::size_t(layer)];
+  return {tensor_view<const T>(p(w.W_in), {d, m}), tensor_view<const T>(p(w.W_out), {m, d})};
 }
 
 template <class T>

@@ -52,15 +52,27 @@ private:
     return vmap(g.flat().data() + e.offset, e.extents[0]);
   }
 
-  // d/dW_dec[j] of lambda * S_j ||W_dec[j]|| = lambda S_j W_dec[j] / ||W_dec[j]||.
+  // d/dW_dec[j] of lambda * S_j ||W_dec[j]|| = lambda S_j W_dec[j] / ||W_dec[j]||; with B blocks of
+  // the row, the same per block (the weight is the sum of the blocks' norms).
   static void add_norm_penalty_gradient(const sae_type& sae, const dictionary::sae_loss_options& o, const vector<T>& s,
                                         map dW) {
     if (!o.penalty_uses_decoder_norm) return;
     const auto dec = sae.W_dec();
-    for (index j = 0; j < sae.d_sae(); ++j) {
-      const T norm = dec.row(j).norm();
-      if (norm > 0) dW.row(j) += T(o.l1_coefficient) * s(j) / norm * dec.row(j);
+    const index blocks = o.decoder_norm_blocks;
+    if (blocks <= 1) {
+      for (index j = 0; j < sae.d_sae(); ++j) {
+        const T norm = dec.row(j).norm();
+        if (norm > 0) dW.row(j) += T(o.l1_coefficient) * s(j) / norm * dec.row(j);
+      }
+      return;
     }
+    const index width = sae.d_in() / blocks;
+    for (index j = 0; j < sae.d_sae(); ++j)
+      for (index b = 0; b < blocks; ++b) {
+        const auto block = dec.row(j).segment(b * width, width);
+        const T norm = block.norm();
+        if (norm > 0) dW.row(j).segment(b * width, width) += T(o.l1_coefficient) * s(j) / norm * block;
+      }
   }
 
   // The fraction of (row, latent) pairs the sparse path would select.

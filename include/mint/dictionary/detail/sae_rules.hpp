@@ -33,15 +33,20 @@ struct sae_rule_layout {
   std::array<const char*, 1> after_decoder{};
 };
 
-/// The L1 weight of each latent, w_j = ||W_dec[j]|| (or 1), into row r of constants, and lambda1 w_j
-/// into row r + 1.
+/// The L1 weight of each latent, w_j = ||W_dec[j]|| (or 1; with decoder_norm_blocks B > 1, the sum
+/// of the norms of the row's B blocks), into row r of constants, and lambda1 w_j into row r + 1.
 template <class T>
 void l1_weights(const dictionary::basic_sae<T>& sae, const dictionary::sae_loss_options& o, matrix<T>& constants,
                 index r, const T*& weight, const T*& l1) {
-  if (o.penalty_uses_decoder_norm)
-    constants.row(r) = sae.W_dec().rowwise().norm().transpose();
-  else
+  const index blocks = o.decoder_norm_blocks, width = sae.d_in() / std::max<index>(blocks, 1);
+  if (!o.penalty_uses_decoder_norm) {
     constants.row(r).setOnes();
+  } else if (blocks <= 1) {
+    constants.row(r) = sae.W_dec().rowwise().norm().transpose();
+  } else {
+    constants.row(r).setZero();
+    for (index b = 0; b < blocks; ++b) constants.row(r) += sae.W_dec().middleCols(b * width, width).rowwise().norm().transpose();
+  }
   constants.row(r + 1) = T(o.l1_coefficient) * constants.row(r);
   weight = &constants(r, 0);
   l1 = &constants(r + 1, 0);
