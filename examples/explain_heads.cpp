@@ -3,7 +3,10 @@
 // on a repeated random sequence (previous-token, duplicate-token, induction, first-token) as a
 // table and SVG heatmaps; the layer norms folded into the weights and the writing weights
 // centred (logits unchanged, checked); each head's OV copying score; and the K-composition
-// scores that connect a previous-token head in layer 0 to the induction head in layer 1.
+// scores that connect a previous-token head in layer 0 to the induction head in layer 1; what
+// freezing the final norm's scale costs direct logit attribution, per layer; and, on a second
+// model with MLPs trained on the same task, the neurons' top examples, histograms and logit
+// effects in the feature report's JSON.
 //   usage: explain_heads [output directory, default "explain_out"]
 #include <algorithm>
 #include <cmath>
@@ -53,6 +56,19 @@ int main(int argc, char** argv) {
                              .minimum = 0, .maximum = 1});
   }
 
+  // Direct logit attribution freezes the final norm's scale; how far is each layer's share from
+  // its exact direct effect? The direction: each row's first labelled target against the mean logit.
+  std::vector<mint::token> correct(std::size_t(test.tokens.batch()), -1);
+  for (std::size_t i = 0; i < test.rows.size(); ++i)
+    if (correct[std::size_t(test.rows[i])] < 0) correct[std::size_t(test.rows[i])] = test.targets[i];
+  const auto frozen = mint::frozen_scale_error(model, test.tokens, {.correct = correct});
+  std::printf("\nfreezing the final norm's scale (DLA) against exact direct effects, %lld positions:\n",
+              static_cast<long long>(frozen.positions));
+  std::printf("  %-22s %12s %12s %12s %9s\n", "", "mean |share|", "mean |exact|", "mean |error|", "relative");
+  for (const auto& row : frozen.layers)
+    std::printf("  %-22s %12.4f %12.4f %12.4f %8.1f%%\n", row.name.c_str(), row.mean_abs_share, row.mean_abs_effect,
+                row.mean_abs_error, 100 * row.relative_error);
+
   // Fold the layer norms and centre the writing weights: the analysis form, the same logits.
   mint::hook_set<float> none;
   const auto before = mint::array<float>::copy_of(model.forward(test.tokens, none));
@@ -98,6 +114,41 @@ int main(int argc, char** argv) {
                   if (c.k(0, prev, 1, h2) > c.k(0, prev, 1, ind)) return "no";
                 return "yes";
               }());
-  std::printf("wrote %s and %s\n", (out / "previous_token_scores.svg").string().c_str(), (out / "induction_scores.svg").string().c_str());
+
+  // Neurons: a model with MLPs, trained on the same task; its last layer's neurons read as SAE
+  // latents are, through the feature collector, into the same JSON report.
+  mint::toy::transformer<float> mlp_model({.vocab = task.vocab, .context = task.context(), .d_model = 64, .layers = 2,
+                                           .heads = 4, .d_head = 16, .d_mlp = 128});
+  mlp_model.initialize(2);
+  mint::toy::trainer mlp_trainer(mlp_model, task, {.steps = 400, .batch = 64, .optimizer = {.lr = 3e-3, .warmup = 50}, .seed = 4});
+  mlp_trainer.run();
+  std::printf("\nmodel with MLPs: accuracy %.1f%% on held-out sequences\n", 100 * mint::toy::evaluate(mlp_model, test).accuracy);
+  const int layer = 1;
+  mint::dictionary::feature_collector neurons(mint::neuron_count(mlp_model, layer), {.top_n = 5, .histogram_bins = 16});
+  mint::collect_neurons(mlp_model, test.tokens, layer, neurons);
+  const auto effects = mint::neuron_logit_effects(mlp_model, layer, 3);
+  std::vector<mint::index> order(std::size_t(neurons.latents()));
+  for (mint::index i = 0; i < neurons.latents(); ++i) order[std::size_t(i)] = i;
+  std::sort(order.begin(), order.end(), [&](mint::index a, mint::index b) {
+    const auto ta = neurons.top(a), tb = neurons.top(b);
+    return (ta.empty() ? 0.0 : ta[0].value) > (tb.empty() ? 0.0 : tb[0].value);
+  });
+  std::printf("layer %d neurons with the largest activations (top example: context, >activating token<):\n", layer);
+  for (std::size_t k = 0; k < 3; ++k) {
+    const mint::index i = order[k];
+    const auto top = neurons.top(i);
+    std::printf("  neuron %3lld  density %.3f  max %.2f  at", static_cast<long long>(i), neurons.density(i), top[0].value);
+    const auto b = mint::index(top[0].where.example), t = mint::index(top[0].where.position);
+    for (mint::index u = std::max<mint::index>(0, t - 4); u <= t; ++u)
+      std::printf(u == t ? " >%d<" : " %d", int(test.tokens(b, u)));
+    std::printf("  boosts");
+    for (const auto& e : effects[std::size_t(i)].boosted) std::printf(" %lld", static_cast<long long>(e.token));
+    std::printf("\n");
+  }
+  mint::dictionary::write_feature_report((out / "neurons.json").string(), neurons,
+                                         {.tokens = mint::batch_tokens(test.tokens), .logit_effects = effects,
+                                          .metadata = {{"model", "toy induction, d_mlp 128"}, {"hook_name", "blocks.1.mlp.hook_post"}}});
+  std::printf("wrote %s, %s and %s\n", (out / "previous_token_scores.svg").string().c_str(),
+              (out / "induction_scores.svg").string().c_str(), (out / "neurons.json").string().c_str());
   return 0;
 }
