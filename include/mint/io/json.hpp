@@ -39,6 +39,15 @@ using json = nlohmann::json;
 
 namespace detail {
 
+/// T, named through C: a type that depends on a template argument, so calls on it in a template's
+/// body bind (and instantiate what they call) only when that template is instantiated. Compilers
+/// instantiate the function templates a template's non-dependent calls name wherever its
+/// definition is seen, here nlohmann-json's whole parser.
+template <class C, class T>
+struct dependent_type {
+  using type = T;
+};
+
 /// parse_json, read_json and write_json. A template (C is always char) so only the units that
 /// call them compile nlohmann-json's parser and printer, and a program may compile them once.
 template <class C>
@@ -50,22 +59,23 @@ struct json_core {
 
 template <class C>
 json json_core<C>::parse(std::string_view text, std::string_view name, const char* function, int max_depth) {
+  using J = typename dependent_type<C, json>::type;
   std::vector<std::set<std::string>> open;  // the keys seen in each open object
   std::string duplicate;
   bool too_deep = false;
-  const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
+  const typename J::parser_callback_t check = [&](int depth, typename J::parse_event_t event, J& parsed) {
     if (depth > max_depth) too_deep = true;
-    if (event == json::parse_event_t::object_start) open.emplace_back();
-    else if (event == json::parse_event_t::object_end && !open.empty()) open.pop_back();
-    else if (event == json::parse_event_t::key && !open.empty() && duplicate.empty() &&
-             !open.back().insert(parsed.get<std::string>()).second)
-      duplicate = parsed.get<std::string>();
+    if (event == J::parse_event_t::object_start) open.emplace_back();
+    else if (event == J::parse_event_t::object_end && !open.empty()) open.pop_back();
+    else if (event == J::parse_event_t::key && !open.empty() && duplicate.empty() &&
+             !open.back().insert(parsed.template get<std::string>()).second)
+      duplicate = parsed.template get<std::string>();
     return true;
   };
-  json out;
+  J out;
   try {
-    out = json::parse(text.begin(), text.end(), check, /*allow_exceptions=*/true);
-  } catch (const json::exception& e) {
+    out = J::parse(text.begin(), text.end(), check, /*allow_exceptions=*/true);
+  } catch (const typename J::exception& e) {
     format_fail(function, name, str("is not valid JSON (", e.what(), ")"), "needs valid UTF-8 JSON");
   }
   if (too_deep) format_fail(function, name, str("nests JSON deeper than ", max_depth, " levels"), "needs a flatter document");
@@ -84,7 +94,8 @@ json json_core<C>::read(const std::string& path) {
 template <class C>
 void json_core<C>::write(const std::string& path, const json& value, int indent) {
   atomic_file out(path);
-  out.write(value.dump(indent));
+  const typename dependent_type<C, json>::type& v = value;
+  out.write(v.dump(indent));
   out.write("\n");
   out.commit();
 }
