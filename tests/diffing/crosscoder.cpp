@@ -59,6 +59,18 @@ recovery score(const diff::crosscoder& c, const dict::paired_synthetic_features&
   return out;
 }
 
+// The bounds below (MMCS 0.95 per set, exclusive r beyond 0.1, shared r in (0.3, 0.7)).
+void check_recovery(const recovery& s) {
+  CHECK(s.shared_a >= 0.95);
+  CHECK(s.shared_b >= 0.95);
+  CHECK(s.only_a >= 0.95);
+  CHECK(s.only_b >= 0.95);
+  CHECK(s.only_a_high < 0.1);
+  CHECK(s.only_b_low > 0.9);
+  CHECK(s.shared_low > 0.3);
+  CHECK(s.shared_high < 0.7);
+}
+
 }  // namespace
 
 // 24 shared + 12 + 12 exclusive features in 32 dimensions per model, 2.4 active per row, 20000
@@ -88,14 +100,7 @@ TEST_CASE("a ReLU crosscoder recovers shared and exclusive features and its rela
   diff::crosscoder c({.d_in = 32, .models = 2, .d_sae = 96}, 3);
   c.train(xa, xb, {.batch_size = 256, .steps = 3000, .adam = {.lr = 3e-3}, .loss = {.l1_coefficient = 1.0}, .seed = 4});
   const recovery s = score(c, truth);
-  CHECK(s.shared_a >= 0.95);
-  CHECK(s.shared_b >= 0.95);
-  CHECK(s.only_a >= 0.95);
-  CHECK(s.only_b >= 0.95);
-  CHECK(s.only_a_high < 0.1);
-  CHECK(s.only_b_low > 0.9);
-  CHECK(s.shared_low > 0.3);
-  CHECK(s.shared_high < 0.7);
+  check_recovery(s);
   // Every exclusive feature has a latent on its side of the threshold.
   const auto kinds = c.exclusive_latents(0.1);
   CHECK(kinds.only_a.size() >= 12);
@@ -107,14 +112,7 @@ TEST_CASE("a TopK crosscoder recovers the same sets") {
   diff::crosscoder c({.d_in = 32, .models = 2, .d_sae = 96, .architecture = dict::sae_architecture::topk, .k = 4}, 3);
   c.train(data.xa, data.xb, {.batch_size = 256, .steps = 3000, .adam = {.lr = 3e-3}, .seed = 4});
   const recovery s = score(c, data.truth);
-  CHECK(s.shared_a >= 0.95);
-  CHECK(s.shared_b >= 0.95);
-  CHECK(s.only_a >= 0.95);
-  CHECK(s.only_b >= 0.95);
-  CHECK(s.only_a_high < 0.1);
-  CHECK(s.only_b_low > 0.9);
-  CHECK(s.shared_low > 0.3);
-  CHECK(s.shared_high < 0.7);
+  check_recovery(s);
 }
 
 TEST_CASE("per-model scales, decoder blocks, reconstructions and the histogram agree with the SAE underneath") {

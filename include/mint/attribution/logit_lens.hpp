@@ -53,13 +53,7 @@ std::vector<lens_layer> logit_lens(R& model, const token_batch& tokens, const lo
     if (t < 0 || t >= vocab)
       throw argument_error(fn, "options.targets", detail::str("holds token ", t), detail::str("needs ids in [0, ", vocab, ")"));
   const site_table& sites = model.sites();
-  std::vector<std::string> names = options.sites;
-  if (names.empty())
-    for (const auto& info : sites)
-      if ((info.role == site_role::resid_pre && info.layer == 0) || info.role == site_role::resid_post) names.push_back(info.name);
-  if (names.empty())
-    throw argument_error(fn, "options.sites", "is empty and the runtime has no resid_pre or resid_post site",
-                         "needs residual site names");
+  const std::vector<std::string> names = block_boundary_sites(sites, options.sites, fn);
   for (const auto& name : names) {
     const site_info& info = sites[sites.at(name, fn)];
     if (info.axes != std::vector<axis>{axis::batch, axis::pos, axis::d_model} || info.sizes.back() != d)

@@ -323,25 +323,13 @@ struct probe_layers_options {
 
 namespace detail {
 
-/// The sites probe_layers reads, and their layers.
-inline std::vector<std::string> probe_sites(const site_table& table, const std::vector<std::string>& given, const char* fn) {
-  std::vector<std::string> names = given;
-  if (names.empty())
-    for (const auto& info : table)
-      if ((info.role == site_role::resid_pre && info.layer == 0) || info.role == site_role::resid_post) names.push_back(info.name);
-  if (names.empty())
-    throw argument_error(fn, "options.sites", "is empty and the runtime has no resid_pre or resid_post site",
-                         "needs site names");
-  return names;
-}
-
 template <runtime R, class Labels>
 probe_table probe_layers_impl(R& model, const token_batch& tokens, const Labels& labels, const probe_layers_options& options) {
   const char* fn = "mint::probe_layers";
   if (index(labels.size()) != tokens.batch())
     throw shape_error(fn, "labels", detail::str("has ", labels.size(), " entries"),
                       detail::str("needs one per row of tokens (", tokens.batch(), ")"));
-  reading_options read{probe_sites(model.sites(), options.sites, fn), options.positions, options.max_batch};
+  reading_options read{block_boundary_sites(model.sites(), options.sites, fn), options.positions, options.max_batch};
   const auto activations = read_activations(model, tokens, read);
   probe_table out = detail::fit_probes(read.sites, activations, labels, options.probe, fn);
   for (auto& row : out.rows) row.layer = model.sites()[model.sites().at(row.site, fn)].layer;

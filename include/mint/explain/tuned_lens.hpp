@@ -284,13 +284,7 @@ lens_data<scalar_t<R>> read_lens_data(R& model, const token_batch& tokens, const
   require_tokens(tokens, fn);
   const site_table& table = model.sites();
   lens_data<T> out;
-  out.sites = given;
-  if (out.sites.empty())
-    for (const auto& info : table)
-      if ((info.role == site_role::resid_pre && info.layer == 0) || info.role == site_role::resid_post) out.sites.push_back(info.name);
-  if (out.sites.empty())
-    throw argument_error(fn, "options.sites", "is empty and the runtime has no resid_pre or resid_post site",
-                         "needs residual site names");
+  out.sites = block_boundary_sites(table, given, fn);
   for (const auto& name : out.sites) {
     const site_info& info = table[table.at(name, fn)];
     if (info.axes != std::vector<axis>{axis::batch, axis::pos, axis::d_model} || info.sizes.back() != d)

@@ -162,4 +162,19 @@ private:
   std::unordered_map<std::string, site_id> by_name_;
 };
 
+/// `given`, or when it is empty the residual stream at each block boundary: the first block's
+/// resid_pre and every block's resid_post, in table order (where the logit lens, the tuned lens
+/// and layer probes read). An argument_error naming `function` and options.sites when none is found.
+inline std::vector<std::string> block_boundary_sites(const site_table& sites, const std::vector<std::string>& given,
+                                                     const char* function) {
+  if (!given.empty()) return given;
+  std::vector<std::string> names;
+  for (const auto& info : sites)
+    if ((info.role == site_role::resid_pre && info.layer == 0) || info.role == site_role::resid_post) names.push_back(info.name);
+  if (names.empty())
+    throw argument_error(function, "options.sites", "is empty and the runtime has no resid_pre or resid_post site",
+                         "needs residual site names");
+  return names;
+}
+
 }  // namespace mint
