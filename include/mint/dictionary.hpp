@@ -1,11 +1,13 @@
 // mint's sparse dictionary learning, all in one include: sparse autoencoders (every
 // architecture, training, metrics, SAELens folders, loss recovered, width sweeps, feature
-// analysis), synthetic features and the toy model of superposition, and classical sparse
+// analysis, the feature browser, automated interpretability), synthetic features and the toy model of superposition, and classical sparse
 // coding (OMP, the lasso by coordinate descent and by LARS, K-SVD, online dictionary learning).
 #pragma once
 
+#include "mint/dictionary/autointerp.hpp"
 #include "mint/dictionary/batches.hpp"
 #include "mint/dictionary/feature_analysis.hpp"
+#include "mint/dictionary/feature_browser.hpp"
 #include "mint/dictionary/geometric_median.hpp"
 #include "mint/dictionary/ksvd.hpp"
 #include "mint/dictionary/lars.hpp"

@@ -342,6 +342,8 @@ struct feature_report_options {
   nlohmann::ordered_json metadata = nlohmann::ordered_json(nlohmann::ordered_json::value_t::object);  ///< the caller's facts (model, hook, data, ...), copied as is
   nlohmann::ordered_json sae = nullptr;   ///< the SAE's description, e.g. describe(sae)
   bool skip_dead = false;                 ///< leave out latents that never fired
+  std::span<const double> interpretability_scores{};  ///< per latent, e.g. score_features' correlations (empty: left out; NaN: null in the file)
+  std::span<const std::string> explanations{};        ///< per latent (empty: left out)
 };
 
 /// The SAE's shape and rule as the report's "sae" object.
@@ -454,6 +456,12 @@ Json feature_report_core<Json>::report(const dictionary::feature_collector& c, c
   if (!o.logit_effects.empty() && index(o.logit_effects.size()) != c.latents())
     throw shape_error(fn, "options.logit_effects", detail::str("has ", o.logit_effects.size(), " entries"),
                       detail::str("needs one per latent, ", c.latents()));
+  if (!o.interpretability_scores.empty() && index(o.interpretability_scores.size()) != c.latents())
+    throw shape_error(fn, "options.interpretability_scores", detail::str("has ", o.interpretability_scores.size(), " entries"),
+                      detail::str("needs one per latent, ", c.latents()));
+  if (!o.explanations.empty() && index(o.explanations.size()) != c.latents())
+    throw shape_error(fn, "options.explanations", detail::str("has ", o.explanations.size(), " entries"),
+                      detail::str("needs one per latent, ", c.latents()));
   auto string_of = [&](std::int64_t token) -> const std::string& {
     if (token < 0 || token >= std::int64_t(o.vocab.size()))
       throw argument_error(fn, "options.vocab", detail::str("has ", o.vocab.size(), " strings"),
@@ -507,6 +515,8 @@ Json feature_report_core<Json>::report(const dictionary::feature_collector& c, c
       f["boosted_tokens"] = scores(o.logit_effects[std::size_t(j)].boosted);
       f["suppressed_tokens"] = scores(o.logit_effects[std::size_t(j)].suppressed);
     }
+    if (!o.interpretability_scores.empty()) f["interpretability_score"] = o.interpretability_scores[std::size_t(j)];
+    if (!o.explanations.empty()) f["explanation"] = o.explanations[std::size_t(j)];
     features.push_back(std::move(f));
   }
   return report_json{{"format", "mint.feature_analysis"},
