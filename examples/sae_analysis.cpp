@@ -3,14 +3,17 @@
 // dead fraction, MMCS and how the latents of each width split those of the one before.
 // Then the widest SAE's feature report: each row's "tokens" are the true features active
 // in it and the "unembedding" is the true dictionary, so a latent's boosted token names the
-// feature it learned. Usage: sae_analysis [report.json]
+// feature it learned. The same report, with each latent's nearest latents by decoder cosine,
+// goes into a feature browser (one HTML file) next to the JSON. Usage: sae_analysis [report.json]
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "mint/adapters/eigen.hpp"
 #include "mint/dictionary/feature_analysis.hpp"
+#include "mint/dictionary/feature_browser.hpp"
 #include "mint/dictionary/synthetic.hpp"
 #include "mint/dictionary/width_sweep.hpp"
 
@@ -82,5 +85,13 @@ int main(int argc, char** argv) {
                 vocab[std::size_t(effects[std::size_t(j)].boosted[0].token)].c_str(), effects[std::size_t(j)].boosted[0].value,
                 (long long)top[0].where.example, top[0].value);
   }
-  std::printf("\nwrote %s\n", path.c_str());
+
+  // The browser: the report plus nearest latents, one self-contained page beside the JSON.
+  std::filesystem::path page(path);
+  page.replace_extension(page.extension() == ".html" ? ".browser.html" : ".html");  // never over the JSON
+  const std::string browser = page.string();
+  auto json = dict::feature_report(collector, report);
+  dict::add_nearest_features(json, dict::nearest_features(sae.W_dec(), 5));
+  dict::write_feature_browser(json, browser, {.title = "sae_analysis: widest SAE", .unit_name = "latent"});
+  std::printf("\nwrote %s\nwrote %s (open it in a browser)\n", path.c_str(), browser.c_str());
 }
