@@ -6,7 +6,7 @@
 // scores that connect a previous-token head in layer 0 to the induction head in layer 1; what
 // freezing the final norm's scale costs direct logit attribution, per layer; and, on a second
 // model with MLPs trained on the same task, the neurons' top examples, histograms and logit
-// effects in the feature report's JSON.
+// effects in the feature report's JSON and the feature browser.
 //   usage: explain_heads [output directory, default "explain_out"]
 #include <algorithm>
 #include <cmath>
@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <mint/dictionary/feature_browser.hpp>
 #include <mint/explain.hpp>
 #include <mint/similarity/plot.hpp>
 #include <mint/toy/orthogonalize.hpp>
@@ -145,10 +146,15 @@ int main(int argc, char** argv) {
     for (const auto& e : effects[std::size_t(i)].boosted) std::printf(" %lld", static_cast<long long>(e.token));
     std::printf("\n");
   }
-  mint::dictionary::write_feature_report((out / "neurons.json").string(), neurons,
-                                         {.tokens = mint::batch_tokens(test.tokens), .logit_effects = effects,
-                                          .metadata = {{"model", "toy induction, d_mlp 128"}, {"hook_name", "blocks.1.mlp.hook_post"}}});
-  std::printf("wrote %s, %s and %s\n", (out / "previous_token_scores.svg").string().c_str(),
-              (out / "induction_scores.svg").string().c_str(), (out / "neurons.json").string().c_str());
+  const mint::dictionary::feature_report_options report{
+      .tokens = mint::batch_tokens(test.tokens), .logit_effects = effects,
+      .metadata = {{"model", "toy induction, d_mlp 128"}, {"hook_name", "blocks.1.mlp.hook_post"}}};
+  mint::dictionary::write_feature_report((out / "neurons.json").string(), neurons, report);
+  // The same page SAE latents get, for neurons.
+  mint::dictionary::write_feature_browser(mint::dictionary::feature_report(neurons, report), (out / "neurons.html").string(),
+                                          {.unit_name = "neuron"});
+  std::printf("wrote %s, %s, %s and %s\n", (out / "previous_token_scores.svg").string().c_str(),
+              (out / "induction_scores.svg").string().c_str(), (out / "neurons.json").string().c_str(),
+              (out / "neurons.html").string().c_str());
   return 0;
 }
