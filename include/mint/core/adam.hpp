@@ -82,6 +82,7 @@ private:
   std::int64_t steps_ = 0;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 adam<T>::adam(std::size_t size, adam_options options)
     : options_(options), m_(size, 0.0), v_(size, 0.0), partial_(std::size_t(chunks())) {
@@ -151,6 +152,7 @@ double adam<T>::squared_norm(std::span<const T> gradients) {
   for (const double p : partial_) sum += p;
   return sum;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint
 

@@ -19,7 +19,28 @@
 // `using gguf_file = detail::basic_gguf_file<char>`): a compiler compiles a plain inline
 // function's body, and every template it uses, in every unit that includes its header; a
 // template's body only in the units that use it.
+//
+// An extern template stops a unit from instantiating a core's functions, not from parsing them:
+// a compiler still checks every non-dependent expression in a core's body where it is defined,
+// and instantiates the class templates those name (Eigen expressions over double, nlohmann-json,
+// std::variant). So under MINT_SEPARATE_COMPILATION a header hides its cores' out-of-class
+// function definitions, and the detail helpers only those use, inside #if MINT_CORE_BODIES from
+// every unit but those that compile the cores (mint/src/*.hpp and the build's generated units
+// define MINT_COMPILING_CORES before any include). Such a unit must include mint/src.hpp (or the
+// mint/src/*.hpp it compiles) before any other mint header; each part stops with an #error
+// otherwise. Everything a user's unit calls or instantiates itself (the thin layer, templates
+// that are not cores, static data and in-class members of cores) stays visible, and a
+// header-only build sees every body (MINT_CORE_BODIES is 1). The other units compile faster:
+// they parse declarations where they parsed whole algorithms.
 #pragma once
+
+/// Whether this unit sees the cores' function bodies (see above): 1 header-only and in the units
+/// that compile the cores, 0 in the other units of a separately compiled program.
+#if !defined(MINT_SEPARATE_COMPILATION) || defined(MINT_COMPILING_CORES)
+#define MINT_CORE_BODIES 1
+#else
+#define MINT_CORE_BODIES 0
+#endif
 
 #if defined(MINT_SEPARATE_COMPILATION)
 #define MINT_CORE(...) extern template __VA_ARGS__;

@@ -37,6 +37,7 @@ struct batch_sources {
   static dictionary::batch_source of_shards(activation_shards& shards);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 dictionary::batch_source batch_sources<T>::of_matrix(const tensor_view<const T>& v, std::uint64_t seed) {
   struct state {
@@ -106,6 +107,7 @@ dictionary::batch_source batch_sources<T>::of_shards(activation_shards& shards) 
   };
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

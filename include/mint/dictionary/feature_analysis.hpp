@@ -370,6 +370,7 @@ inline void write_feature_report(const std::string& path, const feature_collecto
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES
 template <class T>
 void feature_analysis_core<T>::add(dictionary::feature_collector& c, const tensor_view<const T>& zv, std::span<const dictionary::example_ref> refs) {
   const char* fn = "mint::dictionary::feature_collector::add";
@@ -540,6 +541,7 @@ void feature_report_core<Json>::write(const std::string& path, const dictionary:
   out.write("\n");
   out.commit();
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

@@ -18,6 +18,7 @@ struct geometric_median_core {
   static vectord run(const tensor_view<const T>& x, int iterations, double tolerance);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 vectord geometric_median_core<T>::run(const tensor_view<const T>& x, int iterations, double tolerance) {
   const auto m = as_matrix(x);
@@ -45,6 +46,7 @@ vectord geometric_median_core<T>::run(const tensor_view<const T>& x, int iterati
   }
   return y;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

@@ -62,6 +62,7 @@ struct ksvd_result {
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 template <class T>
 dictionary::ksvd_result<T> ksvd_run(const matrix<T>& x, matrix<T> dictionary, const dictionary::ksvd_options& options) {
   constexpr const char* function = "mint::dictionary::ksvd";
@@ -190,6 +191,7 @@ inline void check_ksvd_options(const char* function, const dictionary::ksvd_opti
     throw shape_error(function, "x", detail::str("has ", n, " rows and ", dims, " columns"),
                       "needs at least one signal of at least one dimension");
 }
+#endif  // MINT_CORE_BODIES
 
 /// K-SVD over float and double views (mint/core/compiled.hpp).
 template <class T>
@@ -201,6 +203,7 @@ struct ksvd_core {
                               const dictionary::ksvd_options& options);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 dictionary::ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, const dictionary::ksvd_options& options) {
   constexpr const char* function = "mint::dictionary::ksvd";
@@ -241,6 +244,7 @@ dictionary::ksvd_result<T> ksvd_core<T>::learn(const tensor_view<const T>& x, co
   }
   return ksvd_run<T>(sparse_coding_core<T>::finite_copy(function, "x", x), std::move(dictionary), options);
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

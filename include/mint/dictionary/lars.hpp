@@ -56,6 +56,7 @@ struct lars_report {
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 inline void check_lars_options(const char* function, const dictionary::lars_options& options) {
   if (!(options.alpha >= 0) || !std::isfinite(options.alpha))
     throw argument_error(function, "options.alpha", detail::str("is ", options.alpha),
@@ -318,6 +319,7 @@ dictionary::lars_report lars_rows(const Gram& gram, const Correlations& correlat
   }
   return total;
 }
+#endif  // MINT_CORE_BODIES
 
 /// LARS over float and double views (mint/core/compiled.hpp); the public functions convert their
 /// arguments to the signals' (or correlations') element type T and call these.
@@ -331,6 +333,7 @@ struct lars_core {
                           const tensor_view<T>& codes, const dictionary::lars_options& options);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 dictionary::lars_report lars_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary,
                                matrix_map<T> codes, const dictionary::lars_options& options) {
@@ -353,6 +356,7 @@ dictionary::lars_report lars_core<T>::gram(const tensor_view<const T>& gram, con
                [&](const auto& cm) { report = lars_rows<T>(g, cm, options, out); });
   return report;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

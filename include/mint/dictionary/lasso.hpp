@@ -44,6 +44,7 @@ struct lasso_report {
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 inline void check_lasso_options(const char* function, const dictionary::lasso_options& options) {
   if (!(options.alpha >= 0) || !std::isfinite(options.alpha))
     throw argument_error(function, "options.alpha", detail::str("is ", options.alpha), "needs alpha >= 0");
@@ -152,6 +153,7 @@ dictionary::lasso_report lasso_rows(const Gram& gram, const Correlations& correl
   }
   return total;
 }
+#endif  // MINT_CORE_BODIES
 
 /// The lasso over float and double views (mint/core/compiled.hpp); the public functions convert
 /// their arguments to the signals' (or correlations') element type T and call these.
@@ -169,6 +171,7 @@ struct lasso_core {
                            const dictionary::lasso_options& options, matrix_map<T> codes);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 dictionary::lasso_report lasso_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary,
                                  matrix_map<T> codes, const dictionary::lasso_options& options) {
@@ -202,6 +205,7 @@ dictionary::lasso_report lasso_core<T>::rows(const matrix<T>& gram, const matrix
                                  const dictionary::lasso_options& options, matrix_map<T> codes) {
   return lasso_rows<T>(gram, correlations, norms2, options, codes);
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

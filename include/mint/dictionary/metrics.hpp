@@ -45,6 +45,7 @@ struct sae_metrics_options {
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 /// Sums in S (double) over the rows of reconstructions. A template only so that finish()'s
 /// Eigen code compiles where metrics_core uses it, not in every unit that includes this header.
 template <class S = double>
@@ -84,6 +85,7 @@ struct reconstruction_sums {
     return m;
   }
 };
+#endif  // MINT_CORE_BODIES
 
 /// The measures below over float and double tensors (mint/core/compiled.hpp): T is the first
 /// argument's element type (the SAE's for evaluate), V the second's.
@@ -93,6 +95,7 @@ struct metrics_core {
   static dictionary::sae_metrics evaluate(const dictionary::basic_sae<T>& sae, const tensor_view<const V>& x, const dictionary::sae_metrics_options& options);
 };
 
+#if MINT_CORE_BODIES
 template <class T, class V>
 dictionary::reconstruction_metrics metrics_core<T, V>::quality(const tensor_view<const T>& xv, const tensor_view<const V>& yv) {
   const auto a = as_matrix(xv);
@@ -152,6 +155,7 @@ dictionary::sae_metrics metrics_core<T, V>::evaluate(const dictionary::basic_sae
   out.dense_fraction = double(dense) / double(m);
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

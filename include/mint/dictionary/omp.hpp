@@ -43,6 +43,7 @@ inline constexpr double omp_noise_correlation = 10;
 /// squared norm (in the span of the atoms picked, to rounding), as LARS does.
 inline constexpr double omp_dependent_pivot = 100;
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 inline void check_omp_options(const char* function, const dictionary::omp_options& options) {
   if (options.nonzeros < 0 || options.tolerance < 0 || !std::isfinite(options.tolerance) ||
       (options.nonzeros == 0 && options.tolerance == 0))
@@ -165,6 +166,7 @@ void omp_rows(const Gram& gram, const Correlations& correlations, const T* norms
                        out.row(i));
   }
 }
+#endif  // MINT_CORE_BODIES
 
 /// OMP over float and double views (mint/core/compiled.hpp); the public functions convert their
 /// arguments to the signals' (or correlations') element type T and call these.
@@ -184,6 +186,7 @@ struct omp_core {
                    matrix_map<T> codes);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 void omp_core<T>::code(const tensor_view<const T>& x, const tensor_view<const T>& dictionary, matrix_map<T> codes,
                        const dictionary::omp_options& options) {
@@ -233,6 +236,7 @@ void omp_core<T>::rows(const matrix<T>& gram, const matrix<T>& correlations, con
                        const dictionary::omp_options& options, matrix_map<T> codes) {
   omp_rows<T>(gram, correlations, norms2, options, codes);
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

@@ -150,6 +150,7 @@ private:
   index resampled_ = 0;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 online_dictionary<T>::online_dictionary(online_dictionary_options options)
     : options_(std::move(options)), rng_(options_.seed, 0x0D1C) {
@@ -234,11 +235,13 @@ double online_dictionary<T>::step(const Eigen::Ref<const matrix<T>>& x) {
   ++steps_;
   return cost;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::dictionary
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES
 template <class T, class V>
 void online_dictionary_core<T, V>::initialize(dictionary::online_dictionary<T>& learner, const tensor_view<const V>& xv) {
   constexpr const char* function = "mint::dictionary::online_dictionary::initialize";
@@ -302,6 +305,7 @@ matrix<T> online_dictionary_core<T, V>::signals(dictionary::online_dictionary<T>
   check_rank2(function, name, xv, learner.dictionary_.cols(), "the columns (dimensions) of the dictionary");
   return finite_copy<T>(function, name, xv);
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

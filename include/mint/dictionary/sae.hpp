@@ -240,6 +240,7 @@ private:
   T batch_threshold_ = 0;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 basic_sae<T>::basic_sae(const sae_options& options, std::uint64_t seed) : options_(options) {
   const char* fn = "mint::dictionary::sae";
@@ -377,6 +378,7 @@ sae_loss basic_sae<T>::loss(const matrix<T>& xn, const sae_loss_options& o, sae_
     return detail::sae_loss_core<T>::run(*this, rule, xn, o, ws, gradient, dead);
   });
 }
+#endif  // MINT_CORE_BODIES
 
 /// The float SAE.
 using sae = basic_sae<float>;

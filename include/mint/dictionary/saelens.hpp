@@ -43,6 +43,7 @@ struct saelens_sae {
   std::string hook_name() const;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 std::string saelens_sae<T>::hook_name() const {
   const auto m = config.find("metadata");
@@ -50,6 +51,7 @@ std::string saelens_sae<T>::hook_name() const {
   const auto h = m->find("hook_name");
   return h != m->end() && h->is_string() ? h->template get<std::string>() : "";
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::dictionary
 
@@ -86,6 +88,7 @@ private:
 /// The major version in "6.12.1" (0 when absent or unreadable).
 inline int saelens_major_version(const json& version) { return saelens_config<>::major_version(version); }
 
+#if MINT_CORE_BODIES
 template <class Json>
 const std::vector<std::string>& saelens_config<Json>::metadata_keys() {
   static const std::vector<std::string> keys = {
@@ -259,6 +262,7 @@ void saelens_load_tensor(const safetensors_file& file, const std::string& name, 
                        "needs " + detail::shape_string(into.extents()) + " for the config's d_in and d_sae");
   mint::copy(mint::view(a), into);
 }
+#endif  // MINT_CORE_BODIES
 
 /// read_saelens and write_saelens over float and double SAEs (mint/core/compiled.hpp).
 template <class T>
@@ -268,6 +272,7 @@ struct saelens_core {
                     std::span<const float> log_sparsity);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 dictionary::saelens_sae<T> saelens_core<T>::read(const std::filesystem::path& folder) {
   const std::string cfg_path = (folder / "cfg.json").string();
@@ -370,6 +375,7 @@ void saelens_core<T>::write(const std::filesystem::path& folder, const dictionar
   }
   write_json((folder / "cfg.json").string(), config);
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

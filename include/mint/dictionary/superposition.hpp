@@ -151,6 +151,7 @@ private:
   vector<T> importance_;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 superposition_model<T>::superposition_model(const superposition_options& options) : options_(options) {
   constexpr const char* function = "mint::dictionary::superposition_model";
@@ -269,6 +270,7 @@ matrix<T> superposition_model<T>::checked_input(const char* function, const tens
   if (!m.allFinite()) throw numeric_error(function, "x", "holds a NaN or infinity", "needs finite values");
   return m;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::dictionary
 

@@ -193,6 +193,7 @@ double mmcs(const A& learned, const B& truth) {
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES
 template <class T>
 void synthetic_core<T>::build(dictionary::synthetic_features& f) {
   const dictionary::synthetic_options& options = f.options_;
@@ -351,6 +352,7 @@ double mmcs_core<T, U>::run(const tensor_view<const T>& lv, const tensor_view<co
   const matrixd cosines = (t * l.transpose()).cwiseAbs();
   return cosines.rowwise().maxCoeff().mean();
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

@@ -233,6 +233,7 @@ private:
   bool needs_seek_ = false;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 sae_trainer<T>::sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_(sae), options_(std::move(options)) {
   const char* fn = "mint::dictionary::sae_trainer";
@@ -391,6 +392,7 @@ void sae_trainer<T>::initialize(const tensor_view<const T>& batch) {
   if (options_.init_b_dec_geometric_median)
     sae_.b_dec() = geometric_median(xn_.topRows(std::min<index>(xn_.rows(), 4096))).template cast<T>();
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::dictionary
 

@@ -59,6 +59,7 @@ struct feature_matching {
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 template <class T>
 matrix<T> unit_rows(const tensor_view<const T>& v) {
   matrix<T> m = as_matrix(v);
@@ -68,6 +69,7 @@ matrix<T> unit_rows(const tensor_view<const T>& v) {
   }
   return m;
 }
+#endif  // MINT_CORE_BODIES
 
 /// match_features over float and double decoders (mint/core/compiled.hpp).
 template <class T>
@@ -76,6 +78,7 @@ struct match_features_core {
                               const dictionary::match_options& options);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 dictionary::feature_matching match_features_core<T>::run(const tensor_view<const T>& wv, const tensor_view<const T>& nv,
                                              const dictionary::match_options& options) {
@@ -143,6 +146,7 @@ dictionary::feature_matching match_features_core<T>::run(const tensor_view<const
   out.mean_cosine = counted > 0 ? sum / double(counted) : 0.0;
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 
@@ -199,6 +203,7 @@ struct width_sweep_core {
                                           const tensor_view<const V>& eval, const dictionary::width_sweep_options<T>& options);
 };
 
+#if MINT_CORE_BODIES
 template <class T, class V>
 std::vector<dictionary::width_result<T>> width_sweep_core<T, V>::run(const std::function<dictionary::batch_source()>& make_source,
                                                          const tensor_view<const V>& ev,
@@ -268,6 +273,7 @@ std::vector<dictionary::width_result<T>> width_sweep_core<T, V>::run(const std::
   }
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

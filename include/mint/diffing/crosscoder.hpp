@@ -222,6 +222,7 @@ using crosscoder = basic_crosscoder<float>;
 
 namespace mint::detail {
 
+#if MINT_CORE_BODIES
 template <class T>
 void crosscoder_core<T>::concatenate(const crosscoder& c, const std::vector<tensor_view<const T>>& inputs,
                                      const std::vector<T>& scales, const char* fn, matrix<T>& out) {
@@ -354,6 +355,7 @@ diffing::norm_histogram crosscoder_core<T>::histogram(const crosscoder& c, index
   }
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

@@ -79,6 +79,7 @@ struct probe_split_core {
                            const char* function);
 };
 
+#if MINT_CORE_BODIES
 /// Each row's share of the test set: per class when stratified (each class keeps one training
 /// row at least), else of all rows (at least one row on each side).
 template <class C>
@@ -107,6 +108,7 @@ probe_split probe_split_core<C>::split(index rows, const std::vector<int>* label
   std::sort(out.test.begin(), out.test.end());
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 /// One site's probe, compiled once per scalar type.
 template <class T>
@@ -117,6 +119,7 @@ struct layer_probe_core {
                              const layer_probe_options& options);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 layer_probe layer_probe_core<T>::classify(const matrix<T>& x, const std::vector<int>& labels,
                                           const std::vector<int>& classes, const probe_split& split,
@@ -208,6 +211,7 @@ layer_probe layer_probe_core<T>::regress(const matrix<T>& x, const std::vector<d
   out.test_score = r2(split.test);
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 /// Checks the activations (one [rows, features] matrix per site) against the label count.
 template <class T>

@@ -99,6 +99,7 @@ struct tuned_lens_core {
   static array<T> apply(const matrix<T>& a, const std::vector<T>& b, const tensor_view<const T>& residual);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 lens_decoder tuned_lens_core<T>::decoder(const unembedding_weights<T>& u) {
   lens_decoder out;
@@ -267,6 +268,7 @@ array<T> tuned_lens_core<T>::apply(const matrix<T>& a, const std::vector<T>& b, 
   rows = x.template cast<T>();
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 /// What one forward pass gives the lens: each site's residual and the final logits, rows of
 /// the valid positions in (batch, pos) order.

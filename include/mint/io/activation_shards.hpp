@@ -115,6 +115,7 @@ private:
 };
 
 
+#if MINT_CORE_BODIES
 template <class C>
 basic_activation_shards<C>::basic_activation_shards(std::vector<std::string> files, const shard_options& options)
     : files_(std::move(files)), options_(options) {
@@ -266,6 +267,7 @@ void basic_activation_shards<C>::load(std::uint64_t r, float* dst, const tensor_
   if (row.data() != nullptr && dst != row.data()) copy_out(dst, row);
 
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

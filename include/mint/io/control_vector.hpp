@@ -56,6 +56,7 @@ struct control_vector_options {
 
 namespace detail {
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 /// The layer llama.cpp's loader reads from a tensor name: the text before the first '.' must
 /// be "direction", and the rest goes through std::stoi, i.e. strtol in base 10 (leading
 /// C-locale spaces, an optional sign, digits, anything after them ignored) with values
@@ -81,6 +82,7 @@ inline std::size_t ggml_rank(const std::vector<std::int64_t>& dims) {
     if (dims[d] > 1) return d + 1;
   return 1;
 }
+#endif  // MINT_CORE_BODIES
 
 /// read_control_vector and write_control_vector. A template (C is always char) so only the
 /// units that call them compile them, and a program may compile them once (mint/core/compiled.hpp).
@@ -90,6 +92,7 @@ struct control_vector_core {
   static void write(const std::string& path, const control_vector& vector, const control_vector_options& options);
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 control_vector control_vector_core<C>::read(const gguf_file& file) {
   constexpr const char* function = "mint::read_control_vector";
@@ -193,6 +196,7 @@ void control_vector_core<C>::write(const std::string& path, const control_vector
     out.add_tensor(str("direction.", layer), array_ref(dtype::float32, {index(direction.size())}, direction.data()));
   out.commit();
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

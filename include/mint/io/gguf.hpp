@@ -177,6 +177,7 @@ inline constexpr std::uint32_t gguf_default_alignment = 32;
 inline constexpr std::size_t ggml_max_name = 64;
 inline constexpr int gguf_max_array_depth = 8;
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 /// The smallest encoding of a value of type t (a string's or array's empty form), to bound counts.
 inline std::uint64_t gguf_min_bytes(gguf_type t) {
   constexpr std::uint64_t sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8};
@@ -237,6 +238,7 @@ gguf_value gguf_parser<C>::read_value(std::uint32_t raw_type, int depth) {
   }
   return a;
 }
+#endif  // MINT_CORE_BODIES
 
 /// print_gguf_value (C is always char, as for the file classes below).
 template <class C>
@@ -244,6 +246,7 @@ struct gguf_core {
   static void print(std::ostream& out, const gguf_value& v, std::size_t max_items);
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 void gguf_core<C>::print(std::ostream& out, const gguf_value& v, std::size_t max_items) {
   std::visit([&](const auto& x) {
@@ -262,6 +265,7 @@ void gguf_core<C>::print(std::ostream& out, const gguf_value& v, std::size_t max
     else out << x;
   }, v.value);
 }
+#endif  // MINT_CORE_BODIES
 
 /// gguf_file. A template (C is always char) so only the units that open a file compile the
 /// parser behind it, and a program may compile it once (mint/core/compiled.hpp).
@@ -336,6 +340,7 @@ private:
   std::map<std::string, std::size_t, std::less<>> tensor_index_;
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 std::int64_t basic_gguf_file<C>::integer(std::string_view key) const {
   const gguf_value& v = at(key, "mint::gguf_file::integer");
@@ -457,6 +462,7 @@ basic_gguf_file<C>::basic_gguf_file(file_ptr file) : file_(std::move(file)) {
              str("needs the data inside the file's ", file_->size(), " bytes (is it truncated?)"));
   }
 }
+#endif  // MINT_CORE_BODIES
 
 /// gguf_writer (C is always char, as for basic_gguf_file).
 template <class C>
@@ -495,6 +501,7 @@ private:
   std::vector<tensor> tensors_;
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 void basic_gguf_writer<C>::set(const std::string& key, gguf_value value) {
   constexpr const char* function = "mint::gguf_writer::set";
@@ -596,6 +603,7 @@ void basic_gguf_writer<C>::append_value(std::string& out, const gguf_value& v) {
     } else append_le(out, x);
   }, v.value);
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

@@ -57,6 +57,7 @@ struct json_core {
   static void write(const std::string& path, const json& value, int indent);
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 json json_core<C>::parse(std::string_view text, std::string_view name, const char* function, int max_depth) {
   using J = typename dependent_type<C, json>::type;
@@ -99,6 +100,7 @@ void json_core<C>::write(const std::string& path, const json& value, int indent)
   out.write("\n");
   out.commit();
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

@@ -42,6 +42,7 @@ namespace detail {
 inline constexpr std::uint64_t npy_max_header_bytes = std::uint64_t(1) << 20;
 inline constexpr std::size_t npy_max_rank = 64;
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 /// Parses the Python dict literal of an .npy header: {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
 /// (A template only as npy_core is, C always char.)
 template <class C>
@@ -185,6 +186,7 @@ private:
   std::size_t i_ = 0;
   const byte_reader& where_;
 };
+#endif  // MINT_CORE_BODIES
 
 /// Reading and writing .npy headers. A template (C is always char) so only the units that read
 /// or write a file compile it, and a program may compile it once (mint/core/compiled.hpp).
@@ -202,6 +204,7 @@ private:
   static std::string descr(dtype d);
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 npy_header npy_core<C>::parse(std::span<const std::byte> bytes, std::uint64_t offset, std::uint64_t length,
                               const char* function, std::string_view name) {
@@ -235,11 +238,13 @@ npy_header npy_core<C>::parse(std::span<const std::byte> bytes, std::uint64_t of
   h.data_bytes = data_bytes;
   return h;
 }
+#endif  // MINT_CORE_BODIES
 
 inline shape_t npy_strides(const npy_header& h) {
   return h.fortran_order ? fortran_strides(h.shape) : c_strides(h.shape);
 }
 
+#if MINT_CORE_BODIES
 template <class C>
 std::string npy_core<C>::descr(dtype d) {
   const char order = dtype_size(d) == 1 ? '|' : (std::endian::native == std::endian::little ? '<' : '>');
@@ -283,6 +288,7 @@ void npy_core<C>::write(const std::string& path, const array_ref& array) {
   for_each_chunk(array, fortran, [&](const void* p, std::size_t n) { out.write(p, n); });
   out.commit();
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

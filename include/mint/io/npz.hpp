@@ -54,6 +54,7 @@ struct zip_core {
                                         std::uint64_t limit = ~std::uint64_t(0));
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 std::vector<zip_member> zip_core<C>::directory(const mapped_file& file, const char* function) {
   const auto bytes = file.bytes();
@@ -185,6 +186,7 @@ std::vector<std::byte> zip_core<C>::inflate(const mapped_file& file, const zip_m
   }
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 /// npz_file (C is always char, as for zip_core).
 template <class C>
@@ -242,6 +244,7 @@ private:
   std::map<std::string, zip_member, std::less<>> members_;
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 basic_npz_file<C>::basic_npz_file(file_ptr file) : file_(std::move(file)) {
   for (auto& m : zip_core<C>::directory(*file_, "mint::npz_file")) {
@@ -272,6 +275,7 @@ const zip_member& basic_npz_file<C>::find(std::string_view name, const char* fun
                          str("needs one of its ", names_.size(), " arrays"));
   return it->second;
 }
+#endif  // MINT_CORE_BODIES
 
 /// npz_writer (C is always char, as for zip_core).
 template <class C>
@@ -296,6 +300,7 @@ private:
   std::vector<entry> entries_;
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 void basic_npz_writer<C>::add(const std::string& name, const array_ref& array) {
   constexpr const char* function = "mint::npz_writer::add";
@@ -420,6 +425,7 @@ void basic_npz_writer<C>::commit() {
   out_.write(end);
   out_.commit();
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

@@ -62,11 +62,13 @@ namespace detail {
 /// The reference implementation's bound on the header's length.
 inline constexpr std::uint64_t safetensors_max_header = 100'000'000;
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 inline std::optional<dtype> safetensors_dtype(std::string_view name) {
   for (const dtype d : all_dtypes)
     if (safetensors_dtype_name(d) == name) return d;
   return std::nullopt;
 }
+#endif  // MINT_CORE_BODIES
 
 /// safetensors_file. A template (C is always char) so only the units that open a file compile
 /// the JSON parsing behind it, and a program may compile it once (mint/core/compiled.hpp).
@@ -114,6 +116,7 @@ private:
   std::map<std::string, std::string> metadata_;
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 const safetensors_entry& basic_safetensors_file<C>::find(std::string_view name, const char* function) const {
   const auto it = entries_.find(name);
@@ -206,6 +209,7 @@ basic_safetensors_file<C>::basic_safetensors_file(file_ptr file) : file_(std::mo
     entries_.emplace(std::move(name), std::move(e));
   }
 }
+#endif  // MINT_CORE_BODIES
 
 /// write_safetensors (C is always char, as for basic_safetensors_file).
 template <class C>
@@ -214,6 +218,7 @@ struct safetensors_core {
                     const std::map<std::string, std::string>& metadata);
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 void safetensors_core<C>::write(const std::string& path, const std::vector<std::pair<std::string, array_ref>>& tensors,
                                 const std::map<std::string, std::string>& metadata) {
@@ -249,6 +254,7 @@ void safetensors_core<C>::write(const std::string& path, const std::vector<std::
   for (const std::size_t k : order) for_each_chunk(tensors[k].second, false, [&](const void* p, std::size_t n) { out.write(p, n); });
   out.commit();
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

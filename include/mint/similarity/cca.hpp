@@ -148,6 +148,7 @@ struct canonical_correlations_core {
   static vectord run(const cca_options& options, const tensor_view<const T>& x, const tensor_view<const U>& y);
 };
 
+#if MINT_CORE_BODIES
 template <class T, class U>
 vectord canonical_correlations_core<T, U>::run(const cca_options& options, const tensor_view<const T>& x,
                                                const tensor_view<const U>& y) {
@@ -163,6 +164,7 @@ vectord canonical_correlations_core<T, U>::run(const cca_options& options, const
   const auto prepared_x = options.prepare_from(std::move(layer_x));
   return options.correlations(prepared_x, options.prepare_from(std::move(layer_y)));
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

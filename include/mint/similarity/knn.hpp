@@ -52,6 +52,7 @@ knn_lists knn_prepare(const X& x, const similarity_context& where, index k, knn_
   return knn_core<value_t<const X>>::prepare(measure_view(x), where, k, metric, precision);
 }
 
+#if MINT_CORE_BODIES
 template <class T>
 knn_lists knn_core<T>::prepare(const tensor_view<const T>& x, const similarity_context& where, index k,
                                knn_metric metric, product_precision precision) {
@@ -122,6 +123,7 @@ knn_lists knn_core<T>::prepare(const tensor_view<const T>& x, const similarity_c
   });
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 /// sum over examples of f(|A & B|), with A and B each example's sorted neighbour lists.
 template <class F>

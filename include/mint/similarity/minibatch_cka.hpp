@@ -32,6 +32,7 @@ struct minibatch_cka_core {
   static batch hsic(product_precision precision, const checked_layers<T>& a, const checked_layers<U>& b);
 };
 
+#if MINT_CORE_BODIES
 template <class T, class U>
 typename minibatch_cka_core<T, U>::batch minibatch_cka_core<T, U>::hsic(product_precision precision,
                                                                          const checked_layers<T>& a_batches,
@@ -54,6 +55,7 @@ typename minibatch_cka_core<T, U>::batch minibatch_cka_core<T, U>::hsic(product_
   for (std::size_t j = 0; j < b.size(); ++j) out.self_b(index(j)) = b[j].self_hsic;
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

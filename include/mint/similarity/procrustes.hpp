@@ -84,6 +84,7 @@ struct procrustes_rotation_core {
   static matrixd run(const procrustes_options& options, const tensor_view<const T>& x, const tensor_view<const U>& y);
 };
 
+#if MINT_CORE_BODIES
 template <class T, class U>
 matrixd procrustes_rotation_core<T, U>::run(const procrustes_options& options, const tensor_view<const T>& x,
                                             const tensor_view<const U>& y) {
@@ -96,6 +97,7 @@ matrixd procrustes_rotation_core<T, U>::run(const procrustes_options& options, c
   const dense c = options.cross(options.prepare(rows_y, where_y), prepared_x);
   return matrixd(orthogonal_factor(c));
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

@@ -205,6 +205,7 @@ struct rdm_core {
   static matrixd run(const tensor_view<const T>& x, rdm_distance distance);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 matrixd rdm_core<T>::run(const tensor_view<const T>& x, rdm_distance distance) {
   const similarity_context where{"mint::rdm", "x"};
@@ -218,6 +219,7 @@ matrixd rdm_core<T>::run(const tensor_view<const T>& x, rdm_distance distance) {
     for (index j = i + 1; j < n; ++j) out(i, j) = out(j, i) = upper[k++];
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

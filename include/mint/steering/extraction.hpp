@@ -37,6 +37,7 @@ enum class extraction_method : std::uint8_t {
 
 namespace detail {
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 /// The first principal component of the rows of x (centred here, as scikit-learn's PCA does),
 /// unit length, from whichever of x^T x and x x^T is smaller. A template (M is matrixd) so only
 /// the units that extract compile the eigensolver.
@@ -80,6 +81,7 @@ void orient(Eigen::VectorXd& v, const M& positive, const M& negative) {
   }
   if (flip) v = -v;
 }
+#endif  // MINT_CORE_BODIES
 
 /// extract_vector's work, compiled once per scalar type (mint/core/compiled.hpp).
 template <class T>
@@ -87,6 +89,7 @@ struct extraction_core {
   static steering_vector<T> extract(const contrastive_activations<T>& pairs, extraction_method method);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 steering_vector<T> extraction_core<T>::extract(const contrastive_activations<T>& pairs, extraction_method method) {
   const char* fn = "mint::extract_vector";
@@ -118,6 +121,7 @@ steering_vector<T> extraction_core<T>::extract(const contrastive_activations<T>&
   }
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

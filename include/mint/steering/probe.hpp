@@ -49,6 +49,7 @@ struct probe_core {
   static probe_result<T> fit(const matrix<T>& positive, const matrix<T>& negative, const probe_options& options);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 probe_result<T> probe_core<T>::fit(const matrix<T>& positive, const matrix<T>& negative, const probe_options& options) {
   const char* fn = "mint::logistic_probe";
@@ -121,6 +122,7 @@ probe_result<T> probe_core<T>::fit(const matrix<T>& positive, const matrix<T>& n
   out.train_accuracy = double(right) / double(n);
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace detail
 

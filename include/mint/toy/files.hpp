@@ -37,6 +37,7 @@ std::vector<std::pair<std::string, array_ref>> weight_refs(const toy::transforme
   return out;
 }
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 template <class T>
 void read_weights(const safetensors_file& file, const std::string& path, toy::transformer<T>& model) {
   auto& p = model.parameters();
@@ -52,6 +53,7 @@ void read_weights(const safetensors_file& file, const std::string& path, toy::tr
     std::copy(a.values().begin(), a.values().end(), p.view_of(e).data());
   }
 }
+#endif  // MINT_CORE_BODIES
 
 /// The toy transformer's files: its config as JSON, models and checkpoints read back. A template
 /// (C is always char) so only the units that read or write files compile it (and nlohmann-json's
@@ -66,6 +68,7 @@ struct transformer_files {
   static void load_checkpoint(const std::string& path, toy::transformer<float>& model, adam<float>& optimizer);
 };
 
+#if MINT_CORE_BODIES
 template <class C>
 json transformer_files<C>::config_to_json(const toy::transformer_config& c) {
   return json(c);
@@ -132,6 +135,7 @@ void transformer_files<C>::load_checkpoint(const std::string& path, toy::transfo
     throw format_error(fn, "file '" + path + "'", "has step '" + meta.at("mint.optimizer.step") + "'", "needs an integer");
   }
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

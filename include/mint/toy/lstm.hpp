@@ -217,6 +217,7 @@ private:
   matrix<T> d_logits_, d_above_, d_h_, d_c_, d_gates_, d_pre_, d_c_next_;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 lstm<T>::lstm(const lstm_config& config)
     : config_(config), sequence_(config.context, config.vocab) {
@@ -530,6 +531,7 @@ bool lstm<T>::layer_backward(int l, hook_set<T>& hooks, T* grad) {
   d_above_.noalias() = d_pre_ * Wih.transpose();
   return true;
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::toy
 

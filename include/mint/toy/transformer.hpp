@@ -335,6 +335,7 @@ private:
   std::vector<T> d_pattern_, d_scale_;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 transformer<T>::transformer(const transformer_config& config)
     : config_(config), sequence_(config.context, config.vocab) {
@@ -1122,6 +1123,7 @@ void transformer<T>::embed_backward(hook_set<T>& hooks, T* grad) {
     dWpos.row(n % positions_) += d_pos_.row(n);
   }
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::toy
 

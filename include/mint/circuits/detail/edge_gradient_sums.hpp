@@ -56,6 +56,7 @@ private:
   matrix<T> deltas_, buffer_, product_;
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 edge_gradient_sums<T>::edge_gradient_sums(const site_table& sites, const edge_graph& graph, index batch,
                                           const char* function)
@@ -149,6 +150,7 @@ void edge_gradient_sums<T>::require_width(const graph_node& node, index size) co
                       detail::str("node '", node.name, "' holds ", size, " values, the first sender ", deltas_.cols()),
                       "needs every sender and receiver as wide as the residual stream");
 }
+#endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
 

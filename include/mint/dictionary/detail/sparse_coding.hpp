@@ -32,6 +32,7 @@ using detail::str;
 template <class X>
 using scalar_of = std::remove_const_t<value_t<const X>>;
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 /// Checks a [rows, columns] argument: rank 2, and `columns` columns when that is given (>= 0).
 template <class V>
 void check_rank2(const char* function, const char* name, const tensor_view<V>& v, index columns = -1,
@@ -42,6 +43,7 @@ void check_rank2(const char* function, const char* name, const tensor_view<V>& v
     throw shape_error(function, name, detail::str("has ", v.extent(1), " columns"),
                       detail::str("needs ", columns, ", ", columns_are));
 }
+#endif  // MINT_CORE_BODIES
 
 /// An owned copy in T, refusing NaN and infinity.
 template <class T, class V>
@@ -51,6 +53,7 @@ matrix<T> finite_copy(const char* function, const char* name, const tensor_view<
   return out;
 }
 
+#if MINT_CORE_BODIES  // used only by the cores' bodies
 /// Calls f with the fastest Map of v's layout (visit_matrix), refusing NaN and infinity.
 template <class T, class F>
 void visit_finite(const char* function, const char* name, const tensor_view<const T>& v, F&& f) {
@@ -59,6 +62,7 @@ void visit_finite(const char* function, const char* name, const tensor_view<cons
     f(m);
   });
 }
+#endif  // MINT_CORE_BODIES
 
 /// Which squared norms of the signals a coder needs.
 enum class signal_norms : std::uint8_t { none, same_type, in_double };
@@ -91,6 +95,7 @@ struct sparse_coding_core {
   static void symmetric_eigen(const Eigen::MatrixXd& a, Eigen::SelfAdjointEigenSolver<matrixd>& solver);
 };
 
+#if MINT_CORE_BODIES
 template <class T>
 coding_products<T> sparse_coding_core<T>::products(const char* function, const tensor_view<const T>& x,
                                                    const tensor_view<const T>& dictionary, signal_norms norms) {
@@ -158,6 +163,7 @@ void check_squared_norms(const char* function, const tensor_view<N>& norms, inde
     throw shape_error(function, "squared_norms", "has extents " + detail::shape_string(norms.extents()),
                       detail::str("needs [", rows, "], one per row of correlations"));
 }
+#endif  // MINT_CORE_BODIES
 
 /// [signals, atoms] for codes of x over a dictionary ([0, 0] until the shape checks have run).
 template <class A, class B>

@@ -101,6 +101,7 @@ joint_moments compute_joint_moments(const tensor_view<const T>& x, const tensor_
   return moments_core<S, T, U>::joint(x, y, what);
 }
 
+#if MINT_CORE_BODIES
 template <class S, class T, class U>
 joint_moments moments_core<S, T, U>::joint(const tensor_view<const T>& x, const tensor_view<const U>* y,
                                            moment_request what) {
@@ -183,6 +184,7 @@ joint_moments moments_core<S, T, U>::joint(const tensor_view<const T>& x, const 
   }
   return out;
 }
+#endif  // MINT_CORE_BODIES
 
 /// One representation's pass: the moments `what` asks for, products in S, sums in double.
 template <class S, class T>
@@ -198,6 +200,7 @@ cross_moments compute_cross_moments(const tensor_view<const T>& x, const row_mom
   return moments_core<S, T, U>::cross(x, mx, y, my, rows);
 }
 
+#if MINT_CORE_BODIES
 template <class S, class T, class U>
 cross_moments moments_core<S, T, U>::cross(const tensor_view<const T>& x, const row_moments& mx,
                                            const tensor_view<const U>& y, const row_moments& my, bool rows) {
@@ -227,6 +230,7 @@ cross_moments moments_core<S, T, U>::cross(const tensor_view<const T>& x, const 
   c.product = product.finish();
   return c;
 }
+#endif  // MINT_CORE_BODIES
 
 /// Throws numeric_error when a layer's sums are not finite: NaN or infinity in the data (or, in
 /// double data, values whose squares overflow). Checked here, before centring, because

@@ -45,6 +45,7 @@ struct dense_algebra {
   static matrix_type orthogonal_factor(const matrix_type& m);
 };
 
+#if MINT_CORE_BODIES
 template <class S>
 Eigen::LLT<dense_of<S>> dense_algebra<S>::ridged_cholesky(const matrix_type& covariance, double ridge,
                                                           const similarity_context& where, const char* option) {
@@ -86,6 +87,7 @@ dense_of<S> dense_algebra<S>::orthogonal_factor(const matrix_type& m) {
   Eigen::BDCSVD<matrix_type> svd(m, Eigen::ComputeThinU | Eigen::ComputeThinV);
   return svd.matrixU() * svd.matrixV().transpose();
 }
+#endif  // MINT_CORE_BODIES
 
 // The functions below are templates (Dense is always `dense`) so that only the units that call
 // them instantiate dense_algebra; as inline functions they would cost that in every unit that
