@@ -213,6 +213,7 @@ std::vector<double> token_simulator::operator()(const std::string& explanation, 
 }  // namespace mint::dictionary
 
 namespace mint::detail {
+#if MINT_CORE_BODIES
 
 template <class T>
 std::vector<dictionary::feature_examples> autointerp_core<T>::gather(const tensor_view<const T>& zv, const std::vector<std::int64_t>& ids,
@@ -463,6 +464,7 @@ std::vector<double> autointerp_protocol_core<C>::simulate_tokens(const std::stri
   return out;
 }
 
+#endif  // MINT_CORE_BODIES
 }  // namespace mint::detail
 
 /// The cores this header compiles once (mint/core/compiled.hpp).

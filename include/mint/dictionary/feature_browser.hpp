@@ -91,6 +91,7 @@ inline void write_feature_browser(const nlohmann::ordered_json& report, const st
 }  // namespace mint::dictionary
 
 namespace mint::detail {
+#if MINT_CORE_BODIES
 
 template <class T>
 dictionary::nearest_lists nearest_features_core<T>::run(const tensor_view<const T>& dv, index k) {
@@ -665,6 +666,7 @@ void feature_browser_core<Json>::write(const Json& report, const std::string& pa
   out.commit();
 }
 
+#endif  // MINT_CORE_BODIES
 }  // namespace mint::detail
 
 /// The cores this header compiles once (mint/core/compiled.hpp).
