@@ -27,6 +27,7 @@
 #include "mint/core/parallel.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/io/atomic_file.hpp"
+#include "mint/io/detail/markup.hpp"
 
 namespace mint::dictionary {
 
@@ -187,22 +188,6 @@ std::string script_safe_json(const Json& value) {
   for (const char c : text) {
     if (c == '<') out += "\\u003c";
     else out += c;
-  }
-  return out;
-}
-
-/// Text for HTML element content or a quoted attribute.
-inline std::string html_escaped(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
   }
   return out;
 }
@@ -645,7 +630,7 @@ a { color: var(--accent); }
   out.reserve(data.size() + 32768);
   out += head;
   out += "<title>";
-  out += html_escaped(title);
+  out += markup_escaped(title);
   out += "</title>\n";
   out += style;
   out += body;

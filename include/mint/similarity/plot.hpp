@@ -17,6 +17,7 @@
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/io/atomic_file.hpp"
+#include "mint/io/detail/markup.hpp"
 
 namespace mint {
 
@@ -50,21 +51,6 @@ inline void write_text_file(const std::filesystem::path& path, std::string_view 
   atomic_file file(path.string());
   file.write(text);
   file.commit();
-}
-
-
-inline std::string xml_escaped(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 inline std::string csv_field(const std::string& text) {
@@ -167,18 +153,18 @@ MINT_LAZY void write_heatmap_svg(const std::filesystem::path& path, const matrix
                     number(total_height, "%.0f") + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   svg += "<text x=\"" + number(left + width / 2, "%.1f") + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" +
-         detail::xml_escaped(options.title) + "</text>\n";
+         detail::markup_escaped(options.title) + "</text>\n";
   const double label_size = std::min(12.0, cell * 0.8);
   for (index i = 0; i < values.rows(); ++i) {
     const double y = top + cell * double(i);
     svg += "<text x=\"" + number(left - 6, "%.1f") + "\" y=\"" + number(y + cell / 2 + label_size / 3, "%.1f") +
-           "\" text-anchor=\"end\" font-size=\"" + number(label_size, "%.1f") + "\">" + detail::xml_escaped(rows[std::size_t(i)]) + "</text>\n";
+           "\" text-anchor=\"end\" font-size=\"" + number(label_size, "%.1f") + "\">" + detail::markup_escaped(rows[std::size_t(i)]) + "</text>\n";
     for (index j = 0; j < values.cols(); ++j) {
       const double v = values(i, j), t = (v - low) / (high - low);
       const double x = left + cell * double(j);
       svg += "<rect x=\"" + number(x, "%.1f") + "\" y=\"" + number(y, "%.1f") + "\" width=\"" + number(cell, "%.1f") +
              "\" height=\"" + number(cell, "%.1f") + "\" fill=\"" + detail::viridis(t) + "\"><title>" +
-             detail::xml_escaped(rows[std::size_t(i)] + " / " + columns[std::size_t(j)]) + ": " + number(v, "%.4f") + "</title></rect>\n";
+             detail::markup_escaped(rows[std::size_t(i)] + " / " + columns[std::size_t(j)]) + ": " + number(v, "%.4f") + "</title></rect>\n";
       if (options.show_values && cell >= 30 && std::isfinite(v))
         svg += "<text x=\"" + number(x + cell / 2, "%.1f") + "\" y=\"" + number(y + cell / 2 + 4, "%.1f") +
                "\" text-anchor=\"middle\" font-size=\"10\" fill=\"" + (t > 0.6 ? "black" : "white") + "\">" +
@@ -188,12 +174,12 @@ MINT_LAZY void write_heatmap_svg(const std::filesystem::path& path, const matrix
   for (index j = 0; j < values.cols(); ++j) {
     const double x = left + cell * (double(j) + 0.5), y = top + height + 14;
     svg += "<text x=\"" + number(x, "%.1f") + "\" y=\"" + number(y, "%.1f") + "\" text-anchor=\"middle\" font-size=\"" +
-           number(label_size, "%.1f") + "\">" + detail::xml_escaped(columns[std::size_t(j)]) + "</text>\n";
+           number(label_size, "%.1f") + "\">" + detail::markup_escaped(columns[std::size_t(j)]) + "</text>\n";
   }
   svg += "<text x=\"" + number(left + width / 2, "%.1f") + "\" y=\"" + number(top + height + 40, "%.1f") +
-         "\" text-anchor=\"middle\">" + detail::xml_escaped(options.column_title) + "</text>\n";
+         "\" text-anchor=\"middle\">" + detail::markup_escaped(options.column_title) + "</text>\n";
   svg += "<text transform=\"translate(" + number(24.0, "%.1f") + "," + number(top + height / 2, "%.1f") +
-         ") rotate(-90)\" text-anchor=\"middle\">" + detail::xml_escaped(options.row_title) + "</text>\n";
+         ") rotate(-90)\" text-anchor=\"middle\">" + detail::markup_escaped(options.row_title) + "</text>\n";
   // Colour bar, high at the top.
   const double bar_x = left + width + 24, steps = 32;
   for (int s = 0; s < int(steps); ++s)
@@ -232,7 +218,7 @@ MINT_LAZY void write_line_plot_svg(const std::filesystem::path& path, const matr
                     "\" height=\"" + number(top + height + 60, "%.0f") + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   svg += "<text x=\"" + number(left + width / 2, "%.1f") + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" +
-         detail::xml_escaped(options.title) + "</text>\n";
+         detail::markup_escaped(options.title) + "</text>\n";
   for (int t = 0; t <= 4; ++t) {
     const double v = low + (high - low) * t / 4.0, y = py(v);
     svg += "<line x1=\"" + number(left, "%.1f") + "\" x2=\"" + number(left + width, "%.1f") + "\" y1=\"" + number(y, "%.1f") +
@@ -245,9 +231,9 @@ MINT_LAZY void write_line_plot_svg(const std::filesystem::path& path, const matr
   svg += "<rect x=\"" + number(left, "%.1f") + "\" y=\"" + number(top, "%.1f") + "\" width=\"" + number(width, "%.1f") +
          "\" height=\"" + number(height, "%.1f") + "\" fill=\"none\" stroke=\"#444\"/>\n";
   svg += "<text x=\"" + number(left + width / 2, "%.1f") + "\" y=\"" + number(top + height + 40, "%.1f") +
-         "\" text-anchor=\"middle\">" + detail::xml_escaped(options.x_title) + "</text>\n";
+         "\" text-anchor=\"middle\">" + detail::markup_escaped(options.x_title) + "</text>\n";
   svg += "<text transform=\"translate(18," + number(top + height / 2, "%.1f") + ") rotate(-90)\" text-anchor=\"middle\">" +
-         detail::xml_escaped(options.y_title) + "</text>\n";
+         detail::markup_escaped(options.y_title) + "</text>\n";
   for (index s = 0; s < series.cols(); ++s) {
     const char* colour = palette[s % 10];
     std::string points;
@@ -257,13 +243,13 @@ MINT_LAZY void write_line_plot_svg(const std::filesystem::path& path, const matr
     for (index i = 0; i < series.rows(); ++i)
       if (std::isfinite(series(i, s)))
         svg += "<circle cx=\"" + number(px(x[std::size_t(i)]), "%.1f") + "\" cy=\"" + number(py(series(i, s)), "%.1f") +
-               "\" r=\"3\" fill=\"" + colour + "\"><title>" + detail::xml_escaped(labels[std::size_t(s)]) + ": " +
+               "\" r=\"3\" fill=\"" + colour + "\"><title>" + detail::markup_escaped(labels[std::size_t(s)]) + ": " +
                number(series(i, s), "%.4f") + "</title></circle>\n";
     const double ly = top + 10 + 18.0 * double(s);
     svg += std::string("<line x1=\"") + number(left + width + 14, "%.1f") + "\" x2=\"" + number(left + width + 34, "%.1f") +
            "\" y1=\"" + number(ly, "%.1f") + "\" y2=\"" + number(ly, "%.1f") + "\" stroke=\"" + colour + "\" stroke-width=\"2\"/>\n";
     svg += "<text x=\"" + number(left + width + 40, "%.1f") + "\" y=\"" + number(ly + 4, "%.1f") + "\">" +
-           detail::xml_escaped(labels[std::size_t(s)]) + "</text>\n";
+           detail::markup_escaped(labels[std::size_t(s)]) + "</text>\n";
   }
   svg += "</svg>\n";
   detail::write_text_file(path, svg);
