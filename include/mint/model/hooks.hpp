@@ -95,7 +95,7 @@ public:
   /// A hook set with no hooks: wants() is false everywhere, for any runtime.
   hook_set() = default;
   explicit hook_set(const site_table& sites, hook_phase phase = hook_phase::forward)
-      : sites_(&sites), phase_(phase), hooks_(sites.size()), wanted_(sites.size(), 0) {}
+      : sites_(&sites), phase_(phase), hooks_(sites.size()), wanted_(sites.size(), 0), changing_(sites.size(), 0) {}
 
   /// Attaches `fn` to the named site; an argument_error names the nearest valid names for a wrong one.
   hook_set& add(std::string_view site, callback fn, hook_options options = {}) {
@@ -120,11 +120,19 @@ public:
     check_filter(info, options.only);
     hooks_[std::size_t(id)].push_back({std::move(fn), options.only});
     wanted_[std::size_t(id)] = 1;
+    if ((options.needs & (access::write | access::add)) != access::none) changing_[std::size_t(id)] = 1;
     return *this;
   }
 
   /// True when some hook listens at this site: the one branch a runtime pays per site.
   bool wants(site_id id) const noexcept { return std::size_t(id) < wanted_.size() && wanted_[std::size_t(id)]; }
+
+  /// True when a hook at this site declared it writes or adds (`needs` holds access::write or
+  /// access::add): a runtime whose activations must not change in place (autograd's saved
+  /// tensors, a parameter's view) hands such hooks a copy and reads-only hooks the tensor itself.
+  bool may_change(site_id id) const noexcept {
+    return std::size_t(id) < changing_.size() && changing_[std::size_t(id)];
+  }
 
   /// Calls every hook at the site, in the order attached, with `activation` covering absolute
   /// positions [options.first_position, + its extent). Returns false when one asked to stop the pass.
@@ -145,6 +153,7 @@ public:
   void clear() {
     for (auto& h : hooks_) h.clear();
     std::fill(wanted_.begin(), wanted_.end(), 0);
+    std::fill(changing_.begin(), changing_.end(), 0);
   }
 
   hook_phase phase() const noexcept { return phase_; }
@@ -213,6 +222,7 @@ private:
   hook_phase phase_ = hook_phase::forward;
   std::vector<std::vector<entry>> hooks_;
   std::vector<unsigned char> wanted_;
+  std::vector<unsigned char> changing_;  // some hook declared write or add
 };
 
 }  // namespace mint

@@ -1,0 +1,242 @@
+// A libtorch transformer through hook points against the toy transformer with the same weights:
+// logits, every cached activation and every site's gradient; hooks that write, stop and change
+// gradients; the KV cache. Tolerances: 1e-5 in float32 (torch's einsum and mint's kernels sum in
+// other orders; layer-norm statistics are double in the toy, float in torch) and 1e-12 in
+// float64, each relative to the largest magnitude compared (at least 1).
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include <mint/model.hpp>
+
+#include "common.hpp"
+
+namespace {
+
+using torch_test::max_abs;
+using torch_test::max_difference;
+
+std::vector<mint::toy::transformer_config> twin_configs() {
+  return {
+      {.vocab = 11, .context = 8, .d_model = 12, .layers = 2, .heads = 3, .d_head = 4, .d_mlp = 16},
+      {.vocab = 9, .context = 7, .d_model = 8, .layers = 2, .heads = 4, .kv_heads = 2, .d_head = 3, .d_mlp = 0,
+       .layer_norm = false},
+      {.vocab = 10, .context = 6, .d_model = 8, .layers = 1, .heads = 2, .d_head = 4, .d_mlp = 12,
+       .activation = mint::toy::activation_fn::gelu_tanh},
+      {.vocab = 10, .context = 6, .d_model = 8, .layers = 1, .heads = 2, .d_head = 4, .d_mlp = 12,
+       .activation = mint::toy::activation_fn::relu},
+      {.vocab = 10, .context = 6, .d_model = 8, .layers = 2, .heads = 4, .kv_heads = 2, .d_head = 2, .d_mlp = 12,
+       .split_qkv_input = true},
+  };
+}
+
+template <class T>
+constexpr double tolerance = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+// Gradients: the 1e-4 relative in float32, 1e-9 in float64.
+template <class T>
+constexpr double gradient_tolerance = std::is_same_v<T, float> ? 1e-4 : 1e-9;
+
+std::vector<std::string> all_sites(const mint::site_table& sites) {
+  std::vector<std::string> out;
+  for (const auto& s : sites) out.push_back(s.name);
+  return out;
+}
+
+template <class T>
+void check_twins(const mint::toy::transformer_config& config) {
+  mint::toy::transformer<T> toy(config);
+  toy.initialize(17);
+  auto twin = torch_test::twin_of(toy);
+  // The site tables match name by name, with the same axes.
+  REQUIRE(twin.sites().size() == toy.sites().size());
+  for (std::size_t s = 0; s < toy.sites().size(); ++s) {
+    CHECK(twin.sites()[mint::site_id(s)].name == toy.sites()[mint::site_id(s)].name);
+    CHECK((twin.sites()[mint::site_id(s)].axes == toy.sites()[mint::site_id(s)].axes));
+  }
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4, 5}, {5, 4, 3}, {0, 7, 7, 2, 1}});
+  const auto names = all_sites(toy.sites());
+  auto a = mint::run_with_cache(toy, tokens, names);
+  auto b = mint::run_with_cache(twin, tokens, names);
+  const double scale = std::max(1.0, max_abs(a.logits));
+  CHECK(max_difference(a.logits, b.logits) <= tolerance<T> * scale);
+  for (const auto& name : names) {
+    CAPTURE(name);
+    const double s = std::max(1.0, max_abs(a.cache[name]));
+    CHECK(max_difference(a.cache[name], b.cache[name]) <= tolerance<T> * s);
+  }
+
+  // Gradients of the cross-entropy at every site.
+  const auto gradients = [&](auto& model, mint::tensor_view<const T> logits) {
+    const auto dlogits = mint::value_and_gradient(mint::cross_entropy{}, logits, tokens).second;
+    mint::hook_set<T> grads(model.sites(), mint::hook_phase::backward);
+    mint::activation_cache<T> cache(model.sites(), names);
+    cache.reserve(tokens.batch(), tokens.positions());
+    cache.attach(grads);
+    model.backward(dlogits.view(), grads);
+    return cache;
+  };
+  const auto ga = gradients(toy, toy.forward(tokens));
+  const auto gb = gradients(twin, twin.forward(tokens));
+  for (const auto& name : names) {
+    CAPTURE(name);
+    const double s = max_abs(ga[name]);
+    CHECK(s > 0);  // every site is on a path to the loss
+    CHECK(max_difference(ga[name], gb[name]) <= gradient_tolerance<T> * s);
+  }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a libtorch transformer gives the toy's logits, activations and gradients at every site", T, float, double) {
+  for (const auto& config : twin_configs()) {
+    CAPTURE(config.d_mlp);
+    CAPTURE(config.kv_heads);
+    CAPTURE(config.split_qkv_input);
+    check_twins<T>(config);
+  }
+}
+
+TEST_CASE("hooks that write at the libtorch model's points: the toy's logits, and no parameter changes") {
+  mint::toy::transformer<float> toy(twin_configs()[0]);
+  toy.initialize(3);
+  auto twin = torch_test::twin_of(toy);
+  const at::Tensor W_pos = twin.model().W_pos.clone();
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4, 5}, {5, 4, 3}});
+  const auto edit = [](auto& hooks) {
+    hooks.add("hook_pos_embed", [](auto& c) { mint::fill(c.activation, 0.5f); }, {.needs = mint::access::write});
+    hooks.add("blocks.0.attn.hook_pattern", [](auto& c) { mint::fill(c.activation, 0.25f); },
+              {.needs = mint::access::write, .only = {.head_begin = 1, .head_end = 2}});
+    hooks.add("blocks.1.hook_mlp_in", [](auto& c) { mint::fill(c.activation, 0.0f); },
+              {.needs = mint::access::write, .only = {.position_begin = 2, .position_end = 4}});
+    hooks.add("blocks.1.hook_resid_mid", [](auto& c) { c.activation.data()[0] += 3.0f; }, {.needs = mint::access::add});
+  };
+  mint::hook_set<float> ha(toy.sites()), hb(twin.sites());
+  edit(ha);
+  edit(hb);
+  const mint::array<float> expected = mint::array<float>::copy_of(toy.forward(tokens, ha));
+  for (bool grad_mode : {true, false}) {
+    CAPTURE(grad_mode);
+    torch::autograd::AutoGradMode mode(grad_mode);
+    CHECK(max_difference(expected, twin.forward(tokens, hb)) <= 1e-5 * std::max(1.0, max_abs(expected)));
+  }
+  // The positional embedding site is a view of W_pos: the writing hook got a copy.
+  CHECK(torch::equal(W_pos, twin.model().W_pos));
+  // mlp_in is patchable alone: resid_mid (cached after the hooks above) is the toy's.
+  const auto resid_mid = [&](auto& model, mint::hook_set<float>& hooks) {
+    mint::activation_cache<float> cache(model.sites(), {"blocks.1.hook_resid_mid"});
+    cache.reserve(tokens.batch(), tokens.positions());
+    cache.attach(hooks);
+    model.forward(tokens, hooks);
+    return mint::array<float>::copy_of(cache["blocks.1.hook_resid_mid"]);
+  };
+  const auto ra = resid_mid(toy, ha);
+  CHECK(max_difference(ra, resid_mid(twin, hb)) <= 1e-5 * std::max(1.0, max_abs(ra)));
+}
+
+TEST_CASE("a hook that stops the libtorch pass, and grad hooks that run in reverse and flow upstream") {
+  mint::toy::transformer<double> toy(twin_configs()[0]);
+  toy.initialize(5);
+  auto twin = torch_test::twin_of(toy);
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4, 5}, {5, 4, 3}});
+  mint::hook_set<double> stop(twin.sites());
+  int after = 0;
+  stop.add("blocks.0.hook_resid_post", [](auto& c) { c.stop(); });
+  stop.add("blocks.1.hook_resid_pre", [&](auto&) { ++after; });
+  CHECK(twin.forward(tokens, stop).empty());
+  CHECK(after == 0);
+  CHECK_THROWS_WITH_AS(twin.backward(mint::array<double>({2, 5, 11}).view(), stop), doctest::Contains("hook_phase::backward"),
+                       mint::argument_error);
+
+  const auto logits = twin.forward(tokens);
+  const auto dlogits = mint::value_and_gradient(mint::cross_entropy{}, logits, tokens).second;
+  const auto embed_gradient = [&](double factor, std::vector<int>* layers) {
+    mint::hook_set<double> grads(twin.sites(), mint::hook_phase::backward);
+    if (layers)
+      for (const auto& s : twin.sites()) grads.add(s.name, [layers](auto& c) { layers->push_back(c.site.layer); });
+    grads.add("blocks.1.hook_resid_pre", [factor](auto& c) {
+      mint::detail::for_each_index(c.activation.extents(), [&](const auto& i) { mint::detail::element_at(c.activation, i) *= factor; });
+    }, {.needs = mint::access::write});
+    mint::activation_cache<double> cache(twin.sites(), {"hook_embed"});
+    cache.reserve(tokens.batch(), tokens.positions());
+    cache.attach(grads);
+    twin.backward(dlogits.view(), grads);
+    return mint::array<double>::copy_of(cache["hook_embed"]);
+  };
+  std::vector<int> layers;
+  const auto once = embed_gradient(1.0, &layers);
+  REQUIRE(layers.size() == twin.sites().size());  // each site once
+  auto middle_begin = std::find_if(layers.begin(), layers.end(), [](int l) { return l >= 0; });
+  auto middle_end = std::find_if(middle_begin, layers.end(), [](int l) { return l < 0; });
+  CHECK(std::is_sorted(middle_begin, middle_end, std::greater<>()));  // later layers first
+  CHECK(layers.end() - middle_end == 2);                              // the embeddings last
+  const auto twice = embed_gradient(2.0, nullptr);
+  CHECK(max_abs(once) > 0);
+  // Every path to the embeddings crosses blocks.1.hook_resid_pre (double: rounding only).
+  mint::array<double> doubled = mint::array<double>::copy_of(once.view());
+  for (mint::index i = 0; i < doubled.size(); ++i) doubled.data()[i] *= 2;
+  CHECK(max_difference(twice, doubled) <= 1e-12 * max_abs(once));
+  // Two backward passes after one forward give the same gradients (the graph is kept).
+  CHECK(max_difference(embed_gradient(1.0, nullptr), once) == 0);
+}
+
+TEST_CASE("the libtorch model's KV cache: chunks give the full forward's logits and the same generated tokens") {
+  mint::toy::transformer<float> toy(twin_configs()[1]);
+  toy.initialize(9);
+  auto twin = torch_test::twin_of(toy);
+  static_assert(mint::incremental_runtime<decltype(twin)>);
+  static_assert(mint::differentiable_runtime<decltype(twin)>);
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4, 5, 6}, {5, 4, 3}});
+  const mint::array<float> whole = mint::array<float>::copy_of(twin.forward(tokens));
+  twin.reset();
+  for (auto [begin, end] : {std::pair{0, 2}, {2, 3}, {3, 6}}) {
+    const auto chunk = tokens.slice(begin, end);
+    const auto logits = twin.forward_chunk(chunk);
+    CHECK(twin.cached_positions() == end);
+    for (mint::index b = 0; b < 2; ++b)
+      for (mint::index t = begin; t < std::min<mint::index>(end, tokens.lengths()[std::size_t(b)]); ++t)
+        for (mint::index v = 0; v < 9; ++v) CHECK(std::abs(logits(b, t - begin, v) - whole(b, t, v)) <= 1e-5f);
+  }
+  // The chunk has no graph: backward names what it needs.
+  CHECK_THROWS_WITH_AS(twin.backward(mint::array<float>({2, 3, 9}).view(), *std::make_unique<mint::hook_set<float>>(
+                                                                              twin.sites(), mint::hook_phase::backward)),
+                       doctest::Contains("ran without a graph"), mint::argument_error);
+  const auto prompts = mint::token_batch::from_rows({{1, 2}, {3}});
+  const auto cached = mint::generate(twin, prompts, {.max_new_tokens = 4});
+  const auto recomputed = mint::generate(twin, prompts, {.max_new_tokens = 4, .use_incremental = false});
+  const auto on_toy = mint::generate(toy, prompts, {.max_new_tokens = 4});
+  const auto same = [](const mint::token_batch& x, const mint::token_batch& y) {
+    if (x.batch() != y.batch() || x.positions() != y.positions() || !std::ranges::equal(x.lengths(), y.lengths())) return false;
+    for (mint::index b = 0; b < x.batch(); ++b)
+      for (mint::index t = 0; t < x.positions(); ++t)
+        if (x(b, t) != y(b, t)) return false;
+    return true;
+  };
+  CHECK(same(cached.tokens, recomputed.tokens));
+  CHECK(same(cached.tokens, on_toy.tokens));
+}
+
+TEST_CASE("the libtorch runtime names what is wrong") {
+  mint::toy::transformer<float> toy(twin_configs()[0]);
+  toy.initialize(1);
+  auto twin = torch_test::twin_of(toy);
+  mint::hook_set<float> foreign(toy.sites());
+  CHECK_THROWS_WITH_AS(twin.forward(mint::token_batch::from_rows({{1, 2}}), foreign), doctest::Contains("mint::"), mint::argument_error);
+  CHECK_THROWS_WITH_AS(twin.forward(mint::token_batch::from_rows({{1, 99}})), doctest::Contains("mint::torch_runtime::forward"),
+                       mint::argument_error);
+  CHECK_THROWS_WITH_AS(twin.backward(mint::array<float>({1, 2, 11}).view(), *std::make_unique<mint::hook_set<float>>(
+                                                                              twin.sites(), mint::hook_phase::backward)),
+                       doctest::Contains("has not run"), mint::argument_error);
+  {
+    torch::NoGradGuard no_grad;
+    twin.forward(mint::token_batch::from_rows({{1, 2}}));
+  }
+  mint::hook_set<float> grads(twin.sites(), mint::hook_phase::backward);
+  grads.add("hook_embed", [](auto&) {});
+  CHECK_THROWS_WITH_AS(twin.backward(mint::array<float>({1, 2, 11}).view(), grads), doctest::Contains("grad mode"),
+                       mint::argument_error);
+  // A module whose point gets a tensor of another shape than it declared.
+  mint::torch_hook_points points;
+  points.add({"x", -1, mint::site_role::other, 0, 0, {mint::axis::batch, mint::axis::pos, mint::axis::d_model}, {0, 0, 4}});
+  CHECK(torch::equal(points.point("x", torch::ones({2, 3, 5})), torch::ones({2, 3, 5})));  // outside a pass: x itself
+}
