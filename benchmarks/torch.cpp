@@ -69,7 +69,7 @@ void run(benchmark::State& state, hooks_kind kind, bool graph) {
 }  // namespace
 
 #define TORCH_ROW(name, kind, graph) \
-  BENCHMARK_CAPTURE(run, name, kind, graph)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()
+  BENCHMARK_CAPTURE(run, name, kind, graph)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()
 
 TORCH_ROW(module_no_graph, hooks_kind::module_only, false);
 TORCH_ROW(runtime_no_hooks_no_graph, hooks_kind::none, false);

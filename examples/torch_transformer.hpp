@@ -152,12 +152,46 @@ struct TransformerImpl : torch::nn::Module {
     }
   }
 
+  // The weights mint's weight analyses read, as views of the parameters (T: the module's dtype).
+  template <class T>
+  mint::unembedding_weights<T> unembedding() const {
+    mint::unembedding_weights<T> u;
+    u.norm = cfg.layer_norm ? mint::final_norm::layer_norm : mint::final_norm::none;
+    u.epsilon = cfg.layer_norm_eps;
+    if (cfg.layer_norm) u.gain = mint::torch_view<T>(ln_final->w), u.bias = mint::torch_view<T>(ln_final->b);
+    u.weight = mint::torch_view<T>(W_U);
+    u.unembed_bias = mint::torch_view<T>(b_U);
+    return u;
+  }
+  template <class T>
+  mint::attention_matrices<T> attention_weights(int layer) const {
+    const auto& a = *block(layer).attn;
+    return {mint::torch_view<T>(a.W_Q), mint::torch_view<T>(a.W_K), mint::torch_view<T>(a.W_V), mint::torch_view<T>(a.W_O)};
+  }
+  template <class T>
+  mint::tensor_view<const T> embedding_weights() const {
+    return mint::torch_view<T>(W_E);
+  }
+  template <class T>
+  mint::mlp_matrices<T> mlp_weights(int layer) const {
+    const auto& b = block(layer);
+    if (!b.has_mlp) throw mint::argument_error("torch_example::Transformer::mlp_weights", "layer", "has no MLP", "needs d_mlp > 0");
+    return {mint::torch_view<T>(b.mlp->W_in), mint::torch_view<T>(b.mlp->W_out)};
+  }
+
   config cfg;
   torch::Tensor W_E, W_pos, W_U, b_U;
   torch::nn::ModuleList blocks{nullptr};
   Norm ln_final{nullptr};
 
 private:
+  const BlockImpl& block(int layer) const {
+    if (layer < 0 || layer >= cfg.layers)
+      throw mint::argument_error("torch_example::Transformer", "layer", "is " + std::to_string(layer),
+                                 "needs a block in [0, " + std::to_string(cfg.layers) + ")");
+    return *blocks->ptr(std::size_t(layer))->as<BlockImpl>();
+  }
+
   torch::Tensor run(const torch::Tensor& tokens, const torch::Tensor& lengths, std::int64_t first, bool cached) {
     auto& h = hooks_;
     const auto B = tokens.size(0), T = tokens.size(1);

@@ -7,6 +7,7 @@
 #include <mint/attribution.hpp>
 #include <mint/circuits.hpp>
 #include <mint/dictionary.hpp>
+#include <mint/explain.hpp>
 #include <mint/model/generation.hpp>
 #include <mint/patching.hpp>
 #include <mint/steering.hpp>
@@ -120,16 +121,74 @@ TEST_CASE("path patching and circuit discovery on the libtorch model's edge grap
   const auto pb = mint::path_patching(twin, twin_graph, clean, corrupt, metric, {.receivers = {"L1H0.k", "L1H1.v", "resid_final"}});
   REQUIRE(pa.values.size() == pb.values.size());
   for (std::size_t i = 0; i < pa.values.size(); ++i) CHECK(relative_gap(pa.values[i], pb.values[i]) <= 1e-9);
-  for (const bool exact : {true, false}) {
-    CAPTURE(exact);
-    const auto a = exact ? mint::exact_edge_scores(toy, graph, clean, corrupt, metric)
-                         : mint::eap_scores(toy, graph, clean, corrupt, metric);
-    const auto b = exact ? mint::exact_edge_scores(twin, twin_graph, clean, corrupt, metric)
-                         : mint::eap_scores(twin, twin_graph, clean, corrupt, metric);
+  for (const int method : {0, 1, 2}) {  // exact scores, EAP, EAP-IG
+    CAPTURE(method);
+    const auto scores = [&](auto& model, const mint::edge_graph& g) {
+      return method == 0 ? mint::exact_edge_scores(model, g, clean, corrupt, metric)
+             : method == 1 ? mint::eap_scores(model, g, clean, corrupt, metric)
+                           : mint::eap_ig_scores(model, g, clean, corrupt, metric, {.steps = 4});
+    };
+    const auto a = scores(toy, graph);
+    const auto b = scores(twin, twin_graph);
     REQUIRE(a.values.size() == b.values.size());
     double largest = 0;
     for (double v : a.values) largest = std::max(largest, std::abs(v));
     CHECK(largest > 1e-3);  // some edge matters, so the comparison is not vacuous
     for (std::size_t e = 0; e < a.values.size(); ++e) CHECK(std::abs(a.values[e] - b.values[e]) <= 1e-9 * std::max(1.0, largest));
+  }
+}
+
+TEST_CASE("feature ablation, head scores and reading activations on the libtorch model equal the toy's") {
+  auto toy = algorithm_model();
+  auto twin = torch_test::twin_of(toy);
+  const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 7, 1, 4, 2, 7}, {3, 5, 6, 9, 1}});
+  const mint::logit_difference metric{{2, 1}, {5, 5}, {}};
+  const mint::feature_ablation_options ablate{.sites = {"blocks.0.attn.hook_z", "blocks.1.attn.hook_z"}, .per_head = true};
+  const auto fa = mint::feature_ablation(toy, tokens, metric, ablate);
+  const auto fb = mint::feature_ablation(twin, tokens, metric, ablate);
+  REQUIRE(fa.size() == fb.size());
+  for (std::size_t i = 0; i < fa.size(); ++i) {
+    CHECK(fa[i].name == fb[i].name);
+    CHECK(relative_gap(fa[i].effect, fb[i].effect) <= 1e-9);
+  }
+  const auto ha = mint::head_scores(toy, tokens);
+  const auto hb = mint::head_scores(twin, tokens);
+  REQUIRE(ha.scores.size() == hb.scores.size());
+  for (std::size_t p = 0; p < ha.scores.size(); ++p) CHECK(torch_test::max_difference(ha.scores[p], hb.scores[p]) <= 1e-9);
+  const mint::reading_options read{.sites = {"blocks.0.hook_resid_post", "blocks.1.attn.hook_z"}, .positions = {-1, 2}};
+  const auto ra = mint::read_activations(toy, tokens, read);
+  const auto rb = mint::read_activations(twin, tokens, read);
+  REQUIRE(ra.size() == rb.size());
+  for (std::size_t s = 0; s < ra.size(); ++s) CHECK((ra[s] - rb[s]).cwiseAbs().maxCoeff() <= 1e-9 * std::max(1.0, ra[s].cwiseAbs().maxCoeff()));
+}
+
+TEST_CASE("the weight analyses on the libtorch model equal the toy's: DLA, the logit lens, composition scores, neurons") {
+  auto toy = algorithm_model();
+  auto twin = torch_test::twin_of(toy);
+  static_assert(mint::decodable_runtime<decltype(twin)>);
+  static_assert(mint::attention_weight_runtime<decltype(twin)>);
+  static_assert(mint::mlp_weight_runtime<decltype(twin)>);
+  const auto tokens = mint::token_batch::from_rows({{1, 4, 2, 7, 1, 4}, {3, 5, 6, 9, 1}});
+  const auto da = mint::direct_logit_attribution(toy, tokens, {.correct = {2, 1}, .wrong = {5, 5}, .removal_effects = true});
+  const auto db = mint::direct_logit_attribution(twin, tokens, {.correct = {2, 1}, .wrong = {5, 5}, .removal_effects = true});
+  CHECK(da.parts == db.parts);
+  CHECK(torch_test::max_difference(da.values, db.values) <= 1e-9 * std::max(1.0, torch_test::max_abs(da.values)));
+  CHECK(torch_test::max_difference(da.removal, db.removal) <= 1e-9 * std::max(1.0, torch_test::max_abs(da.removal)));
+  const auto la = mint::logit_lens(toy, tokens, {.top_k = 3, .targets = {2}});
+  const auto lb = mint::logit_lens(twin, tokens, {.top_k = 3, .targets = {2}});
+  REQUIRE(la.size() == lb.size());
+  for (std::size_t l = 0; l < la.size(); ++l)
+    CHECK(torch_test::max_difference(la[l].target_probabilities, lb[l].target_probabilities) <= 1e-9);
+  const auto ca = mint::composition_scores(toy, 2), cb = mint::composition_scores(twin, 2);
+  CHECK(torch_test::max_difference(ca.k, cb.k) <= 1e-12);
+  CHECK(torch_test::max_difference(ca.v, cb.v) <= 1e-12);
+  const auto na = mint::neuron_logit_effects(toy, 1, 3), nb = mint::neuron_logit_effects(twin, 1, 3);
+  REQUIRE(na.size() == nb.size());
+  for (std::size_t i = 0; i < na.size(); ++i) {
+    REQUIRE(na[i].boosted.size() == nb[i].boosted.size());
+    for (std::size_t k = 0; k < na[i].boosted.size(); ++k) {
+      CHECK(na[i].boosted[k].token == nb[i].boosted[k].token);
+      CHECK(na[i].boosted[k].value == doctest::Approx(nb[i].boosted[k].value).epsilon(1e-12));
+    }
   }
 }

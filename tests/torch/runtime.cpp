@@ -239,4 +239,87 @@ TEST_CASE("the libtorch runtime names what is wrong") {
   mint::torch_hook_points points;
   points.add({"x", -1, mint::site_role::other, 0, 0, {mint::axis::batch, mint::axis::pos, mint::axis::d_model}, {0, 0, 4}});
   CHECK(torch::equal(points.point("x", torch::ones({2, 3, 5})), torch::ones({2, 3, 5})));  // outside a pass: x itself
+  CHECK_FALSE(points.active("x"));
+}
+
+TEST_CASE("active(): a point is read when a hook listens there or a graph is recorded") {
+  mint::toy::transformer<float> toy(twin_configs()[1]);
+  toy.initialize(2);
+  auto twin = torch_test::twin_of(toy);
+  auto& points = twin.model().hook_points();
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3}});
+  std::vector<std::pair<bool, bool>> seen;  // (active at hook_z of block 0, at block 1) seen from hook_embed
+  mint::hook_set<float> hooks(twin.sites());
+  hooks.add("hook_embed", [&](auto&) { seen.emplace_back(points.active("blocks.0.attn.hook_z"), points.active("blocks.1.attn.hook_z")); });
+  hooks.add("blocks.0.attn.hook_z", [](auto&) {});
+  {
+    torch::NoGradGuard no_grad;
+    twin.forward(tokens, hooks);
+  }
+  twin.forward(tokens, hooks);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == std::pair{true, false});  // no graph: only where a hook listens
+  CHECK(seen[1] == std::pair{true, true});   // a graph: every point
+}
+
+namespace {
+
+// An Elman RNN whose state is a site called once per step (point(site, h, t)).
+struct StepRnnImpl : torch::nn::Module {
+  StepRnnImpl() {
+    torch::manual_seed(4);
+    E = register_parameter("E", torch::randn({7, 5}, torch::kDouble));
+    W = register_parameter("W", torch::randn({5, 5}, torch::kDouble) * 0.5);
+    U = register_parameter("U", torch::randn({5, 7}, torch::kDouble));
+    hooks_.add({"h", 0, mint::site_role::other, 0, 0, {mint::axis::batch, mint::axis::pos, mint::axis::d_model}, {0, 0, 5}});
+  }
+  mint::torch_hook_points& hook_points() { return hooks_; }
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor&) {
+    auto h = torch::zeros({tokens.size(0), 1, 5}, torch::kDouble);
+    std::vector<torch::Tensor> states;
+    for (std::int64_t t = 0; t < tokens.size(1); ++t) {
+      h = torch::tanh(torch::matmul(h, W) + E.index_select(0, tokens.select(1, t)).unsqueeze(1));
+      h = hooks_.point("h", h, t);
+      states.push_back(h);
+    }
+    return torch::matmul(torch::cat(states, 1), U);
+  }
+  torch::Tensor E, W, U;
+  mint::torch_hook_points hooks_;
+};
+TORCH_MODULE(StepRnn);
+
+}  // namespace
+
+TEST_CASE("a state hooked once per step: cached at its positions, filtered by position, gradients in reverse time") {
+  StepRnn rnn;
+  mint::torch_runtime<StepRnnImpl, double> model(rnn.ptr());
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4}, {5, 6}});
+  const auto run = mint::run_with_cache(model, tokens, {"h"});
+  // Step t's state is at position t; the logits are h_t U.
+  const at::Tensor U = rnn->U.detach();
+  for (mint::index t = 0; t < 4; ++t)
+    for (mint::index v = 0; v < 7; ++v) {
+      double expected = 0;
+      for (mint::index j = 0; j < 5; ++j) expected += run.cache["h"](0, t, j) * U[j][v].item<double>();
+      CHECK(run.logits(0, t, v) == doctest::Approx(expected).epsilon(1e-12));
+    }
+  // A filter for position 2 sees the third step only; zeroing h_2 there changes logits from position 2 on.
+  mint::hook_set<double> hooks(model.sites());
+  std::vector<mint::index> steps;
+  hooks.add("h", [&](auto& c) { steps.push_back(c.first_position); mint::fill(c.activation, 0.0); },
+            {.needs = mint::access::write, .only = {.position_begin = 2, .position_end = 3}});
+  const auto patched = mint::array<double>::copy_of(model.forward(tokens, hooks));
+  CHECK(steps == std::vector<mint::index>{2});
+  CHECK(patched(0, 1, 0) == run.logits(0, 1, 0));
+  CHECK(patched(0, 2, 0) == 0.0);
+  CHECK(patched(0, 3, 0) != run.logits(0, 3, 0));
+  // Backward calls the state once per step, the last first.
+  model.forward(tokens);
+  const auto dlogits = mint::value_and_gradient(mint::cross_entropy{}, mint::tensor_view<const double>(run.logits.view()), tokens).second;
+  mint::hook_set<double> grads(model.sites(), mint::hook_phase::backward);
+  std::vector<mint::index> order;
+  grads.add("h", [&](auto& c) { order.push_back(c.first_position); });
+  model.backward(dlogits.view(), grads);
+  CHECK(order == std::vector<mint::index>{3, 2, 1, 0});
 }

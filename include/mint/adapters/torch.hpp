@@ -27,10 +27,12 @@
 #include "mint/core/error.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/core/tensor_view.hpp"
+#include "mint/model/head_weights.hpp"
 #include "mint/model/hooks.hpp"
 #include "mint/model/runtime.hpp"
 #include "mint/model/sequence.hpp"
 #include "mint/model/site.hpp"
+#include "mint/model/unembedding.hpp"
 
 namespace mint {
 
@@ -110,7 +112,7 @@ namespace detail {
 /// A pass in progress, set by torch_runtime while the module runs.
 struct torch_pass {
   virtual ~torch_pass() = default;
-  virtual at::Tensor point(site_id id, const at::Tensor& x) = 0;
+  virtual at::Tensor point(site_id id, const at::Tensor& x, index offset) = 0;
   virtual bool active(site_id id) const noexcept = 0;
 };
 
@@ -128,9 +130,15 @@ public:
   /// The activation at the named site, after mint's hooks: `x` itself, or a hooked copy. The
   /// tensor's axes are the site's axes (batch and pos first where the site has them).
   at::Tensor point(std::string_view name, const at::Tensor& x) {
-    return pass_ ? pass_->point(sites_.at(name, "mint::torch_hook_points::point"), x) : x;
+    return pass_ ? pass_->point(sites_.at(name, "mint::torch_hook_points::point"), x, 0) : x;
   }
-  at::Tensor point(site_id id, const at::Tensor& x) { return pass_ ? pass_->point(id, x) : x; }
+  at::Tensor point(site_id id, const at::Tensor& x) { return pass_ ? pass_->point(id, x, 0) : x; }
+  /// The same for a slice whose positions start `offset` after the pass's first position: a
+  /// state computed step by step (an RNN's h_t is point(site, h, t)), called once per step.
+  at::Tensor point(std::string_view name, const at::Tensor& x, index offset) {
+    return pass_ ? pass_->point(sites_.at(name, "mint::torch_hook_points::point"), x, offset) : x;
+  }
+  at::Tensor point(site_id id, const at::Tensor& x, index offset) { return pass_ ? pass_->point(id, x, offset) : x; }
 
   /// Whether anything will read the site in the pass in progress (a hook, or a gradient graph):
   /// a module may skip computing an activation nothing reads (TransformerLens's use_attn_result).
@@ -216,21 +224,22 @@ public:
 
   bool active(site_id id) const noexcept override { return recording || (forward_hooks && forward_hooks->wants(id)); }
 
-  at::Tensor point(site_id id, const at::Tensor& x) override {
+  at::Tensor point(site_id id, const at::Tensor& x, index offset) override {
     if (id < 0 || std::size_t(id) >= sites->size())
       throw argument_error("mint::torch_hook_points::point", "site", str("is id ", id),
                            str("needs an id in [0, ", sites->size(), ") of the module's sites"));
     const bool hooked = forward_hooks->wants(id);
     if (!recording && !hooked) return x;
     check_shape(id, x);
-    if (!recording) return apply_hooks(id, x);
+    if (!recording) return apply_hooks(id, x, first_position + offset);
     // A graph leaf where the module's own parameters need no gradient, so backward reaches it.
-    records.push_back({id, first_position, x.requires_grad() ? x : x.detach().requires_grad_(true)});
+    records.push_back({id, first_position + offset, x.requires_grad() ? x : x.detach().requires_grad_(true)});
     return torch_point_function<T>::apply(records.back().input, this, std::int64_t(records.size() - 1));
   }
 
   at::Tensor run_forward_hooks(std::int64_t r, const at::Tensor& x) {
-    return apply_hooks(records[std::size_t(r)].id, x);
+    const record& rec = records[std::size_t(r)];
+    return apply_hooks(rec.id, x, rec.first_position);
   }
 
   at::Tensor run_grad_hooks(std::int64_t r, const at::Tensor& g) {
@@ -244,12 +253,12 @@ public:
   }
 
 private:
-  at::Tensor apply_hooks(site_id id, const at::Tensor& x) {
+  at::Tensor apply_hooks(site_id id, const at::Tensor& x, index first) {
     if (!forward_hooks->wants(id)) return x;
     // A writing hook gets a copy: x may be saved for backward or be a view of a parameter.
     at::Tensor target = forward_hooks->may_change(id) ? x.clone() : x;
     if (!forward_hooks->call(id, torch_view<T>(target, "mint::torch_hook_points::point"), lengths,
-                             {.first_position = first_position}))
+                             {.first_position = first}))
       throw torch_stop{};
     return target;
   }
@@ -370,6 +379,32 @@ public:
   {
     hook_set<T> none;
     return forward_chunk(chunk, none);
+  }
+
+  // Weights, forwarded where the module offers them as member templates on the dtype
+  // (`template <class T> mint::unembedding_weights<T> unembedding() const`, ...): the runtime is
+  // then decodable (direct logit attribution, the logit lens) and shows its attention and MLP
+  // weights (QK/OV circuits, composition scores, neurons' logit effects).
+
+  unembedding_weights<T> unembedding() const
+    requires requires(const M& m) { { m.template unembedding<T>() } -> std::convertible_to<unembedding_weights<T>>; }
+  {
+    return model_->template unembedding<T>();
+  }
+  attention_matrices<T> attention_weights(int layer) const
+    requires requires(const M& m) { { m.template attention_weights<T>(layer) } -> std::convertible_to<attention_matrices<T>>; }
+  {
+    return model_->template attention_weights<T>(layer);
+  }
+  tensor_view<const T> embedding_weights() const
+    requires requires(const M& m) { { m.template embedding_weights<T>() } -> std::convertible_to<tensor_view<const T>>; }
+  {
+    return model_->template embedding_weights<T>();
+  }
+  mlp_matrices<T> mlp_weights(int layer) const
+    requires requires(const M& m) { { m.template mlp_weights<T>(layer) } -> std::convertible_to<mlp_matrices<T>>; }
+  {
+    return model_->template mlp_weights<T>(layer);
   }
 
 private:
