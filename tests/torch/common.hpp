@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include <mint/adapters/torch.hpp>
@@ -41,7 +43,10 @@ using runtime = mint::torch_runtime<torch_example::TransformerImpl, T>;
 /// A libtorch model with the toy's weights, in T (float or double).
 template <class T>
 runtime<T> twin_of(const mint::toy::transformer<T>& toy) {
-  const auto path = (std::filesystem::temp_directory_path() / "mint_torch_twin.safetensors").string();
+  static int made = 0;  // one file per call, and per process (suites may run side by side)
+  const auto path = (std::filesystem::temp_directory_path() /
+                     ("mint_torch_twin_" + std::to_string(::getpid()) + "_" + std::to_string(made++) + ".safetensors"))
+                        .string();
   mint::toy::save(toy, path);
   torch_example::Transformer module(toy.config());
   if constexpr (std::is_same_v<T, double>) module->to(torch::kDouble);  // before loading: no float rounding

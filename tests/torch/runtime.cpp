@@ -221,7 +221,8 @@ TEST_CASE("the libtorch runtime names what is wrong") {
   toy.initialize(1);
   auto twin = torch_test::twin_of(toy);
   mint::hook_set<float> foreign(toy.sites());
-  CHECK_THROWS_WITH_AS(twin.forward(mint::token_batch::from_rows({{1, 2}}), foreign), doctest::Contains("mint::"), mint::argument_error);
+  CHECK_THROWS_WITH_AS(twin.forward(mint::token_batch::from_rows({{1, 2}}), foreign), doctest::Contains("another runtime's sites"),
+                       mint::argument_error);
   CHECK_THROWS_WITH_AS(twin.forward(mint::token_batch::from_rows({{1, 99}})), doctest::Contains("mint::torch_runtime::forward"),
                        mint::argument_error);
   CHECK_THROWS_WITH_AS(twin.backward(mint::array<float>({1, 2, 11}).view(), *std::make_unique<mint::hook_set<float>>(
@@ -322,4 +323,151 @@ TEST_CASE("a state hooked once per step: cached at its positions, filtered by po
   grads.add("h", [&](auto& c) { order.push_back(c.first_position); });
   model.backward(dlogits.view(), grads);
   CHECK(order == std::vector<mint::index>{3, 2, 1, 0});
+}
+
+TEST_CASE("gradients after hooks that write where autograd saved the tensor: the toy's straight-through gradients") {
+  // The softmax saves its output and the layer norm's sqrt its own: a hook that overwrote them in
+  // place would change what backward reads. The runtime hands writing hooks a copy.
+  mint::toy::transformer<double> toy(twin_configs()[0]);
+  toy.initialize(8);
+  auto twin = torch_test::twin_of(toy);
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4, 5}, {5, 4, 3}});
+  const auto gradient_at_embed = [&](auto& model) {
+    mint::hook_set<double> hooks(model.sites());
+    hooks.add("blocks.1.attn.hook_pattern", [](auto& c) { mint::fill(c.activation, 0.2); },
+              {.needs = mint::access::write, .only = {.head_begin = 0, .head_end = 1}});
+    hooks.add("blocks.0.ln1.hook_scale", [](auto& c) { mint::fill(c.activation, 1.5); }, {.needs = mint::access::write});
+    hooks.add("blocks.0.hook_mlp_out", [](auto& c) { c.activation.data()[3] += 2.0; }, {.needs = mint::access::add});
+    const auto logits = model.forward(tokens, hooks);
+    const auto dlogits = mint::value_and_gradient(mint::cross_entropy{}, logits, tokens).second;
+    mint::hook_set<double> grads(model.sites(), mint::hook_phase::backward);
+    mint::activation_cache<double> cache(model.sites(), {"hook_embed", "blocks.0.hook_resid_pre", "blocks.1.attn.hook_v"});
+    cache.reserve(tokens.batch(), tokens.positions());
+    cache.attach(grads);
+    model.backward(dlogits.view(), grads);
+    return cache;
+  };
+  const auto a = gradient_at_embed(toy);
+  const auto b = gradient_at_embed(twin);
+  for (const std::string site : {"hook_embed", "blocks.0.hook_resid_pre", "blocks.1.attn.hook_v"}) {
+    CAPTURE(site);
+    CHECK(max_abs(a[site]) > 0);
+    CHECK(max_difference(a[site], b[site]) <= 1e-9 * max_abs(a[site]));
+  }
+}
+
+namespace {
+
+// A module that modifies a point's output in place (h += 1, then relu_), as C++ code often does.
+struct InPlaceImpl : torch::nn::Module {
+  InPlaceImpl() {
+    E = register_parameter("E", torch::randn({6, 3}, torch::kDouble));
+    U = register_parameter("U", torch::randn({3, 6}, torch::kDouble));
+    hooks_.add({"h", -1, mint::site_role::other, 0, 0, {mint::axis::batch, mint::axis::pos, mint::axis::d_model}, {0, 0, 3}});
+  }
+  mint::torch_hook_points& hook_points() { return hooks_; }
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor&) {
+    auto h = hooks_.point("h", E.index_select(0, tokens.reshape({-1})).view({tokens.size(0), tokens.size(1), 3}) * 2.0);
+    h += 1.0;
+    h.tanh_();
+    return torch::matmul(h, U);
+  }
+  torch::Tensor E, U;
+  mint::torch_hook_points hooks_;
+};
+TORCH_MODULE(InPlace);
+
+}  // namespace
+
+TEST_CASE("a module may modify a point's output in place, as it could without the point") {
+  torch::manual_seed(6);
+  InPlace module;
+  mint::torch_runtime<InPlaceImpl, double> model(module.ptr());
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3}, {4, 5}});
+  const auto logits = mint::array<double>::copy_of(model.forward(tokens));  // grad mode: a graph
+  // d(sum of logits)/dh at each position: U's row sums times tanh'(h + 1), with h = 2 E[t].
+  mint::array<double> ones({2, 3, 6});
+  ones.fill(1.0);
+  mint::hook_set<double> grads(model.sites(), mint::hook_phase::backward);
+  mint::activation_cache<double> cache(model.sites(), {"h"});
+  cache.reserve(2, 3);
+  cache.attach(grads);
+  model.backward(ones.view(), grads);
+  const at::Tensor E = module->E.detach(), U = module->U.detach();
+  for (mint::index t = 0; t < 3; ++t)
+    for (mint::index j = 0; j < 3; ++j) {
+      const double pre = 2.0 * E[t + 1][j].item<double>() + 1.0;
+      const double expected = U[j].sum().item<double>() * (1.0 - std::tanh(pre) * std::tanh(pre));
+      CHECK(cache["h"](0, t, j) == doctest::Approx(expected).epsilon(1e-12));
+    }
+  CHECK(logits(0, 0, 0) == doctest::Approx(torch::matmul(torch::tanh(2.0 * E[1] + 1.0), U)[0].item<double>()).epsilon(1e-12));
+  // A hook that reads, and one that writes, at the same point: both fine with the in-place ops.
+  mint::hook_set<double> hooks(model.sites());
+  hooks.add("h", [](auto&) {});
+  CHECK_NOTHROW(model.forward(tokens, hooks));
+  hooks.add("h", [](auto& c) { mint::fill(c.activation, 0.0); }, {.needs = mint::access::write});
+  const auto zeroed = model.forward(tokens, hooks);
+  CHECK(zeroed(0, 0, 0) == doctest::Approx(torch::matmul(torch::full({3}, std::tanh(1.0), torch::kDouble), U)[0].item<double>()).epsilon(1e-12));
+}
+
+TEST_CASE("the libtorch runtime's sequence after a stop, a failed chunk and a whole forward") {
+  mint::toy::transformer<float> toy(twin_configs()[1]);
+  toy.initialize(12);
+  auto twin = torch_test::twin_of(toy);
+  const auto tokens = mint::token_batch::from_rows({{1, 2, 3, 4}});
+  mint::hook_set<float> stop(twin.sites());
+  stop.add("blocks.0.hook_resid_post", [](auto& c) { c.stop(); });
+  CHECK(twin.forward(tokens, stop).empty());
+  mint::hook_set<float> grads(twin.sites(), mint::hook_phase::backward);
+  grads.add("hook_embed", [](auto&) {});
+  CHECK_THROWS_WITH_AS(twin.backward(mint::array<float>({1, 4, 9}).view(), grads), doctest::Contains("was stopped by a hook"),
+                       mint::argument_error);
+  // A whole forward leaves no sequence: chunks start at 0 (after it, and after a stopped one).
+  twin.forward(tokens);
+  CHECK(twin.cached_positions() == 0);
+  CHECK(twin.forward_chunk(tokens.slice(0, 2)).extent(1) == 2);
+  CHECK(twin.cached_positions() == 2);
+  // A chunk whose hook throws ends the sequence: the next chunk needs reset().
+  mint::hook_set<float> throwing(twin.sites());
+  throwing.add("blocks.1.attn.hook_z", [](auto&) { throw std::runtime_error("a user's hook failed"); });
+  CHECK_THROWS_WITH_AS(twin.forward_chunk(tokens.slice(2, 3), throwing), "a user's hook failed", std::runtime_error);
+  CHECK_THROWS_WITH_AS(twin.forward_chunk(tokens.slice(3, 4)), doctest::Contains("stopped"), mint::argument_error);
+  twin.reset();
+  const auto again = mint::array<float>::copy_of(twin.forward_chunk(tokens.slice(0, 4)));
+  const auto whole = mint::array<float>::copy_of(twin.forward(tokens));
+  CHECK(max_difference(again, whole) <= 1e-5);
+}
+
+TEST_CASE("a point handed a tensor that does not fit its site is a named error, in a pass") {
+  mint::toy::transformer<float> toy(twin_configs()[1]);
+  toy.initialize(12);
+  auto twin = torch_test::twin_of(toy);
+  auto& points = twin.model().hook_points();
+  const auto tokens = mint::token_batch::from_rows({{1, 2}});
+  mint::hook_set<float> hooks(twin.sites());
+  std::string shape_error, dtype_error, name_error;
+  hooks.add("hook_embed", [&](auto&) {
+    try {
+      points.point("hook_pos_embed", torch::ones({1, 2, 5}));
+    } catch (const mint::argument_error& e) {
+      shape_error = e.what();
+    }
+    try {
+      points.point("hook_pos_embed", torch::ones({1, 2, 8}, torch::kDouble));
+    } catch (const mint::argument_error& e) {
+      dtype_error = e.what();
+    }
+    try {
+      points.point("hook_pos_embedd", torch::ones({1, 2, 8}));
+    } catch (const mint::argument_error& e) {
+      name_error = e.what();
+    }
+  });
+  torch::NoGradGuard no_grad;
+  hooks.add("hook_pos_embed", [](auto&) {});  // so the point is read without a graph
+  twin.forward(tokens, hooks);
+  CHECK(shape_error.find("at 'hook_pos_embed' has shape [1, 2, 5]") != std::string::npos);
+  CHECK(dtype_error.find("x at 'hook_pos_embed'") != std::string::npos);
+  CHECK(dtype_error.find("has dtype Double") != std::string::npos);
+  CHECK(name_error.find("nearest: 'hook_pos_embed'") != std::string::npos);
 }

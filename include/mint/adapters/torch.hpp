@@ -182,21 +182,39 @@ namespace detail {
 template <class T>
 class torch_pass_state;
 
+/// What a point's graph node keeps: the runtime's state (weakly: a module may keep tensors, and
+/// so nodes, beyond the runtime's life) and which pass and record it belongs to.
+template <class T>
+struct torch_point_handle : torch::CustomClassHolder {
+  std::weak_ptr<torch_pass_state<T>> state;
+  std::uint64_t pass = 0;
+  std::size_t record = 0;
+};
+
 /// A point as a node of torch's graph: forward runs the forward hooks (on a copy when one writes),
 /// backward the grad hooks, straight through (the gradient passes a hooked site as if the hook
-/// were not there, as in every mint runtime).
+/// were not there, as in every mint runtime). A node of an earlier pass passes gradients unchanged.
 template <class T>
 struct torch_point_function : torch::autograd::Function<torch_point_function<T>> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, torch_pass_state<T>* state,
-                            std::int64_t record) {
-    ctx->saved_data["record"] = record;
-    ctx->saved_data["state"] = reinterpret_cast<std::int64_t>(state);
-    return state->run_forward_hooks(record, x);
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const std::shared_ptr<torch_pass_state<T>>& state, std::int64_t record) {
+    auto handle = c10::make_intrusive<torch_point_handle<T>>();
+    handle->state = state, handle->pass = state->pass, handle->record = std::size_t(record);
+    ctx->saved_data["mint"] = c10::IValue::make_capsule(std::move(handle));
+    const at::Tensor out = state->run_forward_hooks(record, x);
+    // Not x itself: an output that is its input is a view made in a custom Function, which
+    // autograd forbids to modify in place. A detached alias shares x's memory and version counter,
+    // so the point is an identity exactly as torch sees one.
+    return out.is_same(x) ? x.detach() : out;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    auto* state = reinterpret_cast<torch_pass_state<T>*>(ctx->saved_data["state"].toInt());
-    return {state->run_grad_hooks(ctx->saved_data["record"].toInt(), grads[0]), at::Tensor(), at::Tensor()};
+    const auto handle = c10::static_intrusive_pointer_cast<torch_point_handle<T>>(ctx->saved_data["mint"].toCapsule());
+    const auto state = handle->state.lock();
+    at::Tensor g = grads[0];
+    if (state && state->pass == handle->pass && handle->record < state->records.size())
+      g = state->run_grad_hooks(std::int64_t(handle->record), g);
+    return {g, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -205,7 +223,7 @@ struct torch_stop {};  // a forward hook asked to stop the pass
 /// The runtime's state during and after a pass: the hook sets, and per point of a pass with a
 /// graph, the tensor that came in (what backward differentiates with respect to).
 template <class T>
-class torch_pass_state final : public torch_pass {
+class torch_pass_state final : public torch_pass, public std::enable_shared_from_this<torch_pass_state<T>> {
 public:
   struct record {
     site_id id;
@@ -220,6 +238,7 @@ public:
   std::span<const index> lengths;
   index first_position = 0;
   bool recording = false;  // building a graph for backward
+  std::uint64_t pass = 0;  // counts passes, so nodes of an earlier pass do nothing
   std::vector<record> records;
 
   bool active(site_id id) const noexcept override { return recording || (forward_hooks && forward_hooks->wants(id)); }
@@ -234,7 +253,7 @@ public:
     if (!recording) return apply_hooks(id, x, first_position + offset);
     // A graph leaf where the module's own parameters need no gradient, so backward reaches it.
     records.push_back({id, first_position + offset, x.requires_grad() ? x : x.detach().requires_grad_(true)});
-    return torch_point_function<T>::apply(records.back().input, this, std::int64_t(records.size() - 1));
+    return torch_point_function<T>::apply(records.back().input, this->shared_from_this(), std::int64_t(records.size() - 1));
   }
 
   at::Tensor run_forward_hooks(std::int64_t r, const at::Tensor& x) {
@@ -265,7 +284,7 @@ private:
 
   void check_shape(site_id id, const at::Tensor& x) const {
     const site_info& info = (*sites)[id];
-    check_torch_tensor<T>(x, "mint::torch_hook_points::point", "x");
+    check_torch_tensor<T>(x, "mint::torch_hook_points::point", ("x at '" + info.name + "'").c_str());
     bool fits = std::size_t(x.dim()) == info.axes.size();
     for (std::size_t a = 0; fits && a < info.axes.size(); ++a)
       fits = info.sizes[a] == 0 || info.sizes[a] == x.size(std::int64_t(a));
@@ -292,7 +311,7 @@ public:
   static_assert(torch_model<M>, "mint::torch_runtime needs hook_points() and forward(tokens, lengths) (mint::torch_model)");
 
   explicit torch_runtime(std::shared_ptr<M> model, torch_runtime_options options = {})
-      : model_(std::move(model)), state_(std::make_unique<detail::torch_pass_state<T>>()),
+      : model_(std::move(model)), state_(std::make_shared<detail::torch_pass_state<T>>()),
         sequence_(options.context, options.vocab) {
     if (!model_) throw argument_error("mint::torch_runtime", "model", "is null", "needs a module");
   }
@@ -322,10 +341,11 @@ public:
       throw argument_error(fn, "grad_hooks", "were made for another runtime's sites", "needs hook_set(runtime.sites(), hook_phase::backward)");
     if (grad_hooks.phase() != hook_phase::backward)
       throw argument_error(fn, "grad_hooks", "is a forward hook set", "needs hook_phase::backward");
-    if (!logits_.defined() || !graph_)
+    if (!graph_)
       throw argument_error(fn, "the last forward",
-                           logits_.defined() ? "ran without a graph (torch grad mode off, a chunk, or a stopped pass)"
-                                             : "has not run",
+                           stopped_ ? "was stopped by a hook"
+                           : logits_.defined() ? "ran without a graph (torch's grad mode off, or a chunk)"
+                                               : "has not run",
                            "needs a complete forward() with torch's grad mode on");
     if (dlogits.rank() != 3 || dlogits.extent(0) != logits_.size(0) || dlogits.extent(1) != logits_.size(1) ||
         dlogits.extent(2) != logits_.size(2))
@@ -345,8 +365,8 @@ public:
       ~reset() { s.grad_hooks = nullptr; }
     } guard{st};
     torch::autograd::grad({logits_}, inputs, {d}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
-    // A site the logits do not depend on is still called, with a zero gradient.
-    for (std::size_t r = 0; r < st.records.size(); ++r)
+    // A point the logits do not depend on is still called, with a zero gradient, later points first.
+    for (std::size_t r = st.records.size(); r-- > 0;)
       if (!st.records[r].reached && grad_hooks.wants(st.records[r].id)) st.run_grad_hooks(std::int64_t(r), at::Tensor());
   }
 
@@ -424,29 +444,34 @@ private:
     st.lengths = sequence_.lengths();
     st.first_position = first;
     st.recording = graph;
+    ++st.pass;
     st.records.clear();
     logits_ = at::Tensor();
     graph_ = false;
+    stopped_ = false;
     torch_hook_points& points = model_->hook_points();
-    points.pass_ = &st;
+    points.pass_ = state_.get();
     struct unset {
       torch_hook_points& p;
       detail::torch_pass_state<T>& s;
       ~unset() { p.pass_ = nullptr, s.forward_hooks = nullptr, s.recording = false; }
     } guard{points, st};
-    bool stopped = false;
     at::Tensor logits;
     try {
       torch::autograd::AutoGradMode mode(graph);
       logits = chunk ? forward_cached(ids, lengths, first) : at::Tensor(model_->forward(ids, lengths));
     } catch (const detail::torch_stop&) {
-      stopped = true;
+      stopped_ = true;
     } catch (const c10::Error& e) {
+      end_chunk(chunk, first, n, true);
       throw argument_error(fn, "the module", std::string("threw in its forward: ") + e.what_without_backtrace(),
                            "needs a forward that runs on these tokens");
+    } catch (...) {
+      end_chunk(chunk, first, n, true);  // a chunk that did not finish ends the sequence
+      throw;
     }
-    sequence_.finish(first, n, stopped);
-    if (stopped) {
+    end_chunk(chunk, first, n, stopped_);
+    if (stopped_) {
       st.records.clear();
       return {};
     }
@@ -457,6 +482,12 @@ private:
     graph_ = graph && logits.requires_grad();
     if (!graph_) st.records.clear();
     return torch_view<T>(logits_, fn);
+  }
+
+  // A chunk moves the sequence on (or ends it, stopped or failed); a whole forward leaves it at 0,
+  // where sequence_.start() put it: the module's cache was reset and holds nothing of it.
+  void end_chunk(bool chunk, index first, index n, bool stopped) noexcept {
+    if (chunk) sequence_.finish(first, n, stopped);
   }
 
   at::Tensor forward_cached(const at::Tensor& ids, const at::Tensor& lengths, index first) {
@@ -470,10 +501,11 @@ private:
   }
 
   std::shared_ptr<M> model_;
-  std::unique_ptr<detail::torch_pass_state<T>> state_;  // stable address: the graph's nodes point at it
+  std::shared_ptr<detail::torch_pass_state<T>> state_;  // the graph's nodes hold it weakly
   chunked_sequence sequence_;
   at::Tensor logits_;
   bool graph_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace mint

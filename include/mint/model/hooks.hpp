@@ -35,7 +35,10 @@ struct hook_filter {
 
 /// How a hook attaches: what it needs the site to allow, and where it looks.
 struct hook_options {
-  access needs = access::read;  ///< checked against the site's capabilities when attaching
+  /// Checked against the site's capabilities when attaching, and a promise: a hook that writes
+  /// or adds declares access::write or access::add. Runtimes rely on it (the libtorch runtime
+  /// hands only such hooks a copy; a read hook sees the engine's own memory).
+  access needs = access::read;
   hook_filter only{};
 };
 
