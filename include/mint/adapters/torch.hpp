@@ -284,7 +284,10 @@ private:
 
   void check_shape(site_id id, const at::Tensor& x) const {
     const site_info& info = (*sites)[id];
-    check_torch_tensor<T>(x, "mint::torch_hook_points::point", ("x at '" + info.name + "'").c_str());
+    // The argument's name (an allocation) only for a tensor that fails: this runs at every point.
+    if (!x.defined() || !x.device().is_cpu() || x.layout() != c10::kStrided || x.scalar_type() != torch_dtype<T>() ||
+        x.dim() < 1 || x.dim() > max_rank)
+      check_torch_tensor<T>(x, "mint::torch_hook_points::point", ("x at '" + info.name + "'").c_str());
     bool fits = std::size_t(x.dim()) == info.axes.size();
     for (std::size_t a = 0; fits && a < info.axes.size(); ++a)
       fits = info.sizes[a] == 0 || info.sizes[a] == x.size(std::int64_t(a));
