@@ -26,6 +26,7 @@
 #include "mint/explain.hpp"
 #include "mint/dictionary.hpp"
 #include "mint/diffing.hpp"
+#include "mint/distributed.hpp"
 #include "mint/io.hpp"
 #include "mint/similarity.hpp"
 #include "mint/steering.hpp"

@@ -4,7 +4,9 @@
 // state-dict keys for the toy transformer).
 #pragma once
 
+#include <cstddef>
 #include <initializer_list>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +17,28 @@
 #include "mint/core/tensor_view.hpp"
 
 namespace mint {
+
+namespace detail {
+
+/// Storage on 64-byte boundaries. Eigen's vectorized sums start at the first aligned element,
+/// so their bits depend on where a buffer sits modulo the vector width; parameters and
+/// gradients that always sit on a boundary give the same bits in every process and every run.
+template <class T>
+struct aligned_allocator {
+  using value_type = T;
+  static constexpr std::align_val_t alignment{64};
+  aligned_allocator() = default;
+  template <class U>
+  aligned_allocator(const aligned_allocator<U>&) noexcept {}  // NOLINT: rebinding, as allocators do
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), alignment)); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, alignment); }
+  template <class U>
+  bool operator==(const aligned_allocator<U>&) const noexcept {
+    return true;
+  }
+};
+
+}  // namespace detail
 
 /// Named tensors laid out back to back in one buffer.
 template <class T>
@@ -79,7 +103,7 @@ public:
   }
 
 private:
-  std::vector<T> flat_;
+  std::vector<T, detail::aligned_allocator<T>> flat_;  // on a 64-byte boundary: the same bits everywhere
   std::vector<entry> entries_;
   std::unordered_map<std::string, std::size_t> index_of_;
 };

@@ -5,15 +5,18 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "mint/core/compiled.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/random.hpp"
 #include "mint/core/tensor.hpp"
+#include "mint/distributed/communicator.hpp"
 #include "mint/io/activation_shards.hpp"
 
 namespace mint::dictionary {
@@ -35,6 +38,10 @@ template <class T>
 struct batch_sources {
   static dictionary::batch_source of_matrix(const tensor_view<const T>& data, std::uint64_t seed);
   static dictionary::batch_source of_shards(activation_shards& shards);
+  static dictionary::batch_source of_blocks(std::function<dictionary::batch_source(index)> make, index blocks,
+                                            distributed::communicator_ref comm);
+  static dictionary::batch_source of_shard_blocks(const std::string& folder, const shard_options& options, index blocks,
+                                                  distributed::communicator_ref comm);
 };
 
 #if MINT_CORE_BODIES
@@ -107,6 +114,66 @@ dictionary::batch_source batch_sources<T>::of_shards(activation_shards& shards) 
   };
   return out;
 }
+
+template <class T>
+dictionary::batch_source batch_sources<T>::of_blocks(std::function<dictionary::batch_source(index)> make, index blocks,
+                                                     distributed::communicator_ref comm) {
+  const char* fn = "mint::dictionary::block_batches";
+  const index ranks = comm.size();
+  if (blocks < 1 || blocks % ranks != 0)
+    throw argument_error(fn, "gradient_blocks", detail::str("is ", blocks), detail::str("needs a multiple of the communicator's ", ranks, " ranks"));
+  distributed::check_same(comm, fn, "gradient_blocks", detail::str(blocks));
+  const index q = blocks / ranks;
+  auto sources = std::make_shared<std::vector<dictionary::batch_source>>();
+  for (index b = 0; b < q; ++b) sources->push_back(make(comm.rank() * q + b));
+  dictionary::batch_source out;
+  out.next = [sources, q, fn](const tensor_view<float>& batch) {
+    const index n = batch.extent(0);
+    if (n % q != 0)
+      throw shape_error(fn, "batch", detail::str("has ", n, " rows"), detail::str("needs a multiple of this rank's ", q, " blocks"));
+    index filled = 0;
+    for (index b = 0; b < q; ++b) filled += (*sources)[std::size_t(b)].next(batch.slice(b * (n / q), (b + 1) * (n / q)));
+    return filled;
+  };
+  const bool seekable = std::all_of(sources->begin(), sources->end(), [](const auto& s) { return bool(s.seek); });
+  if (seekable)
+    out.seek = [sources, blocks](std::uint64_t rows) {
+      for (auto& s : *sources) s.seek(rows / std::uint64_t(blocks));
+    };
+  return out;
+}
+
+template <class T>
+dictionary::batch_source batch_sources<T>::of_shard_blocks(const std::string& folder, const shard_options& options, index blocks,
+                                                           distributed::communicator_ref comm) {
+  const char* fn = "mint::dictionary::shard_block_batches";
+  // Every rank lists the folder; a rank that cannot, or sees other files, stops them all.
+  std::vector<std::string> files;
+  std::string listing, problem;
+  try {
+    files = activation_shards::list_folder(folder);
+    for (const auto& f : files) listing += std::filesystem::path(f).filename().string() + detail::str(" (", std::filesystem::file_size(f), " bytes); ");
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  distributed::agree(comm, fn, "folder", problem);
+  distributed::check_same(comm, fn, "the folder's files", listing);
+  if (index(files.size()) < blocks)
+    throw argument_error(fn, "folder", detail::str("holds ", files.size(), " .npy files"),
+                         detail::str("needs at least one per gradient block (", blocks, ")"));
+  auto make = [files, options, blocks](index b) {
+    std::vector<std::string> mine;
+    for (std::size_t f = std::size_t(b); f < files.size(); f += std::size_t(blocks)) mine.push_back(files[f]);
+    shard_options o = options;
+    o.seed = options.seed + std::uint64_t(b);
+    auto shards = std::make_shared<activation_shards>(std::move(mine), o);
+    dictionary::batch_source s = of_shards(*shards);
+    // The source keeps its shards alive.
+    return dictionary::batch_source{[shards, next = s.next](const tensor_view<float>& v) { return next(v); },
+                                    [shards, seek = s.seek](std::uint64_t rows) { seek(rows); }};
+  };
+  return of_blocks(make, blocks, comm);
+}
 #endif  // MINT_CORE_BODIES
 
 }  // namespace mint::detail
@@ -123,6 +190,25 @@ batch_source matrix_batches(const X& data, std::uint64_t seed = 0) {
 
 /// Rows streamed from .npy shards (their own seeded shuffle buffer), epoch after epoch.
 inline batch_source shard_batches(activation_shards& shards) { return detail::batch_sources<float>::of_shards(shards); }
+
+/// The rows this rank trains on, by gradient block (sae_train_options::gradient_blocks, docs/
+/// distributed.md): block b's rows come from make(b), a source of its own that does not depend on
+/// how many ranks there are, and a rank fills its batch with its blocks' rows in block order
+/// (rank r of N holds blocks r q .. r q + q - 1, q = gradient_blocks / N). seek(rows) puts each
+/// block's source after rows / gradient_blocks rows. One process (the default) reads every block.
+inline batch_source block_batches(std::function<batch_source(index block)> make, index gradient_blocks,
+                                  distributed::communicator_ref communicator = {}) {
+  return detail::batch_sources<float>::of_blocks(std::move(make), gradient_blocks, communicator);
+}
+
+/// .npy shards split by gradient block: block b streams the folder's files b, b + gradient_blocks,
+/// ... (in name order) through its own shuffle buffer, seeded options.seed + b, so each rank reads
+/// only its blocks' files and N ranks see the rows one process would. Every rank must list the
+/// same files (names and sizes), else every rank throws a communication_error saying which differ.
+inline batch_source shard_block_batches(const std::string& folder, const shard_options& options, index gradient_blocks,
+                                        distributed::communicator_ref communicator = {}) {
+  return detail::batch_sources<float>::of_shard_blocks(folder, options, gradient_blocks, communicator);
+}
 
 /// Rows from a callback (e.g. a runtime with a cache hook): f(view) fills [n, d] and returns n.
 inline batch_source callback_batches(std::function<index(const tensor_view<float>&)> f) {

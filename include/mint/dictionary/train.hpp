@@ -27,6 +27,7 @@
 #include "mint/dictionary/batches.hpp"
 #include "mint/dictionary/geometric_median.hpp"
 #include "mint/dictionary/sae.hpp"
+#include "mint/distributed/communicator.hpp"
 #include "mint/io/safetensors.hpp"
 
 namespace mint::dictionary {
@@ -47,10 +48,14 @@ struct sae_train_options {
   std::uint64_t seed = 0;                ///< resampling draws
   progress_callback progress{};          ///< hears step, tokens/s, loss, L0, dead fraction
   double progress_interval = 1.0;        ///< seconds between progress lines
-  /// Sees the gradient summed over the step's rows (and the summed loss) before it is divided by
-  /// the rows: the one place a data-parallel trainer allreduces (add the other processes' sums,
-  /// and their rows to loss.rows).
-  std::function<void(std::span<float>, sae_loss&)> reduce_gradient{};
+  /// The batch is cut into this many equal blocks of rows; each block's loss and gradient are
+  /// computed alone and the blocks' gradients added in block order, so a step's bits depend on
+  /// the blocks, never on how many processes hold them. Each rank computes gradient_blocks / N
+  /// blocks: a multiple of the communicator's size N, and a divisor of batch_size.
+  index gradient_blocks = 1;
+  /// The processes training this SAE together (docs/distributed.md); default: this one alone.
+  /// Each rank steps on its own batch_size / N rows and ends every step with the same weights.
+  distributed::communicator_ref communicator{};
 };
 
 /// What a step reports (means over the step's rows).
@@ -70,7 +75,9 @@ public:
   /// Runs steps until options.steps, drawing batches from `source`.
   void train(batch_source& source);
 
-  /// One step on a batch ([n, d_in] rows, n >= 1, in the data's units).
+  /// One step on a batch ([n, d_in] rows, n >= 1, in the data's units): under a communicator of
+  /// N ranks, this rank's rows (its gradient_blocks / N blocks, in block order), n the same on
+  /// every rank; every rank steps together.
   template <tensor X>
   sae_step_stats step(const X& batch) {
     const char* fn = "mint::dictionary::sae_trainer::step";
@@ -93,14 +100,19 @@ public:
   const adam<T>& optimizer() const noexcept { return optimizer_; }
   const sae_train_options& options() const noexcept { return options_; }
 
-  /// Writes the SAE, Adam's moments and the trainer's counters to a safetensors file, atomically.
+  /// Writes the SAE, Adam's moments and the trainer's counters to a safetensors file, atomically
+  /// (under a communicator: rank 0 writes, every rank returns once the file is whole).
   void save_checkpoint(const std::string& path) const;
 
   /// Restores what save_checkpoint wrote; the SAE's architecture and shape must match. The
   /// next train() seeks its source to the rows already seen, so the run goes on identically.
+  /// Under a communicator every rank reads `path`; a rank that cannot stops them all.
   void load_checkpoint(const std::string& path);
 
 private:
+  void write_checkpoint(const std::string& path) const;
+  void read_checkpoint(const std::string& path);
+
   // step() once the batch is normalized into xn_ (the SAE initialized from it when first).
   sae_step_stats step_normalized();
 
@@ -130,6 +142,30 @@ private:
   // First batch: the scaling factor (E||x||^2 = d_in) and b_dec at the geometric median.
   void initialize(const tensor_view<const T>& batch);
 
+  // Blocks this rank computes, and the rows in each of its batch's blocks.
+  index local_blocks() const { return options_.gradient_blocks / options_.communicator.size(); }
+  index block_rows(const char* fn) const {
+    const index q = local_blocks();
+    if (xn_.rows() % q != 0)
+      throw shape_error(fn, "batch", detail::str("has ", xn_.rows(), " rows"),
+                        detail::str("needs a multiple of the ", q, " gradient blocks this rank computes"));
+    return xn_.rows() / q;
+  }
+
+  // The group's batch (rank order is block order), in an Eigen matrix: aligned as on every rank.
+  matrix<T> group_rows() const {
+    auto comm = options_.communicator;
+    if (comm.size() == 1) return xn_;
+    matrix<T> all(xn_.rows() * comm.size(), xn_.cols());
+    comm.all_gather(std::span<const T>(xn_.data(), std::size_t(xn_.size())), std::span<T>(all.data(), std::size_t(all.size())));
+    return all;
+  }
+
+  // The group's values, q per rank in block order, folded left to right (the same bits everywhere).
+  std::vector<double> all_blocks(const std::vector<double>& mine) const {
+    return distributed::gathered(options_.communicator, std::span<const double>(mine));
+  }
+
   // Removes from each decoder row's gradient its component along the (unit) row.
   void project_decoder_gradient() {
     const auto dec = sae_.W_dec();
@@ -141,7 +177,7 @@ private:
     }
   }
 
-  void after_update() {
+  void after_update(T batch_threshold) {
     if (options_.unit_norm_decoder) {
       auto dec = sae_.W_dec();
       for (index j = 0; j < dec.rows(); ++j) {
@@ -150,17 +186,16 @@ private:
       }
     }
     if (sae_.architecture() == sae_architecture::jumprelu) sae_.threshold() = sae_.threshold().cwiseMax(T(0));
-    if (sae_.architecture() == sae_architecture::batchtopk && ws_.batch_threshold() > 0) {
-      const T t = ws_.batch_threshold(), old = sae_.batch_threshold();
+    if (sae_.architecture() == sae_architecture::batchtopk && batch_threshold > 0) {
+      const T t = batch_threshold, old = sae_.batch_threshold();
       const T m = T(options_.threshold_momentum);
       sae_.set_batch_threshold(old > 0 ? m * old + (1 - m) * t : t);
     }
   }
 
-  void track_dead() {
-    const auto& fires = ws_.fires();
+  void track_dead(index rows) {
     for (std::size_t j = 0; j < silent_rows_.size(); ++j) {
-      silent_rows_[j] = fires[j] > 0 ? 0 : silent_rows_[j] + xn_.rows();
+      silent_rows_[j] = fires_[j] > 0 ? 0 : silent_rows_[j] + rows;
       dead_[j] = silent_rows_[j] >= options_.dead_after_tokens;
     }
   }
@@ -168,16 +203,17 @@ private:
   // Anthropic (2023): each dead latent's decoder row becomes a high-loss input (drawn with
   // probability proportional to its squared loss), its encoder column the same direction at
   // resample_encoder_scale times the mean alive encoder norm, its bias 0, its Adam state 0.
+  // The group's rows (rank order is block order) and their weights, the same on every rank.
   void resample() {
     std::vector<index> dead;
     for (std::size_t j = 0; j < dead_.size(); ++j)
       if (dead_[j]) dead.push_back(index(j));
     if (dead.empty()) return;
     mint::rng r(options_.seed, std::uint64_t(step_));
-    const matrix<T>& xhat = ws_.reconstruction();
-    std::vector<double> weight(std::size_t(xn_.rows()));
+    const std::vector<double> weight = all_blocks(row_loss_);
+    const matrix<T> x = group_rows();
     double total = 0;
-    for (index i = 0; i < xn_.rows(); ++i) total += weight[std::size_t(i)] = std::pow(double((xn_.row(i) - xhat.row(i)).squaredNorm()), 2);
+    for (const double w : weight) total += w;
     auto enc = sae_.W_enc();
     auto dec = sae_.W_dec();
     double alive_norm = 0;
@@ -193,11 +229,11 @@ private:
       index pick = 0;
       double u = r.uniform() * total;
       if (total > 0) {
-        while (pick + 1 < xn_.rows() && u >= weight[std::size_t(pick)]) u -= weight[std::size_t(pick++)];
+        while (pick + 1 < x.rows() && u >= weight[std::size_t(pick)]) u -= weight[std::size_t(pick++)];
       } else {
-        pick = index(r.below(std::uint64_t(xn_.rows())));
+        pick = index(r.below(std::uint64_t(x.rows())));
       }
-      vector<T> dir = xn_.row(pick).transpose();
+      vector<T> dir = x.row(pick).transpose();
       if (sae_.options().apply_b_dec_to_input) dir -= sae_.b_dec();
       const T norm = dir.norm();
       if (!(norm > 0)) continue;
@@ -221,9 +257,11 @@ private:
   sae_train_options options_;
   adam<T> optimizer_;
   parameter_store<T> gradient_;
+  std::vector<parameter_store<T>> block_gradients_;  // blocks 1.. of this rank (block 0: gradient_)
   sae_workspace<T> ws_;
   matrixf batch_;
-  matrix<T> xn_;
+  matrix<T> xn_, block_;
+  std::vector<double> fires_, row_loss_;  // the step's firings (the group's), this rank's rows' resampling weights
   row_scaling<T> rows_scaling_;
   std::vector<std::int64_t> silent_rows_;
   std::vector<std::uint8_t> dead_;
@@ -249,9 +287,17 @@ sae_trainer<T>::sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_
   gradient_ = sae.parameters().zeros_like();
   silent_rows_.assign(std::size_t(sae.d_sae()), 0);
   dead_.assign(std::size_t(sae.d_sae()), 0);
-  batch_.resize(options_.batch_size, sae.d_in());
-  if (options_.reduce_gradient && !std::is_same_v<T, float>)
-    throw argument_error(fn, "options.reduce_gradient", "is set on a double trainer", "needs a float trainer");
+  const index ranks = options_.communicator.size(), blocks = options_.gradient_blocks;
+  if (blocks < 1 || blocks % ranks != 0 || options_.batch_size % blocks != 0)
+    throw argument_error(fn, "options.gradient_blocks", detail::str("is ", blocks),
+                         detail::str("needs a multiple of the communicator's ", ranks, " ranks and a divisor of batch_size = ",
+                                     options_.batch_size));
+  distributed::check_same(options_.communicator, fn, "options",
+                          detail::str(to_string(sae.architecture()), " ", sae.d_in(), "x", sae.d_sae(), ", batch_size ",
+                                      options_.batch_size, ", gradient_blocks ", blocks, ", steps ", options_.steps,
+                                      ", resample_every ", options_.resample_every));
+  for (index b = 1; b < blocks / ranks; ++b) block_gradients_.push_back(sae.parameters().zeros_like());
+  batch_.resize(options_.batch_size / ranks, sae.d_in());
 }
 
 template <class T>
@@ -284,6 +330,23 @@ void sae_trainer<T>::train(batch_source& source) {
 
 template <class T>
 void sae_trainer<T>::save_checkpoint(const std::string& path) const {
+  auto comm = options_.communicator;
+  if (comm.rank() != 0) {
+    distributed::agree(comm, "mint::dictionary::sae_trainer::save_checkpoint", "path", "");
+    return;
+  }
+  std::string problem;
+  try {
+    write_checkpoint(path);
+  } catch (const std::exception& e) {
+    if (comm.size() == 1) throw;
+    problem = e.what();
+  }
+  distributed::agree(comm, "mint::dictionary::sae_trainer::save_checkpoint", "path", problem);
+}
+
+template <class T>
+void sae_trainer<T>::write_checkpoint(const std::string& path) const {
   std::vector<std::pair<std::string, array_ref>> tensors;
   for (const auto& e : sae_.parameters().entries())
     tensors.emplace_back(e.name, array_ref(dtype_of<T>, shape_t(e.extents.begin(), e.extents.end()),
@@ -304,6 +367,19 @@ void sae_trainer<T>::save_checkpoint(const std::string& path) const {
 
 template <class T>
 void sae_trainer<T>::load_checkpoint(const std::string& path) {
+  auto comm = options_.communicator;
+  if (comm.size() == 1) return read_checkpoint(path);
+  std::string problem;
+  try {
+    read_checkpoint(path);
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  distributed::agree(comm, "mint::dictionary::sae_trainer::load_checkpoint", "path", problem);
+}
+
+template <class T>
+void sae_trainer<T>::read_checkpoint(const std::string& path) {
   const char* fn = "mint::dictionary::sae_trainer::load_checkpoint";
   const safetensors_file file(path);
   const auto& meta = file.metadata();
@@ -345,29 +421,64 @@ void sae_trainer<T>::load_checkpoint(const std::string& path) {
 
 template <class T>
 sae_step_stats sae_trainer<T>::step_normalized() {
+  const char* fn = "mint::dictionary::sae_trainer::step";
+  auto comm = options_.communicator;
   sae_loss_options o = options_.loss;
   if (options_.l1_warmup_steps > 0) {
     const double ramp = std::min(1.0, double(step_ + 1) / double(options_.l1_warmup_steps));
     o.l1_coefficient *= ramp;
     o.l0_coefficient *= ramp;
   }
-  auto flat = gradient_.flat();
-  std::fill(flat.begin(), flat.end(), T(0));
   const bool any_dead = std::any_of(dead_.begin(), dead_.end(), [](std::uint8_t f) { return f != 0; });
-  sae_loss l = sae_.loss(xn_, o, ws_, &gradient_, any_dead ? std::span<const std::uint8_t>(dead_) : std::span<const std::uint8_t>());
-  if (options_.reduce_gradient) {
-    if constexpr (std::is_same_v<T, float>) options_.reduce_gradient(flat, l);
+  const auto dead = any_dead ? std::span<const std::uint8_t>(dead_) : std::span<const std::uint8_t>();
+  const bool resampling = options_.resample_every > 0 && (step_ + 1) % options_.resample_every == 0;
+  // Each block alone: its gradient, firings, loss parts and (BatchTopK) threshold.
+  const index q = local_blocks(), rows = block_rows(fn);
+  constexpr std::size_t parts = 6;  // rows, reconstruction, sparsity, auxiliary, l0, threshold
+  std::vector<double> mine(std::size_t(q) * parts);
+  std::vector<std::span<const T>> blocks;
+  fires_.assign(std::size_t(sae_.d_sae()), 0.0);
+  row_loss_.assign(resampling ? std::size_t(xn_.rows()) : 0, 0.0);
+  for (index b = 0; b < q; ++b) {
+    parameter_store<T>& g = b == 0 ? gradient_ : block_gradients_[std::size_t(b - 1)];
+    auto flat = g.flat();
+    std::fill(flat.begin(), flat.end(), T(0));
+    if (q > 1) block_ = xn_.middleRows(b * rows, rows);
+    const matrix<T>& x = q > 1 ? block_ : xn_;
+    const sae_loss l = sae_.loss(x, o, ws_, &g, dead);
+    blocks.emplace_back(flat.data(), flat.size());
+    for (std::size_t j = 0; j < fires_.size(); ++j) fires_[j] += double(ws_.fires()[j]);
+    const double block_stats[parts] = {double(l.rows), l.reconstruction, l.sparsity, l.auxiliary, l.l0, double(ws_.batch_threshold())};
+    std::copy(block_stats, block_stats + parts, mine.begin() + std::ptrdiff_t(std::size_t(b) * parts));
+    if (resampling)
+      for (index i = 0; i < rows; ++i)
+        row_loss_[std::size_t(b * rows + i)] = std::pow(double((x.row(i) - ws_.reconstruction().row(i)).squaredNorm()), 2);
   }
+  // The group's blocks in order: loss parts summed, the smallest positive threshold kept.
+  const std::vector<double> all = all_blocks(mine);
+  sae_loss l;
+  double threshold = 0;
+  for (std::size_t b = 0; b * parts < all.size(); ++b) {
+    const double* v = &all[b * parts];
+    if (v[0] != all[0])
+      throw distributed::communication_error(fn, "batch", detail::str("has blocks of ", all[0], " and ", v[0], " rows across ranks"),
+                                             "needs the same rows on every rank");
+    l.rows += index(v[0]), l.reconstruction += v[1], l.sparsity += v[2], l.auxiliary += v[3], l.l0 += v[4];
+    if (v[5] > 0) threshold = threshold > 0 ? std::min(threshold, v[5]) : v[5];
+  }
+  comm.allreduce_sum(std::span<double>(fires_));  // whole counts: exact in any order
+  auto flat = gradient_.flat();
+  distributed::ordered_block_sum<T>(comm, blocks, flat);
   const T inv = T(1) / T(l.rows);
   for (auto& g : flat) g *= inv;
   if (options_.unit_norm_decoder) project_decoder_gradient();
   sae_step_stats stats;
   stats.gradient_norm = optimizer_.step(sae_.parameters().flat(), flat);
-  after_update();
+  after_update(T(threshold));
   ++step_;
-  rows_ += std::uint64_t(xn_.rows());
-  track_dead();
-  if (options_.resample_every > 0 && step_ % options_.resample_every == 0) resample();
+  rows_ += std::uint64_t(l.rows);
+  track_dead(l.rows);
+  if (resampling) resample();
   const double n = double(l.rows);
   stats.loss = l.total() / n;
   stats.reconstruction = l.reconstruction / n;
@@ -382,15 +493,26 @@ template <class T>
 void sae_trainer<T>::initialize(const tensor_view<const T>& batch) {
   initialized_ = true;
   if (sae_.options().normalize_activations == normalization::expected_average_only_in) {
-    const double mean_sq = xn_.template cast<double>().rowwise().squaredNorm().mean() /
-                           std::pow(double(sae_.scaling_factor()), 2);
+    // The group's mean squared norm: each block's sum, added in block order.
+    const index q = local_blocks(), rows = block_rows("mint::dictionary::sae_trainer::step");
+    std::vector<double> mine(std::size_t(q), 0.0);
+    for (index b = 0; b < q; ++b) {
+      const matrix<double> block = xn_.middleRows(b * rows, rows).template cast<double>();  // aligned alike everywhere
+      mine[std::size_t(b)] = block.rowwise().squaredNorm().sum();
+    }
+    double sum = 0;
+    for (const double v : all_blocks(mine)) sum += v;
+    const double mean_sq = sum / double(xn_.rows() * options_.communicator.size()) / std::pow(double(sae_.scaling_factor()), 2);
     if (mean_sq > 0) {
       sae_.set_scaling_factor(T(std::sqrt(double(sae_.d_in()) / mean_sq)));
       sae_.normalize(batch, xn_, rows_scaling_);
     }
   }
-  if (options_.init_b_dec_geometric_median)
-    sae_.b_dec() = geometric_median(xn_.topRows(std::min<index>(xn_.rows(), 4096))).template cast<T>();
+  if (options_.init_b_dec_geometric_median) {
+    // Up to 4096 of the group's rows (rank order is block order).
+    const matrix<T> x = group_rows();
+    sae_.b_dec() = geometric_median(x.topRows(std::min<index>(x.rows(), 4096))).template cast<T>();
+  }
 }
 #endif  // MINT_CORE_BODIES
 

@@ -48,6 +48,9 @@ public:
   /// The given .npy files, in this order.
   basic_activation_shards(std::vector<std::string> files, const shard_options& options);
 
+  /// Every *.npy file in `folder`, in name order (what the folder constructor reads).
+  static std::vector<std::string> list_folder(const std::string& folder);
+
   /// Values per row (d).
   index dim() const noexcept { return dim_; }
   /// Rows in all files: one epoch.
@@ -79,7 +82,6 @@ private:
     npy_header header;
   };
 
-  static std::vector<std::string> list_folder(const std::string& folder);
   bool shuffling() const noexcept { return options_.shuffle_buffer_rows > 1; }
 
   float* row_buffer(const tensor_view<float>& row) {
