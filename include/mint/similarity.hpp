@@ -13,6 +13,7 @@
 #include "mint/similarity/procrustes.hpp"
 #include "mint/similarity/regression.hpp"
 #include "mint/similarity/rsa.hpp"
+#include "mint/similarity/running_moments.hpp"
 #include "mint/similarity/shape_metric.hpp"
 #include "mint/similarity/similarity_matrix.hpp"
 #include "mint/similarity/stagewise.hpp"

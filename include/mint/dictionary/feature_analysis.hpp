@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <functional>
 #include <numeric>
 #include <span>
@@ -24,6 +26,7 @@
 #include "mint/core/parallel.hpp"
 #include "mint/core/tensor.hpp"
 #include "mint/dictionary/sae.hpp"
+#include "mint/distributed/communicator.hpp"
 #include "mint/io/atomic_file.hpp"
 #include "mint/io/json.hpp"
 
@@ -224,9 +227,63 @@ public:
     rows_ += other.rows_;
   }
 
+  /// Every rank ends with the group's collector (a collective: every rank calls it): rank 0
+  /// merges the others' in rank order and sends the result back. Counts, top lists and
+  /// histograms are exact (one process's on the same rows); the activation sums to rounding.
+  MINT_LAZY void allreduce(distributed::communicator_ref comm) {
+    const char* fn = "mint::dictionary::feature_collector::allreduce";
+    distributed::check_same(comm, fn, "the collector",
+                            detail::str(latents_, " latents, top_n ", options_.top_n, ", ", options_.histogram_bins, " bins"));
+    if (comm.size() == 1) return;
+    const auto all = comm.gather(packed(), 0);
+    std::vector<std::byte> merged;
+    if (comm.rank() == 0) {
+      for (std::size_t r = 1; r < all.size(); ++r) {
+        feature_collector other(latents_, options_);
+        other.unpack(all[r]);
+        merge(other);
+      }
+      merged = packed();
+    }
+    std::uint64_t size = merged.size();
+    comm.broadcast(std::as_writable_bytes(std::span<std::uint64_t>(&size, 1)), 0);
+    merged.resize(std::size_t(size));
+    comm.broadcast(merged, 0);
+    if (comm.rank() != 0) unpack(merged);
+  }
+
 private:
   template <class>
   friend struct detail::feature_analysis_core;
+
+  // The state as bytes, for allreduce (the same build on every rank: no format to version).
+  std::vector<std::byte> packed() const {
+    std::vector<std::byte> out;
+    auto put = [&](const auto& v) {
+      using V = typename std::remove_cvref_t<decltype(v)>::value_type;
+      static_assert(std::is_trivially_copyable_v<V>);
+      const auto* p = reinterpret_cast<const std::byte*>(v.data());
+      out.insert(out.end(), p, p + v.size() * sizeof(V));
+    };
+    put(std::vector<std::int64_t>{rows_});
+    put(heaps_), put(sizes_), put(fires_), put(sums_), put(bins_), put(tops_);
+    return out;
+  }
+  void unpack(std::span<const std::byte> in) {
+    std::size_t at = 0;
+    auto get = [&](auto& v) {
+      using V = typename std::remove_cvref_t<decltype(v)>::value_type;
+      const std::size_t bytes = v.size() * sizeof(V);
+      if (at + bytes > in.size())
+        throw distributed::communication_error("mint::dictionary::feature_collector::allreduce", "a rank's collector",
+                                               detail::str("arrived with ", in.size(), " bytes"), "needs the layout of this build");
+      std::memcpy(v.data(), in.data() + at, bytes);
+      at += bytes;
+    };
+    std::vector<std::int64_t> rows(1);
+    get(rows), get(heaps_), get(sizes_), get(fires_), get(sums_), get(bins_), get(tops_);
+    rows_ = rows[0];
+  }
 
   // The heap's front is its worst entry: the first to go when a better one comes.
   static bool heap_order(const top_activation& a, const top_activation& b) noexcept { return ranks_before(a, b); }

@@ -22,6 +22,7 @@
 #include "mint/similarity/detail/rows.hpp"
 #include "mint/similarity/detail/spectral.hpp"
 #include "mint/similarity/measure.hpp"
+#include "mint/similarity/running_moments.hpp"
 
 namespace mint {
 
@@ -173,6 +174,22 @@ template <tensor X, tensor Y>
 vectord canonical_correlations(const X& x, const Y& y, const cca_options& options = {}) {
   return detail::canonical_correlations_core<value_t<const X>, value_t<const Y>>::run(options, detail::measure_view(x),
                                                                                      detail::measure_view(y));
+}
+
+/// The canonical correlations of streamed moments (a running_moments with paired rows, possibly
+/// reduced across ranks): what canonical_correlations(x, y) gives on the rows added, to rounding.
+MINT_LAZY vectord canonical_correlations(const running_moments& moments, const cca_options& options = {}) {
+  const similarity_context where{"mint::canonical_correlations", "moments"};
+  if (moments.paired_dims() == 0)
+    throw argument_error(where.function, "moments", "has no paired rows", "needs a running_moments built with paired_dims > 0");
+  if (moments.rows() < 2)
+    throw argument_error(where.function, "moments", detail::str("holds ", moments.rows(), " rows"), "needs at least 2");
+  detail::require_ridge(options.epsilon, "options.epsilon", where);
+  const detail::dense cx = moments.scatter(), cy = moments.paired_scatter(), cxy = moments.cross_scatter();
+  const auto lx = detail::ridged_cholesky(cx, detail::relative_ridge(cx, options.epsilon), where, "options.epsilon");
+  const auto ly = detail::ridged_cholesky(cy, detail::relative_ridge(cy, options.epsilon), where, "options.epsilon");
+  const detail::dense left = lx.matrixL().solve(cxy);
+  return detail::correlations_of(detail::dense(ly.matrixL().solve(left.transpose()).transpose()));
 }
 
 /// Mean canonical correlation of X [n, d1] and Y [n, d2] (same examples).

@@ -4,7 +4,9 @@
 // linear CKA's on m (feature space m d^2 or Gram m^2 d, whichever is smaller).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <ranges>
 #include <type_traits>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "mint/core/eigen.hpp"
 #include "mint/core/error.hpp"
 #include "mint/core/tensor.hpp"
+#include "mint/distributed/communicator.hpp"
 #include "mint/similarity/linear_cka.hpp"
 #include "mint/similarity/measure.hpp"
 
@@ -128,6 +131,25 @@ public:
     for (index i = 0; i < out.rows(); ++i)
       for (index j = 0; j < out.cols(); ++j) out(i, j) = cross_(i, j) / std::sqrt(self_a_(i) * self_b_(j));
     return out;
+  }
+
+  /// Every rank ends with the group's sums (a collective: every rank calls it), so values() is
+  /// CKA over every rank's batches: one process's figure on the same batches, to rounding.
+  MINT_LAZY void allreduce(distributed::communicator_ref comm) {
+    distributed::check_same(comm, "mint::minibatch_cka::allreduce", "the accumulator",
+                            detail::str(cross_.rows(), " x ", cross_.cols(), " layers"));
+    if (comm.size() == 1) return;
+    const index c = cross_.size(), a = self_a_.size(), b = self_b_.size();
+    std::vector<double> sums(std::size_t(c + a + b + 1));
+    std::copy(cross_.data(), cross_.data() + c, sums.begin());
+    std::copy(self_a_.data(), self_a_.data() + a, sums.begin() + c);
+    std::copy(self_b_.data(), self_b_.data() + b, sums.begin() + c + a);
+    sums.back() = double(batches_);  // a whole number: exact in any order
+    comm.allreduce_sum(std::span<double>(sums));
+    std::copy(sums.begin(), sums.begin() + c, cross_.data());
+    std::copy(sums.begin() + c, sums.begin() + c + a, self_a_.data());
+    std::copy(sums.begin() + c + a, sums.begin() + c + a + b, self_b_.data());
+    batches_ = index(sums.back());
   }
 
   /// Forgets every batch.
