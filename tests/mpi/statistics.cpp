@@ -71,6 +71,20 @@ TEST_CASE("running_moments: means, covariances and CCA of the group's rows") {
   CHECK((from_rows - from_moments).cwiseAbs().maxCoeff() < 1e-9);
 }
 
+TEST_CASE("means alone, for mean ablation: a site's per-position mean over the group's examples") {
+  // 601 examples of a [positions 3, d 2] site, as rows of 6: the mean is the [3, 2] tensor
+  // ablation::tensor takes.
+  const auto& d = rows();
+  mint::running_moments one(6, 0, false), group(6, 0, false);
+  one.add(d.x);
+  const auto [first, last] = share(601);
+  group.add(mint::matrixd(d.x.middleRows(first, last - first)));
+  group.allreduce(world());
+  CHECK(group.rows() == 601);
+  CHECK((group.mean() - one.mean()).cwiseAbs().maxCoeff() < 1e-12 * 100);
+  CHECK(group.scatter().size() == 0);
+}
+
 TEST_CASE("minibatch_cka: every layer pair over the group's batches") {
   const auto& d = rows();
   // Layers a_i = x scaled per column, b_j = y + j x[:, :4]: 2 x 3 pairs, 12 batches of 50 rows.

@@ -69,6 +69,16 @@ TEST_CASE("merging accumulators equals adding every row to one; CCA from moments
   mint::running_moments single(4);
   single.add(x);
   CHECK((single.mean() - all.mean()).cwiseAbs().maxCoeff() < 1e-12);
+  // Means alone: the same means, no scatter, merging and covariance refused.
+  mint::running_moments means(4, 0, false), more(4, 0, false);
+  means.add(mint::matrixd(x.topRows(100)));
+  more.add(mint::matrixd(x.bottomRows(200)));
+  means.merge(more);
+  CHECK(means.rows() == 300);
+  CHECK((means.mean() - all.mean()).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK(means.scatter().size() == 0);
+  CHECK_THROWS_AS(means.covariance(), mint::argument_error);
+  CHECK_THROWS_AS(means.merge(single), mint::argument_error);
 }
 
 TEST_CASE("running_moments refuses what it cannot use") {

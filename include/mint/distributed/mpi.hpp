@@ -14,6 +14,10 @@
 #include <mpi.h>
 
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -138,5 +142,20 @@ private:
 };
 
 static_assert(communicator<mpi_communicator>);
+
+/// Runs f() and returns what it returns. An exception out of it prints "mint: rank r of N stops
+/// every rank: <what>" on this rank's stderr and ends the whole job (MPI_Abort), where the other
+/// ranks would otherwise wait forever in their next collective. Wrap each rank's work in main.
+template <class F>
+decltype(auto) abort_on_error(mpi_communicator& comm, F&& f) {
+  try {
+    return std::forward<F>(f)();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mint: rank %d of %d stops every rank: %s\n", comm.rank(), comm.size(), e.what());
+    std::fflush(stderr);
+    MPI_Abort(comm.native(), 1);
+    std::abort();  // MPI_Abort does not return; if it did, still never go on
+  }
+}
 
 }  // namespace mint::distributed

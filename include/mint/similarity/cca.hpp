@@ -180,8 +180,9 @@ vectord canonical_correlations(const X& x, const Y& y, const cca_options& option
 /// reduced across ranks): what canonical_correlations(x, y) gives on the rows added, to rounding.
 MINT_LAZY vectord canonical_correlations(const running_moments& moments, const cca_options& options = {}) {
   const similarity_context where{"mint::canonical_correlations", "moments"};
-  if (moments.paired_dims() == 0)
-    throw argument_error(where.function, "moments", "has no paired rows", "needs a running_moments built with paired_dims > 0");
+  if (moments.paired_dims() == 0 || !moments.keeps_scatter())
+    throw argument_error(where.function, "moments", moments.paired_dims() == 0 ? "has no paired rows" : "keeps means only",
+                         "needs a running_moments built with paired_dims > 0 and scatter = true");
   if (moments.rows() < 2)
     throw argument_error(where.function, "moments", detail::str("holds ", moments.rows(), " rows"), "needs at least 2");
   detail::require_ridge(options.epsilon, "options.epsilon", where);

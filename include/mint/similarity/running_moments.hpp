@@ -25,16 +25,17 @@ namespace mint {
 class running_moments {
 public:
   /// Rows of `dims` values; `paired_dims` > 0: add() takes pairs of rows, the second of that width.
-  explicit running_moments(index dims, index paired_dims = 0) {
+  /// `scatter` false keeps the means alone: O(dims) memory, for a mean over wide rows (a site's
+  /// [positions x d_model] per example, for mean ablation).
+  explicit running_moments(index dims, index paired_dims = 0, bool scatter = true) : scatter_(scatter) {
     if (dims < 1 || paired_dims < 0)
       throw argument_error("mint::running_moments", dims < 1 ? "dims" : "paired_dims",
                            detail::str("is ", dims < 1 ? dims : paired_dims), dims < 1 ? "needs >= 1" : "needs >= 0");
     mean_x_ = vectord::Zero(dims);
-    sxx_ = matrixd::Zero(dims, dims);
-    if (paired_dims > 0) {
-      mean_y_ = vectord::Zero(paired_dims);
-      syy_ = matrixd::Zero(paired_dims, paired_dims);
-      sxy_ = matrixd::Zero(dims, paired_dims);
+    if (paired_dims > 0) mean_y_ = vectord::Zero(paired_dims);
+    if (scatter) {
+      sxx_ = matrixd::Zero(dims, dims);
+      if (paired_dims > 0) syy_ = matrixd::Zero(paired_dims, paired_dims), sxy_ = matrixd::Zero(dims, paired_dims);
     }
   }
 
@@ -42,6 +43,8 @@ public:
   index paired_dims() const noexcept { return mean_y_.size(); }
   /// Rows added (here and through merge/allreduce).
   std::int64_t rows() const noexcept { return rows_; }
+  /// Whether the centred scatter is kept (the constructor's `scatter`).
+  bool keeps_scatter() const noexcept { return scatter_; }
 
   /// Adds rows ([n, dims], or [..., dims] with the leading axes as rows); unpaired accumulators only.
   template <tensor X>
@@ -69,7 +72,7 @@ public:
   const vectord& mean() const noexcept { return mean_x_; }
   /// The paired rows' mean.
   const vectord& paired_mean() const noexcept { return mean_y_; }
-  /// The centred scatter (not divided): sum over rows of (x - mean)(x - mean)^T.
+  /// The centred scatter (not divided): sum over rows of (x - mean)(x - mean)^T (empty without `scatter`).
   const matrixd& scatter() const noexcept { return sxx_; }
   const matrixd& paired_scatter() const noexcept { return syy_; }
   /// sum over rows of (x - mean)(y - paired_mean)^T, [dims, paired_dims].
@@ -82,9 +85,10 @@ public:
 
   /// Folds in another accumulator (same widths), as if its rows had been added here.
   MINT_LAZY void merge(const running_moments& other) {
-    if (other.dims() != dims() || other.paired_dims() != paired_dims())
-      throw argument_error("mint::running_moments::merge", "other", detail::str("has widths ", other.dims(), " and ", other.paired_dims()),
-                           detail::str("needs ", dims(), " and ", paired_dims()));
+    if (other.dims() != dims() || other.paired_dims() != paired_dims() || other.scatter_ != scatter_)
+      throw argument_error("mint::running_moments::merge", "other",
+                           detail::str("has widths ", other.dims(), " and ", other.paired_dims(), other.scatter_ ? " with" : " without", " scatter"),
+                           detail::str("needs ", dims(), " and ", paired_dims(), scatter_ ? " with" : " without", " scatter"));
     combine(other.rows_, other.mean_x_, other.mean_y_, other.sxx_, other.syy_, other.sxy_);
   }
 
@@ -92,7 +96,8 @@ public:
   /// Two allreduces: the means first, then each rank's scatter moved to the group's mean.
   MINT_LAZY void allreduce(distributed::communicator_ref comm) {
     const char* fn = "mint::running_moments::allreduce";
-    distributed::check_same(comm, fn, "the accumulator", detail::str("widths ", dims(), " and ", paired_dims()));
+    distributed::check_same(comm, fn, "the accumulator",
+                            detail::str("widths ", dims(), " and ", paired_dims(), scatter_ ? " with" : " without", " scatter"));
     if (comm.size() == 1) return;
     const index d = dims(), e = paired_dims();
     vectord sums(1 + d + e);  // n, n mean_x, n mean_y
@@ -104,9 +109,11 @@ public:
     const vectord mx = sums.segment(1, d) / sums(0), my = e > 0 ? vectord(sums.segment(1 + d, e) / sums(0)) : vectord();
     // Scatter about the group's mean: S + n (m - M)(m - M)^T, summed over ranks.
     const vectord dx = mean_x_ - mx;
-    sxx_.noalias() += double(rows_) * dx * dx.transpose();
-    comm.allreduce_sum(std::span<double>(sxx_.data(), std::size_t(sxx_.size())));
-    if (e > 0) {
+    if (scatter_) {
+      sxx_.noalias() += double(rows_) * dx * dx.transpose();
+      comm.allreduce_sum(std::span<double>(sxx_.data(), std::size_t(sxx_.size())));
+    }
+    if (scatter_ && e > 0) {
       const vectord dy = mean_y_ - my;
       syy_.noalias() += double(rows_) * dy * dy.transpose();
       sxy_.noalias() += double(rows_) * dx * dy.transpose();
@@ -139,15 +146,16 @@ private:
     if (x.rows() == 0) return;
     const double n = double(x.rows());
     const vectord mx = x.colwise().mean().transpose();
-    const matrixd xc = x.rowwise() - mx.transpose();
-    matrixd sxx = xc.transpose() * xc;
-    vectord my;
-    matrixd syy, sxy;
-    if (y) {
-      my = y->colwise().mean().transpose();
-      const matrixd yc = y->rowwise() - my.transpose();
-      syy = yc.transpose() * yc;
-      sxy = xc.transpose() * yc;
+    vectord my = y ? vectord(y->colwise().mean().transpose()) : vectord();
+    matrixd sxx, syy, sxy;
+    if (scatter_) {
+      const matrixd xc = x.rowwise() - mx.transpose();
+      sxx = xc.transpose() * xc;
+      if (y) {
+        const matrixd yc = y->rowwise() - my.transpose();
+        syy = yc.transpose() * yc;
+        sxy = xc.transpose() * yc;
+      }
     }
     combine(std::int64_t(n), mx, my, sxx, syy, sxy);
   }
@@ -158,27 +166,35 @@ private:
     if (nb == 0) return;
     const double na = double(rows_), n = na + double(nb), w = na * double(nb) / n;
     const vectord dx = mx - mean_x_;
-    sxx_ += sxx;
-    sxx_.noalias() += w * dx * dx.transpose();
+    if (scatter_) {
+      sxx_ += sxx;
+      sxx_.noalias() += w * dx * dx.transpose();
+    }
     mean_x_ += dx * (double(nb) / n);
     if (paired_dims() > 0) {
       const vectord dy = my - mean_y_;
-      syy_ += syy;
-      syy_.noalias() += w * dy * dy.transpose();
-      sxy_ += sxy;
-      sxy_.noalias() += w * dx * dy.transpose();
+      if (scatter_) {
+        syy_ += syy;
+        syy_.noalias() += w * dy * dy.transpose();
+        sxy_ += sxy;
+        sxy_.noalias() += w * dx * dy.transpose();
+      }
       mean_y_ += dy * (double(nb) / n);
     }
     rows_ += nb;
   }
 
   double divisor(index ddof, const char* what) const {
+    if (!scatter_)
+      throw argument_error(std::string("mint::running_moments::") + what, "this accumulator", "keeps means only",
+                           "needs one built with scatter = true");
     if (ddof < 0 || rows_ - ddof < 1)
       throw argument_error(std::string("mint::running_moments::") + what, "ddof", detail::str("is ", ddof),
                            detail::str("needs 0 <= ddof < rows = ", rows_));
     return double(rows_ - ddof);
   }
 
+  bool scatter_ = true;
   std::int64_t rows_ = 0;
   vectord mean_x_, mean_y_;
   matrixd sxx_, syy_, sxy_;

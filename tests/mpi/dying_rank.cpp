@@ -1,0 +1,33 @@
+// A rank that fails mid-training while the others wait in a collective: run by
+// dying_rank.py, which checks the job ends (no hang) with the failed rank's message.
+// argv[1]: "throw" (an error inside abort_on_error) or "exit" (the process just ends).
+#include <cstdlib>
+#include <string>
+
+#include "mint/dictionary/batches.hpp"
+#include "mint/dictionary/train.hpp"
+#include "mint/distributed/mpi.hpp"
+
+namespace dict = mint::dictionary;
+
+int main(int argc, char** argv) {
+  mint::distributed::mpi_environment mpi(argc, argv);
+  mint::distributed::mpi_communicator world;
+  const std::string how = argc > 1 ? argv[1] : "throw";
+  return mint::distributed::abort_on_error(world, [&] {
+    dict::sae s({.d_in = 8, .d_sae = 16, .architecture = dict::sae_architecture::topk, .k = 2}, 1);
+    dict::sae_train_options o{.batch_size = 12, .steps = 1000, .gradient_blocks = 6};
+    o.communicator = world;
+    dict::sae_trainer<float> t(s, o);
+    mint::matrixf batch = mint::matrixf::Ones(12 / world.size(), 8);
+    for (int step = 0; step < 1000; ++step) {
+      if (step == 5 && world.rank() == world.size() - 1) {
+        if (how == "exit") std::_Exit(3);
+        throw mint::argument_error("the data source", "shard 7", "is unreadable", "needs a readable file");
+      }
+      batch(0, step % 8) += 1.0f;
+      t.step(batch);
+    }
+    return 0;
+  });
+}
