@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,29 @@ std::string shared_path(const std::string& name) {
 TEST_CASE("N ranks train the bits one process trains: float") { check_same_as_one_process<float>(); }
 TEST_CASE("N ranks train the bits one process trains: double") { check_same_as_one_process<double>(); }
 
+TEST_CASE("double batches of an odd width, normalized per row, give one process's bits") {
+  // Row-wise normalizations sum each row: rows at other places in the batch (a rank's batch is a
+  // part of one process's) must give the same bits. Width 7: rows off every SIMD boundary.
+  for (const auto norm : {dict::normalization::layer_norm, dict::normalization::constant_norm_rescale}) {
+    const dict::sae_options so{.d_in = 7, .d_sae = 20, .architecture = sae_architecture::topk, .k = 2, .normalize_activations = norm};
+    mint::matrixd all(60, 7);
+    mint::rng r(9);
+    r.fill_normal(all);
+    auto run = [&](dist::communicator_ref c) {
+      dict::basic_sae<double> sae(so, 2);
+      dict::sae_train_options o{.batch_size = 60, .steps = 3, .gradient_blocks = 6};
+      o.communicator = c;
+      dict::sae_trainer<double> t(sae, o);
+      const mint::index n = 60 / c.size();
+      const mint::matrixd mine = all.middleRows(c.rank() * n, n);
+      for (int i = 0; i < 3; ++i) t.step(mine);
+      const auto p = sae.parameters().flat();
+      return std::vector<double>(p.begin(), p.end());
+    };
+    CHECK(mpi_test::same_bits<double>(run(world()), run({})));
+  }
+}
+
 TEST_CASE("the settings exercise what they claim: dead latents, resampling, a threshold") {
   // Single-process runs, so a setting that stopped reaching AuxK or resampling shows here.
   const auto all = settings();
@@ -195,10 +219,27 @@ TEST_CASE("ranks with other options or other shard folders all stop with one mes
       dict::sae_trainer<float> t(s, o);
       FAIL("the trainer did not see the ranks' options differ");
     } catch (const dist::communication_error& e) {
-      CHECK(std::string(e.what()).find("batch_size 240") != std::string::npos);
+      CHECK(std::string(e.what()).find("batch 240") != std::string::npos);
     }
   }
   o.batch_size = 120;
+  if (world().size() > 1) {
+    // Other starting weights (another seed) on one rank: caught, not trained apart.
+    dict::sae other({.d_in = 16, .d_sae = 32, .architecture = sae_architecture::topk, .k = 2}, last ? 2 : 1);
+    CHECK_THROWS_AS(dict::sae_trainer<float>(other, o), dist::communication_error);
+    // A NaN in one rank's batch, and batches of other sizes: every rank throws, none waits.
+    dict::sae_trainer<float> t(s, o);
+    mint::matrixf batch = data().topRows(120 / world().size());
+    if (last) batch(3, 2) = std::numeric_limits<float>::quiet_NaN();
+    try {
+      t.step(batch);
+      FAIL("a rank's NaN went unseen");
+    } catch (const dist::communication_error& e) {
+      CHECK(std::string(e.what()).find("NaN or infinity in row 3") != std::string::npos);
+    }
+    const mint::matrixf other_rows = data().topRows(last ? 240 / world().size() : 120 / world().size());
+    CHECK_THROWS_AS(t.step(other_rows), dist::communication_error);
+  }
   o.gradient_blocks = 4;  // not a multiple of 3 ranks: an argument error, on every rank alike
   if (world().size() == 3) CHECK_THROWS_AS(dict::sae_trainer<float>(s, o), mint::argument_error);
 

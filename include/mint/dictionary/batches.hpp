@@ -120,12 +120,21 @@ dictionary::batch_source batch_sources<T>::of_blocks(std::function<dictionary::b
                                                      distributed::communicator_ref comm) {
   const char* fn = "mint::dictionary::block_batches";
   const index ranks = comm.size();
+  distributed::check_same(comm, fn, "gradient_blocks", detail::str(blocks));  // before a check that differs by rank
   if (blocks < 1 || blocks % ranks != 0)
-    throw argument_error(fn, "gradient_blocks", detail::str("is ", blocks), detail::str("needs a multiple of the communicator's ", ranks, " ranks"));
-  distributed::check_same(comm, fn, "gradient_blocks", detail::str(blocks));
+    throw argument_error(fn, "gradient_blocks", detail::str("is ", blocks),
+                         detail::str("needs >= 1 and a multiple of the communicator's ", ranks, " ranks"));
   const index q = blocks / ranks;
   auto sources = std::make_shared<std::vector<dictionary::batch_source>>();
-  for (index b = 0; b < q; ++b) sources->push_back(make(comm.rank() * q + b));
+  // A block's source that cannot open (its own files) stops every rank, not just this one.
+  std::string problem;
+  try {
+    for (index b = 0; b < q; ++b) sources->push_back(make(comm.rank() * q + b));
+  } catch (const std::exception& e) {
+    if (ranks == 1) throw;
+    problem = e.what();
+  }
+  distributed::agree(comm, fn, "make", problem);
   dictionary::batch_source out;
   out.next = [sources, q, fn](const tensor_view<float>& batch) {
     const index n = batch.extent(0);

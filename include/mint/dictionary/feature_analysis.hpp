@@ -229,7 +229,8 @@ public:
 
   /// Every rank ends with the group's collector (a collective: every rank calls it): rank 0
   /// merges the others' in rank order and sends the result back. Counts, top lists and
-  /// histograms are exact (one process's on the same rows); the activation sums to rounding.
+  /// histograms are exact (one process's on the same rows); the activation sums to rounding. Call
+  /// it once for the group's rows: a second call would count them again.
   MINT_LAZY void allreduce(distributed::communicator_ref comm) {
     const char* fn = "mint::dictionary::feature_collector::allreduce";
     distributed::check_same(comm, fn, "the collector",

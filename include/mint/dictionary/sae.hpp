@@ -280,7 +280,10 @@ void basic_sae<T>::normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, 
     case normalization::constant_norm_rescale:
       rows.scale.resize(n);
       for (index i = 0; i < n; ++i) {
-        const double norm = xn.row(i).template cast<double>().norm();
+        // Each row copied to its own aligned vector: the sum's bits then do not depend on where
+        // the row sits in the batch (docs/distributed.md).
+        const vectord row = xn.row(i).transpose().template cast<double>();
+        const double norm = row.norm();
         rows.scale(i) = norm > 0 ? T(std::sqrt(double(d)) / norm) : T(1);
         xn.row(i) *= rows.scale(i);
       }
@@ -289,8 +292,9 @@ void basic_sae<T>::normalize_rows(const tensor_view<const T>& x, matrix<T>& xn, 
       rows.scale.resize(n);
       rows.shift.resize(n);
       for (index i = 0; i < n; ++i) {
-        const double mean = xn.row(i).template cast<double>().mean();
-        const double var = d > 1 ? (xn.row(i).template cast<double>().array() - mean).square().sum() / double(d - 1) : 0.0;
+        const vectord row = xn.row(i).transpose().template cast<double>();  // aligned, as above
+        const double mean = row.mean();
+        const double var = d > 1 ? (row.array() - mean).square().sum() / double(d - 1) : 0.0;
         rows.shift(i) = T(mean);
         rows.scale(i) = T(std::sqrt(var));
         xn.row(i) = (xn.row(i).array() - rows.shift(i)) / T(std::sqrt(var) + 1e-5);

@@ -15,6 +15,7 @@
 #include <memory>
 #include <numeric>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,7 @@ struct sae_train_options {
   double resample_encoder_scale = 0.2;   ///< resampled encoder column norm, times the mean alive one
   double threshold_momentum = 0.99;      ///< BatchTopK: EMA of the smallest kept activation
   std::uint64_t seed = 0;                ///< resampling draws
-  progress_callback progress{};          ///< hears step, tokens/s, loss, L0, dead fraction
+  progress_callback progress{};          ///< hears step, tokens/s, loss, L0, dead fraction (rank 0's only, under a communicator)
   double progress_interval = 1.0;        ///< seconds between progress lines
   /// The batch is cut into this many equal blocks of rows; each block's loss and gradient are
   /// computed alone and the blocks' gradients added in block order, so a step's bits depend on
@@ -81,8 +82,12 @@ public:
   template <tensor X>
   sae_step_stats step(const X& batch) {
     const char* fn = "mint::dictionary::sae_trainer::step";
-    sae_.normalize_as(batch, xn_, rows_scaling_, fn, "batch");  // checks the batch: width, finite
-    if (xn_.rows() == 0) throw shape_error(fn, "batch", "has 0 rows", "needs at least one row");
+    together(fn, "batch", [&] {
+      sae_.normalize_as(batch, xn_, rows_scaling_, fn, "batch");  // checks the batch: width, finite
+      if (xn_.rows() == 0) throw shape_error(fn, "batch", "has 0 rows", "needs at least one row");
+      (void)block_rows(fn);
+    });
+    distributed::check_same(options_.communicator, fn, "the batch's rows", detail::str(xn_.rows()));
     if (!initialized_) {
       std::vector<T> converted;
       initialize(detail::rows_as<T>(mint::view(batch), converted));
@@ -141,6 +146,25 @@ private:
 
   // First batch: the scaling factor (E||x||^2 = d_in) and b_dec at the geometric median.
   void initialize(const tensor_view<const T>& batch);
+
+  // Runs f; under a communicator a rank's error becomes every rank's communication_error (one
+  // collective), so no rank is left waiting in the next collective. One process: f's own error.
+  template <class F>
+  void together(const char* fn, const char* arg, F&& f) const {
+    auto comm = options_.communicator;
+    if (comm.size() == 1) return f();
+    std::string problem;
+    try {
+      f();
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    distributed::agree(comm, fn, arg, problem);
+  }
+
+  // What every rank of a group must share: the SAE's options, every option that shapes a step,
+  // the counters and the weights (a hash of their bytes).
+  std::string group_state() const;
 
   // Blocks this rank computes, and the rows in each of its batch's blocks.
   index local_blocks() const { return options_.gradient_blocks / options_.communicator.size(); }
@@ -273,6 +297,27 @@ private:
 
 #if MINT_CORE_BODIES
 template <class T>
+std::string sae_trainer<T>::group_state() const {
+  const auto& so = sae_.options();
+  const auto& o = options_;
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a over the parameters' bytes
+  for (const std::byte b : std::as_bytes(sae_.parameters().flat())) hash = (hash ^ std::uint64_t(b)) * 1099511628211ull;
+  std::ostringstream out;
+  out << std::hexfloat << to_string(so.architecture) << ' ' << so.d_in << 'x' << so.d_sae << " k " << so.k << " b_dec_in "
+      << so.apply_b_dec_to_input << " normalize " << int(so.normalize_activations) << " batch " << o.batch_size << " steps "
+      << o.steps << " blocks " << o.gradient_blocks << " adam " << o.adam.lr << ',' << o.adam.beta1 << ',' << o.adam.beta2 << ','
+      << o.adam.epsilon << ',' << o.adam.weight_decay << ',' << o.adam.clip_norm << ',' << o.adam.warmup << ','
+      << int(o.adam.decay) << ',' << o.adam.total_steps << " loss " << o.loss.l1_coefficient << ',' << o.loss.l0_coefficient
+      << ',' << o.loss.penalty_uses_decoder_norm << ',' << o.loss.decoder_norm_blocks << ',' << o.loss.bandwidth << ','
+      << o.loss.auxk_coefficient << ',' << o.loss.k_aux << ',' << o.loss.sparse_density << " unit_norm "
+      << o.unit_norm_decoder << " median " << o.init_b_dec_geometric_median << " l1_warmup " << o.l1_warmup_steps
+      << " dead_after " << o.dead_after_tokens << " resample " << o.resample_every << ',' << o.resample_encoder_scale
+      << " momentum " << o.threshold_momentum << " seed " << o.seed << " step " << step_ << " rows " << rows_
+      << " scaling " << double(sae_.scaling_factor()) << " weights " << std::hex << hash;
+  return out.str();
+}
+
+template <class T>
 sae_trainer<T>::sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_(sae), options_(std::move(options)) {
   const char* fn = "mint::dictionary::sae_trainer";
   if (options_.batch_size < 1) throw argument_error(fn, "options.batch_size", detail::str("is ", options_.batch_size), "needs >= 1");
@@ -288,40 +333,41 @@ sae_trainer<T>::sae_trainer(basic_sae<T>& sae, sae_train_options options) : sae_
   silent_rows_.assign(std::size_t(sae.d_sae()), 0);
   dead_.assign(std::size_t(sae.d_sae()), 0);
   const index ranks = options_.communicator.size(), blocks = options_.gradient_blocks;
+  // Every rank the same SAE, options and starting weights (else they would drift apart silently).
+  distributed::check_same(options_.communicator, fn, "options and sae", group_state());
   if (blocks < 1 || blocks % ranks != 0 || options_.batch_size % blocks != 0)
     throw argument_error(fn, "options.gradient_blocks", detail::str("is ", blocks),
-                         detail::str("needs a multiple of the communicator's ", ranks, " ranks and a divisor of batch_size = ",
+                         detail::str("needs >= 1, a multiple of the communicator's ", ranks, " ranks and a divisor of batch_size = ",
                                      options_.batch_size));
-  distributed::check_same(options_.communicator, fn, "options",
-                          detail::str(to_string(sae.architecture()), " ", sae.d_in(), "x", sae.d_sae(), ", batch_size ",
-                                      options_.batch_size, ", gradient_blocks ", blocks, ", steps ", options_.steps,
-                                      ", resample_every ", options_.resample_every));
   for (index b = 1; b < blocks / ranks; ++b) block_gradients_.push_back(sae.parameters().zeros_like());
   batch_.resize(options_.batch_size / ranks, sae.d_in());
 }
 
 template <class T>
 void sae_trainer<T>::train(batch_source& source) {
+  const char* fn = "mint::dictionary::sae_trainer::train";
   if (needs_seek_) {
-    if (!source.seek)
-      throw argument_error("mint::dictionary::sae_trainer::train", "source", "cannot seek",
-                           "needs a source with seek to resume from a checkpoint");
-    source.seek(rows_);
+    together(fn, "source", [&] {
+      if (!source.seek) throw argument_error(fn, "source", "cannot seek", "needs a source with seek to resume from a checkpoint");
+      source.seek(rows_);
+    });
     needs_seek_ = false;
   }
-  progress_reporter reporter(options_.progress, std::string("train ") + std::string(to_string(sae_.architecture())),
+  // Under a communicator, rank 0 reports for the group (every rank has the same statistics).
+  progress_reporter reporter(options_.communicator.rank() == 0 ? options_.progress : progress_callback{},
+                             std::string("train ") + std::string(to_string(sae_.architecture())),
                              options_.steps, options_.progress_interval);
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t first = step_;
   while (step_ < options_.steps) {
-    const index got = source.next(tensor_view<float>(batch_.data(), {batch_.rows(), batch_.cols()}));
-    if (got != batch_.rows())
-      throw argument_error("mint::dictionary::sae_trainer::train", "source",
-                           detail::str("filled ", got, " rows"), detail::str("needs ", batch_.rows(), " per batch"));
+    together(fn, "source", [&] {
+      const index got = source.next(tensor_view<float>(batch_.data(), {batch_.rows(), batch_.cols()}));
+      if (got != batch_.rows()) throw argument_error(fn, "source", detail::str("filled ", got, " rows"), detail::str("needs ", batch_.rows(), " per batch"));
+    });
     const auto stats = step(batch_);
     if (reporter.active()) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double tokens_per_second = seconds > 0 ? double(step_ - first) * double(batch_.rows()) / seconds : 0.0;
+      const double tokens_per_second = seconds > 0 ? double(step_ - first) * double(options_.batch_size) / seconds : 0.0;
       reporter.report(step_, {{"tokens/s", tokens_per_second}, {"loss", stats.loss}, {"l0", stats.l0},
                               {"dead", stats.dead_fraction}});
     }
@@ -361,6 +407,7 @@ void sae_trainer<T>::write_checkpoint(const std::string& path) const {
                      {"mint.trainer.step", std::to_string(step_)},
                      {"mint.trainer.rows", std::to_string(rows_)},
                      {"mint.trainer.initialized", initialized_ ? "1" : "0"},
+                     {"mint.trainer.gradient_blocks", std::to_string(options_.gradient_blocks)},
                      {"mint.sae.scaling_factor", exact(sae_.scaling_factor())},
                      {"mint.sae.batch_threshold", exact(sae_.batch_threshold())}});
 }
@@ -369,13 +416,9 @@ template <class T>
 void sae_trainer<T>::load_checkpoint(const std::string& path) {
   auto comm = options_.communicator;
   if (comm.size() == 1) return read_checkpoint(path);
-  std::string problem;
-  try {
-    read_checkpoint(path);
-  } catch (const std::exception& e) {
-    problem = e.what();
-  }
-  distributed::agree(comm, "mint::dictionary::sae_trainer::load_checkpoint", "path", problem);
+  together("mint::dictionary::sae_trainer::load_checkpoint", "path", [&] { read_checkpoint(path); });
+  // Every rank read the same run (a stale copy of the file on one machine would split the group).
+  distributed::check_same(comm, "mint::dictionary::sae_trainer::load_checkpoint", "the checkpoint read", group_state());
 }
 
 template <class T>
@@ -394,6 +437,12 @@ void sae_trainer<T>::read_checkpoint(const std::string& path) {
       get("mint.sae.shape") != detail::str(sae_.d_in(), "x", sae_.d_sae()))
     throw argument_error(fn, "sae", detail::str("is ", to_string(sae_.architecture()), " ", sae_.d_in(), "x", sae_.d_sae()),
                          "needs the checkpoint's " + get("mint.sae.architecture") + " " + get("mint.sae.shape"));
+  // Blocks decide which rows each source skips on resume, and the bits: a run resumes with its own.
+  const auto blocks_it = meta.find("mint.trainer.gradient_blocks");
+  const index blocks = blocks_it == meta.end() ? 1 : parse_integer<index>(blocks_it->second, fn, path);
+  if (blocks != options_.gradient_blocks)
+    throw argument_error(fn, "options.gradient_blocks", detail::str("is ", options_.gradient_blocks),
+                         detail::str("needs the checkpoint's ", blocks));
   auto read_into = [&](const std::string& name, auto span) {
     using V = std::remove_cv_t<typename decltype(span)::element_type>;
     if (!file.contains(name)) throw format_error(fn, "file '" + path + "'", "has no '" + name + "'", "needs every tensor of a checkpoint");

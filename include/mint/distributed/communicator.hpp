@@ -142,8 +142,8 @@ private:
 /// sum = blocks[0] + blocks[1] + ... over the whole group's blocks, added left to right in
 /// global block order (rank r holds blocks r q .. r q + q - 1, q = blocks.size(), the same on
 /// every rank), so the bits depend on the blocks alone, never on how many ranks hold them.
-/// Moves 2 (N-1)/N q P values per rank, P = sum.size(): a reduce-scatter by parameter chunk
-/// (all_to_all) and an all_gather, as a ring allreduce would at q = 1. `sum` may be blocks[0].
+/// Sends (q + 1) (N-1)/N P values per rank, P = sum.size(): a reduce-scatter by parameter chunk
+/// (all_to_all) and an all_gather, a ring allreduce's 2 (N-1)/N P at q = 1. `sum` may be blocks[0].
 template <class T>
 void ordered_block_sum(communicator_ref comm, std::span<const std::span<const T>> blocks, std::span<T> sum) {
   const char* fn = "mint::distributed::ordered_block_sum";

@@ -13,6 +13,7 @@
 #endif
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -83,16 +84,16 @@ public:
     check(MPI_Bcast(bytes.data(), count(bytes.size()), MPI_BYTE, root, comm_), "MPI_Bcast");
   }
   std::vector<std::vector<std::byte>> gather(std::span<const std::byte> mine, int root) {
+    // Every rank learns every size, so a total beyond MPI's int counts stops all of them alike.
     int mine_size = count(mine.size());
-    std::vector<int> sizes(rank_ == root ? std::size_t(size_) : 0);
-    check(MPI_Gather(&mine_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, root, comm_), "MPI_Gather");
+    std::vector<int> sizes(static_cast<std::size_t>(size_));
+    check(MPI_Allgather(&mine_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm_), "MPI_Allgather");
     std::vector<int> offsets(sizes.size());
-    std::vector<std::byte> joined;
-    if (rank_ == root) {
-      std::size_t total = 0;
-      for (std::size_t r = 0; r < sizes.size(); ++r) offsets[r] = int(total), total += std::size_t(sizes[r]);
-      joined.resize(total);
-    }
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < sizes.size(); ++r) offsets[r] = int(std::min<std::size_t>(total, 2147483647)), total += std::size_t(sizes[r]);
+    count(total);
+    std::vector<std::byte> joined(rank_ == root ? total : 0);
+    if (rank_ != root) sizes.clear(), offsets.clear();
     check(MPI_Gatherv(mine.data(), mine_size, MPI_BYTE, joined.data(), sizes.data(), offsets.data(), MPI_BYTE, root, comm_),
           "MPI_Gatherv");
     std::vector<std::vector<std::byte>> out;

@@ -134,7 +134,8 @@ public:
   }
 
   /// Every rank ends with the group's sums (a collective: every rank calls it), so values() is
-  /// CKA over every rank's batches: one process's figure on the same batches, to rounding.
+  /// CKA over every rank's batches: one process's figure on the same batches, to rounding. Call it
+  /// once for the group's batches: a second call would count them again.
   MINT_LAZY void allreduce(distributed::communicator_ref comm) {
     distributed::check_same(comm, "mint::minibatch_cka::allreduce", "the accumulator",
                             detail::str(cross_.rows(), " x ", cross_.cols(), " layers"));

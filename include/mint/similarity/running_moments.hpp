@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -92,8 +94,9 @@ public:
     combine(other.rows_, other.mean_x_, other.mean_y_, other.sxx_, other.syy_, other.sxy_);
   }
 
-  /// Every rank ends with the moments of the group's rows (a collective: every rank calls it).
-  /// Two allreduces: the means first, then each rank's scatter moved to the group's mean.
+  /// Every rank ends with the moments of the group's rows (a collective: every rank calls it, once
+  /// for the group's data: a second call would count every rank's rows again). Two allreduces:
+  /// the means first, then each rank's scatters moved to the group's mean.
   MINT_LAZY void allreduce(distributed::communicator_ref comm) {
     const char* fn = "mint::running_moments::allreduce";
     distributed::check_same(comm, fn, "the accumulator",
@@ -107,18 +110,23 @@ public:
     comm.allreduce_sum(std::span<double>(sums.data(), std::size_t(sums.size())));
     if (sums(0) == 0) return;
     const vectord mx = sums.segment(1, d) / sums(0), my = e > 0 ? vectord(sums.segment(1 + d, e) / sums(0)) : vectord();
-    // Scatter about the group's mean: S + n (m - M)(m - M)^T, summed over ranks.
-    const vectord dx = mean_x_ - mx;
+    // Scatter about the group's mean: S + n (m - M)(m - M)^T, summed over ranks in one call.
     if (scatter_) {
+      const vectord dx = mean_x_ - mx;
       sxx_.noalias() += double(rows_) * dx * dx.transpose();
-      comm.allreduce_sum(std::span<double>(sxx_.data(), std::size_t(sxx_.size())));
-    }
-    if (scatter_ && e > 0) {
-      const vectord dy = mean_y_ - my;
-      syy_.noalias() += double(rows_) * dy * dy.transpose();
-      sxy_.noalias() += double(rows_) * dx * dy.transpose();
-      comm.allreduce_sum(std::span<double>(syy_.data(), std::size_t(syy_.size())));
-      comm.allreduce_sum(std::span<double>(sxy_.data(), std::size_t(sxy_.size())));
+      if (e > 0) {
+        const vectord dy = mean_y_ - my;
+        syy_.noalias() += double(rows_) * dy * dy.transpose();
+        sxy_.noalias() += double(rows_) * dx * dy.transpose();
+      }
+      std::vector<double> all(std::size_t(sxx_.size() + syy_.size() + sxy_.size()));
+      std::copy(sxx_.data(), sxx_.data() + sxx_.size(), all.begin());
+      std::copy(syy_.data(), syy_.data() + syy_.size(), all.begin() + sxx_.size());
+      std::copy(sxy_.data(), sxy_.data() + sxy_.size(), all.begin() + sxx_.size() + syy_.size());
+      comm.allreduce_sum(std::span<double>(all));
+      std::copy(all.begin(), all.begin() + sxx_.size(), sxx_.data());
+      std::copy(all.begin() + sxx_.size(), all.begin() + sxx_.size() + syy_.size(), syy_.data());
+      std::copy(all.begin() + sxx_.size() + syy_.size(), all.end(), sxy_.data());
     }
     rows_ = std::int64_t(sums(0));
     mean_x_ = mx;
