@@ -1,4 +1,5 @@
-"""A rank that fails mid-training ends the whole job, soon, with its message: no rank hangs.
+"""A rank that fails mid-training ends the whole job, soon, with its message, and a rank that
+never joins the setup stops the others after their timeout: no rank hangs.
 Usage: dying_rank.py MPIRUN EXECUTABLE RANKS."""
 import subprocess
 import sys
@@ -8,7 +9,8 @@ mpirun, executable, ranks = sys.argv[1], sys.argv[2], sys.argv[3]
 last = int(ranks) - 1
 failures = []
 for how, expected in [("throw", f"mint: rank {last} of {ranks} stops every rank: the data source: shard 7 is unreadable"),
-                      ("exit", "exited")]:
+                      ("exit", "exited"),
+                      ("late", "comm was not joined by every rank within 1 s")]:
     start = time.monotonic()
     try:
         run = subprocess.run([mpirun, "-np", ranks, "--oversubscribe", executable, how],

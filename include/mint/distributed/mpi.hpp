@@ -14,12 +14,14 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <utility>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mint/distributed/communicator.hpp"
@@ -55,7 +57,25 @@ private:
 /// A mint communicator over an MPI communicator (MPI_COMM_WORLD by default).
 class mpi_communicator {
 public:
-  explicit mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD) {
+  /// Every rank of `comm` must construct one within `setup_timeout_seconds` (0: wait forever):
+  /// a rank that never arrives (gone, stuck, or running another program) is a communication_error
+  /// on the ranks that did, where a blocking setup would wait forever.
+  explicit mpi_communicator(MPI_Comm comm = MPI_COMM_WORLD, double setup_timeout_seconds = 60) {
+    MPI_Comm_rank(comm, &rank_);
+    if (setup_timeout_seconds > 0) {
+      MPI_Request arrived = MPI_REQUEST_NULL;
+      check(MPI_Ibarrier(comm, &arrived), "MPI_Ibarrier");
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(setup_timeout_seconds);
+      for (int done = 0;;) {
+        check(MPI_Test(&arrived, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done) break;
+        if (std::chrono::steady_clock::now() > deadline)
+          throw communication_error("mint::distributed::mpi_communicator", "comm",
+                                    detail::str("was not joined by every rank within ", setup_timeout_seconds, " s (rank ", rank_, " waited)"),
+                                    "needs every rank to construct its mpi_communicator (a rank is gone, stuck or elsewhere)");
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
     check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
     check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");

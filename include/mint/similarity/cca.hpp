@@ -143,6 +143,30 @@ struct pwcca_options {
 
 namespace detail {
 
+/// canonical_correlations from streamed moments (C is always char: compiled once, in the cores).
+template <class C>
+struct cca_moments_core {
+  static vectord run(const basic_running_moments<C>& moments, const cca_options& options);
+};
+
+#if MINT_CORE_BODIES
+template <class C>
+vectord cca_moments_core<C>::run(const basic_running_moments<C>& moments, const cca_options& options) {
+  const similarity_context where{"mint::canonical_correlations", "moments"};
+  if (moments.paired_dims() == 0 || !moments.keeps_scatter())
+    throw argument_error(where.function, "moments", moments.paired_dims() == 0 ? "has no paired rows" : "keeps means only",
+                         "needs a running_moments built with paired_dims > 0 and scatter = true");
+  if (moments.rows() < 2)
+    throw argument_error(where.function, "moments", str("holds ", moments.rows(), " rows"), "needs at least 2");
+  require_ridge(options.epsilon, "options.epsilon", where);
+  const dense cx = moments.scatter(), cy = moments.paired_scatter(), cxy = moments.cross_scatter();
+  const auto lx = ridged_cholesky(cx, relative_ridge(cx, options.epsilon), where, "options.epsilon");
+  const auto ly = ridged_cholesky(cy, relative_ridge(cy, options.epsilon), where, "options.epsilon");
+  const dense left = lx.matrixL().solve(cxy);
+  return correlations_of(dense(ly.matrixL().solve(left.transpose()).transpose()));
+}
+#endif  // MINT_CORE_BODIES
+
 /// canonical_correlations over float and double views.
 template <class T, class U>
 struct canonical_correlations_core {
@@ -178,19 +202,8 @@ vectord canonical_correlations(const X& x, const Y& y, const cca_options& option
 
 /// The canonical correlations of streamed moments (a running_moments with paired rows, possibly
 /// reduced across ranks): what canonical_correlations(x, y) gives on the rows added, to rounding.
-MINT_LAZY vectord canonical_correlations(const running_moments& moments, const cca_options& options = {}) {
-  const similarity_context where{"mint::canonical_correlations", "moments"};
-  if (moments.paired_dims() == 0 || !moments.keeps_scatter())
-    throw argument_error(where.function, "moments", moments.paired_dims() == 0 ? "has no paired rows" : "keeps means only",
-                         "needs a running_moments built with paired_dims > 0 and scatter = true");
-  if (moments.rows() < 2)
-    throw argument_error(where.function, "moments", detail::str("holds ", moments.rows(), " rows"), "needs at least 2");
-  detail::require_ridge(options.epsilon, "options.epsilon", where);
-  const detail::dense cx = moments.scatter(), cy = moments.paired_scatter(), cxy = moments.cross_scatter();
-  const auto lx = detail::ridged_cholesky(cx, detail::relative_ridge(cx, options.epsilon), where, "options.epsilon");
-  const auto ly = detail::ridged_cholesky(cy, detail::relative_ridge(cy, options.epsilon), where, "options.epsilon");
-  const detail::dense left = lx.matrixL().solve(cxy);
-  return detail::correlations_of(detail::dense(ly.matrixL().solve(left.transpose()).transpose()));
+inline vectord canonical_correlations(const running_moments& moments, const cca_options& options = {}) {
+  return detail::cca_moments_core<char>::run(moments, options);
 }
 
 /// Mean canonical correlation of X [n, d1] and Y [n, d2] (same examples).
@@ -211,5 +224,6 @@ double pwcca(const X& x, const Y& y, const pwcca_options& options = {}) {
 #define MINT_CORES_SIMILARITY_CCA(CORE) \
   MINT_SIMILARITY_CORES(CORE, mint::cca_options) \
   MINT_SIMILARITY_CORES(CORE, mint::pwcca_options) \
-  MINT_CORE_FD2(CORE, mint::detail::canonical_correlations_core)
+  MINT_CORE_FD2(CORE, mint::detail::canonical_correlations_core) \
+  CORE(struct mint::detail::cca_moments_core<char>)
 MINT_CORES_SIMILARITY_CCA(MINT_CORE)

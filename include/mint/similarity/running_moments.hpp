@@ -22,24 +22,19 @@
 
 namespace mint {
 
+namespace detail {
+
+/// running_moments. A template (C is always char) so the bodies below compile once, in mint's
+/// cores (mint/core/compiled.hpp), not in every unit that includes the similarity headers.
 /// Rows' count, mean and centred scatter (the sum of (x - mean)(x - mean)^T), and with paired
 /// rows (the same examples in another representation) theirs and the cross scatter.
-class running_moments {
+template <class C>
+class basic_running_moments {
 public:
   /// Rows of `dims` values; `paired_dims` > 0: add() takes pairs of rows, the second of that width.
   /// `scatter` false keeps the means alone: O(dims) memory, for a mean over wide rows (a site's
   /// [positions x d_model] per example, for mean ablation).
-  explicit running_moments(index dims, index paired_dims = 0, bool scatter = true) : scatter_(scatter) {
-    if (dims < 1 || paired_dims < 0)
-      throw argument_error("mint::running_moments", dims < 1 ? "dims" : "paired_dims",
-                           detail::str("is ", dims < 1 ? dims : paired_dims), dims < 1 ? "needs >= 1" : "needs >= 0");
-    mean_x_ = vectord::Zero(dims);
-    if (paired_dims > 0) mean_y_ = vectord::Zero(paired_dims);
-    if (scatter) {
-      sxx_ = matrixd::Zero(dims, dims);
-      if (paired_dims > 0) syy_ = matrixd::Zero(paired_dims, paired_dims), sxy_ = matrixd::Zero(dims, paired_dims);
-    }
-  }
+  explicit basic_running_moments(index dims, index paired_dims = 0, bool scatter = true);
 
   index dims() const noexcept { return mean_x_.size(); }
   index paired_dims() const noexcept { return mean_y_.size(); }
@@ -54,8 +49,7 @@ public:
     if (paired_dims() > 0)
       throw argument_error("mint::running_moments::add", "y", "is missing",
                            detail::str("needs the paired rows too (this accumulator has paired_dims ", paired_dims(), ")"));
-    const matrixd xb = rows_of(mint::view(x), dims(), "x");
-    add_batch(xb, nullptr);
+    add_batch(rows_of(mint::view(x), dims(), "x"), nullptr);
   }
 
   /// Adds paired rows: x [n, dims] and y [n, paired_dims], row i of both from the same example.
@@ -81,57 +75,17 @@ public:
   const matrixd& cross_scatter() const noexcept { return sxy_; }
 
   /// scatter() / (rows - ddof): ddof 1 is the unbiased covariance (numpy.cov's default), 0 the maximum-likelihood one.
-  MINT_LAZY matrixd covariance(index ddof = 1) const { return sxx_ / divisor(ddof, "covariance"); }
-  MINT_LAZY matrixd paired_covariance(index ddof = 1) const { return syy_ / divisor(ddof, "paired_covariance"); }
-  MINT_LAZY matrixd cross_covariance(index ddof = 1) const { return sxy_ / divisor(ddof, "cross_covariance"); }
+  matrixd covariance(index ddof = 1) const;
+  matrixd paired_covariance(index ddof = 1) const;
+  matrixd cross_covariance(index ddof = 1) const;
 
   /// Folds in another accumulator (same widths), as if its rows had been added here.
-  MINT_LAZY void merge(const running_moments& other) {
-    if (other.dims() != dims() || other.paired_dims() != paired_dims() || other.scatter_ != scatter_)
-      throw argument_error("mint::running_moments::merge", "other",
-                           detail::str("has widths ", other.dims(), " and ", other.paired_dims(), other.scatter_ ? " with" : " without", " scatter"),
-                           detail::str("needs ", dims(), " and ", paired_dims(), scatter_ ? " with" : " without", " scatter"));
-    combine(other.rows_, other.mean_x_, other.mean_y_, other.sxx_, other.syy_, other.sxy_);
-  }
+  void merge(const basic_running_moments& other);
 
   /// Every rank ends with the moments of the group's rows (a collective: every rank calls it, once
   /// for the group's data: a second call would count every rank's rows again). Two allreduces:
   /// the means first, then each rank's scatters moved to the group's mean.
-  MINT_LAZY void allreduce(distributed::communicator_ref comm) {
-    const char* fn = "mint::running_moments::allreduce";
-    distributed::check_same(comm, fn, "the accumulator",
-                            detail::str("widths ", dims(), " and ", paired_dims(), scatter_ ? " with" : " without", " scatter"));
-    if (comm.size() == 1) return;
-    const index d = dims(), e = paired_dims();
-    vectord sums(1 + d + e);  // n, n mean_x, n mean_y
-    sums(0) = double(rows_);
-    sums.segment(1, d) = double(rows_) * mean_x_;
-    if (e > 0) sums.segment(1 + d, e) = double(rows_) * mean_y_;
-    comm.allreduce_sum(std::span<double>(sums.data(), std::size_t(sums.size())));
-    if (sums(0) == 0) return;
-    const vectord mx = sums.segment(1, d) / sums(0), my = e > 0 ? vectord(sums.segment(1 + d, e) / sums(0)) : vectord();
-    // Scatter about the group's mean: S + n (m - M)(m - M)^T, summed over ranks in one call.
-    if (scatter_) {
-      const vectord dx = mean_x_ - mx;
-      sxx_.noalias() += double(rows_) * dx * dx.transpose();
-      if (e > 0) {
-        const vectord dy = mean_y_ - my;
-        syy_.noalias() += double(rows_) * dy * dy.transpose();
-        sxy_.noalias() += double(rows_) * dx * dy.transpose();
-      }
-      std::vector<double> all(std::size_t(sxx_.size() + syy_.size() + sxy_.size()));
-      std::copy(sxx_.data(), sxx_.data() + sxx_.size(), all.begin());
-      std::copy(syy_.data(), syy_.data() + syy_.size(), all.begin() + sxx_.size());
-      std::copy(sxy_.data(), sxy_.data() + sxy_.size(), all.begin() + sxx_.size() + syy_.size());
-      comm.allreduce_sum(std::span<double>(all));
-      std::copy(all.begin(), all.begin() + sxx_.size(), sxx_.data());
-      std::copy(all.begin() + sxx_.size(), all.begin() + sxx_.size() + syy_.size(), syy_.data());
-      std::copy(all.begin() + sxx_.size() + syy_.size(), all.end(), sxy_.data());
-    }
-    rows_ = std::int64_t(sums(0));
-    mean_x_ = mx;
-    mean_y_ = my;
-  }
+  void allreduce(distributed::communicator_ref comm);
 
 private:
   template <class T>
@@ -150,57 +104,12 @@ private:
     return out;
   }
 
-  MINT_LAZY void add_batch(const matrixd& x, const matrixd* y) {
-    if (x.rows() == 0) return;
-    const double n = double(x.rows());
-    const vectord mx = x.colwise().mean().transpose();
-    vectord my = y ? vectord(y->colwise().mean().transpose()) : vectord();
-    matrixd sxx, syy, sxy;
-    if (scatter_) {
-      const matrixd xc = x.rowwise() - mx.transpose();
-      sxx = xc.transpose() * xc;
-      if (y) {
-        const matrixd yc = y->rowwise() - my.transpose();
-        syy = yc.transpose() * yc;
-        sxy = xc.transpose() * yc;
-      }
-    }
-    combine(std::int64_t(n), mx, my, sxx, syy, sxy);
-  }
+  void add_batch(const matrixd& x, const matrixd* y);
 
   // Chan et al.: n = na + nb, delta = mb - ma, S = Sa + Sb + delta delta^T na nb / n.
-  MINT_LAZY void combine(std::int64_t nb, const vectord& mx, const vectord& my, const matrixd& sxx, const matrixd& syy,
-                         const matrixd& sxy) {
-    if (nb == 0) return;
-    const double na = double(rows_), n = na + double(nb), w = na * double(nb) / n;
-    const vectord dx = mx - mean_x_;
-    if (scatter_) {
-      sxx_ += sxx;
-      sxx_.noalias() += w * dx * dx.transpose();
-    }
-    mean_x_ += dx * (double(nb) / n);
-    if (paired_dims() > 0) {
-      const vectord dy = my - mean_y_;
-      if (scatter_) {
-        syy_ += syy;
-        syy_.noalias() += w * dy * dy.transpose();
-        sxy_ += sxy;
-        sxy_.noalias() += w * dx * dy.transpose();
-      }
-      mean_y_ += dy * (double(nb) / n);
-    }
-    rows_ += nb;
-  }
+  void combine(std::int64_t nb, const vectord& mx, const vectord& my, const matrixd& sxx, const matrixd& syy, const matrixd& sxy);
 
-  double divisor(index ddof, const char* what) const {
-    if (!scatter_)
-      throw argument_error(std::string("mint::running_moments::") + what, "this accumulator", "keeps means only",
-                           "needs one built with scatter = true");
-    if (ddof < 0 || rows_ - ddof < 1)
-      throw argument_error(std::string("mint::running_moments::") + what, "ddof", detail::str("is ", ddof),
-                           detail::str("needs 0 <= ddof < rows = ", rows_));
-    return double(rows_ - ddof);
-  }
+  double divisor(index ddof, const char* what) const;
 
   bool scatter_ = true;
   std::int64_t rows_ = 0;
@@ -208,4 +117,141 @@ private:
   matrixd sxx_, syy_, sxy_;
 };
 
+#if MINT_CORE_BODIES
+template <class C>
+basic_running_moments<C>::basic_running_moments(index dims, index paired_dims, bool scatter) : scatter_(scatter) {
+  if (dims < 1 || paired_dims < 0)
+    throw argument_error("mint::running_moments", dims < 1 ? "dims" : "paired_dims",
+                         str("is ", dims < 1 ? dims : paired_dims), dims < 1 ? "needs >= 1" : "needs >= 0");
+  mean_x_ = vectord::Zero(dims);
+  if (paired_dims > 0) mean_y_ = vectord::Zero(paired_dims);
+  if (scatter) {
+    sxx_ = matrixd::Zero(dims, dims);
+    if (paired_dims > 0) syy_ = matrixd::Zero(paired_dims, paired_dims), sxy_ = matrixd::Zero(dims, paired_dims);
+  }
+}
+
+template <class C>
+matrixd basic_running_moments<C>::covariance(index ddof) const {
+  return sxx_ / divisor(ddof, "covariance");
+}
+template <class C>
+matrixd basic_running_moments<C>::paired_covariance(index ddof) const {
+  return syy_ / divisor(ddof, "paired_covariance");
+}
+template <class C>
+matrixd basic_running_moments<C>::cross_covariance(index ddof) const {
+  return sxy_ / divisor(ddof, "cross_covariance");
+}
+
+template <class C>
+void basic_running_moments<C>::merge(const basic_running_moments& other) {
+  if (other.dims() != dims() || other.paired_dims() != paired_dims() || other.scatter_ != scatter_)
+    throw argument_error("mint::running_moments::merge", "other",
+                         str("has widths ", other.dims(), " and ", other.paired_dims(), other.scatter_ ? " with" : " without", " scatter"),
+                         str("needs ", dims(), " and ", paired_dims(), scatter_ ? " with" : " without", " scatter"));
+  combine(other.rows_, other.mean_x_, other.mean_y_, other.sxx_, other.syy_, other.sxy_);
+}
+
+template <class C>
+void basic_running_moments<C>::allreduce(distributed::communicator_ref comm) {
+  const char* fn = "mint::running_moments::allreduce";
+  distributed::check_same(comm, fn, "the accumulator",
+                          str("widths ", dims(), " and ", paired_dims(), scatter_ ? " with" : " without", " scatter"));
+  if (comm.size() == 1) return;
+  const index d = dims(), e = paired_dims();
+  vectord sums(1 + d + e);  // n, n mean_x, n mean_y
+  sums(0) = double(rows_);
+  sums.segment(1, d) = double(rows_) * mean_x_;
+  if (e > 0) sums.segment(1 + d, e) = double(rows_) * mean_y_;
+  comm.allreduce_sum(std::span<double>(sums.data(), std::size_t(sums.size())));
+  if (sums(0) == 0) return;
+  const vectord mx = sums.segment(1, d) / sums(0), my = e > 0 ? vectord(sums.segment(1 + d, e) / sums(0)) : vectord();
+  // Scatter about the group's mean: S + n (m - M)(m - M)^T, summed over ranks in one call.
+  if (scatter_) {
+    const vectord dx = mean_x_ - mx;
+    sxx_.noalias() += double(rows_) * dx * dx.transpose();
+    if (e > 0) {
+      const vectord dy = mean_y_ - my;
+      syy_.noalias() += double(rows_) * dy * dy.transpose();
+      sxy_.noalias() += double(rows_) * dx * dy.transpose();
+    }
+    std::vector<double> all(std::size_t(sxx_.size() + syy_.size() + sxy_.size()));
+    std::copy(sxx_.data(), sxx_.data() + sxx_.size(), all.begin());
+    std::copy(syy_.data(), syy_.data() + syy_.size(), all.begin() + sxx_.size());
+    std::copy(sxy_.data(), sxy_.data() + sxy_.size(), all.begin() + sxx_.size() + syy_.size());
+    comm.allreduce_sum(std::span<double>(all));
+    std::copy(all.begin(), all.begin() + sxx_.size(), sxx_.data());
+    std::copy(all.begin() + sxx_.size(), all.begin() + sxx_.size() + syy_.size(), syy_.data());
+    std::copy(all.begin() + sxx_.size() + syy_.size(), all.end(), sxy_.data());
+  }
+  rows_ = std::int64_t(sums(0));
+  mean_x_ = mx;
+  mean_y_ = my;
+}
+
+template <class C>
+void basic_running_moments<C>::add_batch(const matrixd& x, const matrixd* y) {
+  if (x.rows() == 0) return;
+  const double n = double(x.rows());
+  const vectord mx = x.colwise().mean().transpose();
+  vectord my = y ? vectord(y->colwise().mean().transpose()) : vectord();
+  matrixd sxx, syy, sxy;
+  if (scatter_) {
+    const matrixd xc = x.rowwise() - mx.transpose();
+    sxx = xc.transpose() * xc;
+    if (y) {
+      const matrixd yc = y->rowwise() - my.transpose();
+      syy = yc.transpose() * yc;
+      sxy = xc.transpose() * yc;
+    }
+  }
+  combine(std::int64_t(n), mx, my, sxx, syy, sxy);
+}
+
+template <class C>
+void basic_running_moments<C>::combine(std::int64_t nb, const vectord& mx, const vectord& my, const matrixd& sxx,
+                                     const matrixd& syy, const matrixd& sxy) {
+  if (nb == 0) return;
+  const double na = double(rows_), n = na + double(nb), w = na * double(nb) / n;
+  const vectord dx = mx - mean_x_;
+  if (scatter_) {
+    sxx_ += sxx;
+    sxx_.noalias() += w * dx * dx.transpose();
+  }
+  mean_x_ += dx * (double(nb) / n);
+  if (paired_dims() > 0) {
+    const vectord dy = my - mean_y_;
+    if (scatter_) {
+      syy_ += syy;
+      syy_.noalias() += w * dy * dy.transpose();
+      sxy_ += sxy;
+      sxy_.noalias() += w * dx * dy.transpose();
+    }
+    mean_y_ += dy * (double(nb) / n);
+  }
+  rows_ += nb;
+}
+
+template <class C>
+double basic_running_moments<C>::divisor(index ddof, const char* what) const {
+  if (!scatter_)
+    throw argument_error(std::string("mint::running_moments::") + what, "this accumulator", "keeps means only",
+                         "needs one built with scatter = true");
+  if (ddof < 0 || rows_ - ddof < 1)
+    throw argument_error(std::string("mint::running_moments::") + what, "ddof", str("is ", ddof),
+                         str("needs 0 <= ddof < rows = ", rows_));
+  return double(rows_ - ddof);
+}
+#endif  // MINT_CORE_BODIES
+
+}  // namespace detail
+
+/// Streaming means and centred second moments (see detail::basic_running_moments).
+using running_moments = detail::basic_running_moments<char>;
+
 }  // namespace mint
+
+/// The cores this header compiles once (mint/core/compiled.hpp).
+#define MINT_CORES_SIMILARITY_RUNNING_MOMENTS(CORE) CORE(class mint::detail::basic_running_moments<char>)
+MINT_CORES_SIMILARITY_RUNNING_MOMENTS(MINT_CORE)
